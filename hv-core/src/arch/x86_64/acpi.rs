@@ -1,0 +1,146 @@
+//! ACPI: the tables hv-core reads at boot (MADT for CPUs and IOAPICs, FADT
+//! and DSDT for soft-off), through the `acpi` crate.
+
+use core::ptr::NonNull;
+
+use acpi::fadt::Fadt;
+use acpi::madt::{Madt, MadtEntry};
+use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
+use hv_core::acpi_sleep::{self, SleepType};
+use x86_64::instructions::port::Port;
+
+use super::paging;
+
+#[derive(Clone, Copy)]
+struct Handler;
+
+impl AcpiHandler for Handler {
+    unsafe fn map_physical_region<T>(&self, phys: usize, size: usize) -> PhysicalMapping<Self, T> {
+        let virt = paging::map_firmware(phys as u64, size as u64);
+        // SAFETY: `map_firmware` returns a valid mapping of `size` bytes at
+        // `phys`; the caller guarantees a `T` lives there. Mappings are never
+        // torn down (they are few and made at boot), so dropping is a no-op.
+        unsafe {
+            PhysicalMapping::new(
+                phys,
+                NonNull::new(virt as *mut T).expect("null mapping"),
+                size,
+                size,
+                *self,
+            )
+        }
+    }
+
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
+}
+
+/// What hv-core learned from ACPI.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Platform {
+    pub revision: u8,
+    /// Enabled (or online-capable) local APICs.
+    pub cpus: u32,
+    pub ioapics: u32,
+    pub power: Option<SoftOff>,
+}
+
+/// How to power the machine off (ACPI S5).
+#[derive(Clone, Copy, Debug)]
+pub struct SoftOff {
+    pm1a_control: u16,
+    pm1b_control: Option<u16>,
+    sleep_type: SleepType,
+    smi_command: u16,
+    acpi_enable: u8,
+}
+
+#[derive(Debug)]
+pub enum AcpiError {
+    Tables(acpi::AcpiError),
+    NoMadt,
+}
+
+impl core::fmt::Display for AcpiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Tables(e) => write!(f, "cannot read the ACPI tables: {e:?}"),
+            Self::NoMadt => write!(f, "the ACPI tables have no MADT"),
+        }
+    }
+}
+
+/// Reads the ACPI tables starting at the RSDP at `rsdp_phys`.
+pub fn discover(rsdp_phys: u64) -> Result<Platform, AcpiError> {
+    // SAFETY: the boot loader handed over this RSDP address (or a copy of
+    // the RSDP in the boot information); the crate validates its checksum.
+    let tables = unsafe { AcpiTables::from_rsdp(Handler, rsdp_phys as usize) }
+        .map_err(AcpiError::Tables)?;
+    let mut platform = Platform {
+        revision: tables.revision(),
+        ..Platform::default()
+    };
+    let madt = tables.find_table::<Madt>().map_err(|_| AcpiError::NoMadt)?;
+    for entry in madt.get().entries() {
+        match entry {
+            MadtEntry::LocalApic(lapic) if lapic.flags & 0b11 != 0 => platform.cpus += 1,
+            MadtEntry::LocalX2Apic(x2) if x2.flags & 0b11 != 0 => platform.cpus += 1,
+            MadtEntry::IoApic(_) => platform.ioapics += 1,
+            _ => {}
+        }
+    }
+    platform.power = soft_off(&tables);
+    Ok(platform)
+}
+
+fn soft_off(tables: &AcpiTables<Handler>) -> Option<SoftOff> {
+    let fadt = tables.find_table::<Fadt>().ok()?;
+    let io_port = |ga: acpi::address::GenericAddress| {
+        (ga.address_space == acpi::address::AddressSpace::SystemIo).then_some(ga.address as u16)
+    };
+    let pm1a_control = io_port(fadt.pm1a_control_block().ok()?)?;
+    let pm1b_control = fadt.pm1b_control_block().ok().flatten().and_then(io_port);
+    let dsdt = tables.dsdt().ok()?;
+    let virt = paging::map_firmware(dsdt.address as u64, dsdt.length as u64);
+    // SAFETY: the DSDT's AML stream, `length` bytes at `address`, is mapped
+    // at `virt` for the life of the hypervisor and never written.
+    let aml = unsafe { core::slice::from_raw_parts(virt as *const u8, dsdt.length as usize) };
+    let sleep_type = acpi_sleep::find_s5(aml)?;
+    let smi_command = fadt.smi_cmd_port as u16;
+    let acpi_enable = fadt.acpi_enable;
+    Some(SoftOff {
+        pm1a_control,
+        pm1b_control,
+        sleep_type,
+        smi_command,
+        acpi_enable,
+    })
+}
+
+const SCI_EN: u16 = 1 << 0;
+const SLP_EN: u16 = 1 << 13;
+
+/// Enters S5. Returns only if the machine is still running afterwards.
+pub fn power_off(off: &SoftOff) {
+    let mut pm1a: Port<u16> = Port::new(off.pm1a_control);
+    // SAFETY: the FADT names these ports as the PM1 control registers; the
+    // SMI command port and value come from the same table. Writing SLP_TYP
+    // with SLP_EN is the architectural way to enter a sleep state.
+    unsafe {
+        if pm1a.read() & SCI_EN == 0 && off.smi_command != 0 && off.acpi_enable != 0 {
+            Port::<u8>::new(off.smi_command).write(off.acpi_enable);
+            for _ in 0..1_000_000 {
+                if pm1a.read() & SCI_EN != 0 {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+        }
+        let a = (pm1a.read() & !(0b111 << 10)) | (off.sleep_type.a as u16) << 10 | SLP_EN;
+        if let Some(port) = off.pm1b_control {
+            let mut pm1b: Port<u16> = Port::new(port);
+            let b = (pm1b.read() & !(0b111 << 10)) | (off.sleep_type.b as u16) << 10 | SLP_EN;
+            pm1b.write(b);
+        }
+        pm1a.write(a);
+    }
+}

@@ -1,0 +1,218 @@
+//! Per-CPU descriptor tables (GDT, TSS, IDT), CPU features and control
+//! registers.
+//!
+//! Only the boot CPU exists so far, but the tables are built per CPU from the
+//! start: each CPU will get its own GDT and TSS (its own IST stacks).
+
+use raw_cpuid::CpuId;
+use spin::Once;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::{PrivilegeLevel, VirtAddr};
+
+use super::{boot, entry};
+
+/// IST slots (1-based in the IDT, 0-based in the TSS).
+const IST_NMI: u16 = 0;
+const IST_DOUBLE_FAULT: u16 = 1;
+const IST_MACHINE_CHECK: u16 = 2;
+
+struct Gdt {
+    table: GlobalDescriptorTable,
+    code: SegmentSelector,
+    data: SegmentSelector,
+    tss: SegmentSelector,
+}
+
+static TSS: Once<TaskStateSegment> = Once::new();
+static GDT: Once<Gdt> = Once::new();
+static IDT: Once<InterruptDescriptorTable> = Once::new();
+
+/// Loads the GDT, TSS and IDT on the boot CPU. After this every exception is
+/// reported.
+pub fn init_descriptor_tables() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        let [nmi, df, mc] = boot::ist_tops();
+        tss.interrupt_stack_table[IST_NMI as usize] = VirtAddr::new(nmi);
+        tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] = VirtAddr::new(df);
+        tss.interrupt_stack_table[IST_MACHINE_CHECK as usize] = VirtAddr::new(mc);
+        tss
+    });
+    let gdt = GDT.call_once(|| {
+        let mut table = GlobalDescriptorTable::new();
+        let code = table.append(Descriptor::kernel_code_segment());
+        let data = table.append(Descriptor::kernel_data_segment());
+        let tss = table.append(Descriptor::tss_segment(tss));
+        Gdt {
+            table,
+            code,
+            data,
+            tss,
+        }
+    });
+    gdt.table.load();
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which
+    // is 'static; the code segment is 64-bit ring 0, the data segment
+    // writable ring 0, and the TSS descriptor describes a 'static TSS.
+    unsafe {
+        CS::set_reg(gdt.code);
+        DS::set_reg(gdt.data);
+        ES::set_reg(gdt.data);
+        SS::set_reg(gdt.data);
+        load_tss(gdt.tss);
+    }
+    debug_assert_eq!(gdt.code.rpl(), PrivilegeLevel::Ring0);
+
+    let idt = IDT.call_once(|| {
+        let mut idt = InterruptDescriptorTable::new();
+        // SAFETY (all three blocks below): every stub address comes from
+        // `entry::stub_address`, a valid entry point that saves state and
+        // returns with iretq; IST indices name stacks the TSS provides.
+        for vector in 32..=255u8 {
+            let addr = VirtAddr::new(entry::stub_address(vector));
+            // SAFETY: see above.
+            unsafe {
+                idt[vector].set_handler_addr(addr);
+            }
+        }
+        let stub = |v: u8| VirtAddr::new(entry::stub_address(v));
+        // SAFETY: see above.
+        unsafe {
+            idt.divide_error.set_handler_addr(stub(0));
+            idt.debug.set_handler_addr(stub(1));
+            idt.non_maskable_interrupt
+                .set_handler_addr(stub(2))
+                .set_stack_index(IST_NMI);
+            idt.breakpoint.set_handler_addr(stub(3));
+            idt.overflow.set_handler_addr(stub(4));
+            idt.bound_range_exceeded.set_handler_addr(stub(5));
+            idt.invalid_opcode.set_handler_addr(stub(6));
+            idt.device_not_available.set_handler_addr(stub(7));
+            idt.double_fault
+                .set_handler_addr(stub(8))
+                .set_stack_index(IST_DOUBLE_FAULT);
+            idt.invalid_tss.set_handler_addr(stub(10));
+            idt.segment_not_present.set_handler_addr(stub(11));
+            idt.stack_segment_fault.set_handler_addr(stub(12));
+            idt.general_protection_fault.set_handler_addr(stub(13));
+            idt.page_fault.set_handler_addr(stub(14));
+            idt.x87_floating_point.set_handler_addr(stub(16));
+            idt.alignment_check.set_handler_addr(stub(17));
+            idt.machine_check
+                .set_handler_addr(stub(18))
+                .set_stack_index(IST_MACHINE_CHECK);
+            idt.simd_floating_point.set_handler_addr(stub(19));
+            idt.virtualization.set_handler_addr(stub(20));
+            idt.cp_protection_exception.set_handler_addr(stub(21));
+            idt.hv_injection_exception.set_handler_addr(stub(28));
+            idt.vmm_communication_exception.set_handler_addr(stub(29));
+            idt.security_exception.set_handler_addr(stub(30));
+        }
+        idt
+    });
+    idt.load();
+}
+
+/// The CPU features hv-core reports and uses.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    pub vendor: [u8; 12],
+    pub nx: bool,
+    pub smep: bool,
+    pub smap: bool,
+    pub xsave: bool,
+    pub pdpe1gb: bool,
+    pub svm: bool,
+    pub npt: bool,
+    pub vmx: bool,
+    pub x2apic: bool,
+    pub tsc_deadline: bool,
+    pub invariant_tsc: bool,
+    pub pge: bool,
+    pub hypervisor: bool,
+}
+
+static FEATURES: Once<Features> = Once::new();
+
+pub fn features() -> &'static Features {
+    FEATURES.call_once(|| {
+        let cpuid = CpuId::new();
+        let mut f = Features::default();
+        if let Some(v) = cpuid.get_vendor_info() {
+            f.vendor.copy_from_slice(v.as_str().as_bytes());
+        }
+        if let Some(info) = cpuid.get_feature_info() {
+            f.xsave = info.has_xsave();
+            f.x2apic = info.has_x2apic();
+            f.tsc_deadline = info.has_tsc_deadline();
+            f.pge = info.has_pge();
+            f.hypervisor = info.has_hypervisor();
+            f.vmx = info.has_vmx();
+        }
+        if let Some(ext) = cpuid.get_extended_feature_info() {
+            f.smep = ext.has_smep();
+            f.smap = ext.has_smap();
+        }
+        if let Some(ext) = cpuid.get_extended_processor_and_feature_identifiers() {
+            f.nx = ext.has_execute_disable();
+            f.pdpe1gb = ext.has_1gib_pages();
+            f.svm = ext.has_svm();
+        }
+        if let Some(apm) = cpuid.get_advanced_power_mgmt_info() {
+            f.invariant_tsc = apm.has_invariant_tsc();
+        }
+        if f.svm {
+            f.npt = cpuid.get_svm_info().is_some_and(|svm| svm.has_nested_paging());
+        }
+        f
+    })
+}
+
+/// Switches on the protections the CPU offers: NX (already on from boot),
+/// write protection in ring 0, SMEP and SMAP, global pages.
+pub fn enable_protections(f: &Features) {
+    // SAFETY: these bits only add protection or enable features the CPU
+    // reported; hv-core has no user pages and no code that relies on
+    // writing read-only pages, so nothing that runs afterwards breaks.
+    unsafe {
+        Cr0::update(|cr0| cr0.insert(Cr0Flags::WRITE_PROTECT));
+        if f.nx {
+            Efer::update(|efer| efer.insert(EferFlags::NO_EXECUTE_ENABLE));
+        }
+        Cr4::update(|cr4| {
+            if f.smep {
+                cr4.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION);
+            }
+            if f.smap {
+                cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
+            }
+            if f.pge {
+                cr4.insert(Cr4Flags::PAGE_GLOBAL);
+            }
+        });
+    }
+}
+
+/// The running CPU's initial APIC id (CPUID leaf 1).
+pub fn apic_id() -> u32 {
+    CpuId::new()
+        .get_feature_info()
+        .map_or(0, |f| f.initial_local_apic_id() as u32)
+}
+
+/// The CPU's brand string, when it has one.
+pub fn brand(buf: &mut [u8; 48]) -> &str {
+    let Some(brand) = CpuId::new().get_processor_brand_string() else {
+        return "";
+    };
+    let s = brand.as_str().trim();
+    let n = s.len().min(48);
+    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+    core::str::from_utf8(&buf[..n]).unwrap_or("")
+}

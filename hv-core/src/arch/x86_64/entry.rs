@@ -1,0 +1,110 @@
+//! Interrupt and exception entry.
+//!
+//! Every vector has a 16-byte stub at `trap_stubs + vector * 16` that pushes
+//! a dummy error code where the CPU pushes none, then the vector number, and
+//! jumps to `trap_common`, which saves every general register into a
+//! [`TrapFrame`] and calls [`super::traps::dispatch`]. One frame layout for
+//! all vectors keeps the report and, later, guest context switching simple.
+
+core::arch::global_asm!(
+    r#"
+    .section .text.trap_entry, "ax"
+    .balign 16
+    .global trap_stubs
+trap_stubs:
+    .set vector, 0
+    .rept 256
+    .balign 16
+    .if (vector == 8) || (vector == 10) || (vector == 11) || (vector == 12) || (vector == 13) || (vector == 14) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vector
+    jmp trap_common
+    .set vector, vector + 1
+    .endr
+
+trap_common:
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rdi
+    cld
+    call trap_dispatch
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp                   /* vector and error code */
+    iretq
+    "#,
+    options(att_syntax)
+);
+
+/// The stack as `trap_common` leaves it: saved registers, then what the stub
+/// and the CPU pushed.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+
+unsafe extern "C" {
+    static trap_stubs: u8;
+}
+
+/// The address of the entry stub for `vector`.
+pub fn stub_address(vector: u8) -> u64 {
+    core::ptr::addr_of!(trap_stubs) as u64 + vector as u64 * 16
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    super::traps::dispatch(frame);
+}

@@ -1,0 +1,148 @@
+//! What happens on each vector: exceptions in hv-core are fatal and produce a
+//! report; the LAPIC timer is counted; spurious interrupts are ignored.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
+
+use super::entry::TrapFrame;
+use super::{cpu, lapic, serial, time};
+
+/// How many times the LAPIC timer has fired, and the TSC when it last did.
+pub static TIMER_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+pub static LAST_TIMER_TSC: AtomicU64 = AtomicU64::new(0);
+
+pub fn dispatch(frame: &mut TrapFrame) {
+    match frame.vector as u8 {
+        0..=31 => fatal_exception(frame),
+        lapic::TIMER_VECTOR => {
+            LAST_TIMER_TSC.store(time::rdtsc(), Ordering::Relaxed);
+            TIMER_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+            lapic::eoi();
+        }
+        lapic::SPURIOUS_VECTOR => {}
+        vector => {
+            log::warn!("unexpected interrupt on vector {vector:#04x} ignored");
+            lapic::eoi();
+        }
+    }
+}
+
+/// Mnemonic and name of each architectural exception.
+pub fn exception_name(vector: u8) -> (&'static str, &'static str) {
+    match vector {
+        0 => ("#DE", "divide error"),
+        1 => ("#DB", "debug"),
+        2 => ("NMI", "non-maskable interrupt"),
+        3 => ("#BP", "breakpoint"),
+        4 => ("#OF", "overflow"),
+        5 => ("#BR", "bound range exceeded"),
+        6 => ("#UD", "invalid opcode"),
+        7 => ("#NM", "device not available"),
+        8 => ("#DF", "double fault"),
+        10 => ("#TS", "invalid TSS"),
+        11 => ("#NP", "segment not present"),
+        12 => ("#SS", "stack-segment fault"),
+        13 => ("#GP", "general protection fault"),
+        14 => ("#PF", "page fault"),
+        16 => ("#MF", "x87 floating-point error"),
+        17 => ("#AC", "alignment check"),
+        18 => ("#MC", "machine check"),
+        19 => ("#XM", "SIMD floating-point exception"),
+        20 => ("#VE", "virtualization exception"),
+        21 => ("#CP", "control protection exception"),
+        28 => ("#HV", "hypervisor injection exception"),
+        29 => ("#VC", "VMM communication exception"),
+        30 => ("#SX", "security exception"),
+        _ => ("#??", "reserved exception"),
+    }
+}
+
+/// A writer for the fatal path: straight to COM1, whoever holds its lock.
+struct Report;
+
+impl Write for Report {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        serial::write_forced(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn page_fault_cause(code: u64) -> [&'static str; 4] {
+    [
+        if code & 1 != 0 { "protection-violation" } else { "not-present" },
+        if code & 2 != 0 { "write" } else { "read" },
+        if code & 4 != 0 { "user" } else { "supervisor" },
+        if code & 16 != 0 { "instruction-fetch" } else { "data" },
+    ]
+}
+
+fn fatal_exception(frame: &TrapFrame) -> ! {
+    let vector = frame.vector as u8;
+    let (mnemonic, name) = exception_name(vector);
+    let mut out = Report;
+    let _ = write_report(&mut out, frame, vector, mnemonic, name);
+    crate::stop::fatal("exception in hv-core")
+}
+
+fn write_report(
+    out: &mut Report,
+    f: &TrapFrame,
+    vector: u8,
+    mnemonic: &str,
+    name: &str,
+) -> fmt::Result {
+    writeln!(
+        out,
+        "(hv) FATAL: {name} ({mnemonic}, vector {vector}) in hv-core on CPU 0 (APIC id {})",
+        cpu::apic_id()
+    )?;
+    write!(out, "(hv)   error code {:#06x}", f.error_code)?;
+    if vector == 14 {
+        let [p, w, u, i] = page_fault_cause(f.error_code);
+        write!(out, " [{p} {w} {u} {i}]")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "(hv)   RIP {:#018x}  CS {:#06x}  RFLAGS {:#010x}",
+        f.rip, f.cs, f.rflags
+    )?;
+    writeln!(out, "(hv)   RSP {:#018x}  SS {:#06x}", f.rsp, f.ss)?;
+    let cr2 = Cr2::read_raw();
+    let (cr3, _) = Cr3::read_raw();
+    writeln!(
+        out,
+        "(hv)   CR0 {:#018x}  CR2 {:#018x}  CR3 {:#018x}  CR4 {:#018x}",
+        Cr0::read_raw(),
+        cr2,
+        cr3.start_address().as_u64(),
+        Cr4::read_raw()
+    )?;
+    let regs = [
+        ("RAX", f.rax),
+        ("RBX", f.rbx),
+        ("RCX", f.rcx),
+        ("RDX", f.rdx),
+        ("RSI", f.rsi),
+        ("RDI", f.rdi),
+        ("RBP", f.rbp),
+        ("R8 ", f.r8),
+        ("R9 ", f.r9),
+        ("R10", f.r10),
+        ("R11", f.r11),
+        ("R12", f.r12),
+        ("R13", f.r13),
+        ("R14", f.r14),
+        ("R15", f.r15),
+    ];
+    for row in regs.chunks(4) {
+        write!(out, "(hv)  ")?;
+        for (name, value) in row {
+            write!(out, " {name} {value:#018x}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,259 @@
+//! `hv_main`: from the boot loader's hand-off to a running hypervisor.
+
+use hv_core::cmdline::Options;
+use hv_core::frames::{PhysRange, UsableRanges};
+use hv_core::{PRODUCT, VERSION};
+use multiboot2::{BootInformation, MemoryAreaType};
+
+use crate::arch::{self, cpu, lapic, paging, time};
+use crate::{logger, memory, stop};
+
+const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
+const MIB: u64 = 1 << 20;
+
+/// Called by the architecture's entry code with the boot loader's hand-off.
+pub fn start(magic: u32, boot_info_phys: u64) -> ! {
+    logger::init();
+    cpu::init_descriptor_tables();
+
+    if magic != MULTIBOOT2_MAGIC {
+        log::error!("not started by a multiboot2 boot loader (magic {magic:#x})");
+        stop::fatal("bad boot magic");
+    }
+    let info = match arch::load_boot_info(boot_info_phys) {
+        Ok(info) => info,
+        Err(e) => {
+            log::error!("cannot read the multiboot2 boot information: {e:?}");
+            stop::fatal("bad boot information");
+        }
+    };
+
+    let cmdline = info
+        .command_line_tag()
+        .and_then(|t| t.cmdline().ok())
+        .unwrap_or("");
+    let options = Options::parse(cmdline, |e| log::warn!("command line: {e}"));
+    logger::set_level(options.log_level);
+    stop::set_debug_exit(options.debug_exit);
+
+    log::info!("{PRODUCT} {VERSION} (abi {})", abi::HV_ABI_VERSION);
+    log::info!(
+        "implements the Xen {} PV64 interface; command line: \"{cmdline}\"",
+        abi::XEN_INTERFACE_VERSION
+    );
+    if let Some(name) = info.boot_loader_name_tag().and_then(|t| t.name().ok()) {
+        log::debug!("boot loader: {name}");
+    }
+
+    let features = *cpu::features();
+    cpu::enable_protections(&features);
+    report_cpu(&features);
+
+    init_memory(&info, boot_info_phys);
+
+    let platform = match rsdp(&info) {
+        Some(rsdp) => match arch::acpi::discover(rsdp) {
+            Ok(platform) => Some(platform),
+            Err(e) => {
+                log::warn!("{e}; assuming one CPU and no soft-off");
+                None
+            }
+        },
+        None => {
+            log::warn!("the boot loader passed no ACPI RSDP; assuming one CPU and no soft-off");
+            None
+        }
+    };
+    stop::set_soft_off(platform.and_then(|p| p.power));
+    match platform {
+        Some(p) => log::info!(
+            "cpus: {} (ACPI {}), ioapics: {}, soft-off: {}",
+            p.cpus,
+            if p.revision >= 2 { "2.0+" } else { "1.0" },
+            p.ioapics,
+            if p.power.is_some() { "ACPI S5" } else { "unavailable" }
+        ),
+        None => log::info!("cpus: 1 (no ACPI)"),
+    }
+
+    init_time(&features);
+
+    if let Some(crash) = options.crash {
+        log::info!("crashing on purpose (crash={crash:?})");
+        arch::crash(crash);
+    }
+
+    let modules = report_modules(&info);
+    if modules == 0 {
+        log::info!("no dom0 module: nothing to run; powering off");
+    } else {
+        log::info!("building dom0 is not implemented yet; powering off");
+    }
+    stop::power_off()
+}
+
+fn report_cpu(f: &cpu::Features) {
+    let mut brand = [0u8; 48];
+    let vendor = core::str::from_utf8(&f.vendor).unwrap_or("?");
+    log::info!("cpu: {vendor} \"{}\"", cpu::brand(&mut brand));
+    let flag = |on: bool| if on { "+" } else { "-" };
+    log::info!(
+        "cpu features: {}nx {}smep {}smap {}xsave {}1gb-pages {}svm {}npt {}vmx {}x2apic {}tsc-deadline {}invariant-tsc",
+        flag(f.nx),
+        flag(f.smep),
+        flag(f.smap),
+        flag(f.xsave),
+        flag(f.pdpe1gb),
+        flag(f.svm),
+        flag(f.npt),
+        flag(f.vmx),
+        flag(f.x2apic),
+        flag(f.tsc_deadline),
+        flag(f.invariant_tsc),
+    );
+    log::info!(
+        "protections: NX {}, SMEP {}, SMAP {}",
+        on_off(f.nx),
+        on_off(f.smep),
+        on_off(f.smap)
+    );
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off (not supported)" }
+}
+
+fn init_memory(info: &BootInformation, boot_info_phys: u64) {
+    let Some(map) = info.memory_map_tag() else {
+        log::error!("the boot loader passed no memory map");
+        stop::fatal("no memory map");
+    };
+    let areas = map.memory_areas();
+    let range = |a: &multiboot2::MemoryArea| PhysRange::from_len(a.start_address(), a.size());
+    let is_available = |a: &&multiboot2::MemoryArea| MemoryAreaType::from(a.typ()) == MemoryAreaType::Available;
+    let is_ram = |a: &&multiboot2::MemoryArea| {
+        matches!(
+            MemoryAreaType::from(a.typ()),
+            MemoryAreaType::Available | MemoryAreaType::AcpiAvailable | MemoryAreaType::ReservedHibernate
+        )
+    };
+    for a in areas {
+        log::debug!(
+            "memory map: {:#014x}-{:#014x} {:?}",
+            a.start_address(),
+            a.end_address(),
+            MemoryAreaType::from(a.typ())
+        );
+    }
+
+    let image = arch::image_phys_range();
+    let boot_info = PhysRange::from_len(boot_info_phys, info.total_size() as u64);
+    let modules = info
+        .module_tags()
+        .map(|m| PhysRange::new(m.start_address() as u64, m.end_address() as u64));
+    // Memory the map calls both available and something else is not used.
+    let not_available = areas.iter().filter(|a| !is_available(a)).map(range);
+    let reserved = [PhysRange::new(0, MIB), image, boot_info]
+        .into_iter()
+        .chain(modules)
+        .chain(not_available);
+    let usable = match UsableRanges::new(areas.iter().filter(is_available).map(range), reserved) {
+        Ok(usable) => usable,
+        Err(e) => {
+            log::error!("{e}");
+            stop::fatal("memory map too fragmented");
+        }
+    };
+    let ram = match UsableRanges::new(areas.iter().filter(is_ram).map(range), []) {
+        Ok(ram) => ram,
+        Err(e) => {
+            log::error!("{e}");
+            stop::fatal("memory map too fragmented");
+        }
+    };
+    let usable_bytes = usable.total_bytes();
+    if let Err(e) = memory::init(usable) {
+        log::error!("{e}");
+        stop::fatal("cannot set up the frame allocator");
+    }
+    paging::init(&ram, cpu::features().nx);
+    log::info!(
+        "memory: {} MiB RAM, {} MiB usable, {} MiB free after boot (hv-core image {} KiB)",
+        ram.total_bytes() / MIB,
+        usable_bytes / MIB,
+        memory::frames_to_mib(memory::free_frames()),
+        image.len() / 1024
+    );
+}
+
+fn rsdp(info: &BootInformation) -> Option<u64> {
+    // The boot loader copies the RSDP into the tag, after the 8-byte tag
+    // header; the `acpi` crate wants a physical address, so give it the copy's.
+    let tag = match info.rsdp_v2_tag() {
+        Some(tag) => tag as *const _ as *const u8,
+        None => info.rsdp_v1_tag()? as *const _ as *const u8,
+    };
+    let offset = tag as u64 - info.start_address() as u64;
+    Some(paging::virt_to_phys(info.start_address() as u64) + offset + 8)
+}
+
+fn init_time(f: &cpu::Features) {
+    let hz = time::calibrate_tsc();
+    log::info!(
+        "tsc: {}.{:03} MHz (calibrated against the PIT{})",
+        hz / 1_000_000,
+        hz / 1_000 % 1_000,
+        if f.invariant_tsc { ", invariant" } else { "" }
+    );
+    let apic_id = lapic::init();
+    let mode = lapic::init_timer(f.tsc_deadline);
+
+    // Prove interrupts are delivered: arm a one-shot and sleep until it fires.
+    const DELAY_NS: u64 = 2_000_000;
+    let before = arch::TIMER_INTERRUPTS.load(core::sync::atomic::Ordering::Relaxed);
+    let start = time::rdtsc();
+    lapic::arm_oneshot_ns(DELAY_NS);
+    let deadline = start + time::ns_to_ticks(1_000_000_000);
+    while arch::TIMER_INTERRUPTS.load(core::sync::atomic::Ordering::Relaxed) == before {
+        if time::rdtsc() > deadline {
+            log::error!("the LAPIC timer did not fire within a second");
+            stop::fatal("no timer interrupt");
+        }
+        arch::power::wait_for_interrupt();
+    }
+    let fired = arch::LAST_TIMER_TSC.load(core::sync::atomic::Ordering::Relaxed);
+    let elapsed_us = time::ticks_to_ns(fired - start) / 1000;
+    let rate = match mode {
+        lapic::TimerMode::TscDeadline => 0,
+        lapic::TimerMode::OneShot { hz } => hz,
+    };
+    if rate == 0 {
+        log::info!(
+            "lapic: id {apic_id}, timer in TSC-deadline mode; a {} us one-shot fired after {elapsed_us} us",
+            DELAY_NS / 1000
+        );
+    } else {
+        log::info!(
+            "lapic: id {apic_id}, timer in one-shot mode at {}.{:03} MHz; a {} us one-shot fired after {elapsed_us} us",
+            rate / 1_000_000,
+            rate / 1_000 % 1_000,
+            DELAY_NS / 1000
+        );
+    }
+}
+
+fn report_modules(info: &BootInformation) -> usize {
+    let mut count = 0;
+    for (i, module) in info.module_tags().enumerate() {
+        let size = module.module_size() as u64;
+        log::info!(
+            "module {i}: {:#x}-{:#x}, {} KiB, command line \"{}\"",
+            module.start_address(),
+            module.end_address(),
+            size.div_ceil(1024),
+            module.cmdline().unwrap_or("?")
+        );
+        count += 1;
+    }
+    count
+}

@@ -1,0 +1,16 @@
+//! hv-core's pure logic: everything that decides without touching hardware,
+//! so that it builds and is unit-tested on the host.
+//!
+//! The kernel binary (`main.rs` and `arch/`) feeds these modules what it reads
+//! from the machine and acts on their answers. Nothing here uses `unsafe`.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+pub mod acpi_sleep;
+pub mod cmdline;
+pub mod frames;
+pub mod layout;
+
+/// The product name and version printed in the banner.
+pub const PRODUCT: &str = "hv-core";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,84 @@
+//! Ending a run: power-off, and the fatal-error stop.
+//!
+//! What each does depends on `debug-exit` (see `hv_core::cmdline`): test
+//! runs end through QEMU's isa-debug-exit device with a status that tells
+//! success from failure; otherwise power-off is ACPI S5 and a fatal error
+//! halts with its report on the console.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use hv_core::cmdline::DebugExit;
+
+use crate::arch::{self, acpi::SoftOff, power};
+
+/// isa-debug-exit codes; QEMU exits with `(code << 1) | 1`, so 33 and 35.
+pub const EXIT_SUCCESS: u32 = 0x10;
+pub const EXIT_FAILURE: u32 = 0x11;
+
+static MODE: AtomicU8 = AtomicU8::new(0);
+static SOFT_OFF: spin::Once<Option<SoftOff>> = spin::Once::new();
+
+fn mode() -> DebugExit {
+    match MODE.load(Ordering::Relaxed) {
+        1 => DebugExit::Fatal,
+        2 => DebugExit::All,
+        _ => DebugExit::Off,
+    }
+}
+
+pub fn set_debug_exit(mode: DebugExit) {
+    let raw = match mode {
+        DebugExit::Off => 0,
+        DebugExit::Fatal => 1,
+        DebugExit::All => 2,
+    };
+    MODE.store(raw, Ordering::Relaxed);
+}
+
+pub fn set_soft_off(off: Option<SoftOff>) {
+    SOFT_OFF.call_once(|| off);
+}
+
+/// Powers the machine off. On QEMU test runs, exits with the success code.
+pub fn power_off() -> ! {
+    if mode() == DebugExit::All {
+        power::debug_exit(EXIT_SUCCESS);
+    }
+    match SOFT_OFF.get().copied().flatten() {
+        Some(off) => {
+            arch::acpi::power_off(&off);
+            arch::time::spin_ns(500_000_000);
+            log::error!("ACPI S5 did not power the machine off; halting");
+        }
+        None => log::error!("no ACPI soft-off available; halting"),
+    }
+    fatal("power-off failed")
+}
+
+/// Stops the machine after a fatal error, whose report is already printed.
+pub fn fatal(reason: &str) -> ! {
+    arch::serial::write_forced(b"(hv) hv-core stopped: ");
+    arch::serial::write_forced(reason.as_bytes());
+    arch::serial::write_forced(b"\n");
+    if mode() != DebugExit::Off {
+        power::debug_exit(EXIT_FAILURE);
+    }
+    power::halt_forever()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::fmt::Write;
+    struct Forced;
+    impl Write for Forced {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            arch::serial::write_forced(s.as_bytes());
+            Ok(())
+        }
+    }
+    let _ = writeln!(Forced, "(hv) FATAL: panic: {}", info.message());
+    if let Some(location) = info.location() {
+        let _ = writeln!(Forced, "(hv)   at {location}");
+    }
+    fatal("panic")
+}

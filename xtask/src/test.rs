@@ -1,0 +1,122 @@
+//! `cargo xtask test`: host unit tests, then every QEMU scenario, then one
+//! plain `N passed, N failed, N skipped` line. Exits non-zero on any failure.
+
+use std::process::Command;
+use std::time::Instant;
+
+use tests::{Accel, SCENARIOS, Scenario};
+
+use crate::build::{build_target, root};
+use crate::image::{self, IsoSpec, ModuleFile};
+use crate::qemu::{self, Machine};
+use crate::{Result, setup};
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+pub fn run() -> Result<i32> {
+    setup::ensure_all()?;
+    let mut tally = Tally::default();
+    host_tests(&mut tally)?;
+    let kernel = build_target()?;
+    let kvm = qemu::hardware_virtualization();
+    for (i, scenario) in SCENARIOS.iter().enumerate() {
+        eprintln!(
+            "xtask: scenario {}/{}: {} ({:?}, {:?})",
+            i + 1,
+            SCENARIOS.len(),
+            scenario.name,
+            scenario.firmware,
+            scenario.accel
+        );
+        if scenario.accel == Accel::Kvm && !kvm {
+            println!("SKIP {}: the CPU has no hardware virtualization (vmx/svm)", scenario.name);
+            tally.skipped += 1;
+            continue;
+        }
+        match run_scenario(scenario, &kernel) {
+            Ok(secs) => {
+                println!("PASS {} ({secs:.1} s)", scenario.name);
+                tally.passed += 1;
+            }
+            Err(reason) => {
+                println!("FAIL {}: {reason}", scenario.name);
+                tally.failed += 1;
+            }
+        }
+    }
+    println!("{} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.skipped);
+    Ok(if tally.failed == 0 { 0 } else { 1 })
+}
+
+/// `cargo test --workspace` on the host, counted from its result lines.
+fn host_tests(tally: &mut Tally) -> Result {
+    eprintln!("xtask: host unit tests (cargo test --workspace)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root())
+        .args(["test", "--workspace", "--color", "never"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (mut passed, mut failed) = (0, 0);
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+        }
+    }
+    if !output.status.success() {
+        print!("{stdout}");
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        // A build failure runs no test at all; still count it as a failure.
+        failed = failed.max(1);
+    }
+    eprintln!("xtask: host unit tests: {passed} passed, {failed} failed");
+    tally.passed += passed;
+    tally.failed += failed;
+    Ok(())
+}
+
+/// The number before `what` in `ok. 12 passed; 0 failed; ...`.
+fn count(result: &str, what: &str) -> usize {
+    result
+        .split(';')
+        .find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(what.trim_start()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn run_scenario(scenario: &Scenario, kernel: &std::path::Path) -> std::result::Result<f64, String> {
+    let modules: Vec<ModuleFile> = scenario
+        .modules
+        .iter()
+        .map(|m| ModuleFile {
+            name: m.name.to_string(),
+            contents: (0..m.size).map(|i| (i % 251) as u8).collect(),
+            cmdline: m.cmdline.to_string(),
+        })
+        .collect();
+    let iso = image::make_iso(&IsoSpec::new(kernel, scenario.cmdline, &modules), false)
+        .map_err(|e| e.0)?;
+    let started = Instant::now();
+    let outcome = Machine::new(&iso, scenario.firmware, scenario.accel)
+        .run_captured(scenario.timeout)
+        .map_err(|e| e.0)?;
+    match scenario.check(&outcome.console, outcome.status) {
+        Ok(()) => Ok(outcome.elapsed.as_secs_f64()),
+        Err(reason) => {
+            eprintln!("---- console of {} ----", scenario.name);
+            let lines: Vec<&str> = outcome.console.lines().collect();
+            for line in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("{line}");
+            }
+            eprintln!("---- ({:.1} s) ----", started.elapsed().as_secs_f64());
+            Err(reason)
+        }
+    }
+}
+
