@@ -81,20 +81,26 @@ mod tests {
     #[test]
     fn qemu_style_zero_ops() {
         // Name (_S5, Package (0x04) { Zero, Zero, Zero, Zero })
-        let aml = [0x10, 0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00];
+        let aml = [
+            0x10, 0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00,
+        ];
         assert_eq!(find_s5(&aml), Some(SleepType { a: 0, b: 0 }));
     }
 
     #[test]
     fn byte_prefixed_values_and_root_prefix() {
         // Name (\_S5, Package (0x02) { 0x07, 0x05 })
-        let aml = [0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x08, 0x02, 0x0a, 0x07, 0x0a, 0x05];
+        let aml = [
+            0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x08, 0x02, 0x0a, 0x07, 0x0a, 0x05,
+        ];
         assert_eq!(find_s5(&aml), Some(SleepType { a: 7, b: 5 }));
     }
 
     #[test]
     fn multi_byte_package_length() {
-        let aml = [0x08, b'_', b'S', b'5', b'_', 0x12, 0x40, 0x00, 0x02, 0x01, 0x0a, 0x03];
+        let aml = [
+            0x08, b'_', b'S', b'5', b'_', 0x12, 0x40, 0x00, 0x02, 0x01, 0x0a, 0x03,
+        ];
         assert_eq!(find_s5(&aml), Some(SleepType { a: 1, b: 3 }));
     }
 
@@ -113,7 +119,10 @@ mod tests {
         assert_eq!(find_s5(&[]), None);
         assert_eq!(find_s5(b"no sleep states here"), None);
         assert_eq!(find_s5(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x05]), None);
-        assert_eq!(find_s5(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x05, 0x01, 0x00]), None);
+        assert_eq!(
+            find_s5(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x05, 0x01, 0x00]),
+            None
+        );
         assert_eq!(find_s5(&[0x08, b'_', b'S', b'5', b'_', 0x14]), None);
     }
 }

@@ -71,7 +71,11 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
             p.cpus,
             if p.revision >= 2 { "2.0+" } else { "1.0" },
             p.ioapics,
-            if p.power.is_some() { "ACPI S5" } else { "unavailable" }
+            if p.power.is_some() {
+                "ACPI S5"
+            } else {
+                "unavailable"
+            }
         ),
         None => log::info!("cpus: 1 (no ACPI)"),
     }
@@ -130,11 +134,13 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) {
     };
     let areas = map.memory_areas();
     let range = |a: &multiboot2::MemoryArea| PhysRange::from_len(a.start_address(), a.size());
-    let is_available = |a: &&multiboot2::MemoryArea| MemoryAreaType::from(a.typ()) == MemoryAreaType::Available;
+    let is_available = |a: &&multiboot2::MemoryArea| a.typ() == MemoryAreaType::Available;
     let is_ram = |a: &&multiboot2::MemoryArea| {
         matches!(
-            MemoryAreaType::from(a.typ()),
-            MemoryAreaType::Available | MemoryAreaType::AcpiAvailable | MemoryAreaType::ReservedHibernate
+            a.typ(),
+            MemoryAreaType::Available
+                | MemoryAreaType::AcpiAvailable
+                | MemoryAreaType::ReservedHibernate
         )
     };
     for a in areas {
@@ -142,7 +148,7 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) {
             "memory map: {:#014x}-{:#014x} {:?}",
             a.start_address(),
             a.end_address(),
-            MemoryAreaType::from(a.typ())
+            a.typ()
         );
     }
 

@@ -164,7 +164,10 @@ mod tests {
     fn debug_exit_values() {
         assert_eq!(parse("debug-exit=fatal").0.debug_exit, DebugExit::Fatal);
         assert_eq!(parse("debug-exit=all").0.debug_exit, DebugExit::All);
-        assert_eq!(parse("debug-exit debug-exit=off").0.debug_exit, DebugExit::Off);
+        assert_eq!(
+            parse("debug-exit debug-exit=off").0.debug_exit,
+            DebugExit::Off
+        );
     }
 
     #[test]
@@ -175,7 +178,10 @@ mod tests {
 
     #[test]
     fn later_words_win() {
-        assert_eq!(parse("loglevel=trace loglevel=warn").0.log_level, LogLevel::Warn);
+        assert_eq!(
+            parse("loglevel=trace loglevel=warn").0.log_level,
+            LogLevel::Warn
+        );
     }
 
     #[test]

@@ -229,7 +229,10 @@ impl<'a> FrameAllocator<'a> {
     /// An allocator whose free frames are exactly `ranges`. `bitmap` must
     /// hold at least [`Self::bitmap_words`] words.
     pub fn new(bitmap: &'a mut [u64], ranges: &UsableRanges) -> Self {
-        assert!(bitmap.len() >= Self::bitmap_words(ranges), "frame bitmap too small");
+        assert!(
+            bitmap.len() >= Self::bitmap_words(ranges),
+            "frame bitmap too small"
+        );
         bitmap.fill(0);
         let mut allocator = Self {
             bitmap,
@@ -271,7 +274,7 @@ impl<'a> FrameAllocator<'a> {
     }
 
     pub fn free(&mut self, addr: u64) -> Result<(), FreeError> {
-        if addr % FRAME_SIZE != 0 {
+        if !addr.is_multiple_of(FRAME_SIZE) {
             return Err(FreeError::Unaligned(addr));
         }
         let managed = self
@@ -317,7 +320,12 @@ mod tests {
     #[test]
     fn sorts_and_merges_overlapping_and_touching_ranges() {
         let got = usable(
-            &[r(8 * MIB, 16 * MIB), r(0, 2 * MIB), r(12 * MIB, 20 * MIB), r(2 * MIB, 3 * MIB)],
+            &[
+                r(8 * MIB, 16 * MIB),
+                r(0, 2 * MIB),
+                r(12 * MIB, 20 * MIB),
+                r(2 * MIB, 3 * MIB),
+            ],
             &[],
         );
         assert_eq!(got, [r(0, 3 * MIB), r(8 * MIB, 20 * MIB)]);
@@ -325,8 +333,14 @@ mod tests {
 
     #[test]
     fn keeps_holes_between_ranges() {
-        let got = usable(&[r(0, 0x9f000), r(MIB, 128 * MIB), r(4096 * MIB, 4608 * MIB)], &[]);
-        assert_eq!(got, [r(0, 0x9f000), r(MIB, 128 * MIB), r(4096 * MIB, 4608 * MIB)]);
+        let got = usable(
+            &[r(0, 0x9f000), r(MIB, 128 * MIB), r(4096 * MIB, 4608 * MIB)],
+            &[],
+        );
+        assert_eq!(
+            got,
+            [r(0, 0x9f000), r(MIB, 128 * MIB), r(4096 * MIB, 4608 * MIB)]
+        );
     }
 
     #[test]
@@ -340,7 +354,12 @@ mod tests {
         // An image, a boot-info block straddling a frame boundary, a module.
         let got = usable(
             &[r(0, 64 * MIB)],
-            &[r(0, MIB), r(2 * MIB, 3 * MIB), r(0x30_0ff8, 0x30_1010), r(10 * MIB, 11 * MIB + 1)],
+            &[
+                r(0, MIB),
+                r(2 * MIB, 3 * MIB),
+                r(0x30_0ff8, 0x30_1010),
+                r(10 * MIB, 11 * MIB + 1),
+            ],
         );
         assert_eq!(
             got,
@@ -354,13 +373,19 @@ mod tests {
 
     #[test]
     fn reserved_wins_over_available_in_any_order() {
-        let got = usable(&[r(0, 16 * MIB), r(4 * MIB, 8 * MIB)], &[r(4 * MIB, 8 * MIB)]);
+        let got = usable(
+            &[r(0, 16 * MIB), r(4 * MIB, 8 * MIB)],
+            &[r(4 * MIB, 8 * MIB)],
+        );
         assert_eq!(got, [r(0, 4 * MIB), r(8 * MIB, 16 * MIB)]);
     }
 
     #[test]
     fn reserved_range_covering_several_available_ranges_removes_them_all() {
-        let got = usable(&[r(0, MIB), r(2 * MIB, 3 * MIB), r(4 * MIB, 5 * MIB)], &[r(0, 4 * MIB + 4096)]);
+        let got = usable(
+            &[r(0, MIB), r(2 * MIB, 3 * MIB), r(4 * MIB, 5 * MIB)],
+            &[r(0, 4 * MIB + 4096)],
+        );
         assert_eq!(got, [r(4 * MIB + 4096, 5 * MIB)]);
     }
 
@@ -372,7 +397,10 @@ mod tests {
 
     #[test]
     fn ranges_at_the_top_of_the_address_space_do_not_overflow() {
-        let got = usable(&[r(u64::MAX - 3 * FRAME_SIZE, u64::MAX)], &[r(u64::MAX - 10, u64::MAX)]);
+        let got = usable(
+            &[r(u64::MAX - 3 * FRAME_SIZE, u64::MAX)],
+            &[r(u64::MAX - 10, u64::MAX)],
+        );
         let top = u64::MAX / FRAME_SIZE * FRAME_SIZE;
         assert_eq!(got, [r(top - 2 * FRAME_SIZE, top)]);
     }
@@ -387,17 +415,24 @@ mod tests {
     fn take_carves_from_the_lowest_fitting_range_below_the_limit() {
         let mut ranges = UsableRanges::new([r(MIB, MIB + 8192), r(4 * MIB, 8 * MIB)], []).unwrap();
         assert_eq!(ranges.take(3 * 4096, 8 * MIB), Some(4 * MIB));
-        assert_eq!(ranges.as_slice(), [r(MIB, MIB + 8192), r(4 * MIB + 3 * 4096, 8 * MIB)]);
+        assert_eq!(
+            ranges.as_slice(),
+            [r(MIB, MIB + 8192), r(4 * MIB + 3 * 4096, 8 * MIB)]
+        );
         assert_eq!(ranges.take(MIB, 4 * MIB), None);
     }
 
     fn allocator_over(ranges: &UsableRanges) -> (Vec<u64>, usize) {
-        (vec![0u64; FrameAllocator::bitmap_words(ranges)], FrameAllocator::bitmap_words(ranges))
+        (
+            vec![0u64; FrameAllocator::bitmap_words(ranges)],
+            FrameAllocator::bitmap_words(ranges),
+        )
     }
 
     #[test]
     fn allocator_hands_out_exactly_the_usable_frames() {
-        let ranges = UsableRanges::new([r(0, 64 * 1024), r(MIB, MIB + 5 * 4096)], [r(0, 4096)]).unwrap();
+        let ranges =
+            UsableRanges::new([r(0, 64 * 1024), r(MIB, MIB + 5 * 4096)], [r(0, 4096)]).unwrap();
         let (mut bitmap, _) = allocator_over(&ranges);
         let mut allocator = FrameAllocator::new(&mut bitmap, &ranges);
         assert_eq!(allocator.free_frames(), 15 + 5);
@@ -433,10 +468,16 @@ mod tests {
         let mut allocator = FrameAllocator::new(&mut bitmap, &ranges);
         let frame = allocator.alloc().unwrap();
         let free = allocator.free_frames();
-        assert_eq!(allocator.free(frame + 8), Err(FreeError::Unaligned(frame + 8)));
+        assert_eq!(
+            allocator.free(frame + 8),
+            Err(FreeError::Unaligned(frame + 8))
+        );
         assert_eq!(allocator.free(0), Err(FreeError::NotManaged(0)));
         assert_eq!(allocator.free(2 * MIB), Err(FreeError::NotManaged(2 * MIB)));
-        assert_eq!(allocator.free(frame + 4096), Err(FreeError::DoubleFree(frame + 4096)));
+        assert_eq!(
+            allocator.free(frame + 4096),
+            Err(FreeError::DoubleFree(frame + 4096))
+        );
         assert_eq!(allocator.free_frames(), free);
         allocator.free(frame).unwrap();
         assert_eq!(allocator.free(frame), Err(FreeError::DoubleFree(frame)));
@@ -452,8 +493,11 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let ranges =
-            UsableRanges::new([r(0, 3 * MIB), r(5 * MIB, 6 * MIB)], [r(0, MIB), r(0x1f_f000, 0x20_3000)]).unwrap();
+        let ranges = UsableRanges::new(
+            [r(0, 3 * MIB), r(5 * MIB, 6 * MIB)],
+            [r(0, MIB), r(0x1f_f000, 0x20_3000)],
+        )
+        .unwrap();
         let (mut bitmap, _) = allocator_over(&ranges);
         let mut allocator = FrameAllocator::new(&mut bitmap, &ranges);
         let total = allocator.free_frames();
@@ -461,7 +505,12 @@ mod tests {
         for _ in 0..20_000 {
             if next() % 3 != 0 {
                 if let Some(frame) = allocator.alloc() {
-                    assert!(ranges.as_slice().iter().any(|r| r.start <= frame && frame < r.end));
+                    assert!(
+                        ranges
+                            .as_slice()
+                            .iter()
+                            .any(|r| r.start <= frame && frame < r.end)
+                    );
                     assert!(held.insert(frame), "frame {frame:#x} handed out twice");
                 }
             } else if let Some(&frame) = held.iter().nth(next() as usize % held.len().max(1)) {

@@ -47,9 +47,9 @@ impl Log for SerialLog {
             len: 0,
         };
         let _ = match record.level() {
-            Level::Error => write!(line, "(hv) ERROR: {}\n", record.args()),
-            Level::Warn => write!(line, "(hv) WARNING: {}\n", record.args()),
-            _ => write!(line, "(hv) {}\n", record.args()),
+            Level::Error => writeln!(line, "(hv) ERROR: {}", record.args()),
+            Level::Warn => writeln!(line, "(hv) WARNING: {}", record.args()),
+            _ => writeln!(line, "(hv) {}", record.args()),
         };
         serial::write(&line.buf[..line.len]);
     }

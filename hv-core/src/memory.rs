@@ -35,5 +35,5 @@ pub fn free_frames() -> u64 {
 }
 
 pub const fn frames_to_mib(frames: u64) -> u64 {
-    frames * FRAME_SIZE >> 20
+    (frames * FRAME_SIZE) >> 20
 }

@@ -110,7 +110,11 @@ const fn boot(name: &'static str, firmware: Firmware, accel: Accel) -> Scenario 
     }
 }
 
-const fn fault(name: &'static str, crash: &'static str, expect: &'static [&'static str]) -> Scenario {
+const fn fault(
+    name: &'static str,
+    crash: &'static str,
+    expect: &'static [&'static str],
+) -> Scenario {
     Scenario {
         name,
         firmware: Firmware::Bios,
@@ -152,8 +156,8 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         expect: &[
             BANNER,
-            "module 0: #, 5 KiB, command line \"/boot/first.bin first module --with args\"",
-            "module 1: #, 69 KiB, command line \"/boot/second.bin second\"",
+            "module 0: #, 5 KiB, command line \"first module --with args\"",
+            "module 1: #, 69 KiB, command line \"second\"",
             "building dom0 is not implemented yet; powering off",
         ],
         ..boot("", Firmware::Bios, Accel::Tcg)
@@ -202,7 +206,8 @@ pub const SCENARIOS: &[Scenario] = &[
 /// Whether `line` contains `pattern`, where `#` in the pattern stands for
 /// any run of non-space characters (a number, an address, a version).
 pub fn line_matches(line: &str, pattern: &str) -> bool {
-    (0..=line.len()).any(|start| line.is_char_boundary(start) && matches_at(&line[start..], pattern))
+    (0..=line.len())
+        .any(|start| line.is_char_boundary(start) && matches_at(&line[start..], pattern))
 }
 
 fn matches_at(text: &str, pattern: &str) -> bool {
@@ -232,7 +237,10 @@ impl Scenario {
         let lines: Vec<&str> = console.lines().collect();
         let mut at = 0;
         for pattern in self.expect {
-            match lines[at..].iter().position(|line| line_matches(line, pattern)) {
+            match lines[at..]
+                .iter()
+                .position(|line| line_matches(line, pattern))
+            {
                 Some(found) => at += found,
                 None => return Err(format!("console never showed `{pattern}` (in order)")),
             }
@@ -260,8 +268,14 @@ mod tests {
         assert!(line_matches("tsc: 2893.120 MHz", "tsc: #.# MHz"));
         assert!(!line_matches("(hv) hv-core  (abi 0.1)", BANNER));
         assert!(!line_matches("hv-core 0.1.0 (api 0.1)", BANNER));
-        assert!(line_matches("RIP 0xffff82d000201234  CS", "RIP 0xffff82d0#  CS"));
-        assert!(!line_matches("RIP 0x0000000000201234  CS", "RIP 0xffff82d0#  CS"));
+        assert!(line_matches(
+            "RIP 0xffff82d000201234  CS",
+            "RIP 0xffff82d0#  CS"
+        ));
+        assert!(!line_matches(
+            "RIP 0x0000000000201234  CS",
+            "RIP 0xffff82d0#  CS"
+        ));
     }
 
     #[test]
@@ -294,7 +308,10 @@ mod tests {
     #[test]
     fn a_wrong_exit_status_fails() {
         let err = SCENARIOS[0].check(&boot_console(), Some(35)).unwrap_err();
-        assert!(err.contains("status 35 (debug-exit failure), expected 33"), "{err}");
+        assert!(
+            err.contains("status 35 (debug-exit failure), expected 33"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -314,6 +331,11 @@ mod tests {
 
     #[test]
     fn a_timeout_fails() {
-        assert!(SCENARIOS[0].check(&boot_console(), None).unwrap_err().contains("timed out"));
+        assert!(
+            SCENARIOS[0]
+                .check(&boot_console(), None)
+                .unwrap_err()
+                .contains("timed out")
+        );
     }
 }

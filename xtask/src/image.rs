@@ -45,6 +45,7 @@ impl<'a> IsoSpec<'a> {
              terminal_input serial console\n\
              terminal_output serial console\n\
              set timeout=0\n\
+             set gfxpayload=keep\n\
              set default=0\n\
              menuentry \"hv-core\" {{\n{entry}    boot\n}}\n"
         )

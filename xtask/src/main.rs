@@ -69,7 +69,9 @@ fn parse_run_options(args: &[String], allow_run_only: bool) -> Result<RunOptions
                 })
             }
             "--cmdline" => {
-                let value = args.next().ok_or_else(|| Failure("--cmdline needs a value".into()))?;
+                let value = args
+                    .next()
+                    .ok_or_else(|| Failure("--cmdline needs a value".into()))?;
                 options.cmdline = Some(value.clone());
             }
             "--" if allow_run_only => {

@@ -12,7 +12,10 @@ use crate::{Failure, Result};
 
 pub use tests::{Accel, Firmware};
 
-const OVMF_CODE: &[&str] = &["/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd"];
+const OVMF_CODE: &[&str] = &[
+    "/usr/share/OVMF/OVMF_CODE_4M.fd",
+    "/usr/share/OVMF/OVMF_CODE.fd",
+];
 const MEMORY: &str = "512M";
 
 /// Whether this CPU has hardware virtualization. /dev/kvm alone is not
@@ -28,7 +31,11 @@ pub fn hardware_virtualization() -> bool {
 }
 
 pub fn default_accel() -> Accel {
-    if hardware_virtualization() { Accel::Kvm } else { Accel::Tcg }
+    if hardware_virtualization() {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    }
 }
 
 pub struct Machine {
@@ -69,7 +76,11 @@ impl Machine {
             Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
         };
         qemu.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
-        qemu.args(["-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        qemu.args([
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ]);
         qemu.arg("-cdrom").arg(&self.iso);
         if self.firmware == Firmware::Uefi {
             let code = OVMF_CODE
@@ -80,10 +91,13 @@ impl Machine {
             let vars = target_dir().join(format!("ovmf-vars-{}.fd", std::process::id()));
             std::fs::copy(&vars_template, &vars)
                 .map_err(|e| Failure(format!("cannot copy {vars_template}: {e}")))?;
-            qemu.arg("-drive")
-                .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"));
-            qemu.arg("-drive")
-                .arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+            qemu.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={code}"
+            ));
+            qemu.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
         }
         qemu.args(&self.extra);
         Ok(qemu)
@@ -113,7 +127,10 @@ impl Machine {
     /// Runs with the console captured, killing QEMU after `timeout`.
     pub fn run_captured(&self, timeout: Duration) -> Result<Outcome> {
         let mut command = self.command()?;
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let start = Instant::now();
         let mut child = command
             .spawn()
@@ -121,8 +138,14 @@ impl Machine {
         let (tx, rx) = mpsc::channel();
         // The serial console (stdout) first, then anything QEMU itself said.
         let pipes = [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
         ];
         for (index, pipe) in pipes.into_iter().enumerate() {
             let Some(mut pipe) = pipe else { continue };

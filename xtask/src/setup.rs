@@ -38,11 +38,16 @@ pub fn ensure_toolchain() -> Result {
         // if the target is missing.
         return Ok(());
     };
-    if String::from_utf8_lossy(&output.stdout).lines().any(|l| l.trim() == TARGET) {
+    if String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
         return Ok(());
     }
     eprintln!("xtask: adding the Rust target {TARGET} (rustup target add {TARGET})");
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status()?;
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()?;
     if !status.success() {
         return Err(Failure(format!("`rustup target add {TARGET}` failed")));
     }
@@ -60,7 +65,10 @@ fn installed_version(package: &str) -> Option<String> {
 }
 
 fn candidate_version(package: &str) -> Option<String> {
-    let output = Command::new("apt-cache").args(["policy", package]).output().ok()?;
+    let output = Command::new("apt-cache")
+        .args(["policy", package])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .find_map(|l| l.trim().strip_prefix("Candidate: ").map(str::to_string))
@@ -83,13 +91,20 @@ pub fn ensure_packages() -> Result {
     if missing.is_empty() {
         return Ok(());
     }
-    if Command::new("dpkg-query").arg("--version").output().is_err() {
+    if Command::new("dpkg-query")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         return Err(Failure(format!(
             "this is not a Debian-like system; install these (or your distribution's equivalents): {}",
             missing.join(" ")
         )));
     }
-    let command = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+    let command = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
     if !is_root() {
         return Err(Failure(format!(
             "missing Debian packages: {}\nrun: sudo apt-get update && sudo {command}",
@@ -104,16 +119,20 @@ pub fn ensure_packages() -> Result {
     // newer qemu-utils (from backports, say) breaks the older system
     // emulator. Ask for the matching qemu-utils when installing QEMU.
     let matching_utils;
-    if missing.contains(&"qemu-system-x86") {
-        if let (Some(have), Some(want)) = (installed_version("qemu-utils"), candidate_version("qemu-system-x86")) {
-            if have != want {
-                eprintln!("xtask: qemu-utils {have} does not match qemu-system-x86 {want}; installing qemu-utils {want} with it");
-                matching_utils = format!("qemu-utils={want}");
-                args.retain(|a| *a != "qemu-utils");
-                args.push(&matching_utils);
-                args.push("--allow-downgrades");
-            }
-        }
+    if missing.contains(&"qemu-system-x86")
+        && let (Some(have), Some(want)) = (
+            installed_version("qemu-utils"),
+            candidate_version("qemu-system-x86"),
+        )
+        && have != want
+    {
+        eprintln!(
+            "xtask: qemu-utils {have} does not match qemu-system-x86 {want}; installing qemu-utils {want} with it"
+        );
+        matching_utils = format!("qemu-utils={want}");
+        args.retain(|a| *a != "qemu-utils");
+        args.push(&matching_utils);
+        args.push("--allow-downgrades");
     }
     run_apt(&args)?;
     let still: Vec<&str> = PACKAGES
@@ -122,7 +141,10 @@ pub fn ensure_packages() -> Result {
         .filter(|p| installed_version(p).is_none())
         .collect();
     if !still.is_empty() {
-        return Err(Failure(format!("apt-get did not install: {}", still.join(" "))));
+        return Err(Failure(format!(
+            "apt-get did not install: {}",
+            still.join(" ")
+        )));
     }
     Ok(())
 }

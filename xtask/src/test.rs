@@ -34,7 +34,10 @@ pub fn run() -> Result<i32> {
             scenario.accel
         );
         if scenario.accel == Accel::Kvm && !kvm {
-            println!("SKIP {}: the CPU has no hardware virtualization (vmx/svm)", scenario.name);
+            println!(
+                "SKIP {}: the CPU has no hardware virtualization (vmx/svm)",
+                scenario.name
+            );
             tally.skipped += 1;
             continue;
         }
@@ -49,7 +52,10 @@ pub fn run() -> Result<i32> {
             }
         }
     }
-    println!("{} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.skipped);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        tally.passed, tally.failed, tally.skipped
+    );
     Ok(if tally.failed == 0 { 0 } else { 1 })
 }
 
@@ -85,7 +91,12 @@ fn host_tests(tally: &mut Tally) -> Result {
 fn count(result: &str, what: &str) -> usize {
     result
         .split(';')
-        .find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(what.trim_start()))
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(what.trim_start())
+        })
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -119,4 +130,3 @@ fn run_scenario(scenario: &Scenario, kernel: &std::path::Path) -> std::result::R
         }
     }
 }
-

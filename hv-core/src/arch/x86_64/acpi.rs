@@ -73,8 +73,8 @@ impl core::fmt::Display for AcpiError {
 pub fn discover(rsdp_phys: u64) -> Result<Platform, AcpiError> {
     // SAFETY: the boot loader handed over this RSDP address (or a copy of
     // the RSDP in the boot information); the crate validates its checksum.
-    let tables = unsafe { AcpiTables::from_rsdp(Handler, rsdp_phys as usize) }
-        .map_err(AcpiError::Tables)?;
+    let tables =
+        unsafe { AcpiTables::from_rsdp(Handler, rsdp_phys as usize) }.map_err(AcpiError::Tables)?;
     let mut platform = Platform {
         revision: tables.revision(),
         ..Platform::default()

@@ -168,20 +168,27 @@ pub fn features() -> &'static Features {
             f.invariant_tsc = apm.has_invariant_tsc();
         }
         if f.svm {
-            f.npt = cpuid.get_svm_info().is_some_and(|svm| svm.has_nested_paging());
+            f.npt = cpuid
+                .get_svm_info()
+                .is_some_and(|svm| svm.has_nested_paging());
         }
         f
     })
 }
 
 /// Switches on the protections the CPU offers: NX (already on from boot),
-/// write protection in ring 0, SMEP and SMAP, global pages.
+/// write protection in ring 0 (and native x87 error reporting), SMEP and SMAP, global pages.
 pub fn enable_protections(f: &Features) {
     // SAFETY: these bits only add protection or enable features the CPU
     // reported; hv-core has no user pages and no code that relies on
     // writing read-only pages, so nothing that runs afterwards breaks.
     unsafe {
-        Cr0::update(|cr0| cr0.insert(Cr0Flags::WRITE_PROTECT));
+        Cr0::update(|cr0| {
+            cr0.insert(
+                Cr0Flags::WRITE_PROTECT | Cr0Flags::NUMERIC_ERROR | Cr0Flags::MONITOR_COPROCESSOR,
+            );
+            cr0.remove(Cr0Flags::EMULATE_COPROCESSOR);
+        });
         if f.nx {
             Efer::update(|efer| efer.insert(EferFlags::NO_EXECUTE_ENABLE));
         }

@@ -36,7 +36,9 @@ const DIVIDE_BY_1: u32 = 0b1011;
 pub enum TimerMode {
     TscDeadline,
     /// One-shot countdown at this many ticks per second.
-    OneShot { hz: u64 },
+    OneShot {
+        hz: u64,
+    },
 }
 
 static MMIO_BASE: AtomicU64 = AtomicU64::new(0);
@@ -86,7 +88,11 @@ pub fn init() -> u32 {
     write(REG_SVR, (1 << 8) | SPURIOUS_VECTOR as u32);
     write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
     let id = read(REG_ID);
-    if X2APIC.load(Ordering::Relaxed) != 0 { id } else { id >> 24 }
+    if X2APIC.load(Ordering::Relaxed) != 0 {
+        id
+    } else {
+        id >> 24
+    }
 }
 
 /// Remaps the 8259 PICs clear of the exception vectors (0x20-0x2f) and masks

@@ -1,8 +1,8 @@
 //! x86-64: everything that touches the CPU, its tables and the platform's
 //! devices. The only place in hv-core with `unsafe`.
 
-mod boot;
 pub mod acpi;
+mod boot;
 pub mod cpu;
 mod entry;
 pub mod lapic;

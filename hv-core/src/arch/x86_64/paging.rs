@@ -93,7 +93,7 @@ fn map_direct(tables: &mut OffsetPageTable<'static>, start: u64, end: u64) {
     let flags = F::PRESENT | F::WRITABLE | F::GLOBAL | nx();
     let mut phys = start;
     while phys < end {
-        if phys % Size2MiB::SIZE == 0 && end - phys >= Size2MiB::SIZE {
+        if phys.is_multiple_of(Size2MiB::SIZE) && end - phys >= Size2MiB::SIZE {
             map_2m(tables, phys_to_virt(phys), phys, flags | F::HUGE_PAGE);
             phys += Size2MiB::SIZE;
         } else {
@@ -119,7 +119,10 @@ fn map_image_section(tables: &mut OffsetPageTable<'static>, start: u64, end: u64
 pub fn init(ram: &UsableRanges, nx_supported: bool) {
     NX.store(nx_supported, Ordering::Relaxed);
     let root = crate::memory::alloc_frame().expect("no memory for the page-table root");
-    assert!(root < 1 << 32, "page-table root above the 4 GiB the boot tables map");
+    assert!(
+        root < 1 << 32,
+        "page-table root above the 4 GiB the boot tables map"
+    );
     let root_virt = phys_to_virt(root) as *mut PageTable;
     // SAFETY: the frame was just allocated (nobody else uses it) and the boot
     // tables map it at its direct-map address; zeroing makes it a valid,
@@ -154,7 +157,10 @@ pub fn init(ram: &UsableRanges, nx_supported: bool) {
     // image (including the running code and the current stack) and RAM
     // (including the boot information and the frame bitmap).
     unsafe {
-        Cr3::write(PhysFrame::containing_address(PhysAddr::new(root)), Cr3Flags::empty());
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(root)),
+            Cr3Flags::empty(),
+        );
     }
     RAM.with(|r| *r = Some(ram.clone()));
     KERNEL_TABLES.with(|t| *t = Some(tables));
@@ -187,7 +193,10 @@ fn map_window(phys: u64, len: u64, cache: F) -> u64 {
     let first = phys / FRAME_SIZE * FRAME_SIZE;
     let pages = (phys + len.max(1)).div_ceil(FRAME_SIZE) - first / FRAME_SIZE;
     let virt = MMIO_NEXT.fetch_add(pages * FRAME_SIZE, Ordering::Relaxed);
-    assert!(virt + pages * FRAME_SIZE <= MMIO_BASE + MMIO_SIZE, "MMIO window exhausted");
+    assert!(
+        virt + pages * FRAME_SIZE <= MMIO_BASE + MMIO_SIZE,
+        "MMIO window exhausted"
+    );
     KERNEL_TABLES.with(|tables| {
         let tables = tables.as_mut().expect("paging not initialised");
         for i in 0..pages {

@@ -71,10 +71,18 @@ impl Write for Report {
 
 fn page_fault_cause(code: u64) -> [&'static str; 4] {
     [
-        if code & 1 != 0 { "protection-violation" } else { "not-present" },
+        if code & 1 != 0 {
+            "protection-violation"
+        } else {
+            "not-present"
+        },
         if code & 2 != 0 { "write" } else { "read" },
         if code & 4 != 0 { "user" } else { "supervisor" },
-        if code & 16 != 0 { "instruction-fetch" } else { "data" },
+        if code & 16 != 0 {
+            "instruction-fetch"
+        } else {
+            "data"
+        },
     ]
 }
 
