@@ -14,6 +14,15 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod errno;
+pub mod event_channel;
+pub mod grant_table;
+pub mod hypercall;
+pub mod ops;
 pub mod version;
+pub mod xen;
+
+pub use errno::Errno;
+pub use hypercall::Hypercall;
 
 pub use version::{AbiVersion, HV_ABI_VERSION, XEN_INTERFACE_VERSION, XenVersion};

@@ -1,0 +1,175 @@
+//! Grant tables, version 1 (`grant_table.h`).
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::xen::DomId;
+
+pub type GrantRef = u32;
+pub type GrantHandle = u32;
+
+pub const GNTTABOP_MAP_GRANT_REF: u32 = 0;
+pub const GNTTABOP_UNMAP_GRANT_REF: u32 = 1;
+pub const GNTTABOP_SETUP_TABLE: u32 = 2;
+pub const GNTTABOP_DUMP_TABLE: u32 = 3;
+pub const GNTTABOP_TRANSFER: u32 = 4;
+pub const GNTTABOP_COPY: u32 = 5;
+pub const GNTTABOP_QUERY_SIZE: u32 = 6;
+pub const GNTTABOP_UNMAP_AND_REPLACE: u32 = 7;
+pub const GNTTABOP_SET_VERSION: u32 = 8;
+pub const GNTTABOP_GET_STATUS_FRAMES: u32 = 9;
+pub const GNTTABOP_GET_VERSION: u32 = 10;
+pub const GNTTABOP_SWAP_GRANT_REF: u32 = 11;
+pub const GNTTABOP_CACHE_FLUSH: u32 = 12;
+
+/// One grant: `domid` may access `frame` as `flags` allow.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct GrantEntryV1 {
+    pub flags: u16,
+    pub domid: DomId,
+    pub frame: u32,
+}
+
+pub const GTF_INVALID: u16 = 0;
+pub const GTF_PERMIT_ACCESS: u16 = 1;
+pub const GTF_ACCEPT_TRANSFER: u16 = 2;
+pub const GTF_TRANSITIVE: u16 = 3;
+pub const GTF_TYPE_MASK: u16 = 3;
+pub const GTF_READONLY: u16 = 1 << 2;
+pub const GTF_READING: u16 = 1 << 3;
+pub const GTF_WRITING: u16 = 1 << 4;
+pub const GTF_PWT: u16 = 1 << 5;
+pub const GTF_PCD: u16 = 1 << 6;
+pub const GTF_PAT: u16 = 1 << 7;
+pub const GTF_SUB_PAGE: u16 = 1 << 8;
+
+pub const GNTMAP_DEVICE_MAP: u32 = 1 << 0;
+pub const GNTMAP_HOST_MAP: u32 = 1 << 1;
+pub const GNTMAP_READONLY: u32 = 1 << 2;
+pub const GNTMAP_APPLICATION_MAP: u32 = 1 << 3;
+pub const GNTMAP_CONTAINS_PTE: u32 = 1 << 4;
+
+/// Per-op status codes (`GNTST_*`).
+pub const GNTST_OKAY: i16 = 0;
+pub const GNTST_GENERAL_ERROR: i16 = -1;
+pub const GNTST_BAD_DOMAIN: i16 = -2;
+pub const GNTST_BAD_GNTREF: i16 = -3;
+pub const GNTST_BAD_HANDLE: i16 = -4;
+pub const GNTST_BAD_VIRT_ADDR: i16 = -5;
+pub const GNTST_BAD_DEV_ADDR: i16 = -6;
+pub const GNTST_NO_DEVICE_SPACE: i16 = -7;
+pub const GNTST_PERMISSION_DENIED: i16 = -8;
+pub const GNTST_BAD_PAGE: i16 = -9;
+pub const GNTST_BAD_COPY_ARG: i16 = -10;
+pub const GNTST_ADDRESS_TOO_BIG: i16 = -11;
+pub const GNTST_EAGAIN: i16 = -12;
+pub const GNTST_NO_SPACE: i16 = -13;
+
+/// Maps grant `ref_` of `dom` at `host_addr`. OUT: `status`, `handle`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct MapGrantRef {
+    pub host_addr: u64,
+    pub flags: u32,
+    pub ref_: GrantRef,
+    pub dom: DomId,
+    pub status: i16,
+    pub handle: GrantHandle,
+    pub dev_bus_addr: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct UnmapGrantRef {
+    pub host_addr: u64,
+    pub dev_bus_addr: u64,
+    pub handle: GrantHandle,
+    pub status: i16,
+    pub _pad: u16,
+}
+
+/// Gives the grant table `nr_frames` frames; OUT: their MFNs in
+/// `frame_list` (a guest pointer), `status`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct SetupTable {
+    pub dom: DomId,
+    pub _pad0: u16,
+    pub nr_frames: u32,
+    pub status: i16,
+    pub _pad1: [u16; 3],
+    pub frame_list: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct QuerySize {
+    pub dom: DomId,
+    pub _pad0: u16,
+    pub nr_frames: u32,
+    pub max_nr_frames: u32,
+    pub status: i16,
+    pub _pad1: u16,
+}
+
+/// One side of a grant copy: a grant ref (with `GNTCOPY_*_gref`) or a frame.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct CopyPtr {
+    /// `ref` or `gmfn`, by the op's flags.
+    pub u: u64,
+    pub domid: DomId,
+    pub offset: u16,
+    pub _pad: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Copy {
+    pub source: CopyPtr,
+    pub dest: CopyPtr,
+    pub len: u16,
+    pub flags: u16,
+    pub status: i16,
+    pub _pad: u16,
+}
+
+pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
+pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
+
+#[cfg(test)]
+mod layout {
+    use core::mem::{offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn sizes_and_offsets() {
+        assert_eq!(size_of::<GrantEntryV1>(), 8);
+        assert_eq!(offset_of!(GrantEntryV1, domid), 2);
+        assert_eq!(offset_of!(GrantEntryV1, frame), 4);
+        assert_eq!(size_of::<MapGrantRef>(), 32);
+        assert_eq!(offset_of!(MapGrantRef, flags), 8);
+        assert_eq!(offset_of!(MapGrantRef, ref_), 12);
+        assert_eq!(offset_of!(MapGrantRef, dom), 16);
+        assert_eq!(offset_of!(MapGrantRef, status), 18);
+        assert_eq!(offset_of!(MapGrantRef, handle), 20);
+        assert_eq!(offset_of!(MapGrantRef, dev_bus_addr), 24);
+        assert_eq!(size_of::<UnmapGrantRef>(), 24);
+        assert_eq!(offset_of!(UnmapGrantRef, handle), 16);
+        assert_eq!(offset_of!(UnmapGrantRef, status), 20);
+        assert_eq!(size_of::<SetupTable>(), 24);
+        assert_eq!(offset_of!(SetupTable, nr_frames), 4);
+        assert_eq!(offset_of!(SetupTable, status), 8);
+        assert_eq!(offset_of!(SetupTable, frame_list), 16);
+        assert_eq!(size_of::<QuerySize>(), 16);
+        assert_eq!(offset_of!(QuerySize, max_nr_frames), 8);
+        assert_eq!(offset_of!(QuerySize, status), 12);
+        assert_eq!(size_of::<CopyPtr>(), 16);
+        assert_eq!(size_of::<Copy>(), 40);
+        assert_eq!(offset_of!(Copy, dest), 16);
+        assert_eq!(offset_of!(Copy, len), 32);
+        assert_eq!(offset_of!(Copy, flags), 34);
+        assert_eq!(offset_of!(Copy, status), 36);
+    }
+}
