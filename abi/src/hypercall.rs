@@ -175,3 +175,48 @@ mod tests {
         assert!((Hypercall::HypfsOp as usize + 1) * STUB_SIZE <= 4096);
     }
 }
+
+#[cfg(test)]
+mod docs {
+    use super::Hypercall;
+
+    const ABI_MD: &str = include_str!("../../docs/abi.md");
+    const STATUSES: [&str; 3] = ["implemented", "refused", "not yet"];
+
+    #[test]
+    fn docs_list_every_hypercall() {
+        let rows: Vec<Vec<&str>> = ABI_MD
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .filter(|cells: &Vec<&str>| cells.len() == 3)
+            .collect();
+        for h in Hypercall::ALL {
+            let matching: Vec<_> = rows.iter().filter(|r| r[1] == h.name()).collect();
+            assert_eq!(
+                matching.len(),
+                1,
+                "docs/abi.md must list {} exactly once",
+                h.name()
+            );
+            let row = matching[0];
+            assert_eq!(
+                row[0],
+                (h as u32).to_string(),
+                "wrong number for {}",
+                h.name()
+            );
+            assert!(
+                STATUSES.contains(&row[2]),
+                "bad status `{}` for {}",
+                row[2],
+                h.name()
+            );
+        }
+        assert_eq!(
+            rows.len(),
+            Hypercall::ALL.len(),
+            "docs/abi.md lists hypercalls abi does not know"
+        );
+    }
+}
