@@ -35,6 +35,8 @@ errnos! {
     Perm = 1, "operation not permitted";
     NoEnt = 2, "no such entry";
     Srch = 3, "no such domain";
+    // EINTR and ERESTART are Xen-internal (continuations); guests never
+    // see them, but they keep Xen's numbers here.
     Intr = 4, "interrupted";
     Io = 5, "I/O error";
     NxIo = 6, "no such device or address";
@@ -50,6 +52,8 @@ errnos! {
     Exist = 17, "already exists";
     XDev = 18, "cross-domain link";
     NoDev = 19, "no such device";
+    NotDir = 20, "not a directory";
+    IsDir = 21, "is a directory";
     Inval = 22, "invalid argument";
     NFile = 23, "file table overflow";
     MFile = 24, "too many open files";
@@ -70,6 +74,7 @@ errnos! {
     IlSeq = 84, "illegal byte sequence";
     Restart = 85, "restart the call";
     NotSock = 88, "not a socket";
+    MsgSize = 90, "message too long";
     OpNotSupp = 95, "operation not supported";
     AddrInUse = 98, "address in use";
     AddrNotAvail = 99, "address not available";
@@ -77,6 +82,7 @@ errnos! {
     IsConn = 106, "already connected";
     NotConn = 107, "not connected";
     TimedOut = 110, "timed out";
+    ConnRefused = 111, "connection refused";
 }
 
 impl Errno {

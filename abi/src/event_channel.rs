@@ -20,6 +20,7 @@ pub const EVTCHNOP_RESET: u32 = 10;
 pub const EVTCHNOP_INIT_CONTROL: u32 = 11;
 pub const EVTCHNOP_EXPAND_ARRAY: u32 = 12;
 pub const EVTCHNOP_SET_PRIORITY: u32 = 13;
+/// Xen-internal (`#ifdef __XEN__`): guests cannot use it.
 pub const EVTCHNOP_RESET_CONT: u32 = 14;
 
 /// Virtual IRQs a domain can bind a port to.

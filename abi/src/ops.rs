@@ -121,7 +121,8 @@ pub struct MemoryMap {
     pub buffer: u64,
 }
 
-/// An E820 entry as `XENMEM_memory_map` returns them (packed, 20 bytes).
+/// An entry of the BIOS E820 format that `XENMEM_memory_map` fills in
+/// (memory.h names the format, not a struct): packed, 20 bytes.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C, packed)]
 pub struct E820Entry {
@@ -177,12 +178,15 @@ pub const XENFEAT_HVM_CALLBACK_VECTOR: u32 = 8;
 pub const XENFEAT_HVM_SAFE_PVCLOCK: u32 = 9;
 pub const XENFEAT_HVM_PIRQS: u32 = 10;
 pub const XENFEAT_DOM0: u32 = 11;
+/// Deprecated; commented out in Xen's current headers.
 pub const XENFEAT_GRANT_MAP_IDENTITY: u32 = 12;
 pub const XENFEAT_MEMORY_OP_VNODE_SUPPORTED: u32 = 13;
 pub const XENFEAT_ARM_SMCCC_SUPPORTED: u32 = 14;
 pub const XENFEAT_LINUX_RSDP_UNRESTRICTED: u32 = 15;
 pub const XENFEAT_NOT_DIRECT_MAPPED: u32 = 16;
 pub const XENFEAT_DIRECT_MAPPED: u32 = 17;
+/// `XENVER_get_features` submaps (32 features each).
+pub const XENFEAT_NR_SUBMAPS: u32 = 1;
 
 /// ELF note types in the "Xen" note namespace.
 pub const XEN_ELFNOTE_NAME: &[u8] = b"Xen";

@@ -72,8 +72,10 @@ impl fmt::Display for XenVersion {
 /// The version of the project's contract (Xen subset plus our extensions).
 pub const HV_ABI_VERSION: AbiVersion = AbiVersion::new(0, 1);
 
-/// The Xen interface we implement a subset of: Xen 4.17
-/// (`__XEN_LATEST_INTERFACE_VERSION__` 0x00040011).
+/// The Xen release whose PV64 interface we implement a subset of, packed as
+/// `XENVER_version` reports it: Xen 4.17 is 0x00040011. (This is the
+/// release, not the C headers' `__XEN_LATEST_INTERFACE_VERSION__`
+/// compatibility macro, which has its own numbering.)
 pub const XEN_INTERFACE_VERSION: XenVersion = XenVersion(0x0004_0011);
 
 #[cfg(test)]
