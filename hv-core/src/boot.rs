@@ -163,20 +163,20 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) {
         .into_iter()
         .chain(modules)
         .chain(not_available);
-    let usable = match UsableRanges::new(areas.iter().filter(is_available).map(range), reserved) {
-        Ok(usable) => usable,
-        Err(e) => {
+    let or_stop = |ranges: Result<UsableRanges, _>| {
+        ranges.unwrap_or_else(|e| {
             log::error!("{e}");
-            stop::fatal("memory map too fragmented");
-        }
+            stop::fatal("memory map too fragmented")
+        })
     };
-    let ram = match UsableRanges::new(areas.iter().filter(is_ram).map(range), []) {
-        Ok(ram) => ram,
-        Err(e) => {
-            log::error!("{e}");
-            stop::fatal("memory map too fragmented");
-        }
-    };
+    let usable = or_stop(UsableRanges::new(
+        areas.iter().filter(is_available).map(range),
+        reserved,
+    ));
+    let ram = or_stop(UsableRanges::new(
+        areas.iter().filter(is_ram).map(range),
+        [],
+    ));
     let usable_bytes = usable.total_bytes();
     if let Err(e) = memory::init(usable) {
         log::error!("{e}");

@@ -11,6 +11,20 @@ use crate::image::{self, IsoSpec, ModuleFile};
 use crate::qemu::{self, Machine};
 use crate::{Result, setup};
 
+#[cfg(test)]
+mod result_lines {
+    #[test]
+    fn counts_cargo_result_lines() {
+        let line =
+            "ok. 29 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.08s";
+        assert_eq!(super::count(line, "passed"), 29);
+        assert_eq!(super::count(line, "failed"), 0);
+        let line = "FAILED. 5 passed; 2 failed; 0 ignored";
+        assert_eq!(super::count(line, "passed"), 5);
+        assert_eq!(super::count(line, "failed"), 2);
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     passed: usize,
@@ -71,8 +85,8 @@ fn host_tests(tally: &mut Tally) -> Result {
     let (mut passed, mut failed) = (0, 0);
     for line in stdout.lines() {
         if let Some(rest) = line.strip_prefix("test result: ") {
-            passed += count(rest, " passed");
-            failed += count(rest, " failed");
+            passed += count(rest, "passed");
+            failed += count(rest, "failed");
         }
     }
     if !output.status.success() {
@@ -90,13 +104,8 @@ fn host_tests(tally: &mut Tally) -> Result {
 /// The number before `what` in `ok. 12 passed; 0 failed; ...`.
 fn count(result: &str, what: &str) -> usize {
     result
-        .split(';')
-        .find_map(|part| {
-            part.trim()
-                .trim_start_matches("ok. ")
-                .trim_start_matches("FAILED. ")
-                .strip_suffix(what.trim_start())
-        })
+        .split(['.', ';'])
+        .find_map(|part| part.trim().strip_suffix(what))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
 }
