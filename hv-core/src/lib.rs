@@ -8,6 +8,7 @@
 
 pub mod acpi_sleep;
 pub mod cmdline;
+pub mod frame_table;
 pub mod frames;
 pub mod layout;
 
