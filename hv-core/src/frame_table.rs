@@ -176,6 +176,18 @@ impl<'a> FrameTable<'a> {
             .ok_or(PageError::NoSuchFrame(mfn))
     }
 
+    /// The frame, if `dom` owns it.
+    fn owned_frame(&mut self, mfn: Mfn, dom: DomId) -> Result<&mut FrameInfo, PageError> {
+        let frame = self.frame(mfn)?;
+        if frame.owner != Owner::Domain(dom) {
+            return Err(PageError::NotOwner {
+                mfn,
+                owner: frame.owner,
+            });
+        }
+        Ok(frame)
+    }
+
     /// Gives a free (or hypervisor-owned) frame to `owner`.
     pub fn assign(&mut self, mfn: Mfn, owner: Owner) -> Result<(), PageError> {
         let frame = self.frame(mfn)?;
@@ -194,13 +206,7 @@ impl<'a> FrameTable<'a> {
 
     /// Takes a plain reference on a frame `dom` owns.
     pub fn get_page(&mut self, mfn: Mfn, dom: DomId) -> Result<(), PageError> {
-        let frame = self.frame(mfn)?;
-        if frame.owner != Owner::Domain(dom) {
-            return Err(PageError::NotOwner {
-                mfn,
-                owner: frame.owner,
-            });
-        }
+        let frame = self.owned_frame(mfn, dom)?;
         frame.ref_count = frame
             .ref_count
             .checked_add(1)
@@ -358,13 +364,7 @@ impl<'a> FrameTable<'a> {
         dom: DomId,
         ty: FrameType,
     ) -> Result<(), PageError> {
-        let frame = self.frame(mfn)?;
-        if frame.owner != Owner::Domain(dom) {
-            return Err(PageError::NotOwner {
-                mfn,
-                owner: frame.owner,
-            });
-        }
+        let frame = self.owned_frame(mfn, dom)?;
         if frame.pinned {
             return Err(PageError::PinState(mfn));
         }
@@ -380,13 +380,7 @@ impl<'a> FrameTable<'a> {
         mfn: Mfn,
         dom: DomId,
     ) -> Result<(), PageError> {
-        let frame = self.frame(mfn)?;
-        if frame.owner != Owner::Domain(dom) {
-            return Err(PageError::NotOwner {
-                mfn,
-                owner: frame.owner,
-            });
-        }
+        let frame = self.owned_frame(mfn, dom)?;
         if !frame.pinned {
             return Err(PageError::PinState(mfn));
         }
@@ -406,13 +400,7 @@ impl<'a> FrameTable<'a> {
         value: u64,
         dom: DomId,
     ) -> Result<(), PageError> {
-        let frame = *self.frame(table)?;
-        if frame.owner != Owner::Domain(dom) {
-            return Err(PageError::NotOwner {
-                mfn: table,
-                owner: frame.owner,
-            });
-        }
+        let frame = *self.owned_frame(table, dom)?;
         let Some(level) = frame.ty.level().filter(|_| frame.type_count > 0) else {
             return Err(PageError::TypeConflict {
                 mfn: table,
