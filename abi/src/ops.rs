@@ -210,6 +210,13 @@ pub const XEN_ELFNOTE_MOD_START_PFN: u32 = 16;
 pub const XEN_ELFNOTE_SUPPORTED_FEATURES: u32 = 17;
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
+/// The project's own ELF note namespace. Xen's loader ignores notes outside
+/// its "Xen" namespace, so images carrying these still boot on Xen.
+pub const HV_ELFNOTE_NAME: &[u8] = b"HvCore";
+/// Descriptor: one little-endian `u32`, the image's
+/// [`AbiVersion`](crate::AbiVersion) packed as `major << 16 | minor`.
+pub const HV_ELFNOTE_ABI_VERSION: u32 = 1;
+
 #[cfg(test)]
 mod layout {
     use core::mem::{offset_of, size_of};
