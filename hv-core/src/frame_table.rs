@@ -14,7 +14,12 @@
 //! - Dropping the last type reference of a page-table frame releases every
 //!   reference its entries hold (devalidation).
 //! - L4 slots 256-271 (the hypervisor hole) belong to the hypervisor: they
-//!   are neither validated nor writable by the guest.
+//!   are neither validated nor writable by the guest; validating an L4
+//!   (re)writes them with the hypervisor's own entries.
+//! - Entries the guest supplies are adjusted as Xen does for PV64: the
+//!   guest kernel runs in ring 3, so every entry gets the user bit, and no
+//!   entry may be global (kernel mappings would survive the switch to the
+//!   guest's user page tables).
 //!
 //! The logic is pure: page-table contents are read through
 //! [`PageTableMemory`], so host tests run it over a map of fake frames.
@@ -32,7 +37,9 @@ pub const HYPERVISOR_L4_SLOTS: core::ops::Range<usize> = 256..272;
 
 const PRESENT: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
+const USER: u64 = 1 << 2;
 const PAGE_SIZE_BIT: u64 = 1 << 7;
+const GLOBAL: u64 = 1 << 8;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// What a frame is currently used as.
@@ -144,10 +151,22 @@ impl fmt::Display for PageError {
     }
 }
 
-/// Read access to page-table frames' contents.
+/// Access to page-table frames' contents.
 pub trait PageTableMemory {
     fn read_entry(&self, mfn: Mfn, index: usize) -> u64;
     fn write_entry(&mut self, mfn: Mfn, index: usize, value: u64);
+    /// Writes the hypervisor's entries into slots 256-271 of an L4 that
+    /// has just been validated.
+    fn install_hypervisor_slots(&mut self, l4: Mfn);
+}
+
+/// A guest-supplied entry as it is stored: user-accessible, never global.
+pub const fn adjust_entry(entry: u64) -> u64 {
+    if entry & PRESENT == 0 {
+        entry
+    } else {
+        (entry | USER) & !GLOBAL
+    }
 }
 
 /// The frame table over frames `0..len`, stored in caller-provided memory.
@@ -336,13 +355,6 @@ impl<'a> FrameTable<'a> {
         dom: DomId,
         level: u8,
     ) -> Result<(), PageError> {
-        if level == 4 {
-            for slot in HYPERVISOR_L4_SLOTS {
-                if mem.read_entry(mfn, slot) & PRESENT != 0 {
-                    return Err(PageError::HypervisorSlot { mfn, slot });
-                }
-            }
-        }
         for index in Self::guest_slots(level) {
             let entry = mem.read_entry(mfn, index);
             if let Err(e) = self.get_entry(mem, mfn, entry, dom, level) {
@@ -352,6 +364,12 @@ impl<'a> FrameTable<'a> {
                 }
                 return Err(e);
             }
+            if adjust_entry(entry) != entry {
+                mem.write_entry(mfn, index, adjust_entry(entry));
+            }
+        }
+        if level == 4 {
+            mem.install_hypervisor_slots(mfn);
         }
         Ok(())
     }
@@ -416,7 +434,7 @@ impl<'a> FrameTable<'a> {
         }
         let old = mem.read_entry(table, index);
         self.get_entry(mem, table, value, dom, level)?;
-        mem.write_entry(table, index, value);
+        mem.write_entry(table, index, adjust_entry(value));
         self.put_entry(mem, old, level);
         Ok(())
     }
@@ -441,7 +459,15 @@ mod tests {
         fn write_entry(&mut self, mfn: Mfn, index: usize, value: u64) {
             self.0.insert((mfn, index), value);
         }
+        fn install_hypervisor_slots(&mut self, l4: Mfn) {
+            for slot in HYPERVISOR_L4_SLOTS {
+                self.0.insert((l4, slot), HV_ENTRY);
+            }
+        }
     }
+
+    /// What the test memory writes into the hypervisor slots.
+    const HV_ENTRY: u64 = 0x5_5000 | PRESENT;
 
     fn pte(mfn: Mfn, writable: bool) -> u64 {
         mfn << 12 | PRESENT | if writable { WRITABLE } else { 0 }
@@ -520,7 +546,7 @@ mod tests {
         table
             .update_entry(&mut mem, 4, 2, pte(4, false), DOM)
             .unwrap();
-        assert_eq!(mem.read_entry(4, 2), pte(4, false));
+        assert_eq!(mem.read_entry(4, 2), adjust_entry(pte(4, false)));
     }
 
     #[test]
@@ -586,23 +612,42 @@ mod tests {
     }
 
     #[test]
-    fn hypervisor_slots_are_refused() {
+    fn hypervisor_slots_are_the_hypervisors() {
         let mut storage = Vec::new();
         let mut table = setup(&mut storage);
         let mut mem = Memory::default();
         tree(&mut mem);
-        mem.write_entry(1, 256, pte(5, false));
-        assert_eq!(
-            table.pin(&mut mem, 1, DOM, FrameType::L4),
-            Err(PageError::HypervisorSlot { mfn: 1, slot: 256 })
-        );
-        assert!(all_released(&table));
-        mem.write_entry(1, 256, 0);
+        // Whatever the guest left in a hypervisor slot is neither validated
+        // (frame 5 gains no reference) nor kept.
+        mem.write_entry(1, 256, pte(5, true));
         table.pin(&mut mem, 1, DOM, FrameType::L4).unwrap();
+        assert_eq!(table.info(5).unwrap().ref_count, 0);
+        for slot in HYPERVISOR_L4_SLOTS {
+            assert_eq!(mem.read_entry(1, slot), HV_ENTRY);
+        }
         assert_eq!(
             table.update_entry(&mut mem, 1, 271, pte(6, false), DOM),
             Err(PageError::HypervisorSlot { mfn: 1, slot: 271 })
         );
+    }
+
+    #[test]
+    fn guest_entries_are_stored_user_and_not_global() {
+        let mut storage = Vec::new();
+        let mut table = setup(&mut storage);
+        let mut mem = Memory::default();
+        tree(&mut mem);
+        mem.write_entry(4, 5, pte(12, false) | GLOBAL);
+        table.pin(&mut mem, 1, DOM, FrameType::L4).unwrap();
+        assert_eq!(mem.read_entry(4, 5), pte(12, false) | USER);
+        assert_eq!(mem.read_entry(1, 0), pte(2, true) | USER);
+        table
+            .update_entry(&mut mem, 4, 6, pte(13, true) | GLOBAL, DOM)
+            .unwrap();
+        assert_eq!(mem.read_entry(4, 6), pte(13, true) | USER);
+        // Not-present entries are stored as given.
+        table.update_entry(&mut mem, 4, 7, 0x1234_0000, DOM).unwrap();
+        assert_eq!(mem.read_entry(4, 7), 0x1234_0000);
     }
 
     #[test]

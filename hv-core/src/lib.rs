@@ -8,9 +8,11 @@
 
 pub mod acpi_sleep;
 pub mod cmdline;
+pub mod event_channel;
 pub mod frame_table;
 pub mod frames;
 pub mod layout;
+pub mod pvclock;
 
 /// The product name and version printed in the banner.
 pub const PRODUCT: &str = "hv-core";
