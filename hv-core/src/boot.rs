@@ -1,7 +1,7 @@
 //! `hv_main`: from the boot loader's hand-off to a running hypervisor.
 
 use hv_core::cmdline::Options;
-use hv_core::frames::{PhysRange, UsableRanges};
+use hv_core::frames::{FRAME_SIZE, PhysRange, UsableRanges};
 use hv_core::{PRODUCT, VERSION};
 use multiboot2::{BootInformation, MemoryAreaType};
 
@@ -178,11 +178,13 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) {
         [],
     ));
     let usable_bytes = usable.total_bytes();
-    if let Err(e) = memory::init(usable) {
+    if let Err(e) = memory::init(usable, ram.end() / FRAME_SIZE) {
         log::error!("{e}");
         stop::fatal("cannot set up the frame allocator");
     }
     paging::init(&ram, cpu::features().nx);
+    let (m2p, m2p_len) = memory::m2p_range();
+    paging::map_m2p(m2p, m2p_len);
     log::info!(
         "memory: {} MiB RAM, {} MiB usable, {} MiB free after boot (hv-core image {} KiB)",
         ram.total_bytes() / MIB,

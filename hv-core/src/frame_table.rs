@@ -83,6 +83,9 @@ pub enum Owner {
     Free,
     Hypervisor,
     Domain(DomId),
+    /// A hypervisor page the domain may map (its shared_info): readable
+    /// and writable, but never a page table, because hv-core writes it.
+    SharedWith(DomId),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -97,7 +100,7 @@ pub struct FrameInfo {
 }
 
 impl FrameInfo {
-    const FREE: Self = Self {
+    pub const FREE: Self = Self {
         owner: Owner::Free,
         ty: FrameType::None,
         type_count: 0,
@@ -223,9 +226,15 @@ impl<'a> FrameTable<'a> {
         Ok(())
     }
 
-    /// Takes a plain reference on a frame `dom` owns.
+    /// Takes a plain reference on a frame `dom` owns or shares.
     pub fn get_page(&mut self, mfn: Mfn, dom: DomId) -> Result<(), PageError> {
-        let frame = self.owned_frame(mfn, dom)?;
+        let frame = self.frame(mfn)?;
+        if frame.owner != Owner::Domain(dom) && frame.owner != Owner::SharedWith(dom) {
+            return Err(PageError::NotOwner {
+                mfn,
+                owner: frame.owner,
+            });
+        }
         frame.ref_count = frame
             .ref_count
             .checked_add(1)
@@ -254,6 +263,11 @@ impl<'a> FrameTable<'a> {
     ) -> Result<(), PageError> {
         self.get_page(mfn, dom)?;
         let frame = self.frame(mfn)?;
+        if want.level().is_some() && frame.owner != Owner::Domain(dom) {
+            let owner = frame.owner;
+            self.put_page(mfn);
+            return Err(PageError::NotOwner { mfn, owner });
+        }
         if frame.type_count > 0 {
             if frame.ty != want {
                 let have = frame.ty;
@@ -629,6 +643,33 @@ mod tests {
             table.update_entry(&mut mem, 1, 271, pte(6, false), DOM),
             Err(PageError::HypervisorSlot { mfn: 1, slot: 271 })
         );
+    }
+
+    #[test]
+    fn a_shared_page_maps_writable_but_never_becomes_a_page_table() {
+        let mut storage = Vec::new();
+        let mut table = setup(&mut storage);
+        table.assign(12, Owner::SharedWith(DOM)).unwrap();
+        let mut mem = Memory::default();
+        tree(&mut mem);
+        table.pin(&mut mem, 1, DOM, FrameType::L4).unwrap();
+        table.update_entry(&mut mem, 4, 3, pte(12, true), DOM).unwrap();
+        assert_eq!(
+            table.update_entry(&mut mem, 3, 1, pte(12, false), DOM),
+            Err(PageError::NotOwner {
+                mfn: 12,
+                owner: Owner::SharedWith(DOM)
+            })
+        );
+        assert_eq!(
+            table.pin(&mut mem, 12, DOM, FrameType::L1),
+            Err(PageError::NotOwner {
+                mfn: 12,
+                owner: Owner::SharedWith(DOM)
+            })
+        );
+        // Another domain cannot map it at all.
+        assert!(table.get_page(12, OTHER).is_err());
     }
 
     #[test]

@@ -1,26 +1,61 @@
-//! The global frame allocator.
+//! Machine memory: the global frame allocator, the frame table and the
+//! machine-to-phys (M2P) table.
 //!
 //! Built once at boot from the multiboot2 memory map minus everything that
 //! is taken (the first MiB, hv-core's image, the boot information, every
-//! module); its bitmap lives in frames carved from usable memory below 4 GiB
-//! so the boot page tables reach it.
+//! module). The allocator's bitmap, the frame table and the M2P are carved
+//! from usable memory below 4 GiB, contiguous, so the boot page tables reach
+//! them and each is reached by index through the direct map. The M2P is
+//! also mapped read-only for guests at `layout::M2P_BASE`.
 
+use hv_core::frame_table::{FrameInfo, FrameTable, Mfn};
 use hv_core::frames::{FRAME_SIZE, FrameAllocator, UsableRanges};
 
 use crate::arch::paging;
 use crate::arch::sync::IrqMutex;
 
 static ALLOCATOR: IrqMutex<Option<FrameAllocator<'static>>> = IrqMutex::new(None);
+static FRAMES: IrqMutex<Option<FrameTable<'static>>> = IrqMutex::new(None);
+static M2P: IrqMutex<Option<&'static mut [u64]>> = IrqMutex::new(None);
 
-pub fn init(mut usable: UsableRanges) -> Result<(), &'static str> {
+/// An M2P entry for a frame no domain owns (Xen's `INVALID_M2P_ENTRY`).
+pub const INVALID_M2P_ENTRY: u64 = u64::MAX;
+
+/// Sets up the allocator, the frame table and the M2P for machine frames
+/// `0..max_mfn`.
+pub fn init(mut usable: UsableRanges, max_mfn: u64) -> Result<(), &'static str> {
     let words = FrameAllocator::bitmap_words(&usable);
-    let bytes = (words * 8) as u64;
     let at = usable
-        .take(bytes, 1 << 32)
+        .take((words * 8) as u64, 1 << 32)
         .ok_or("no room below 4 GiB for the frame bitmap")?;
     let bitmap = crate::arch::frame_bitmap(paging::phys_to_virt(at), words);
+
+    let frames = max_mfn as usize;
+    let table_bytes = (frames * core::mem::size_of::<FrameInfo>()) as u64;
+    let at = usable
+        .take(table_bytes.next_multiple_of(FRAME_SIZE), 1 << 32)
+        .ok_or("no room below 4 GiB for the frame table")?;
+    let storage = crate::arch::frame_info_storage(paging::phys_to_virt(at), frames);
+
+    let m2p_bytes = (frames as u64 * 8).next_multiple_of(FRAME_SIZE);
+    let m2p_phys = usable
+        .take(m2p_bytes, 1 << 32)
+        .ok_or("no room below 4 GiB for the M2P table")?;
+    let m2p = crate::arch::frame_bitmap(paging::phys_to_virt(m2p_phys), frames);
+    m2p.fill(INVALID_M2P_ENTRY);
+
     ALLOCATOR.with(|a| *a = Some(FrameAllocator::new(bitmap, &usable)));
+    FRAMES.with(|t| *t = Some(FrameTable::new(storage)));
+    M2P.with(|m| *m = Some(m2p));
+    M2P_RANGE.with(|r| *r = (m2p_phys, m2p_bytes));
     Ok(())
+}
+
+static M2P_RANGE: IrqMutex<(u64, u64)> = IrqMutex::new((0, 0));
+
+/// Where the M2P lives: physical start and length in bytes.
+pub fn m2p_range() -> (u64, u64) {
+    M2P_RANGE.with(|r| *r)
 }
 
 /// A zeroed frame, or `None` when memory is exhausted.
@@ -30,10 +65,43 @@ pub fn alloc_frame() -> Option<u64> {
     Some(phys)
 }
 
+/// Returns a frame to the allocator. A frame freed twice is a hypervisor
+/// bug, reported loudly.
+pub fn free_frame(phys: u64) {
+    ALLOCATOR.with(|a| {
+        if let Some(a) = a.as_mut()
+            && let Err(e) = a.free(phys)
+        {
+            log::error!("freeing frame {phys:#x}: {e:?}");
+        }
+    });
+}
+
 pub fn free_frames() -> u64 {
     ALLOCATOR.with(|a| a.as_ref().map_or(0, |a| a.free_frames()))
 }
 
 pub const fn frames_to_mib(frames: u64) -> u64 {
     (frames * FRAME_SIZE) >> 20
+}
+
+/// Runs `f` with the frame table locked.
+pub fn with_frame_table<R>(f: impl FnOnce(&mut FrameTable<'static>) -> R) -> R {
+    FRAMES.with(|t| f(t.as_mut().expect("frame table not initialised")))
+}
+
+/// Records that machine frame `mfn` backs pseudo-physical frame `pfn`.
+pub fn set_m2p(mfn: Mfn, pfn: u64) -> bool {
+    M2P.with(|m| {
+        let Some(entry) = m.as_mut().and_then(|m| m.get_mut(mfn as usize)) else {
+            return false;
+        };
+        *entry = pfn;
+        true
+    })
+}
+
+/// The highest machine frame number plus one.
+pub fn max_mfn() -> u64 {
+    M2P.with(|m| m.as_ref().map_or(0, |m| m.len() as u64))
 }

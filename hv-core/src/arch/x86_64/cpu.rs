@@ -7,10 +7,11 @@
 use raw_cpuid::CpuId;
 use spin::Once;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
-use x86_64::instructions::tables::load_tss;
+use x86_64::instructions::tables::{lgdt, load_tss};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
-use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::structures::gdt::{Descriptor, SegmentSelector};
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::{PrivilegeLevel, VirtAddr};
@@ -22,15 +23,48 @@ const IST_NMI: u16 = 0;
 const IST_DOUBLE_FAULT: u16 = 1;
 const IST_MACHINE_CHECK: u16 = 2;
 
-struct Gdt {
-    table: GlobalDescriptorTable,
-    code: SegmentSelector,
-    data: SegmentSelector,
-    tss: SegmentSelector,
-}
+/// The GDT follows Xen's layout so PV guests see the selectors Xen's ABI
+/// names: entries below 0xe000 would be the guest's own GDT frames (hv-core
+/// does not offer `set_gdt` yet, so they stay null), and the reserved area
+/// from selector 0xe000 holds the hypervisor's and the flat ring-3 segments.
+const FIRST_RESERVED: usize = 0xe000 / 8;
+const GDT_ENTRIES: usize = FIRST_RESERVED + 10;
+
+/// hv-core's ring-0 code and data selectors (Xen's `__HYPERVISOR_CS/DS`).
+pub const HV_CS: u16 = 0xe008;
+pub const HV_DS: u16 = 0xe010;
+/// The flat ring-3 selectors of Xen's PV64 ABI.
+pub const GUEST_CS32: u16 = abi::xen::FLAT_RING3_CS32;
+pub const GUEST_DS: u16 = abi::xen::FLAT_RING3_DS32;
+pub const GUEST_CS64: u16 = abi::xen::FLAT_RING3_CS64;
+const TSS_SELECTOR: u16 = 0xe040;
+
+/// 64-bit ring-0 code, ring-0 data, 32-bit ring-3 code, ring-3 data,
+/// 64-bit ring-3 code (access byte and flags per the SDM).
+const KERNEL_CODE64: u64 = 0x00af_9b00_0000_ffff;
+const KERNEL_DATA: u64 = 0x00cf_9300_0000_ffff;
+const USER_CODE32: u64 = 0x00cf_fb00_0000_ffff;
+const USER_DATA: u64 = 0x00cf_f300_0000_ffff;
+const USER_CODE64: u64 = 0x00af_fb00_0000_ffff;
+
+#[repr(C, align(4096))]
+struct Gdt(core::cell::UnsafeCell<[u64; GDT_ENTRIES]>);
+
+// SAFETY: written once, on the boot CPU, before it is loaded; read only by
+// the CPU afterwards.
+unsafe impl Sync for Gdt {}
+
+static GDT: Gdt = Gdt(core::cell::UnsafeCell::new({
+    let mut table = [0u64; GDT_ENTRIES];
+    table[HV_CS as usize / 8] = KERNEL_CODE64;
+    table[HV_DS as usize / 8] = KERNEL_DATA;
+    table[GUEST_CS32 as usize / 8] = USER_CODE32;
+    table[GUEST_DS as usize / 8] = USER_DATA;
+    table[GUEST_CS64 as usize / 8] = USER_CODE64;
+    table
+}));
 
 static TSS: Once<TaskStateSegment> = Once::new();
-static GDT: Once<Gdt> = Once::new();
 static IDT: Once<InterruptDescriptorTable> = Once::new();
 
 /// Loads the GDT, TSS and IDT on the boot CPU. After this every exception is
@@ -42,32 +76,36 @@ pub fn init_descriptor_tables() {
         tss.interrupt_stack_table[IST_NMI as usize] = VirtAddr::new(nmi);
         tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] = VirtAddr::new(df);
         tss.interrupt_stack_table[IST_MACHINE_CHECK as usize] = VirtAddr::new(mc);
+        // Ring-3 code entering hv-core lands at the top of the guest-entry
+        // stack (see `pv`).
+        tss.privilege_stack_table[0] = VirtAddr::new(boot::guest_entry_stack_top());
         tss
     });
-    let gdt = GDT.call_once(|| {
-        let mut table = GlobalDescriptorTable::new();
-        let code = table.append(Descriptor::kernel_code_segment());
-        let data = table.append(Descriptor::kernel_data_segment());
-        let tss = table.append(Descriptor::tss_segment(tss));
-        Gdt {
-            table,
-            code,
-            data,
-            tss,
-        }
-    });
-    gdt.table.load();
-    // SAFETY: the selectors index descriptors of the GDT just loaded, which
-    // is 'static; the code segment is 64-bit ring 0, the data segment
-    // writable ring 0, and the TSS descriptor describes a 'static TSS.
+    let Descriptor::SystemSegment(low, high) = Descriptor::tss_segment(tss) else {
+        unreachable!("a TSS descriptor is a system segment")
+    };
+    // SAFETY: only the boot CPU runs here, before the GDT is loaded, so
+    // nothing else reads or writes the table.
     unsafe {
-        CS::set_reg(gdt.code);
-        DS::set_reg(gdt.data);
-        ES::set_reg(gdt.data);
-        SS::set_reg(gdt.data);
-        load_tss(gdt.tss);
+        let table = &mut *GDT.0.get();
+        table[TSS_SELECTOR as usize / 8] = low;
+        table[TSS_SELECTOR as usize / 8 + 1] = high;
     }
-    debug_assert_eq!(gdt.code.rpl(), PrivilegeLevel::Ring0);
+    let pointer = DescriptorTablePointer {
+        limit: (GDT_ENTRIES * 8 - 1) as u16,
+        base: VirtAddr::new(GDT.0.get() as u64),
+    };
+    // SAFETY: the table is 'static and holds valid descriptors at every
+    // selector loaded below: 64-bit ring-0 code, ring-0 data, and a TSS
+    // descriptor for a 'static TSS.
+    unsafe {
+        lgdt(&pointer);
+        CS::set_reg(SegmentSelector(HV_CS));
+        DS::set_reg(SegmentSelector(HV_DS));
+        ES::set_reg(SegmentSelector(HV_DS));
+        SS::set_reg(SegmentSelector(HV_DS));
+        load_tss(SegmentSelector(TSS_SELECTOR));
+    }
 
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
@@ -89,8 +127,14 @@ pub fn init_descriptor_tables() {
             idt.non_maskable_interrupt
                 .set_handler_addr(stub(2))
                 .set_stack_index(IST_NMI);
-            idt.breakpoint.set_handler_addr(stub(3));
-            idt.overflow.set_handler_addr(stub(4));
+            // int3 and into are for guests too (Xen gives them DPL 3), so a
+            // guest's int3 arrives as #BP rather than #GP.
+            idt.breakpoint
+                .set_handler_addr(stub(3))
+                .set_privilege_level(PrivilegeLevel::Ring3);
+            idt.overflow
+                .set_handler_addr(stub(4))
+                .set_privilege_level(PrivilegeLevel::Ring3);
             idt.bound_range_exceeded.set_handler_addr(stub(5));
             idt.invalid_opcode.set_handler_addr(stub(6));
             idt.device_not_available.set_handler_addr(stub(7));

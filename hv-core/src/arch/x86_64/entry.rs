@@ -40,9 +40,14 @@ trap_common:
     push %r13
     push %r14
     push %r15
+    /* A guest may have left AC set (which would switch SMAP off in
+       hv-core) or DF: start from clean flags (IF stays clear). */
+    pushq $2
+    popfq
     mov %rsp, %rdi
-    cld
     call trap_dispatch
+    .global trap_exit
+trap_exit:
     pop %r15
     pop %r14
     pop %r13
@@ -65,7 +70,8 @@ trap_common:
 );
 
 /// The stack as `trap_common` leaves it: saved registers, then what the stub
-/// and the CPU pushed.
+/// and the CPU pushed. Guest `syscall`s build the same frame (see `pv`),
+/// with [`SYSCALL_VECTOR`] as the vector.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub struct TrapFrame {
@@ -92,6 +98,9 @@ pub struct TrapFrame {
     pub rsp: u64,
     pub ss: u64,
 }
+
+/// The `vector` of a frame built by the syscall entry.
+pub const SYSCALL_VECTOR: u64 = 0x100;
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
 

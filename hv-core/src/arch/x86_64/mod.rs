@@ -8,6 +8,7 @@ mod entry;
 pub mod lapic;
 pub mod paging;
 pub mod power;
+pub mod pv;
 pub mod serial;
 pub mod sync;
 pub mod time;
@@ -98,4 +99,23 @@ pub fn zero_frame(virt: u64) {
     // SAFETY: the caller just allocated the frame (so owns it) and `virt` is
     // its direct-map address.
     unsafe { core::ptr::write_bytes(virt as *mut u8, 0, 4096) }
+}
+
+/// The frame table's storage: `count` entries at `virt`, each initialised
+/// to a free frame.
+pub fn frame_info_storage(
+    virt: u64,
+    count: usize,
+) -> &'static mut [hv_core::frame_table::FrameInfo] {
+    use hv_core::frame_table::FrameInfo;
+    let base = virt as *mut FrameInfo;
+    assert!(base.is_aligned(), "frame table storage misaligned");
+    for i in 0..count {
+        // SAFETY: `memory::init` carved `count` entries' worth of frames at
+        // `virt` for the frame table alone; each write stays inside them.
+        unsafe { base.add(i).write(FrameInfo::FREE) };
+    }
+    // SAFETY: every element was just initialised, and the memory is owned
+    // by the frame table for the life of the hypervisor.
+    unsafe { core::slice::from_raw_parts_mut(base, count) }
 }

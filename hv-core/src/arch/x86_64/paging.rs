@@ -10,7 +10,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hv_core::frames::{FRAME_SIZE, UsableRanges};
-use hv_core::layout::{DIRECT_MAP_BASE, IMAGE_OFFSET, MMIO_BASE, MMIO_SIZE};
+use hv_core::layout::{DIRECT_MAP_BASE, IMAGE_OFFSET, M2P_BASE, MMIO_BASE, MMIO_SIZE};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageSize, PageTable, PageTableFlags as F,
@@ -31,6 +31,8 @@ unsafe extern "C" {
 }
 
 static KERNEL_TABLES: IrqMutex<Option<OffsetPageTable<'static>>> = IrqMutex::new(None);
+/// The physical address of hv-core's own L4 (the one it boots and idles on).
+static ROOT: AtomicU64 = AtomicU64::new(0);
 static MMIO_NEXT: AtomicU64 = AtomicU64::new(MMIO_BASE);
 static NX: AtomicBool = AtomicBool::new(false);
 
@@ -164,6 +166,37 @@ pub fn init(ram: &UsableRanges, nx_supported: bool) {
     }
     RAM.with(|r| *r = Some(ram.clone()));
     KERNEL_TABLES.with(|t| *t = Some(tables));
+    ROOT.store(root, Ordering::Relaxed);
+}
+
+/// Maps the M2P table (`len` bytes at `phys`) read-only and user-readable
+/// at `M2P_BASE`, for guests. Called before any guest exists, so slot 256
+/// is present in hv-core's L4 when guest L4s copy the hypervisor slots.
+pub fn map_m2p(phys: u64, len: u64) {
+    KERNEL_TABLES.with(|tables| {
+        let tables = tables.as_mut().expect("paging not initialised");
+        for offset in (0..len).step_by(FRAME_SIZE as usize) {
+            let flags = F::PRESENT | F::USER_ACCESSIBLE | F::GLOBAL | nx();
+            map_4k(tables, M2P_BASE + offset, phys + offset, flags);
+        }
+    });
+}
+
+/// hv-core's entries for L4 slots 256-271, which every guest L4 carries.
+pub fn hypervisor_l4_entries() -> [u64; 16] {
+    let root = phys_to_virt(ROOT.load(Ordering::Relaxed)) as *const u64;
+    let mut entries = [0u64; 16];
+    for (i, entry) in entries.iter_mut().enumerate() {
+        // SAFETY: the root is hv-core's L4, a live page-table frame reached
+        // through the direct map; reading its entries has no side effects.
+        *entry = unsafe { root.add(256 + i).read_volatile() };
+    }
+    entries
+}
+
+/// The physical address of hv-core's own L4.
+pub fn idle_root() -> u64 {
+    ROOT.load(Ordering::Relaxed)
 }
 
 /// Maps device registers `[phys, phys + len)` uncached into the MMIO window
