@@ -6,7 +6,7 @@ use hv_core::{PRODUCT, VERSION};
 use multiboot2::{BootInformation, MemoryAreaType};
 
 use crate::arch::{self, cpu, lapic, paging, time};
-use crate::{logger, memory, stop};
+use crate::{dom0, logger, memory, stop, vtime};
 
 const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
 const MIB: u64 = 1 << 20;
@@ -90,10 +90,39 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
     let modules = report_modules(&info);
     if modules == 0 {
         log::info!("no dom0 module: nothing to run; powering off");
-    } else {
-        log::info!("building dom0 is not implemented yet; powering off");
+        stop::power_off()
     }
-    stop::power_off()
+
+    vtime::init();
+    arch::pv::init(features.smap);
+    if let Some(platform) = platform {
+        route_console_input(&platform);
+    }
+    let module = info.module_tags().next().expect("counted above");
+    let bytes = arch::module_bytes(
+        module.start_address() as u64,
+        module.module_size() as u64,
+    );
+    let frame = match dom0::build(bytes, module.cmdline().unwrap_or(""), options.dom0_mem) {
+        Ok(frame) => frame,
+        Err(e) => {
+            log::error!("dom0 image refused: {e}");
+            stop::fatal("cannot build dom0")
+        }
+    };
+    log::info!("starting dom0 in ring 3");
+    arch::pv::enter_guest(&frame)
+}
+
+/// COM1 input interrupts, so dom0's console can be typed at.
+fn route_console_input(platform: &arch::acpi::Platform) {
+    let Some((ioapic, base)) = platform.ioapic else {
+        log::warn!("no IOAPIC: console input is unavailable");
+        return;
+    };
+    let (gsi, level, active_low) = platform.com1_gsi;
+    arch::ioapic::route(ioapic, base, gsi, arch::SERIAL_VECTOR, cpu::apic_id(), level, active_low);
+    arch::serial::enable_receive_interrupt();
 }
 
 fn report_cpu(f: &cpu::Features) {

@@ -48,7 +48,13 @@ pub struct Options {
     pub log_level: LogLevel,
     pub debug_exit: DebugExit,
     pub crash: Option<Crash>,
+    /// dom0's memory in bytes (`dom0_mem=`, Xen's spelling: `256M`, `1G`,
+    /// `65536K` or plain bytes).
+    pub dom0_mem: u64,
 }
+
+/// dom0's memory when `dom0_mem=` is not given.
+pub const DEFAULT_DOM0_MEM: u64 = 64 << 20;
 
 impl Default for Options {
     fn default() -> Self {
@@ -56,8 +62,21 @@ impl Default for Options {
             log_level: LogLevel::Info,
             debug_exit: DebugExit::Off,
             crash: None,
+            dom0_mem: DEFAULT_DOM0_MEM,
         }
     }
+}
+
+/// A size with an optional K/M/G suffix (powers of 1024).
+pub fn parse_size(value: &str) -> Option<u64> {
+    let (digits, shift) = match value.as_bytes().last()? {
+        b'k' | b'K' => (&value[..value.len() - 1], 10),
+        b'm' | b'M' => (&value[..value.len() - 1], 20),
+        b'g' | b'G' => (&value[..value.len() - 1], 30),
+        _ => (value, 0),
+    };
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(1 << shift)
 }
 
 /// A word of the command line that was not understood.
@@ -102,6 +121,10 @@ impl Options {
                     Some("fatal") => options.debug_exit = DebugExit::Fatal,
                     Some("off") => options.debug_exit = DebugExit::Off,
                     Some(_) => on_error(bad()),
+                },
+                "dom0_mem" => match value.and_then(parse_size) {
+                    Some(bytes) if bytes >= 1 << 20 => options.dom0_mem = bytes,
+                    _ => on_error(bad()),
                 },
                 "crash" => match value.and_then(parse_crash) {
                     Some(crash) => options.crash = Some(crash),
@@ -205,5 +228,21 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(options.log_level, LogLevel::Warn);
         assert_eq!(options.debug_exit, DebugExit::Fatal);
+    }
+
+    #[test]
+    fn dom0_mem_takes_xen_sizes() {
+        let parse = |s| Options::parse(s, |e| panic!("{e}")).dom0_mem;
+        assert_eq!(parse("dom0_mem=256M"), 256 << 20);
+        assert_eq!(parse("dom0_mem=1G"), 1 << 30);
+        assert_eq!(parse("dom0_mem=65536K"), 64 << 20);
+        assert_eq!(parse("dom0_mem=16777216"), 16 << 20);
+        assert_eq!(parse(""), DEFAULT_DOM0_MEM);
+        let mut errors = 0;
+        for bad in ["dom0_mem=", "dom0_mem=12Q", "dom0_mem=100K", "dom0_mem=99999999999G"] {
+            let o = Options::parse(bad, |_| errors += 1);
+            assert_eq!(o.dom0_mem, DEFAULT_DOM0_MEM);
+        }
+        assert_eq!(errors, 4);
     }
 }

@@ -13,6 +13,7 @@ pub mod frame_table;
 pub mod frames;
 pub mod layout;
 pub mod pvclock;
+pub mod wallclock;
 
 /// The product name and version printed in the banner.
 pub const PRODUCT: &str = "hv-core";

@@ -13,11 +13,25 @@ mod arch;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod cpuid;
+#[cfg(target_os = "none")]
+mod dom0;
+#[cfg(target_os = "none")]
+mod domain;
+#[cfg(target_os = "none")]
+mod events;
+#[cfg(target_os = "none")]
+mod guest;
+#[cfg(target_os = "none")]
+mod hypercall;
+#[cfg(target_os = "none")]
 mod logger;
 #[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
 mod stop;
+#[cfg(target_os = "none")]
+mod vtime;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

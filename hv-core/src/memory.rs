@@ -65,18 +65,6 @@ pub fn alloc_frame() -> Option<u64> {
     Some(phys)
 }
 
-/// Returns a frame to the allocator. A frame freed twice is a hypervisor
-/// bug, reported loudly.
-pub fn free_frame(phys: u64) {
-    ALLOCATOR.with(|a| {
-        if let Some(a) = a.as_mut()
-            && let Err(e) = a.free(phys)
-        {
-            log::error!("freeing frame {phys:#x}: {e:?}");
-        }
-    });
-}
-
 pub fn free_frames() -> u64 {
     ALLOCATOR.with(|a| a.as_ref().map_or(0, |a| a.free_frames()))
 }

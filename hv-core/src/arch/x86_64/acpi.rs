@@ -42,6 +42,11 @@ pub struct Platform {
     pub cpus: u32,
     pub ioapics: u32,
     pub power: Option<SoftOff>,
+    /// The first IOAPIC: MMIO address and first GSI.
+    pub ioapic: Option<(u64, u32)>,
+    /// Where the legacy COM1 interrupt (ISA IRQ 4) arrives: GSI and
+    /// whether it is level-triggered / active-low (MADT overrides).
+    pub com1_gsi: (u32, bool, bool),
 }
 
 /// How to power the machine off (ACPI S5).
@@ -77,6 +82,7 @@ pub fn discover(rsdp_phys: u64) -> Result<Platform, AcpiError> {
         unsafe { AcpiTables::from_rsdp(Handler, rsdp_phys as usize) }.map_err(AcpiError::Tables)?;
     let mut platform = Platform {
         revision: tables.revision(),
+        com1_gsi: (4, false, false),
         ..Platform::default()
     };
     let madt = tables.find_table::<Madt>().map_err(|_| AcpiError::NoMadt)?;
@@ -84,7 +90,22 @@ pub fn discover(rsdp_phys: u64) -> Result<Platform, AcpiError> {
         match entry {
             MadtEntry::LocalApic(lapic) if lapic.flags & 0b11 != 0 => platform.cpus += 1,
             MadtEntry::LocalX2Apic(x2) if x2.flags & 0b11 != 0 => platform.cpus += 1,
-            MadtEntry::IoApic(_) => platform.ioapics += 1,
+            MadtEntry::IoApic(io) => {
+                platform.ioapics += 1;
+                if platform.ioapic.is_none() {
+                    platform.ioapic = Some((io.io_apic_address as u64, io.global_system_interrupt_base));
+                }
+            }
+            MadtEntry::InterruptSourceOverride(iso) if iso.irq == 4 => {
+                // MPS INTI flags: polarity bits 0-1 (3 = active low),
+                // trigger bits 2-3 (3 = level).
+                let flags = iso.flags;
+                platform.com1_gsi = (
+                    iso.global_system_interrupt,
+                    (flags >> 2) & 3 == 3,
+                    flags & 3 == 3,
+                );
+            }
             _ => {}
         }
     }

@@ -24,6 +24,7 @@ trap_stubs:
     .set vector, vector + 1
     .endr
 
+    .global trap_common
 trap_common:
     push %rax
     push %rbx

@@ -4,17 +4,21 @@
 pub mod acpi;
 mod boot;
 pub mod cpu;
+pub mod ioapic;
 mod entry;
 pub mod lapic;
 pub mod paging;
 pub mod power;
 pub mod pv;
+pub mod rtc;
 pub mod serial;
+pub mod shared;
 pub mod sync;
 pub mod time;
 mod traps;
 
-pub use traps::{LAST_TIMER_TSC, TIMER_INTERRUPTS};
+pub use entry::TrapFrame;
+pub use traps::{LAST_TIMER_TSC, TIMER_INTERRUPTS, exception_name};
 
 use hv_core::frames::PhysRange;
 use multiboot2::{BootInformation, BootInformationHeader, LoadError};
@@ -118,4 +122,15 @@ pub fn frame_info_storage(
     // SAFETY: every element was just initialised, and the memory is owned
     // by the frame table for the life of the hypervisor.
     unsafe { core::slice::from_raw_parts_mut(base, count) }
+}
+
+/// The vector COM1's receive interrupt arrives on.
+pub const SERIAL_VECTOR: u8 = 0x24;
+
+/// A multiboot2 module's bytes, through the direct map.
+pub fn module_bytes(phys: u64, len: u64) -> &'static [u8] {
+    // SAFETY: the boot loader placed the module at `phys`; the frame
+    // allocator never hands those frames out (memory::init reserved every
+    // module) and the direct map covers them for the life of hv-core.
+    unsafe { core::slice::from_raw_parts(paging::phys_to_virt(phys) as *const u8, len as usize) }
 }

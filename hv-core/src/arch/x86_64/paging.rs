@@ -194,10 +194,6 @@ pub fn hypervisor_l4_entries() -> [u64; 16] {
     entries
 }
 
-/// The physical address of hv-core's own L4.
-pub fn idle_root() -> u64 {
-    ROOT.load(Ordering::Relaxed)
-}
 
 /// Maps device registers `[phys, phys + len)` uncached into the MMIO window
 /// and returns the virtual address of `phys`.

@@ -48,3 +48,36 @@ pub fn write_forced(bytes: &[u8]) {
         }
     });
 }
+
+const IER: u16 = COM1 + 1;
+const MCR: u16 = COM1 + 4;
+const LSR: u16 = COM1 + 5;
+
+/// Asks COM1 to interrupt when a byte arrives (IER receive-data, and OUT2,
+/// which gates the UART's interrupt line on PCs).
+pub fn enable_receive_interrupt() {
+    PORT.with(|_| {
+        // SAFETY: COM1's ports are hv-core's; the lock serialises access.
+        unsafe {
+            x86_64::instructions::port::Port::<u8>::new(IER).write(0x01);
+            let mut mcr = x86_64::instructions::port::Port::<u8>::new(MCR);
+            let value = mcr.read();
+            mcr.write(value | 0x08);
+        }
+    });
+}
+
+/// Takes every byte waiting in COM1's receiver.
+pub fn drain_input(mut each: impl FnMut(u8)) {
+    PORT.with(|_| {
+        // SAFETY: COM1's ports are hv-core's; reading LSR and RBR only
+        // consumes received bytes.
+        unsafe {
+            let mut lsr = x86_64::instructions::port::Port::<u8>::new(LSR);
+            let mut rbr = x86_64::instructions::port::Port::<u8>::new(COM1);
+            while lsr.read() & 1 != 0 {
+                each(rbr.read());
+            }
+        }
+    });
+}

@@ -6,26 +6,39 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
 
-use super::entry::TrapFrame;
-use super::{cpu, lapic, serial, time};
+use super::entry::{SYSCALL_VECTOR, TrapFrame};
+use super::{cpu, lapic, pv, serial, time};
 
 /// How many times the LAPIC timer has fired, and the TSC when it last did.
 pub static TIMER_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 pub static LAST_TIMER_TSC: AtomicU64 = AtomicU64::new(0);
 
 pub fn dispatch(frame: &mut TrapFrame) {
-    match frame.vector as u8 {
+    let from_guest = frame.cs & 3 == 3;
+    match frame.vector {
+        SYSCALL_VECTOR => crate::guest::syscall(frame),
+        0..=31 if from_guest => crate::guest::exception(frame, Cr2::read_raw()),
+        // A guest pointer that faulted inside the checked copy.
+        13 | 14 if let Some(resume) = pv::fixup(frame.rip) => frame.rip = resume,
         0..=31 => fatal_exception(frame),
-        lapic::TIMER_VECTOR => {
+        vector if vector == lapic::TIMER_VECTOR as u64 => {
             LAST_TIMER_TSC.store(time::rdtsc(), Ordering::Relaxed);
             TIMER_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
             lapic::eoi();
+            crate::vtime::check_timers();
         }
-        lapic::SPURIOUS_VECTOR => {}
+        vector if vector == super::SERIAL_VECTOR as u64 => {
+            crate::events::poll_console_input();
+            lapic::eoi();
+        }
+        vector if vector == lapic::SPURIOUS_VECTOR as u64 => {}
         vector => {
             log::warn!("unexpected interrupt on vector {vector:#04x} ignored");
             lapic::eoi();
         }
+    }
+    if from_guest {
+        crate::guest::exit_to_guest(frame);
     }
 }
 

@@ -1,0 +1,336 @@
+//! The x86-64 side of running PV guests in ring 3: the `syscall` entry,
+//! the first entry into a guest, guest page-table roots and segment bases,
+//! and the one path through which hv-core reads and writes guest memory.
+//!
+//! Every entry from ring 3 (exception, interrupt or `syscall`) lands on the
+//! guest-entry stack with the same [`TrapFrame`] layout; leaving is always
+//! `iretq` from that frame (see `entry.rs`). The syscall entry builds the
+//! frame the CPU would have pushed for an interrupt, so the rest of hv-core
+//! sees one kind of guest frame.
+//!
+//! Guest memory is reached only through [`copy_from_guest`] and
+//! [`copy_to_guest`]: the range is checked against the hypervisor hole, the
+//! copy runs with SMAP lifted only for that one `rep movsb`, and a fault on
+//! that instruction is fixed up into an error instead of a crash.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use hv_core::layout::{HOLE_END, HOLE_START};
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::cpu::{GUEST_CS64, GUEST_DS, HV_CS, HV_DS};
+use super::entry::TrapFrame;
+use super::{boot, paging};
+
+core::arch::global_asm!(
+    r#"
+    .section .text.pv_entry, "ax"
+    .global syscall_entry
+syscall_entry:
+    /* RCX = guest RIP, R11 = guest RFLAGS, RSP = guest RSP; SFMASK has
+       cleared IF, DF, TF, AC and NT. One CPU: the scratch slot is global. */
+    mov %rsp, syscall_guest_rsp(%rip)
+    mov guest_entry_rsp0(%rip), %rsp
+    pushq ${ds}                     /* ss */
+    pushq syscall_guest_rsp(%rip)   /* rsp */
+    push %r11                       /* rflags */
+    pushq ${cs}                     /* cs */
+    push %rcx                       /* rip */
+    pushq $0                        /* error code */
+    pushq ${vector}                 /* vector: syscall */
+    jmp trap_common
+
+    /* enter_guest_frame(frame): iretq into the guest from a frame at the
+       top of the guest-entry stack. */
+    .global enter_guest_frame
+enter_guest_frame:
+    mov %rdi, %rsp
+    jmp trap_exit
+
+    /* guest_copy(dst, src, len) -> bytes not copied. */
+    .global guest_copy_smap
+guest_copy_smap:
+    mov %rdx, %rcx
+    stac
+    .global guest_copy_smap_insn
+guest_copy_smap_insn:
+    rep movsb
+    .global guest_copy_smap_done
+guest_copy_smap_done:
+    clac
+    mov %rcx, %rax
+    ret
+
+    .global guest_copy_plain
+guest_copy_plain:
+    mov %rdx, %rcx
+    .global guest_copy_plain_insn
+guest_copy_plain_insn:
+    rep movsb
+    .global guest_copy_plain_done
+guest_copy_plain_done:
+    mov %rcx, %rax
+    ret
+
+    .section .data.pv_entry, "aw"
+    .balign 8
+syscall_guest_rsp:
+    .quad 0
+    .global guest_entry_rsp0
+guest_entry_rsp0:
+    .quad 0
+    "#,
+    ds = const GUEST_DS,
+    cs = const GUEST_CS64,
+    vector = const super::entry::SYSCALL_VECTOR,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn syscall_entry();
+    fn enter_guest_frame(frame: *const TrapFrame) -> !;
+    fn guest_copy_smap(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    fn guest_copy_plain(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    static guest_copy_smap_insn: u8;
+    static guest_copy_smap_done: u8;
+    static guest_copy_plain_insn: u8;
+    static guest_copy_plain_done: u8;
+    static mut guest_entry_rsp0: u64;
+}
+
+static SMAP: AtomicBool = AtomicBool::new(false);
+
+/// Prepares the CPU for guests: `syscall` enters at [`syscall_entry`] with
+/// interrupts off and hv-core's selectors, and `sysret` would use Xen's
+/// flat ring-3 selectors.
+pub fn init(smap: bool) {
+    SMAP.store(smap, Ordering::Relaxed);
+    // SAFETY: only the boot CPU runs here and no guest runs yet, so nothing
+    // reads the slot concurrently.
+    unsafe { guest_entry_rsp0 = boot::guest_entry_stack_top() };
+    // SAFETY: these MSRs configure `syscall`; the entry point is the
+    // assembly above, which switches to the guest-entry stack before
+    // touching memory, and the selectors index the GDT `cpu` loaded.
+    unsafe {
+        Star::write_raw(GUEST_CS32_SYSRET_BASE, HV_CS);
+        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::ALIGNMENT_CHECK
+                | RFlags::NESTED_TASK,
+        );
+        Efer::update(|e| e.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
+    debug_assert_eq!(HV_DS, HV_CS + 8);
+}
+
+/// STAR[63:48]: `sysret` loads CS from +16 and SS from +8 of this, which
+/// makes them 0xe033 and 0xe02b, Xen's flat ring-3 selectors.
+const GUEST_CS32_SYSRET_BASE: u16 = super::cpu::GUEST_CS32;
+
+/// Enters a guest for the first time (or after a context switch) by
+/// `iretq` from `frame`. Never returns: the next entry from the guest
+/// starts afresh at the top of the guest-entry stack.
+pub fn enter_guest(frame: &TrapFrame) -> ! {
+    let top = boot::guest_entry_stack_top();
+    let at = (top - core::mem::size_of::<TrapFrame>() as u64) as *mut TrapFrame;
+    // SAFETY: the guest-entry stack is hv-core's own, unused while hv-core
+    // runs on another stack (this function is only called from the boot
+    // stack or from a frame being abandoned); `at` is inside it and
+    // aligned. The frame's selectors are the GDT's ring-3 ones (the caller
+    // checked its RIP is canonical), so iretq cannot fault.
+    unsafe {
+        at.write(*frame);
+        enter_guest_frame(at)
+    }
+}
+
+/// Where a fault inside a guest copy resumes, if `rip` is that copy.
+pub fn fixup(rip: u64) -> Option<u64> {
+    let (smap_insn, smap_done, plain_insn, plain_done) = (
+        core::ptr::addr_of!(guest_copy_smap_insn) as u64,
+        core::ptr::addr_of!(guest_copy_smap_done) as u64,
+        core::ptr::addr_of!(guest_copy_plain_insn) as u64,
+        core::ptr::addr_of!(guest_copy_plain_done) as u64,
+    );
+    if rip == smap_insn {
+        Some(smap_done)
+    } else if rip == plain_insn {
+        Some(plain_done)
+    } else {
+        None
+    }
+}
+
+/// One past the canonical lower half.
+const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+const _: () = assert!(HOLE_START == LOWER_HALF_END.wrapping_neg());
+
+/// A guest address range hv-core refuses to touch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadAddress(pub u64);
+
+/// Whether `[va, va + len)` lies wholly in the guest's part of the address
+/// space: the canonical lower half, or the upper half above the hypervisor
+/// hole.
+pub fn guest_range_ok(va: u64, len: usize) -> bool {
+    let Some(end) = va.checked_add(len as u64) else {
+        return false;
+    };
+    end <= LOWER_HALF_END || va >= HOLE_END
+}
+
+fn copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
+    if SMAP.load(Ordering::Relaxed) {
+        // SAFETY: the caller checked the guest side of the range and the
+        // hypervisor side is a live buffer of `len` bytes; a fault on the
+        // copy instruction is fixed up (see `fixup`) and reported as the
+        // number of bytes left.
+        unsafe { guest_copy_smap(dst, src, len) }
+    } else {
+        // SAFETY: as above, without SMAP to lift.
+        unsafe { guest_copy_plain(dst, src, len) }
+    }
+}
+
+/// Copies guest memory at `va` (in the current address space) into `dst`.
+pub fn copy_from_guest(dst: &mut [u8], va: u64) -> Result<(), BadAddress> {
+    if !guest_range_ok(va, dst.len()) {
+        return Err(BadAddress(va));
+    }
+    match copy(dst.as_mut_ptr(), va as *const u8, dst.len()) {
+        0 => Ok(()),
+        left => Err(BadAddress(va + (dst.len() - left) as u64)),
+    }
+}
+
+/// Copies `src` to guest memory at `va` (in the current address space).
+pub fn copy_to_guest(va: u64, src: &[u8]) -> Result<(), BadAddress> {
+    if !guest_range_ok(va, src.len()) {
+        return Err(BadAddress(va));
+    }
+    match copy(va as *mut u8, src.as_ptr(), src.len()) {
+        0 => Ok(()),
+        left => Err(BadAddress(va + (src.len() - left) as u64)),
+    }
+}
+
+/// Switches to the page tables rooted at machine frame `mfn`. Global
+/// (hypervisor) mappings stay; every guest mapping is flushed.
+pub fn load_page_table_root(mfn: u64) {
+    let frame = x86_64::structures::paging::PhysFrame::containing_address(PhysAddr::new(mfn << 12));
+    // SAFETY: callers pass only L4 frames validated by the frame table, whose
+    // slots 256-271 are the hypervisor's, so hv-core stays mapped.
+    unsafe {
+        x86_64::registers::control::Cr3::write(
+            frame,
+            x86_64::registers::control::Cr3Flags::empty(),
+        )
+    };
+}
+
+/// The current page-table root's machine frame.
+pub fn current_root() -> u64 {
+    x86_64::registers::control::Cr3::read().0.start_address().as_u64() >> 12
+}
+
+/// Flushes the guest's (non-global) TLB entries.
+pub fn flush_tlb_local() {
+    x86_64::instructions::tlb::flush_all();
+    load_page_table_root(current_root());
+}
+
+/// Flushes one page's TLB entry.
+pub fn invlpg(va: u64) {
+    if let Ok(va) = VirtAddr::try_new(va) {
+        x86_64::instructions::tlb::flush(va);
+    }
+}
+
+/// Whether `addr` is canonical (may be loaded into RIP, RSP or a base MSR).
+pub const fn is_canonical(addr: u64) -> bool {
+    let top = addr >> 47;
+    top == 0 || top == 0x1ffff
+}
+
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+/// The segment bases a vCPU owns: FS, the active GS and the inactive one
+/// (which `swapgs` would exchange).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SegmentBases {
+    pub fs: u64,
+    pub gs: u64,
+    pub shadow_gs: u64,
+}
+
+/// Loads segment bases; each must be canonical (the caller checks).
+pub fn load_segment_bases(bases: &SegmentBases) {
+    debug_assert!(
+        is_canonical(bases.fs) && is_canonical(bases.gs) && is_canonical(bases.shadow_gs)
+    );
+    // SAFETY: hv-core uses neither FS nor GS; canonical values cannot fault.
+    unsafe {
+        Msr::new(MSR_FS_BASE).write(bases.fs);
+        Msr::new(MSR_GS_BASE).write(bases.gs);
+        Msr::new(MSR_KERNEL_GS_BASE).write(bases.shadow_gs);
+    }
+}
+
+/// The real CPUID leaf, which the forced-emulation prefix filters.
+pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// The hypervisor's entries for L4 slots 256-271, which every guest L4
+/// carries.
+pub fn hypervisor_l4_entries() -> [u64; 16] {
+    paging::hypervisor_l4_entries()
+}
+
+/// Page-table frames as the frame table reads and writes them: through the
+/// direct map, by machine frame number.
+pub struct MachinePageTables;
+
+impl MachinePageTables {
+    fn entry_ptr(mfn: u64, index: usize) -> Option<*mut u64> {
+        if index >= 512 || mfn >= crate::memory::max_mfn() {
+            return None;
+        }
+        Some((paging::phys_to_virt(mfn << 12) + index as u64 * 8) as *mut u64)
+    }
+}
+
+impl hv_core::frame_table::PageTableMemory for MachinePageTables {
+    fn read_entry(&self, mfn: u64, index: usize) -> u64 {
+        match Self::entry_ptr(mfn, index) {
+            // SAFETY: the frame is RAM below `max_mfn` (the frame table only
+            // names frames it tracks, which the direct map covers) and the
+            // entry is inside it; a racing guest write is impossible because
+            // page-table frames are never guest-writable.
+            Some(ptr) => unsafe { ptr.read_volatile() },
+            None => 0,
+        }
+    }
+
+    fn write_entry(&mut self, mfn: u64, index: usize, value: u64) {
+        if let Some(ptr) = Self::entry_ptr(mfn, index) {
+            // SAFETY: as for `read_entry`; the frame table decided this
+            // write is allowed.
+            unsafe { ptr.write_volatile(value) }
+        }
+    }
+
+    fn install_hypervisor_slots(&mut self, l4: u64) {
+        for (i, entry) in hypervisor_l4_entries().into_iter().enumerate() {
+            self.write_entry(l4, 256 + i, entry);
+        }
+    }
+}

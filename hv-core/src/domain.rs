@@ -1,0 +1,187 @@
+//! Domains and their vCPUs: what hv-core keeps for each guest.
+//!
+//! A domain owns machine frames (recorded in the frame table), one
+//! shared_info page, its event-channel ports and its vCPUs. A vCPU holds the
+//! PV state Xen keeps per vCPU: guest kernel or user mode, the two page-table
+//! roots, the trap table and callbacks, the kernel stack for bounces, segment
+//! bases and its one-shot timer.
+//!
+//! Only one physical CPU runs and it runs one vCPU at a time (`CURRENT`); the
+//! table has room for more domains than issue-3 builds (dom0 alone) so the
+//! toolstack can add them.
+
+use core::sync::atomic::{AtomicU16, Ordering};
+
+use abi::xen::DomId;
+use hv_core::event_channel::EventChannels;
+use hv_core::frame_table::Mfn;
+
+use crate::arch::pv::SegmentBases;
+use crate::arch::shared::SharedPage;
+use crate::arch::sync::IrqMutex;
+
+pub const MAX_DOMAINS: usize = 4;
+/// vCPUs per domain (one until the scheduler runs several).
+pub const MAX_VCPUS: usize = 1;
+
+/// One trap-table entry: where to bounce a vector, and its flags
+/// (`TI_DPL_MASK`, `TI_MASK_EVENTS`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapEntry {
+    pub address: u64,
+    pub flags: u8,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Callbacks {
+    pub event: u64,
+    pub failsafe: u64,
+    pub syscall: u64,
+    pub failsafe_masks_events: bool,
+    pub syscall_masks_events: bool,
+}
+
+pub struct Vcpu {
+    /// Guest kernel mode (else guest user mode); both run in ring 3.
+    pub kernel_mode: bool,
+    pub kernel_root: Mfn,
+    pub user_root: Option<Mfn>,
+    /// Where bounces from user mode put their frame (`stack_switch`).
+    pub kernel_sp: u64,
+    pub traps: [TrapEntry; 256],
+    pub callbacks: Callbacks,
+    pub fs_base: u64,
+    pub gs_base_kernel: u64,
+    pub gs_base_user: u64,
+    /// The one-shot timer's deadline in system time (ns), if armed.
+    pub timer_deadline: Option<u64>,
+}
+
+impl Vcpu {
+    pub const fn new() -> Self {
+        Self {
+            kernel_mode: true,
+            kernel_root: 0,
+            user_root: None,
+            kernel_sp: 0,
+            traps: [TrapEntry {
+                address: 0,
+                flags: 0,
+            }; 256],
+            callbacks: Callbacks {
+                event: 0,
+                failsafe: 0,
+                syscall: 0,
+                failsafe_masks_events: false,
+                syscall_masks_events: false,
+            },
+            fs_base: 0,
+            gs_base_kernel: 0,
+            gs_base_user: 0,
+            timer_deadline: None,
+        }
+    }
+
+    /// The segment bases to load for the current guest mode.
+    pub fn segment_bases(&self) -> SegmentBases {
+        let (gs, shadow_gs) = if self.kernel_mode {
+            (self.gs_base_kernel, self.gs_base_user)
+        } else {
+            (self.gs_base_user, self.gs_base_kernel)
+        };
+        SegmentBases {
+            fs: self.fs_base,
+            gs,
+            shadow_gs,
+        }
+    }
+
+    /// The page-table root for the current guest mode.
+    pub fn current_root(&self) -> Mfn {
+        if self.kernel_mode {
+            self.kernel_root
+        } else {
+            self.user_root.unwrap_or(self.kernel_root)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Running,
+    /// Shut down with a `SHUTDOWN_*` reason.
+    Shutdown(u32),
+}
+
+pub struct Domain {
+    pub id: DomId,
+    pub privileged: bool,
+    /// Pages the domain owns (its reservation).
+    pub nr_pages: u64,
+    pub shared_info: Mfn,
+    pub events: EventChannels,
+    pub vcpus: [Vcpu; MAX_VCPUS],
+    pub state: State,
+    /// Whether the next console byte starts a line (for the prefix).
+    pub console_at_line_start: bool,
+}
+
+impl Domain {
+    pub fn new(id: DomId, privileged: bool, shared_info: Mfn) -> Self {
+        Self {
+            id,
+            privileged,
+            nr_pages: 0,
+            shared_info,
+            events: EventChannels::new(MAX_VCPUS as u32),
+            vcpus: [const { Vcpu::new() }],
+            state: State::Running,
+            console_at_line_start: true,
+        }
+    }
+
+    pub fn shared_page(&self) -> SharedPage {
+        SharedPage::new(self.shared_info)
+    }
+}
+
+static DOMAINS: IrqMutex<[Option<Domain>; MAX_DOMAINS]> =
+    IrqMutex::new([const { None }; MAX_DOMAINS]);
+
+/// The domain whose vCPU runs on this CPU.
+static CURRENT: AtomicU16 = AtomicU16::new(0);
+
+pub fn current_id() -> DomId {
+    CURRENT.load(Ordering::Relaxed)
+}
+
+pub fn set_current(id: DomId) {
+    CURRENT.store(id, Ordering::Relaxed);
+}
+
+/// Adds a domain; fails when the table is full or the id is taken.
+pub fn insert(domain: Domain) -> Result<(), Domain> {
+    DOMAINS.with(|table| {
+        let id = domain.id;
+        if table.iter().flatten().any(|d| d.id == id) {
+            return Err(domain);
+        }
+        match table.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => {
+                *slot = Some(domain);
+                Ok(())
+            }
+            None => Err(domain),
+        }
+    })
+}
+
+/// Runs `f` on domain `id`, if it exists.
+pub fn with<R>(id: DomId, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
+    DOMAINS.with(|table| table.iter_mut().flatten().find(|d| d.id == id).map(f))
+}
+
+/// Runs `f` on the running domain.
+pub fn with_current<R>(f: impl FnOnce(&mut Domain) -> R) -> R {
+    with(current_id(), f).expect("the running domain exists")
+}

@@ -1,0 +1,165 @@
+//! Event delivery into a domain's shared_info, and the console input that
+//! raises VIRQ_CONSOLE.
+//!
+//! The binding of each port lives in `Domain::events`; its pending and mask
+//! bits live in shared_info, which the guest writes concurrently, so every
+//! access here is atomic (`SharedPage`). The delivery rules themselves are
+//! `hv_core::event_channel::{set_pending, unmask}`, host-tested.
+
+use core::sync::atomic::Ordering::SeqCst;
+
+use abi::event_channel::{VIRQ_CONSOLE, VIRQ_TIMER};
+use hv_core::event_channel::{self, Binding, EventBits, NR_PORTS, Port};
+
+use crate::arch::serial;
+use crate::arch::shared::SharedPage;
+use crate::arch::sync::IrqMutex;
+use crate::domain::{self, Domain};
+use crate::guest::{PENDING_SEL, UPCALL_MASK, UPCALL_PENDING, VCPU_INFO_SIZE};
+
+const EVTCHN_PENDING: usize = 2048;
+const EVTCHN_MASK: usize = 2560;
+
+struct Bits(SharedPage);
+
+impl Bits {
+    fn word(offset: usize, port: Port) -> (usize, u64) {
+        (offset + (port as usize / 64) * 8, 1u64 << (port % 64))
+    }
+}
+
+impl EventBits for Bits {
+    fn test_and_set_pending(&mut self, port: Port) -> bool {
+        let (at, bit) = Self::word(EVTCHN_PENDING, port);
+        self.0.u64(at).fetch_or(bit, SeqCst) & bit != 0
+    }
+    fn is_pending(&self, port: Port) -> bool {
+        let (at, bit) = Self::word(EVTCHN_PENDING, port);
+        self.0.u64(at).load(SeqCst) & bit != 0
+    }
+    fn is_masked(&self, port: Port) -> bool {
+        let (at, bit) = Self::word(EVTCHN_MASK, port);
+        self.0.u64(at).load(SeqCst) & bit != 0
+    }
+    fn test_and_clear_mask(&mut self, port: Port) -> bool {
+        let (at, bit) = Self::word(EVTCHN_MASK, port);
+        self.0.u64(at).fetch_and(!bit, SeqCst) & bit != 0
+    }
+    fn test_and_set_selector(&mut self, vcpu: u32, word: u32) -> bool {
+        let at = vcpu as usize * VCPU_INFO_SIZE + PENDING_SEL;
+        let bit = 1u64 << word;
+        self.0.u64(at).fetch_or(bit, SeqCst) & bit != 0
+    }
+    fn test_and_set_upcall_pending(&mut self, vcpu: u32) -> bool {
+        let at = vcpu as usize * VCPU_INFO_SIZE + UPCALL_PENDING;
+        self.0.u8(at).swap(1, SeqCst) != 0
+    }
+}
+
+fn in_range(port: Port) -> bool {
+    (port as usize) < NR_PORTS
+}
+
+/// Marks `port` of domain `d` pending for `vcpu`.
+pub fn raise_in(d: &Domain, port: Port, vcpu: u32) {
+    if in_range(port) {
+        event_channel::set_pending(&mut Bits(d.shared_page()), port, vcpu);
+    }
+}
+
+/// Marks `port` of the running domain pending for `vcpu`.
+pub fn raise(port: Port, vcpu: u32) {
+    domain::with_current(|d| raise_in(d, port, vcpu));
+}
+
+/// Raises `virq` in domain `d` on `vcpu`, if the domain bound it.
+pub fn send_virq(d: &Domain, virq: u32, vcpu: u32) {
+    if let Some(port) = d.events.virq_port(virq, vcpu) {
+        let target = d.events.notify_vcpu(port);
+        raise_in(d, port, target);
+    }
+}
+
+pub fn unmask(port: Port) {
+    domain::with_current(|d| {
+        let vcpu = d.events.notify_vcpu(port);
+        event_channel::unmask(&mut Bits(d.shared_page()), port, vcpu);
+    });
+}
+
+pub fn is_bound(port: Port) -> bool {
+    domain::with_current(|d| d.events.binding(port) != Binding::Free)
+}
+
+pub fn is_pending(port: Port) -> bool {
+    in_range(port) && domain::with_current(|d| Bits(d.shared_page()).is_pending(port))
+}
+
+/// A closed port leaves nothing pending behind (Xen clears it too).
+pub fn clear_pending(port: Port) {
+    if in_range(port) {
+        domain::with_current(|d| {
+            let (at, bit) = Bits::word(EVTCHN_PENDING, port);
+            d.shared_page().u64(at).fetch_and(!bit, SeqCst);
+        });
+    }
+}
+
+/// Clears the vCPU's upcall mask (what `SCHEDOP_block` does first).
+pub fn enable_delivery(vcpu: usize) {
+    domain::with_current(|d| {
+        d.shared_page()
+            .u8(vcpu * VCPU_INFO_SIZE + UPCALL_MASK)
+            .store(0, SeqCst)
+    });
+}
+
+/// Whether the vCPU has an upcall pending.
+pub fn upcall_pending(vcpu: usize) -> bool {
+    domain::with_current(|d| {
+        d.shared_page()
+            .u8(vcpu * VCPU_INFO_SIZE + UPCALL_PENDING)
+            .load(SeqCst)
+            != 0
+    })
+}
+
+/// Raises VIRQ_TIMER for `vcpu` of domain `d`.
+pub fn timer_fired(d: &Domain, vcpu: u32) {
+    send_virq(d, VIRQ_TIMER, vcpu);
+}
+
+/// Bytes typed on COM1, waiting for dom0's `console_io` read.
+static CONSOLE_INPUT: IrqMutex<heapless::Deque<u8, 1024>> = IrqMutex::new(heapless::Deque::new());
+
+/// Moves whatever COM1 received into the input queue and tells dom0.
+pub fn poll_console_input() {
+    let mut got = false;
+    serial::drain_input(|byte| {
+        CONSOLE_INPUT.with(|q| {
+            // A full queue drops the newest byte, like a real UART overrun.
+            let _ = q.push_back(byte);
+        });
+        got = true;
+    });
+    if got {
+        domain::with(0, |d| send_virq(d, VIRQ_CONSOLE, 0));
+    }
+}
+
+/// Takes up to `buf.len()` queued input bytes.
+pub fn take_console_input(buf: &mut [u8]) -> usize {
+    CONSOLE_INPUT.with(|q| {
+        let mut n = 0;
+        while n < buf.len() {
+            match q.pop_front() {
+                Some(b) => {
+                    buf[n] = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    })
+}

@@ -1,0 +1,420 @@
+//! Running a PV guest: what happens on every entry from ring 3 and on the
+//! way back out.
+//!
+//! Entries: a `syscall` from guest kernel mode is a hypercall; from guest
+//! user mode it is bounced to the guest kernel's syscall callback. An
+//! exception is bounced to the guest's trap table (with Xen's frame layout
+//! and CR2 in vcpu_info for #PF), except the forced-emulation CPUID prefix,
+//! which is emulated. On the way out, a pending event upcall is bounced to
+//! the event callback when the upcall mask allows.
+//!
+//! A guest that cannot be bounced to (no handler, a bad stack, a bad return
+//! frame) is killed alone with a report naming domain, vCPU, RIP and why.
+
+use abi::xen::{
+    FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_SS64,
+    TI_DPL_MASK, TI_MASK_EVENTS,
+};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::arch::TrapFrame;
+use crate::arch::pv::{self, is_canonical};
+use crate::domain::{self, Domain, State};
+use crate::{hypercall, stop};
+
+const RFLAGS_TF: u64 = 1 << 8;
+const RFLAGS_IF: u64 = 1 << 9;
+const RFLAGS_IOPL: u64 = 3 << 12;
+const RFLAGS_NT: u64 = 1 << 14;
+const RFLAGS_RF: u64 = 1 << 16;
+const RFLAGS_VM: u64 = 1 << 17;
+const RFLAGS_AC: u64 = 1 << 18;
+
+/// vcpu_info field offsets inside shared_info (Xen's `struct vcpu_info`).
+pub const VCPU_INFO_SIZE: usize = 64;
+pub const UPCALL_PENDING: usize = 0;
+pub const UPCALL_MASK: usize = 1;
+pub const PENDING_SEL: usize = 8;
+pub const ARCH_CR2: usize = 16;
+
+/// A guest pointer hv-core could not use.
+pub struct Fault;
+
+impl From<Fault> for abi::Errno {
+    fn from(_: Fault) -> Self {
+        abi::Errno::Fault
+    }
+}
+
+/// Reads a `T` from guest memory (current address space).
+pub fn read<T: FromBytes + IntoBytes>(va: u64) -> Result<T, Fault> {
+    let mut value = T::new_zeroed();
+    pv::copy_from_guest(value.as_mut_bytes(), va).map_err(|_| Fault)?;
+    Ok(value)
+}
+
+/// Writes a `T` to guest memory (current address space).
+pub fn write<T: IntoBytes + Immutable>(va: u64, value: &T) -> Result<(), Fault> {
+    pv::copy_to_guest(va, value.as_bytes()).map_err(|_| Fault)
+}
+
+/// Copies guest bytes at `va` into `dst`.
+pub fn read_bytes(dst: &mut [u8], va: u64) -> Result<(), Fault> {
+    pv::copy_from_guest(dst, va).map_err(|_| Fault)
+}
+
+/// Copies `src` to guest memory at `va`.
+pub fn write_bytes(va: u64, src: &[u8]) -> Result<(), Fault> {
+    pv::copy_to_guest(va, src).map_err(|_| Fault)
+}
+
+/// What a bounce delivers.
+#[derive(Clone, Copy, Debug)]
+struct Bounce {
+    target: u64,
+    error_code: Option<u64>,
+    mask_events: bool,
+    /// The failsafe frame also carries DS, ES, FS, GS.
+    failsafe: bool,
+}
+
+/// Switches the vCPU between guest kernel and user mode: page-table root
+/// and GS bases (Xen's `toggle_guest_mode`).
+fn toggle_guest_mode(d: &mut Domain, v: usize) {
+    let vcpu = &mut d.vcpus[v];
+    vcpu.kernel_mode = !vcpu.kernel_mode;
+    pv::load_page_table_root(vcpu.current_root());
+    pv::load_segment_bases(&vcpu.segment_bases());
+}
+
+/// Writes a bounce frame on the guest kernel stack and points `frame` at
+/// the handler (Xen's `create_bounce_frame`). From the top of the new
+/// stack: RCX, R11, [error code,] [DS, ES, FS, GS,] RIP, CS (saved upcall
+/// mask in bits 32-39), RFLAGS (IF = events were unmasked), RSP, SS.
+fn create_bounce_frame(
+    d: &mut Domain,
+    v: usize,
+    frame: &mut TrapFrame,
+    bounce: Bounce,
+) -> Result<(), &'static str> {
+    if bounce.target == 0 {
+        return Err("no handler registered");
+    }
+    let mut cs = frame.cs;
+    let sp = if d.vcpus[v].kernel_mode {
+        // Already in guest kernel mode: push below the interrupted stack,
+        // and tell the guest so by clearing RPL in the saved CS.
+        cs &= !3;
+        frame.rsp
+    } else {
+        toggle_guest_mode(d, v);
+        d.vcpus[v].kernel_sp
+    };
+    let sp = sp & !0xf;
+
+    let info = d.shared_page();
+    let vcpu_info = v * VCPU_INFO_SIZE;
+    let saved_mask = info.u8(vcpu_info + UPCALL_MASK).load(core::sync::atomic::Ordering::SeqCst);
+    if bounce.mask_events {
+        info.u8(vcpu_info + UPCALL_MASK).store(1, core::sync::atomic::Ordering::SeqCst);
+    }
+    let mut rflags = frame.rflags & !(RFLAGS_IF | RFLAGS_IOPL);
+    if saved_mask == 0 {
+        rflags |= RFLAGS_IF;
+    }
+
+    let mut words = [0u64; 12];
+    let mut n = 0;
+    let mut push = |w: u64| {
+        words[n] = w;
+        n += 1;
+    };
+    push(frame.rcx);
+    push(frame.r11);
+    if let Some(code) = bounce.error_code {
+        push(code);
+    }
+    if bounce.failsafe {
+        // hv-core does not track guest data selectors; the guest sees the
+        // flat ones it is expected to have loaded.
+        for _ in 0..4 {
+            push(FLAT_RING3_SS64 as u64);
+        }
+    }
+    push(frame.rip);
+    push(cs | (saved_mask as u64) << 32);
+    push(rflags);
+    push(frame.rsp);
+    push(frame.ss);
+    let size = (n * 8) as u64;
+    let new_sp = sp.wrapping_sub(size);
+    if !pv::guest_range_ok(new_sp, n * 8) || new_sp > sp {
+        return Err("guest kernel stack is outside guest memory");
+    }
+    if pv::copy_to_guest(new_sp, words[..n].as_bytes()).is_err() {
+        return Err("cannot write the bounce frame on the guest kernel stack");
+    }
+    frame.rflags &= !(RFLAGS_AC | RFLAGS_VM | RFLAGS_RF | RFLAGS_NT | RFLAGS_TF);
+    frame.ss = FLAT_KERNEL_SS64 as u64;
+    frame.rsp = new_sp;
+    frame.cs = FLAT_KERNEL_CS64 as u64;
+    frame.rip = bounce.target;
+    Ok(())
+}
+
+/// Vectors whose exceptions carry an error code.
+const fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// An exception raised by guest code.
+pub fn exception(frame: &mut TrapFrame, cr2: u64) {
+    let vector = frame.vector as u8;
+    let v = 0;
+    let result = domain::with_current(|d| {
+        match vector {
+            6 if emulate_forced_cpuid(d, frame) => return Ok(()),
+            13 if bounce_software_interrupt(d, v, frame)? => return Ok(()),
+            14 => {
+                let info = d.shared_page();
+                info.u64(v * VCPU_INFO_SIZE + ARCH_CR2)
+                    .store(cr2, core::sync::atomic::Ordering::SeqCst);
+            }
+            2 | 18 => return Err("machine check or NMI while the guest ran"),
+            _ => {}
+        }
+        let entry = d.vcpus[v].traps[vector as usize];
+        let bounce = Bounce {
+            target: entry.address,
+            error_code: has_error_code(vector).then_some(frame.error_code),
+            mask_events: entry.flags & TI_MASK_EVENTS != 0,
+            failsafe: false,
+        };
+        create_bounce_frame(d, v, frame, bounce)
+    });
+    if let Err(reason) = result {
+        let (mnemonic, name) = crate::arch::exception_name(vector);
+        kill_current(
+            frame,
+            format_args!("{name} ({mnemonic}, error code {:#x}) could not be bounced: {reason}", frame.error_code),
+        );
+    }
+}
+
+/// A guest `int $n` that failed the IDT gate's privilege check arrives as
+/// #GP; bounce it to the guest's handler for `n` if the guest allowed
+/// software interrupts there. The vector comes from decoding the
+/// instruction, not from the error code (QEMU's TCG reports a wrong one).
+fn bounce_software_interrupt(
+    d: &mut Domain,
+    v: usize,
+    frame: &mut TrapFrame,
+) -> Result<bool, &'static str> {
+    if frame.error_code & 3 != 2 {
+        return Ok(false);
+    }
+    let Ok(insn) = read::<[u8; 2]>(frame.rip) else {
+        return Ok(false);
+    };
+    if insn[0] != 0xcd {
+        return Ok(false);
+    }
+    let entry = d.vcpus[v].traps[insn[1] as usize];
+    let needed = if d.vcpus[v].kernel_mode { 1 } else { 3 };
+    if entry.address == 0 || entry.flags & TI_DPL_MASK < needed {
+        return Ok(false);
+    }
+    frame.rip += 2;
+    create_bounce_frame(
+        d,
+        v,
+        frame,
+        Bounce {
+            target: entry.address,
+            error_code: None,
+            mask_events: entry.flags & TI_MASK_EVENTS != 0,
+            failsafe: false,
+        },
+    )?;
+    Ok(true)
+}
+
+/// `ud2; .ascii "xen"; cpuid`: Xen's forced-emulation prefix, how a PV
+/// guest asks for the hypervisor's view of CPUID.
+fn emulate_forced_cpuid(d: &mut Domain, frame: &mut TrapFrame) -> bool {
+    const PREFIX: [u8; 7] = [0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2];
+    match read::<[u8; 7]>(frame.rip) {
+        Ok(bytes) if bytes == PREFIX => {}
+        _ => return false,
+    }
+    let [a, b, c, dx] = crate::cpuid::guest_leaf(d, frame.rax as u32, frame.rcx as u32);
+    frame.rax = a as u64;
+    frame.rbx = b as u64;
+    frame.rcx = c as u64;
+    frame.rdx = dx as u64;
+    frame.rip += PREFIX.len() as u64;
+    true
+}
+
+/// A `syscall` from the guest.
+pub fn syscall(frame: &mut TrapFrame) {
+    let v = 0;
+    let from_kernel = domain::with_current(|d| d.vcpus[v].kernel_mode);
+    if from_kernel {
+        hypercall::dispatch(frame);
+        return;
+    }
+    let result = domain::with_current(|d| {
+        let callbacks = d.vcpus[v].callbacks;
+        create_bounce_frame(
+            d,
+            v,
+            frame,
+            Bounce {
+                target: callbacks.syscall,
+                error_code: None,
+                mask_events: callbacks.syscall_masks_events,
+                failsafe: false,
+            },
+        )
+    });
+    if let Err(reason) = result {
+        kill_current(frame, format_args!("syscall from guest user mode: {reason}"));
+    }
+}
+
+/// `HYPERVISOR_iret`: return from a bounce, to guest kernel or user mode.
+pub fn iret(frame: &mut TrapFrame) {
+    let v = 0;
+    let context: abi::xen::IretContext = match read(frame.rsp) {
+        Ok(c) => c,
+        Err(_) => kill_current(frame, format_args!("iret: the return frame is not readable")),
+    };
+    let result = domain::with_current(|d| {
+        if context.cs & 3 == 3 {
+            if d.vcpus[v].user_root.is_none() {
+                return Err("iret to user mode without user page tables");
+            }
+            if d.vcpus[v].kernel_mode {
+                toggle_guest_mode(d, v);
+            }
+        }
+        frame.rip = context.rip;
+        frame.cs = context.cs | 3;
+        frame.rflags = (context.rflags & !(RFLAGS_IOPL | RFLAGS_VM)) | RFLAGS_IF;
+        frame.rsp = context.rsp;
+        frame.ss = context.ss | 3;
+        if context.flags & abi::xen::VGCF_IN_SYSCALL == 0 {
+            frame.r11 = context.r11;
+            frame.rcx = context.rcx;
+        }
+        frame.rax = context.rax;
+        let mask = u8::from(context.rflags & RFLAGS_IF == 0);
+        d.shared_page()
+            .u8(v * VCPU_INFO_SIZE + UPCALL_MASK)
+            .store(mask, core::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    });
+    if let Err(reason) = result {
+        kill_current(frame, format_args!("{reason}"));
+    }
+}
+
+/// The last step before `iretq` to a guest: deliver a pending upcall, and
+/// make sure the frame can be returned to (else the failsafe callback).
+pub fn exit_to_guest(frame: &mut TrapFrame) {
+    let v = 0;
+    let result = domain::with_current(|d| {
+        if !selectors_ok(frame) {
+            let callbacks = d.vcpus[v].callbacks;
+            frame.cs = FLAT_RING3_CS64 as u64;
+            frame.ss = FLAT_RING3_SS64 as u64;
+            create_bounce_frame(
+                d,
+                v,
+                frame,
+                Bounce {
+                    target: callbacks.failsafe,
+                    error_code: None,
+                    mask_events: callbacks.failsafe_masks_events,
+                    failsafe: true,
+                },
+            )
+            .map_err(|_| "bad segment selectors and no usable failsafe callback")?;
+        }
+        if !is_canonical(frame.rip) {
+            return Err("return address is not canonical");
+        }
+        let info = d.shared_page();
+        let vcpu_info = v * VCPU_INFO_SIZE;
+        use core::sync::atomic::Ordering::SeqCst;
+        if info.u8(vcpu_info + UPCALL_PENDING).load(SeqCst) != 0
+            && info.u8(vcpu_info + UPCALL_MASK).load(SeqCst) == 0
+        {
+            let callbacks = d.vcpus[v].callbacks;
+            if callbacks.event != 0 {
+                create_bounce_frame(
+                    d,
+                    v,
+                    frame,
+                    Bounce {
+                        target: callbacks.event,
+                        error_code: None,
+                        mask_events: true,
+                        failsafe: false,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(reason) = result {
+        kill_current(frame, format_args!("{reason}"));
+    }
+}
+
+fn selectors_ok(frame: &TrapFrame) -> bool {
+    let cs = frame.cs as u16;
+    let ss = frame.ss as u16;
+    (cs == FLAT_RING3_CS64 || cs == FLAT_RING3_CS32) && ss == FLAT_RING3_SS64
+}
+
+/// Kills the running domain: prints the report and, for dom0, stops the
+/// machine with the failure status. Never returns to the guest.
+pub fn kill_current(frame: &TrapFrame, reason: core::fmt::Arguments) -> ! {
+    let id = domain::current_id();
+    log::error!(
+        "d{id}v0 killed: {reason}; RIP {:#x} RSP {:#x} CS {:#x} RFLAGS {:#x}",
+        frame.rip,
+        frame.rsp,
+        frame.cs,
+        frame.rflags
+    );
+    domain::with(id, |d| d.state = State::Shutdown(abi::ops::SHUTDOWN_CRASH));
+    shutdown_current(abi::ops::SHUTDOWN_CRASH)
+}
+
+/// The running domain has shut down. With dom0 alone, that ends the run:
+/// power off for a clean shutdown, the failure stop for a crash.
+pub fn shutdown_current(reason: u32) -> ! {
+    let id = domain::current_id();
+    domain::with(id, |d| d.state = State::Shutdown(reason));
+    match reason {
+        abi::ops::SHUTDOWN_POWEROFF => {
+            log::info!("d{id} shut down (poweroff): powering off");
+            stop::power_off()
+        }
+        abi::ops::SHUTDOWN_REBOOT => {
+            log::info!("d{id} shut down (reboot): hv-core does not reboot; powering off");
+            stop::power_off()
+        }
+        abi::ops::SHUTDOWN_CRASH => {
+            log::error!("d{id} crashed");
+            stop::fatal("dom0 crashed")
+        }
+        other => {
+            log::info!("d{id} shut down (reason {other}): powering off");
+            stop::power_off()
+        }
+    }
+}

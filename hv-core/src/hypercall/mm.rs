@@ -1,0 +1,279 @@
+//! Page tables: `mmu_update`, `mmuext_op`, `update_va_mapping`.
+//!
+//! Every write to a guest page table goes through the frame table, which
+//! decides whether the new entry is allowed (see `hv_core::frame_table`).
+//! When an entry that was present changes, hv-core flushes the stale
+//! translation itself: a frame must never stay writable through the TLB
+//! after it became a page table.
+
+use abi::Errno;
+use abi::xen::{
+    DOMID_SELF, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD,
+    MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_MULTI, MMUEXT_NEW_BASEPTR,
+    MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE,
+    MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI,
+    MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
+};
+use hv_core::frame_table::{FrameType, Mfn, Owner, PageError, PageTableMemory};
+use hv_core::layout::{HOLE_END, HOLE_START};
+
+use crate::arch::pv::{self, MachinePageTables};
+use crate::{domain, guest, memory};
+
+const PRESENT: u64 = 1;
+const PAGE_SIZE_BIT: u64 = 1 << 7;
+
+fn refused(e: PageError) -> Errno {
+    log::debug!("d{}: page-table request refused: {e}", domain::current_id());
+    Errno::Inval
+}
+
+/// The domain a request acts on: only the caller itself for now.
+fn target_domain(foreigndom: u16) -> Result<u16, Errno> {
+    let own = domain::current_id();
+    if foreigndom == DOMID_SELF || foreigndom == own {
+        Ok(own)
+    } else {
+        Err(Errno::Perm)
+    }
+}
+
+/// Writes `value` into entry `index` of `table`: through the frame table
+/// when `table` is a page table, as plain memory when it is an ordinary
+/// page of the domain (Xen allows both). Returns whether a present entry
+/// changed (so its translation must be flushed).
+fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, Errno> {
+    let mut mem = MachinePageTables;
+    memory::with_frame_table(|ft| {
+        let info = *ft.info(table).ok_or(Errno::Inval)?;
+        if info.owner != Owner::Domain(dom) {
+            return Err(refused(PageError::NotOwner {
+                mfn: table,
+                owner: info.owner,
+            }));
+        }
+        let old = mem.read_entry(table, index);
+        let is_table = matches!(
+            info.ty,
+            FrameType::L1 | FrameType::L2 | FrameType::L3 | FrameType::L4
+        ) && info.type_count > 0;
+        if is_table {
+            ft.update_entry(&mut mem, table, index, value, dom)
+                .map_err(refused)?;
+        } else {
+            mem.write_entry(table, index, value);
+        }
+        Ok(is_table && old & PRESENT != 0)
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct MmuUpdate {
+    reqs: u64,
+    count: u32,
+    done: u64,
+    foreigndom: u16,
+}
+
+impl MmuUpdate {
+    pub fn decode(reqs: u64, count: u64, done: u64, foreigndom: u64) -> Self {
+        Self {
+            reqs,
+            count: count as u32,
+            done,
+            foreigndom: foreigndom as u16,
+        }
+    }
+
+    pub fn handle(self) -> Result<i64, Errno> {
+        let dom = target_domain(self.foreigndom)?;
+        let mut flush = false;
+        let mut result = Ok(0);
+        let mut done = 0u32;
+        for i in 0..self.count as u64 {
+            let at = self.reqs.wrapping_add(i * 16);
+            let step = guest::read::<abi::xen::MmuUpdate>(at)
+                .map_err(Errno::from)
+                .and_then(|req| self.one(req, dom));
+            match step {
+                Ok(changed) => flush |= changed,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            done += 1;
+        }
+        if flush {
+            pv::flush_tlb_local();
+        }
+        if self.done != 0 {
+            guest::write(self.done, &done)?;
+        }
+        result
+    }
+
+    fn one(&self, req: abi::xen::MmuUpdate, dom: u16) -> Result<bool, Errno> {
+        match req.ptr & 3 {
+            MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
+                let table = req.ptr >> 12;
+                let index = ((req.ptr & 0xfff) >> 3) as usize;
+                write_entry(table, index, req.val, dom)
+            }
+            MMU_MACHPHYS_UPDATE => {
+                let mfn = req.ptr >> 12;
+                let owned = memory::with_frame_table(|ft| {
+                    ft.info(mfn).is_some_and(|f| f.owner == Owner::Domain(dom))
+                });
+                if !owned || !memory::set_m2p(mfn, req.val) {
+                    return Err(Errno::Inval);
+                }
+                Ok(false)
+            }
+            _ => Err(Errno::NoSys),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct UpdateVaMapping {
+    pub va: u64,
+    pub pte: u64,
+    pub flags: u64,
+}
+
+/// The L1 table and index that map `va` in the tree rooted at `root`.
+fn l1_slot(root: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
+    let mem = MachinePageTables;
+    let mut table = root;
+    for level in (2..=4).rev() {
+        let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+        let entry = mem.read_entry(table, index);
+        if entry & PRESENT == 0 || entry & PAGE_SIZE_BIT != 0 {
+            return Err(Errno::Inval);
+        }
+        table = hv_core::frame_table::entry_mfn(entry);
+    }
+    Ok((table, ((va >> 12) & 511) as usize))
+}
+
+impl UpdateVaMapping {
+    pub fn handle(self) -> Result<i64, Errno> {
+        if !pv::is_canonical(self.va) || (HOLE_START..HOLE_END).contains(&self.va) {
+            return Err(Errno::Inval);
+        }
+        let dom = domain::current_id();
+        let root = domain::with_current(|d| d.vcpus[0].current_root());
+        let (l1, index) = l1_slot(root, self.va)?;
+        let info = memory::with_frame_table(|ft| ft.info(l1).copied());
+        if !info.is_some_and(|f| f.ty == FrameType::L1 && f.type_count > 0) {
+            return Err(Errno::Inval);
+        }
+        let changed = write_entry(l1, index, self.pte, dom)?;
+        match self.flags & UVMF_FLUSHTYPE_MASK {
+            UVMF_TLB_FLUSH => pv::flush_tlb_local(),
+            UVMF_INVLPG => pv::invlpg(self.va),
+            _ if changed => pv::invlpg(self.va),
+            _ => {}
+        }
+        Ok(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct MmuextOp {
+    ops: u64,
+    count: u32,
+    done: u64,
+    foreigndom: u16,
+}
+
+impl MmuextOp {
+    pub fn decode(ops: u64, count: u64, done: u64, foreigndom: u64) -> Self {
+        Self {
+            ops,
+            count: count as u32,
+            done,
+            foreigndom: foreigndom as u16,
+        }
+    }
+
+    pub fn handle(self) -> Result<i64, Errno> {
+        let dom = target_domain(self.foreigndom)?;
+        let mut result = Ok(0);
+        let mut done = 0u32;
+        for i in 0..self.count as u64 {
+            let at = self.ops.wrapping_add(i * 24);
+            let step = guest::read::<abi::xen::MmuextOp>(at)
+                .map_err(Errno::from)
+                .and_then(|op| one_ext(op, dom));
+            if let Err(e) = step {
+                result = Err(e);
+                break;
+            }
+            done += 1;
+        }
+        if self.done != 0 {
+            guest::write(self.done, &done)?;
+        }
+        result
+    }
+}
+
+fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
+    let mut mem = MachinePageTables;
+    let mut pin = |ty| {
+        memory::with_frame_table(|ft| ft.pin(&mut mem, op.arg1, dom, ty)).map_err(refused)
+    };
+    match op.cmd {
+        MMUEXT_PIN_L1_TABLE => pin(FrameType::L1),
+        MMUEXT_PIN_L2_TABLE => pin(FrameType::L2),
+        MMUEXT_PIN_L3_TABLE => pin(FrameType::L3),
+        MMUEXT_PIN_L4_TABLE => pin(FrameType::L4),
+        MMUEXT_UNPIN_TABLE => {
+            memory::with_frame_table(|ft| ft.unpin(&mut mem, op.arg1, dom)).map_err(refused)?;
+            // The tree may have been live: drop translations through it.
+            pv::flush_tlb_local();
+            Ok(())
+        }
+        MMUEXT_NEW_BASEPTR => new_baseptr(op.arg1, dom, false),
+        MMUEXT_NEW_USER_BASEPTR => new_baseptr(op.arg1, dom, true),
+        MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
+            pv::flush_tlb_local();
+            Ok(())
+        }
+        MMUEXT_INVLPG_LOCAL | MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {
+            pv::invlpg(op.arg1);
+            Ok(())
+        }
+        _ => Err(Errno::NoSys),
+    }
+}
+
+/// Makes `mfn` the vCPU's kernel (or user) page-table root, holding an L4
+/// type reference on it for as long as it is the root.
+fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
+    let mut mem = MachinePageTables;
+    if !(user && mfn == 0) {
+        memory::with_frame_table(|ft| ft.get_page_type(&mut mem, mfn, dom, FrameType::L4))
+            .map_err(refused)?;
+    }
+    let (old, load) = domain::with_current(|d| {
+        let vcpu = &mut d.vcpus[0];
+        if user {
+            let old = vcpu.user_root.take();
+            vcpu.user_root = (mfn != 0).then_some(mfn);
+            (old, !vcpu.kernel_mode)
+        } else {
+            let old = core::mem::replace(&mut vcpu.kernel_root, mfn);
+            ((old != 0).then_some(old), vcpu.kernel_mode)
+        }
+    });
+    if load {
+        pv::load_page_table_root(domain::with_current(|d| d.vcpus[0].current_root()));
+    }
+    if let Some(old) = old {
+        memory::with_frame_table(|ft| ft.put_page_type(&mut mem, old));
+    }
+    Ok(())
+}

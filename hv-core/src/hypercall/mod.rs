@@ -1,0 +1,198 @@
+//! Hypercalls: one decoder per hypercall turns the guest's registers into a
+//! typed request, and one handler acts on it.
+//!
+//! PV64 convention: number in RAX, arguments in RDI, RSI, RDX, R10, R8, R9,
+//! result (or `-errno`) in RAX. Anything not listed in `decode` returns
+//! `-ENOSYS`. Handlers reach guest memory only through `guest::read` and
+//! `guest::write`; a bad pointer is `-EFAULT`.
+
+mod console;
+mod events;
+mod memory;
+mod mm;
+mod sched;
+mod traps;
+mod version;
+
+use abi::{Errno, Hypercall};
+
+use crate::arch::TrapFrame;
+use crate::guest;
+
+/// The six argument registers, in ABI order.
+#[derive(Clone, Copy, Debug)]
+pub struct Args(pub [u64; 6]);
+
+/// A decoded hypercall.
+#[derive(Clone, Copy, Debug)]
+enum Request {
+    SetTrapTable(traps::SetTrapTable),
+    MmuUpdate(mm::MmuUpdate),
+    StackSwitch(traps::StackSwitch),
+    SetCallbacks(traps::SetCallbacks),
+    MemoryOp(memory::MemoryOp),
+    Multicall { entries: u64, count: u32 },
+    UpdateVaMapping(mm::UpdateVaMapping),
+    SetTimerOp { timeout: u64 },
+    XenVersion(version::XenVersion),
+    ConsoleIo(console::ConsoleIo),
+    GrantTableOp { cmd: u32, uop: u64, count: u32 },
+    VcpuOp(sched::VcpuOp),
+    SetSegmentBase(traps::SetSegmentBase),
+    MmuextOp(mm::MmuextOp),
+    SchedOp(sched::SchedOp),
+    CallbackOp(traps::CallbackOp),
+    EventChannelOp(events::EventChannelOp),
+}
+
+fn decode(nr: u64, a: Args) -> Result<Request, Errno> {
+    let [a1, a2, a3, a4, ..] = a.0;
+    use Hypercall as H;
+    Ok(match Hypercall::from_number(nr).ok_or(Errno::NoSys)? {
+        H::SetTrapTable => Request::SetTrapTable(traps::SetTrapTable { table: a1 }),
+        H::MmuUpdate => Request::MmuUpdate(mm::MmuUpdate::decode(a1, a2, a3, a4)),
+        H::StackSwitch => Request::StackSwitch(traps::StackSwitch { _ss: a1, sp: a2 }),
+        H::SetCallbacks => Request::SetCallbacks(traps::SetCallbacks {
+            event: a1,
+            failsafe: a2,
+            syscall: a3,
+        }),
+        H::MemoryOp => Request::MemoryOp(memory::MemoryOp { cmd: a1, arg: a2 }),
+        H::Multicall => Request::Multicall {
+            entries: a1,
+            count: a2 as u32,
+        },
+        H::UpdateVaMapping => Request::UpdateVaMapping(mm::UpdateVaMapping {
+            va: a1,
+            pte: a2,
+            flags: a3,
+        }),
+        H::SetTimerOp => Request::SetTimerOp { timeout: a1 },
+        H::XenVersion => Request::XenVersion(version::XenVersion {
+            cmd: a1 as u32,
+            arg: a2,
+        }),
+        H::ConsoleIo => Request::ConsoleIo(console::ConsoleIo {
+            cmd: a1 as u32,
+            count: a2 as u32,
+            buffer: a3,
+        }),
+        H::GrantTableOp => Request::GrantTableOp {
+            cmd: a1 as u32,
+            uop: a2,
+            count: a3 as u32,
+        },
+        H::VcpuOp => Request::VcpuOp(sched::VcpuOp {
+            cmd: a1 as u32,
+            vcpu: a2 as u32,
+            arg: a3,
+        }),
+        H::SetSegmentBase => Request::SetSegmentBase(traps::SetSegmentBase {
+            which: a1 as u32,
+            base: a2,
+        }),
+        H::MmuextOp => Request::MmuextOp(mm::MmuextOp::decode(a1, a2, a3, a4)),
+        H::SchedOp => Request::SchedOp(sched::SchedOp {
+            cmd: a1 as u32,
+            arg: a2,
+        }),
+        H::CallbackOp => Request::CallbackOp(traps::CallbackOp {
+            cmd: a1 as u32,
+            arg: a2,
+        }),
+        H::EventChannelOp => Request::EventChannelOp(events::EventChannelOp {
+            cmd: a1 as u32,
+            arg: a2,
+        }),
+        _ => return Err(Errno::NoSys),
+    })
+}
+
+fn handle(request: Request) -> Result<i64, Errno> {
+    match request {
+        Request::SetTrapTable(r) => r.handle(),
+        Request::MmuUpdate(r) => r.handle(),
+        Request::StackSwitch(r) => r.handle(),
+        Request::SetCallbacks(r) => r.handle(),
+        Request::MemoryOp(r) => r.handle(),
+        Request::Multicall { entries, count } => multicall(entries, count),
+        Request::UpdateVaMapping(r) => r.handle(),
+        Request::SetTimerOp { timeout } => sched::set_timer_op(timeout),
+        Request::XenVersion(r) => r.handle(),
+        Request::ConsoleIo(r) => r.handle(),
+        Request::GrantTableOp { cmd, uop, count } => grant_table_op(cmd, uop, count),
+        Request::VcpuOp(r) => r.handle(),
+        Request::SetSegmentBase(r) => r.handle(),
+        Request::MmuextOp(r) => r.handle(),
+        Request::SchedOp(r) => r.handle(),
+        Request::CallbackOp(r) => r.handle(),
+        Request::EventChannelOp(r) => r.handle(),
+    }
+}
+
+/// One hypercall by number, as from registers or from a multicall entry.
+pub fn call(nr: u64, args: Args) -> i64 {
+    match decode(nr, args).and_then(handle) {
+        Ok(value) => value,
+        Err(errno) => errno.to_ret(),
+    }
+}
+
+/// A hypercall from guest kernel mode.
+pub fn dispatch(frame: &mut TrapFrame) {
+    if frame.rax == Hypercall::Iret as u64 {
+        guest::iret(frame);
+        return;
+    }
+    let args = Args([
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ]);
+    frame.rax = call(frame.rax, args) as u64;
+}
+
+/// `multicall(entries, count)`: each entry's result is written back into
+/// it; the call itself succeeds unless an entry cannot be read or written.
+fn multicall(entries: u64, count: u32) -> Result<i64, Errno> {
+    let size = core::mem::size_of::<abi::xen::MulticallEntry>() as u64;
+    for i in 0..count as u64 {
+        let at = entries.checked_add(i * size).ok_or(Errno::Fault)?;
+        let mut entry: abi::xen::MulticallEntry = guest::read(at)?;
+        entry.result = if entry.op == Hypercall::Iret as u64 || entry.op == Hypercall::Multicall as u64 {
+            // Neither can be batched: iret replaces the caller's frame and
+            // multicalls do not nest.
+            Errno::Inval.to_ret()
+        } else {
+            call(entry.op, Args(entry.args))
+        };
+        guest::write(at, &entry)?;
+    }
+    Ok(0)
+}
+
+/// `grant_table_op`: only `query_size` so far; grant tables arrive with
+/// the toolstack.
+fn grant_table_op(cmd: u32, uop: u64, count: u32) -> Result<i64, Errno> {
+    use abi::grant_table::{GNTTABOP_QUERY_SIZE, QuerySize};
+    match cmd {
+        GNTTABOP_QUERY_SIZE => {
+            for i in 0..count as u64 {
+                let at = uop + i * core::mem::size_of::<QuerySize>() as u64;
+                let mut q: QuerySize = guest::read(at)?;
+                let own = crate::domain::current_id();
+                if q.dom == abi::xen::DOMID_SELF || q.dom == own {
+                    q.nr_frames = 0;
+                    q.max_nr_frames = MAX_GRANT_FRAMES;
+                    q.status = 0;
+                } else {
+                    q.status = GNTST_BAD_DOMAIN;
+                }
+                guest::write(at, &q)?;
+            }
+            Ok(0)
+        }
+        _ => Err(Errno::NoSys),
+    }
+}
+
+const MAX_GRANT_FRAMES: u32 = 32;
+const GNTST_BAD_DOMAIN: i16 = -2;

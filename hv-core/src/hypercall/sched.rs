@@ -1,0 +1,111 @@
+//! Scheduling and timers: `sched_op`, `set_timer_op`, `vcpu_op`.
+//!
+//! One vCPU runs on the one CPU, so yield returns at once and block halts
+//! the CPU until an event is pending for the vCPU.
+
+use abi::Errno;
+use abi::ops::{
+    SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
+    VCPU_SSHOTTMR_FUTURE, VCPUOP_IS_UP, VCPUOP_SET_SINGLESHOT_TIMER,
+    VCPUOP_STOP_SINGLESHOT_TIMER, VcpuSetSingleshotTimer,
+};
+
+use crate::{domain, events, guest, vtime};
+
+/// Ports a `SCHEDOP_poll` may wait on (Xen's limit is the same order).
+const MAX_POLL_PORTS: u32 = 128;
+
+#[derive(Clone, Copy, Debug)]
+pub struct SchedOp {
+    pub cmd: u32,
+    pub arg: u64,
+}
+
+impl SchedOp {
+    pub fn handle(self) -> Result<i64, Errno> {
+        match self.cmd {
+            SCHEDOP_YIELD => Ok(0),
+            SCHEDOP_BLOCK => {
+                events::enable_delivery(0);
+                wait_until(|| events::upcall_pending(0), None);
+                Ok(0)
+            }
+            SCHEDOP_SHUTDOWN => {
+                let shutdown: SchedShutdown = guest::read(self.arg)?;
+                guest::shutdown_current(shutdown.reason)
+            }
+            SCHEDOP_POLL => poll(self.arg),
+            _ => Err(Errno::NoSys),
+        }
+    }
+}
+
+/// Halts until `done` holds or system time reaches `deadline`.
+fn wait_until(mut done: impl FnMut() -> bool, deadline: Option<u64>) {
+    if let Some(deadline) = deadline {
+        vtime::arm_wakeup(deadline);
+    }
+    loop {
+        if done() || deadline.is_some_and(|d| vtime::now_ns() >= d) {
+            return;
+        }
+        crate::arch::power::wait_for_interrupt();
+    }
+}
+
+fn poll(arg: u64) -> Result<i64, Errno> {
+    let request: SchedPoll = guest::read(arg)?;
+    if request.nr_ports > MAX_POLL_PORTS {
+        return Err(Errno::Inval);
+    }
+    let mut ports = [0u32; MAX_POLL_PORTS as usize];
+    let ports = &mut ports[..request.nr_ports as usize];
+    for (i, port) in ports.iter_mut().enumerate() {
+        *port = guest::read(request.ports + i as u64 * 4)?;
+        if !events::is_bound(*port) {
+            return Err(Errno::Inval);
+        }
+    }
+    let deadline = (request.timeout != 0).then_some(request.timeout);
+    wait_until(|| ports.iter().any(|&p| events::is_pending(p)), deadline);
+    Ok(0)
+}
+
+/// `set_timer_op(timeout)`: a one-shot VIRQ_TIMER at system time
+/// `timeout` (ns); 0 cancels.
+pub fn set_timer_op(timeout: u64) -> Result<i64, Errno> {
+    vtime::set_timer(0, (timeout != 0).then_some(timeout));
+    Ok(0)
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct VcpuOp {
+    pub cmd: u32,
+    pub vcpu: u32,
+    pub arg: u64,
+}
+
+impl VcpuOp {
+    pub fn handle(self) -> Result<i64, Errno> {
+        if self.vcpu as usize >= domain::MAX_VCPUS {
+            return Err(Errno::NoEnt);
+        }
+        match self.cmd {
+            VCPUOP_SET_SINGLESHOT_TIMER => {
+                let timer: VcpuSetSingleshotTimer = guest::read(self.arg)?;
+                if timer.flags & VCPU_SSHOTTMR_FUTURE != 0 && timer.timeout_abs_ns < vtime::now_ns()
+                {
+                    return Err(Errno::Time);
+                }
+                vtime::set_timer(self.vcpu as usize, Some(timer.timeout_abs_ns));
+                Ok(0)
+            }
+            VCPUOP_STOP_SINGLESHOT_TIMER => {
+                vtime::set_timer(self.vcpu as usize, None);
+                Ok(0)
+            }
+            VCPUOP_IS_UP => Ok(1),
+            _ => Err(Errno::NoSys),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Traps and callbacks: `set_trap_table`, `stack_switch`,
+//! `set_callbacks`, `callback_op`, `set_segment_base`.
+
+use abi::Errno;
+use abi::ops::{
+    CALLBACKF_MASK_EVENTS, CALLBACKOP_REGISTER, CALLBACKOP_UNREGISTER, CALLBACKTYPE_EVENT,
+    CALLBACKTYPE_FAILSAFE, CALLBACKTYPE_NMI, CALLBACKTYPE_SYSCALL, CallbackRegister,
+};
+use abi::xen::{SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, TrapInfo};
+
+use crate::arch::pv::{self, is_canonical};
+use crate::domain::{self, TrapEntry};
+use crate::guest;
+
+/// A trap table longer than this (without its terminating entry) is
+/// refused; there are only 256 vectors.
+const MAX_TRAP_ENTRIES: u64 = 256;
+
+#[derive(Clone, Copy, Debug)]
+pub struct SetTrapTable {
+    pub table: u64,
+}
+
+impl SetTrapTable {
+    /// Xen's semantics: a null table clears every entry; otherwise entries
+    /// are read up to one with address 0, and each replaces its vector's.
+    pub fn handle(self) -> Result<i64, Errno> {
+        if self.table == 0 {
+            domain::with_current(|d| d.vcpus[0].traps = [TrapEntry::default(); 256]);
+            return Ok(0);
+        }
+        for i in 0..=MAX_TRAP_ENTRIES {
+            let entry: TrapInfo = guest::read(self.table + i * 16)?;
+            if entry.address == 0 {
+                return Ok(0);
+            }
+            if !is_canonical(entry.address) {
+                return Err(Errno::Inval);
+            }
+            domain::with_current(|d| {
+                d.vcpus[0].traps[entry.vector as usize] = TrapEntry {
+                    address: entry.address,
+                    flags: entry.flags,
+                }
+            });
+        }
+        Err(Errno::Inval)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct StackSwitch {
+    /// Ignored: a PV64 guest kernel's stack segment is always the flat
+    /// ring-3 one.
+    pub _ss: u64,
+    pub sp: u64,
+}
+
+impl StackSwitch {
+    pub fn handle(self) -> Result<i64, Errno> {
+        domain::with_current(|d| d.vcpus[0].kernel_sp = self.sp);
+        Ok(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SetCallbacks {
+    pub event: u64,
+    pub failsafe: u64,
+    pub syscall: u64,
+}
+
+impl SetCallbacks {
+    pub fn handle(self) -> Result<i64, Errno> {
+        for address in [self.event, self.failsafe, self.syscall] {
+            if !is_canonical(address) {
+                return Err(Errno::Inval);
+            }
+        }
+        domain::with_current(|d| {
+            let c = &mut d.vcpus[0].callbacks;
+            c.event = self.event;
+            c.failsafe = self.failsafe;
+            c.syscall = self.syscall;
+        });
+        Ok(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct CallbackOp {
+    pub cmd: u32,
+    pub arg: u64,
+}
+
+impl CallbackOp {
+    pub fn handle(self) -> Result<i64, Errno> {
+        match self.cmd {
+            CALLBACKOP_REGISTER => {
+                let cb: CallbackRegister = guest::read(self.arg)?;
+                if !is_canonical(cb.address) {
+                    return Err(Errno::Inval);
+                }
+                set_callback(cb.type_, cb.address, cb.flags & CALLBACKF_MASK_EVENTS != 0)
+            }
+            CALLBACKOP_UNREGISTER => {
+                let kind: u16 = guest::read(self.arg)?;
+                set_callback(kind, 0, false)
+            }
+            _ => Err(Errno::NoSys),
+        }
+    }
+}
+
+fn set_callback(kind: u16, address: u64, mask_events: bool) -> Result<i64, Errno> {
+    domain::with_current(|d| {
+        let c = &mut d.vcpus[0].callbacks;
+        match kind {
+            CALLBACKTYPE_EVENT => c.event = address,
+            CALLBACKTYPE_FAILSAFE => {
+                c.failsafe = address;
+                c.failsafe_masks_events = mask_events;
+            }
+            CALLBACKTYPE_SYSCALL => {
+                c.syscall = address;
+                c.syscall_masks_events = mask_events;
+            }
+            // hv-core never injects NMIs into guests; accepting the
+            // registration keeps guests that always make it working.
+            CALLBACKTYPE_NMI => {}
+            _ => return Err(Errno::Inval),
+        }
+        Ok(0)
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SetSegmentBase {
+    pub which: u32,
+    pub base: u64,
+}
+
+impl SetSegmentBase {
+    pub fn handle(self) -> Result<i64, Errno> {
+        if !is_canonical(self.base) {
+            return Err(Errno::Inval);
+        }
+        let bases = domain::with_current(|d| {
+            let vcpu = &mut d.vcpus[0];
+            match self.which {
+                SEGBASE_FS => vcpu.fs_base = self.base,
+                SEGBASE_GS_USER => vcpu.gs_base_user = self.base,
+                SEGBASE_GS_KERNEL => vcpu.gs_base_kernel = self.base,
+                _ => return Err(Errno::Inval),
+            }
+            Ok(vcpu.segment_bases())
+        })?;
+        pv::load_segment_bases(&bases);
+        Ok(0)
+    }
+}

@@ -1,0 +1,137 @@
+//! Guest time: system time (ns since boot) from the calibrated TSC,
+//! published per vCPU in vcpu_time_info (pvclock), the wallclock in
+//! shared_info, and one-shot timers that raise VIRQ_TIMER.
+//!
+//! hv-core's own system time is defined by the same formula the guest
+//! applies (`TscScale`), from one TSC reading at boot, and each vCPU's
+//! record is written once when its domain is built. A guest therefore
+//! computes exactly hv-core's clock, which never goes backwards; re-writing
+//! the record later could step it back by a rounding nanosecond.
+
+use core::sync::atomic::Ordering::SeqCst;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use hv_core::pvclock::TscScale;
+use spin::Once;
+
+use crate::arch::{lapic, time};
+use crate::domain::{self, Domain};
+use crate::events;
+use crate::guest::VCPU_INFO_SIZE;
+
+static SCALE: Once<TscScale> = Once::new();
+static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
+/// Wallclock seconds at system time 0.
+static BOOT_WALLCLOCK: AtomicU64 = AtomicU64::new(0);
+/// The earliest armed deadline of a sleeping hypercall (`SCHEDOP_poll`).
+static WAKEUP: AtomicU64 = AtomicU64::new(u64::MAX);
+
+const TIME_INFO: usize = 32;
+const WC_VERSION: usize = 3072;
+const WC_SEC: usize = 3076;
+const WC_NSEC: usize = 3080;
+const WC_SEC_HI: usize = 3084;
+
+/// Starts the clock: call once, after the TSC is calibrated.
+pub fn init() {
+    BOOT_TSC.store(time::rdtsc(), Ordering::Relaxed);
+    let scale = *SCALE.call_once(|| TscScale::for_hz(time::tsc_hz()));
+    let (y, mo, d, h, mi, s) = crate::arch::rtc::read_time();
+    let unix = hv_core::wallclock::unix_seconds(y, mo, d, h, mi, s);
+    BOOT_WALLCLOCK.store(unix, Ordering::Relaxed);
+    log::info!(
+        "clock: pvclock mul {:#x} shift {}, wallclock {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC",
+        scale.mul,
+        scale.shift
+    );
+}
+
+fn scale() -> TscScale {
+    *SCALE.get().expect("vtime::init ran")
+}
+
+/// System time in ns.
+pub fn now_ns() -> u64 {
+    scale().ticks_to_ns(time::rdtsc().wrapping_sub(BOOT_TSC.load(Ordering::Relaxed)))
+}
+
+/// Writes every vCPU's time record and the wallclock into `d`'s
+/// shared_info (each under its version seqlock).
+pub fn publish(d: &Domain) {
+    let page = d.shared_page();
+    let scale = scale();
+    let boot = BOOT_TSC.load(Ordering::Relaxed);
+    for v in 0..d.vcpus.len() {
+        let at = v * VCPU_INFO_SIZE + TIME_INFO;
+        let version = page.u32(at);
+        version.fetch_add(1, SeqCst);
+        // system_time at tsc_timestamp = boot is 0.
+        page.u64(at + 8).store(boot, SeqCst);
+        page.u64(at + 16).store(0, SeqCst);
+        page.u32(at + 24).store(scale.mul, SeqCst);
+        page.u8(at + 28).store(scale.shift as u8, SeqCst);
+        page.u8(at + 29).store(abi::xen::XEN_PVCLOCK_TSC_STABLE_BIT, SeqCst);
+        version.fetch_add(1, SeqCst);
+    }
+    let wallclock = BOOT_WALLCLOCK.load(Ordering::Relaxed);
+    let version = page.u32(WC_VERSION);
+    version.fetch_add(1, SeqCst);
+    page.u32(WC_SEC).store(wallclock as u32, SeqCst);
+    page.u32(WC_NSEC).store(0, SeqCst);
+    page.u32(WC_SEC_HI).store((wallclock >> 32) as u32, SeqCst);
+    version.fetch_add(1, SeqCst);
+}
+
+/// Arms (or, with `None`, cancels) vCPU `v`'s one-shot timer.
+pub fn set_timer(v: usize, deadline: Option<u64>) {
+    domain::with_current(|d| d.vcpus[v].timer_deadline = deadline);
+    check_timers();
+}
+
+/// Asks for an interrupt at `deadline` (a sleeping hypercall's timeout).
+pub fn arm_wakeup(deadline: u64) {
+    WAKEUP.fetch_min(deadline, SeqCst);
+    arm_next();
+}
+
+/// Fires every expired vCPU timer (raising VIRQ_TIMER) and arms the LAPIC
+/// for the next deadline. Called from the timer interrupt and whenever a
+/// deadline changes; a timer that the LAPIC ends slightly early is simply
+/// re-armed, so VIRQ_TIMER never fires before its deadline.
+pub fn check_timers() {
+    if SCALE.get().is_none() {
+        return;
+    }
+    let now = now_ns();
+    for id in 0..domain::MAX_DOMAINS as u16 {
+        domain::with(id, |d| {
+            for v in 0..d.vcpus.len() {
+                if d.vcpus[v].timer_deadline.is_some_and(|t| t <= now) {
+                    d.vcpus[v].timer_deadline = None;
+                    events::timer_fired(d, v as u32);
+                }
+            }
+        });
+    }
+    if WAKEUP.load(SeqCst) <= now {
+        WAKEUP.store(u64::MAX, SeqCst);
+    }
+    arm_next();
+}
+
+fn arm_next() {
+    let mut next = WAKEUP.load(SeqCst);
+    for id in 0..domain::MAX_DOMAINS as u16 {
+        domain::with(id, |d| {
+            for vcpu in &d.vcpus {
+                if let Some(t) = vcpu.timer_deadline {
+                    next = next.min(t);
+                }
+            }
+        });
+    }
+    if next != u64::MAX {
+        let now = now_ns();
+        lapic::arm_oneshot_ns(next.saturating_sub(now).max(1));
+    }
+}
