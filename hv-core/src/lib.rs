@@ -11,6 +11,7 @@ pub mod cmdline;
 pub mod event_channel;
 pub mod frame_table;
 pub mod frames;
+pub mod hypercalls;
 pub mod layout;
 pub mod pvclock;
 pub mod wallclock;

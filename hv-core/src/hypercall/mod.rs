@@ -48,7 +48,11 @@ enum Request {
 fn decode(nr: u64, a: Args) -> Result<Request, Errno> {
     let [a1, a2, a3, a4, ..] = a.0;
     use Hypercall as H;
-    Ok(match Hypercall::from_number(nr).ok_or(Errno::NoSys)? {
+    let hypercall = Hypercall::from_number(nr).ok_or(Errno::NoSys)?;
+    if hv_core::hypercalls::status(hypercall) != hv_core::hypercalls::Status::Implemented {
+        return Err(Errno::NoSys);
+    }
+    Ok(match hypercall {
         H::SetTrapTable => Request::SetTrapTable(traps::SetTrapTable { table: a1 }),
         H::MmuUpdate => Request::MmuUpdate(mm::MmuUpdate::decode(a1, a2, a3, a4)),
         H::StackSwitch => Request::StackSwitch(traps::StackSwitch { _ss: a1, sp: a2 }),
