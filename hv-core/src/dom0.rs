@@ -20,7 +20,7 @@ use zerocopy::{FromZeros, IntoBytes};
 use crate::arch::TrapFrame;
 use crate::arch::pv::{self, MachinePageTables};
 use crate::arch::shared::SharedPage;
-use crate::domain::{self, Domain};
+use crate::domain;
 use crate::guest::{UPCALL_MASK, VCPU_INFO_SIZE};
 use crate::{memory, vtime};
 
@@ -169,13 +169,12 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
     })
     .map_err(BuildError::Pin)?;
 
-    let mut d = Domain::new(0, true, shared_info);
-    d.nr_pages = nr_pages;
-    d.vcpus[0].kernel_root = l4;
-    vtime::publish(&d);
-    if domain::insert(d).is_err() {
-        panic!("dom0 already exists");
-    }
+    domain::create(0, true, shared_info).expect("dom0 is the first domain");
+    domain::with(0, |d| {
+        d.nr_pages = nr_pages;
+        d.vcpus[0].kernel_root = l4;
+        vtime::publish(d);
+    });
     domain::set_current(0);
 
     log::info!(

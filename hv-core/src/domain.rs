@@ -159,20 +159,16 @@ pub fn set_current(id: DomId) {
     CURRENT.store(id, Ordering::Relaxed);
 }
 
-/// Adds a domain; fails when the table is full or the id is taken.
-pub fn insert(domain: Domain) -> Result<(), Domain> {
+/// Creates domain `id` in the table (in place: a `Domain` is large);
+/// fails when the table is full or the id is taken.
+pub fn create(id: DomId, privileged: bool, shared_info: Mfn) -> Result<(), ()> {
     DOMAINS.with(|table| {
-        let id = domain.id;
         if table.iter().flatten().any(|d| d.id == id) {
-            return Err(domain);
+            return Err(());
         }
-        match table.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => {
-                *slot = Some(domain);
-                Ok(())
-            }
-            None => Err(domain),
-        }
+        let slot = table.iter_mut().find(|slot| slot.is_none()).ok_or(())?;
+        *slot = Some(Domain::new(id, privileged, shared_info));
+        Ok(())
     })
 }
 

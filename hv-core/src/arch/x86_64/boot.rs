@@ -178,7 +178,7 @@ boot_stack_top:
     .global bsp_stack_guard, bsp_stack_top
 bsp_stack_guard:
     .skip 4096
-    .skip 65536
+    .skip 131072
 bsp_stack_top:
     .global ist_nmi_guard, ist_nmi_top
 ist_nmi_guard:
