@@ -1,11 +1,20 @@
 //! The QEMU scenarios: what each boots and what its console must show.
 //!
-//! A scenario is data: firmware, accelerator, hypervisor command line,
-//! modules, a hard timeout, and the expected ending (QEMU exit status) and
-//! console lines. `cargo xtask test` boots each one and hands the captured
-//! console and exit status to [`Scenario::check`], which decides the single
-//! result line. Keeping the judgement here, apart from the QEMU driver,
-//! lets it be unit-tested.
+//! A scenario is data: the hypervisor (hv-core, or Xen 4.17 as the
+//! reference host), firmware, accelerator, hypervisor command line, the
+//! initial domain's kernel and other modules, a hard timeout, and how the
+//! run is judged. `cargo xtask test` boots each one and hands the captured
+//! console and the way the run ended to [`Scenario::check`], which decides
+//! the single result line. Keeping the judgement here, apart from the QEMU
+//! driver, lets it be unit-tested.
+//!
+//! Two kinds of judgement:
+//! - console lines in order plus an expected [`Ending`] (hv-core's own boot
+//!   and fault scenarios);
+//! - a test guest's result line (`PASS <name>`, `FAIL <name>: <why>`,
+//!   `SKIP <name>: <why>`), which decides; a guest that passes or skips must
+//!   then power the machine off. [`GUEST_TESTS`] runs each guest on both
+//!   hypervisors from one line of data.
 #![deny(unsafe_code)]
 
 use std::time::Duration;
@@ -27,59 +36,198 @@ pub enum Accel {
     Kvm,
 }
 
-/// How QEMU must end.
+/// The hypervisor GRUB boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hypervisor {
+    HvCore,
+    /// Xen 4.17 (Debian's build), the reference host: the same guest binary
+    /// runs on both, so its behaviour and its speed can be compared.
+    Xen,
+}
+
+impl Hypervisor {
+    /// The suffix of guest-test names (`abi-traps@xen`).
+    pub const fn tag(self) -> &'static str {
+        match self {
+            Self::HvCore => "hv-core",
+            Self::Xen => "xen",
+        }
+    }
+
+    /// The prefix of the hypervisor's own console lines; a line carrying it
+    /// is never a guest's result line.
+    pub const fn log_prefix(self) -> &'static str {
+        match self {
+            Self::HvCore => "(hv)",
+            Self::Xen => "(XEN)",
+        }
+    }
+
+    /// Console lines after which the hypervisor does nothing more, and
+    /// what each means. Xen halts rather than ending QEMU when its initial
+    /// domain shuts down or when it panics (with `noreboot`), so the xtask
+    /// stops QEMU once it sees one of these. hv-core ends QEMU itself.
+    pub const fn terminal_lines(self) -> &'static [(&'static str, Ending)] {
+        match self {
+            Self::HvCore => &[],
+            Self::Xen => &[
+                ("Hardware Dom# halted: halting machine", Ending::PowerOff),
+                ("Hardware Dom# crashed:", Ending::DomainCrash),
+                ("Hardware Dom# shutdown: rebooting machine", Ending::Reset),
+                ("Manual reset required", Ending::Panic),
+                ("Reboot in five seconds", Ending::Panic),
+            ],
+        }
+    }
+}
+
+/// How a run ended, as the machine showed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// isa-debug-exit with hv-core's success code (QEMU status 33).
+    /// hv-core's isa-debug-exit success code (QEMU status 33).
     DebugExitSuccess,
-    /// isa-debug-exit with hv-core's failure code (QEMU status 35).
+    /// hv-core's isa-debug-exit failure code (QEMU status 35): a fatal
+    /// error in hv-core, reported on the console.
     DebugExitFailure,
-    /// The guest powered the machine off (ACPI S5): QEMU status 0.
+    /// The initial domain powered the machine off: ACPI S5 under hv-core
+    /// (QEMU status 0), Xen's "halting machine" line under Xen.
     PowerOff,
+    /// Xen: the initial domain crashed.
+    DomainCrash,
+    /// Xen panicked (and, with `noreboot`, waits for a manual reset).
+    Panic,
+    /// The machine reset: QEMU runs with `-no-reboot`, so it exits.
+    Reset,
 }
 
 impl Ending {
-    pub fn status(self) -> i32 {
-        match self {
-            Self::DebugExitSuccess => 33,
-            Self::DebugExitFailure => 35,
-            Self::PowerOff => 0,
+    /// What the end of a run means on `host`; `None` for a QEMU error.
+    pub fn of(host: Hypervisor, end: &RunEnd) -> Option<Self> {
+        match (host, end) {
+            (_, RunEnd::TimedOut) => None,
+            (_, RunEnd::Stopped(line)) => host
+                .terminal_lines()
+                .iter()
+                .find(|(pattern, _)| line_matches(line, pattern))
+                .map(|&(_, ending)| ending),
+            (Hypervisor::HvCore, RunEnd::Exited(0)) => Some(Self::PowerOff),
+            (Hypervisor::HvCore, RunEnd::Exited(33)) => Some(Self::DebugExitSuccess),
+            (Hypervisor::HvCore, RunEnd::Exited(35)) => Some(Self::DebugExitFailure),
+            // Xen never ends QEMU itself, except by resetting the machine.
+            (Hypervisor::Xen, RunEnd::Exited(0)) => Some(Self::Reset),
+            (_, RunEnd::Exited(_)) => None,
         }
     }
 
-    /// What a QEMU exit status means, in words.
-    pub fn describe(status: i32) -> &'static str {
-        match status {
-            0 => "powered off",
-            33 => "debug-exit success",
-            35 => "debug-exit failure",
-            _ => "QEMU error or unexpected exit",
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::DebugExitSuccess => "debug-exit success",
+            Self::DebugExitFailure => "debug-exit failure",
+            Self::PowerOff => "powered off",
+            Self::DomainCrash => "the initial domain crashed",
+            Self::Panic => "the hypervisor panicked",
+            Self::Reset => "the machine reset",
         }
     }
 }
 
-/// A multiboot2 module put on the image.
+/// How QEMU stopped, as the xtask saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// QEMU exited by itself with this status.
+    Exited(i32),
+    /// The xtask stopped QEMU after this terminal line (see
+    /// [`Hypervisor::terminal_lines`]).
+    Stopped(String),
+    /// The xtask killed QEMU at the scenario's timeout.
+    TimedOut,
+}
+
+impl std::fmt::Display for RunEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exited(status) => write!(f, "QEMU exited with status {status}"),
+            Self::Stopped(line) => write!(f, "stopped after `{}`", line.trim()),
+            Self::TimedOut => write!(f, "timed out"),
+        }
+    }
+}
+
+/// A multiboot2 module put on the image, all zero bytes. (Xen takes the
+/// last four bytes of a first module that is not an ELF image for the
+/// length it would decompress to; zeros keep that harmless.)
 #[derive(Clone, Copy, Debug)]
 pub struct Module {
     /// File name on the image (under /boot).
     pub name: &'static str,
-    /// Contents: this many bytes of a fixed pattern.
+    /// Contents: this many zero bytes.
     pub size: usize,
     pub cmdline: &'static str,
+}
+
+/// A kernel booted as the initial domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// The `dom0` crate's binary.
+    Dom0,
+    /// A binary of the `test-guests` package (`tests/guests/src/bin/<name>.rs`).
+    Guest(&'static str),
+}
+
+impl Kernel {
+    /// The binary's name under `target/x86_64-unknown-none/release/`.
+    pub const fn binary(self) -> &'static str {
+        match self {
+            Self::Dom0 => "dom0",
+            Self::Guest(name) => name,
+        }
+    }
+}
+
+/// The initial domain: the first multiboot2 module, with its command line.
+#[derive(Clone, Copy, Debug)]
+pub struct InitialDomain {
+    pub kernel: Kernel,
+    pub cmdline: &'static str,
+}
+
+/// How a scenario is judged.
+#[derive(Clone, Copy, Debug)]
+pub enum Judge {
+    /// Each pattern must match a console line (see [`line_matches`]), in
+    /// order (consecutive patterns may match the same line), and the run
+    /// must end so.
+    Console {
+        expect: &'static [&'static str],
+        ending: Ending,
+    },
+    /// The named test guest's single result line decides.
+    ResultLine(&'static str),
+}
+
+/// What a scenario came to: the word and reason on its result line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(String),
+    Skip(String),
 }
 
 #[derive(Clone, Copy, Debug)]
 pub struct Scenario {
     pub name: &'static str,
+    pub hypervisor: Hypervisor,
     pub firmware: Firmware,
     pub accel: Accel,
+    /// The hypervisor's command line. For Xen, the xtask puts its own base
+    /// line (serial console, `noreboot`, ...) before it.
     pub cmdline: &'static str,
+    /// The first module, if any.
+    pub initial_domain: Option<InitialDomain>,
+    /// Zero-filled modules, after the initial domain.
     pub modules: &'static [Module],
     pub timeout: Duration,
-    pub ending: Ending,
-    /// Each must match a console line (see [`line_matches`]), in order;
-    /// consecutive patterns may match the same line.
-    pub expect: &'static [&'static str],
+    pub judge: Judge,
 }
 
 /// The banner shape every boot must show: `hv-core X.Y.Z (abi X.Y)`.
@@ -100,13 +248,17 @@ const NO_DOM0: &[&str] = &[
 const fn boot(name: &'static str, firmware: Firmware, accel: Accel) -> Scenario {
     Scenario {
         name,
+        hypervisor: Hypervisor::HvCore,
         firmware,
         accel,
         cmdline: "debug-exit",
+        initial_domain: None,
         modules: &[],
         timeout: Duration::from_secs(120),
-        ending: Ending::DebugExitSuccess,
-        expect: NO_DOM0,
+        judge: Judge::Console {
+            expect: NO_DOM0,
+            ending: Ending::DebugExitSuccess,
+        },
     }
 }
 
@@ -116,31 +268,30 @@ const fn fault(
     expect: &'static [&'static str],
 ) -> Scenario {
     Scenario {
-        name,
-        firmware: Firmware::Bios,
-        accel: Accel::Tcg,
         cmdline: crash,
-        modules: &[],
-        timeout: Duration::from_secs(120),
-        ending: Ending::DebugExitFailure,
-        expect,
+        judge: Judge::Console {
+            expect,
+            ending: Ending::DebugExitFailure,
+        },
+        ..boot(name, Firmware::Bios, Accel::Tcg)
     }
 }
 
-/// Every scenario `cargo xtask test` runs, in order.
+/// hv-core's own scenarios, and the reference host's smoke test.
 pub const SCENARIOS: &[Scenario] = &[
     boot("boot-bios-tcg", Firmware::Bios, Accel::Tcg),
     boot("boot-uefi-tcg", Firmware::Uefi, Accel::Tcg),
     boot("boot-bios-kvm", Firmware::Bios, Accel::Kvm),
     boot("boot-uefi-kvm", Firmware::Uefi, Accel::Kvm),
     Scenario {
-        name: "poweroff-acpi-s5",
         cmdline: "",
-        ending: Ending::PowerOff,
-        ..boot("", Firmware::Bios, Accel::Tcg)
+        judge: Judge::Console {
+            expect: NO_DOM0,
+            ending: Ending::PowerOff,
+        },
+        ..boot("poweroff-acpi-s5", Firmware::Bios, Accel::Tcg)
     },
     Scenario {
-        name: "modules-listed",
         cmdline: "debug-exit loglevel=debug",
         modules: &[
             Module {
@@ -154,23 +305,30 @@ pub const SCENARIOS: &[Scenario] = &[
                 cmdline: "second",
             },
         ],
-        expect: &[
-            BANNER,
-            "module 0: #, 5 KiB, command line \"first module --with args\"",
-            "module 1: #, 69 KiB, command line \"second\"",
-            "building dom0 is not implemented yet; powering off",
-        ],
-        ..boot("", Firmware::Bios, Accel::Tcg)
+        // The first module is dom0's kernel; zeros are no ELF image.
+        judge: Judge::Console {
+            expect: &[
+                BANNER,
+                "module 0: #, 5 KiB, command line \"first module --with args\"",
+                "module 1: #, 69 KiB, command line \"second\"",
+                "dom0 image refused: ",
+                "hv-core stopped: cannot build dom0",
+            ],
+            ending: Ending::DebugExitFailure,
+        },
+        ..boot("modules-listed", Firmware::Bios, Accel::Tcg)
     },
     Scenario {
-        name: "bad-cmdline-reported",
         cmdline: "debug-exit frobnicate loglevel=loud",
-        expect: &[
-            "WARNING: command line: unknown option `frobnicate` ignored",
-            "WARNING: command line: bad value `loud` for `loglevel` ignored",
-            BANNER,
-        ],
-        ..boot("", Firmware::Bios, Accel::Tcg)
+        judge: Judge::Console {
+            expect: &[
+                "WARNING: command line: unknown option `frobnicate` ignored",
+                "WARNING: command line: bad value `loud` for `loglevel` ignored",
+                BANNER,
+            ],
+            ending: Ending::DebugExitSuccess,
+        },
+        ..boot("bad-cmdline-reported", Firmware::Bios, Accel::Tcg)
     },
     fault(
         "fault-page-fault",
@@ -201,7 +359,82 @@ pub const SCENARIOS: &[Scenario] = &[
             "hv-core stopped: exception in hv-core",
         ],
     ),
+    // The reference host itself: Xen boots with our command line, reaches
+    // the point of building dom0, refuses a first module that is not an ELF
+    // image and panics; the xtask stops QEMU on Xen's last line. This proves the
+    // fetch, image, boot and capture path without depending on any guest.
+    Scenario {
+        name: "xen-refuses-non-elf-dom0",
+        hypervisor: Hypervisor::Xen,
+        cmdline: "",
+        modules: &[Module {
+            name: "not-elf",
+            size: 4096,
+            cmdline: "",
+        }],
+        timeout: Duration::from_secs(60),
+        judge: Judge::Console {
+            expect: &[
+                "(XEN) Xen version 4.17.#",
+                "(XEN) Command line: console=com1",
+                "(XEN) ELF: not an ELF binary",
+                "(XEN) Could not construct domain 0",
+                "(XEN) Manual reset required ('noreboot' specified)",
+            ],
+            ending: Ending::Panic,
+        },
+        ..boot("", Firmware::Bios, Accel::Tcg)
+    },
 ];
+
+/// One test guest as the initial domain on `hypervisor`, judged by its
+/// result line. hv-core runs with `debug-exit=fatal`: the guest's power-off
+/// is ACPI S5 (QEMU status 0) and a fatal error is status 35.
+pub const fn guest_test(
+    name: &'static str,
+    guest: &'static str,
+    hypervisor: Hypervisor,
+) -> Scenario {
+    Scenario {
+        name,
+        hypervisor,
+        firmware: Firmware::Bios,
+        accel: Accel::Tcg,
+        cmdline: match hypervisor {
+            Hypervisor::HvCore => "debug-exit=fatal",
+            Hypervisor::Xen => "",
+        },
+        initial_domain: Some(InitialDomain {
+            kernel: Kernel::Guest(guest),
+            cmdline: "",
+        }),
+        modules: &[],
+        timeout: Duration::from_secs(60),
+        judge: Judge::ResultLine(guest),
+    }
+}
+
+/// `on_both!("abi-traps")`: the test guest `tests/guests/src/bin/abi-traps.rs`
+/// as two scenarios, `abi-traps@hv-core` and `abi-traps@xen`.
+#[cfg_attr(not(test), allow(unused_macros))] // until the first guest is listed
+macro_rules! on_both {
+    ($guest:literal) => {
+        [
+            guest_test(concat!($guest, "@hv-core"), $guest, Hypervisor::HvCore),
+            guest_test(concat!($guest, "@xen"), $guest, Hypervisor::Xen),
+        ]
+    };
+}
+
+/// The ABI test guests, each run on hv-core and on Xen. Adding a guest is
+/// one line here: `on_both!("<bin name>"),`. The guest prints exactly one
+/// result line naming itself (its bin name) and then shuts down.
+pub const GUEST_TESTS: &[[Scenario; 2]] = &[];
+
+/// Every scenario `cargo xtask test` runs, in order.
+pub fn scenarios() -> impl Iterator<Item = &'static Scenario> {
+    SCENARIOS.iter().chain(GUEST_TESTS.as_flattened())
+}
 
 /// Whether `line` contains `pattern`, where `#` in the pattern stands for
 /// any run of non-space characters (a number, an address, a version).
@@ -227,33 +460,133 @@ fn matches_at(text: &str, pattern: &str) -> bool {
     }
 }
 
+/// A guest's console line without the tag a hypervisor may put before
+/// guest output (`(d0) `, say); `None` for the hypervisor's own lines.
+pub fn guest_text(host: Hypervisor, line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    if line.starts_with(host.log_prefix()) {
+        return None;
+    }
+    let untagged = line
+        .strip_prefix('(')
+        .and_then(|rest| rest.split_once(") "))
+        .filter(|(tag, _)| !tag.contains(' '))
+        .map_or(line, |(_, text)| text);
+    Some(untagged.trim_end())
+}
+
+/// A guest's result line, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResultLine<'a> {
+    pub name: &'a str,
+    pub verdict: Verdict,
+}
+
+/// `PASS <name>`, `FAIL <name>: <why>` or `SKIP <name>: <why>`.
+pub fn parse_result_line(text: &str) -> Option<ResultLine<'_>> {
+    let (word, rest) = text.split_once(' ')?;
+    let (name, why) = match rest.split_once(": ") {
+        Some((name, why)) => (name, why.trim()),
+        None => (rest.trim(), ""),
+    };
+    if name.is_empty() || name.contains(' ') {
+        return None;
+    }
+    let verdict = match word {
+        "PASS" => Verdict::Pass,
+        "FAIL" => Verdict::Fail(why.to_string()),
+        "SKIP" => Verdict::Skip(why.to_string()),
+        _ => return None,
+    };
+    Some(ResultLine { name, verdict })
+}
+
 impl Scenario {
-    /// Judges a finished run: `Ok` or the reason it failed.
-    pub fn check(&self, console: &str, status: Option<i32>) -> Result<(), String> {
-        let Some(status) = status else {
-            return Err(format!("timed out after {} s", self.timeout.as_secs()));
-        };
+    /// Judges a finished run from its console and the way it ended.
+    pub fn check(&self, console: &str, end: &RunEnd) -> Verdict {
+        // Xen ignores options it does not know; the xtask's command line
+        // must not rot unnoticed.
+        if self.hypervisor == Hypervisor::Xen
+            && let Some(line) = console
+                .lines()
+                .find(|line| line_matches(line, "(XEN) parameter \"#\" unknown!"))
+        {
+            return Verdict::Fail(format!("Xen rejected a command-line option: `{line}`"));
+        }
+        match self.judge {
+            Judge::Console { expect, ending } => self.check_console(console, end, expect, ending),
+            Judge::ResultLine(guest) => self.check_result_line(console, end, guest),
+        }
+    }
+
+    fn check_console(&self, console: &str, end: &RunEnd, expect: &[&str], want: Ending) -> Verdict {
+        if *end == RunEnd::TimedOut {
+            return Verdict::Fail(format!("timed out after {} s", self.timeout.as_secs()));
+        }
         // In order, though several patterns may match the same line.
         let lines: Vec<&str> = console.lines().collect();
         let mut at = 0;
-        for pattern in self.expect {
+        for pattern in expect {
             match lines[at..]
                 .iter()
                 .position(|line| line_matches(line, pattern))
             {
                 Some(found) => at += found,
-                None => return Err(format!("console never showed `{pattern}` (in order)")),
+                None => {
+                    return Verdict::Fail(format!("console never showed `{pattern}` (in order)"));
+                }
             }
         }
-        let want = self.ending.status();
-        if status != want {
-            return Err(format!(
-                "QEMU exited with status {status} ({}), expected {want} ({})",
-                Ending::describe(status),
-                Ending::describe(want)
+        match Ending::of(self.hypervisor, end) {
+            Some(got) if got == want => Verdict::Pass,
+            got => Verdict::Fail(format!(
+                "{end} ({}), expected: {}",
+                got.map_or("QEMU error or unexpected exit", Ending::describe),
+                want.describe()
+            )),
+        }
+    }
+
+    fn check_result_line(&self, console: &str, end: &RunEnd, guest: &str) -> Verdict {
+        let results: Vec<ResultLine> = console
+            .lines()
+            .filter_map(|line| guest_text(self.hypervisor, line))
+            .filter_map(parse_result_line)
+            .collect();
+        let ending = Ending::of(self.hypervisor, end);
+        let how = match ending {
+            Some(ending) => format!("{end} ({})", ending.describe()),
+            None if *end == RunEnd::TimedOut => {
+                format!("timed out after {} s", self.timeout.as_secs())
+            }
+            None => format!("{end} (QEMU error or unexpected exit)"),
+        };
+        let result = match results.as_slice() {
+            [] => return Verdict::Fail(format!("no result line; {how}")),
+            [one] => one,
+            many => {
+                return Verdict::Fail(format!("{} result lines, expected one", many.len()));
+            }
+        };
+        if result.name != guest {
+            return Verdict::Fail(format!(
+                "the result line names `{}`, expected `{guest}`",
+                result.name
             ));
         }
-        Ok(())
+        match &result.verdict {
+            Verdict::Fail(why) => Verdict::Fail(why.clone()),
+            // Passing or skipping, the guest must still shut down cleanly.
+            _ if ending != Some(Ending::PowerOff) => {
+                let word = if result.verdict == Verdict::Pass {
+                    "PASS"
+                } else {
+                    "SKIP"
+                };
+                Verdict::Fail(format!("printed {word}, then {how}"))
+            }
+            verdict => verdict.clone(),
+        }
     }
 }
 
@@ -280,10 +613,27 @@ mod tests {
 
     #[test]
     fn names_are_unique() {
-        let mut names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
+        let mut names: Vec<_> = scenarios().map(|s| s.name).collect();
+        let count = names.len();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), SCENARIOS.len());
+        assert_eq!(names.len(), count);
+    }
+
+    #[test]
+    fn one_line_makes_a_scenario_per_hypervisor() {
+        let [on_hv_core, on_xen] = on_both!("abi-traps");
+        assert_eq!(on_hv_core.name, "abi-traps@hv-core");
+        assert_eq!(on_hv_core.hypervisor, Hypervisor::HvCore);
+        assert_eq!(on_xen.name, "abi-traps@xen");
+        assert_eq!(on_xen.hypervisor, Hypervisor::Xen);
+        for scenario in [on_hv_core, on_xen] {
+            assert_eq!(
+                scenario.initial_domain.unwrap().kernel,
+                Kernel::Guest("abi-traps")
+            );
+            assert!(matches!(scenario.judge, Judge::ResultLine("abi-traps")));
+        }
     }
 
     fn boot_console() -> String {
@@ -302,14 +652,24 @@ mod tests {
 
     #[test]
     fn a_good_boot_passes() {
-        assert_eq!(SCENARIOS[0].check(&boot_console(), Some(33)), Ok(()));
+        assert_eq!(
+            SCENARIOS[0].check(&boot_console(), &RunEnd::Exited(33)),
+            Verdict::Pass
+        );
+    }
+
+    fn failure(verdict: Verdict) -> String {
+        match verdict {
+            Verdict::Fail(reason) => reason,
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
 
     #[test]
     fn a_wrong_exit_status_fails() {
-        let err = SCENARIOS[0].check(&boot_console(), Some(35)).unwrap_err();
+        let err = failure(SCENARIOS[0].check(&boot_console(), &RunEnd::Exited(35)));
         assert!(
-            err.contains("status 35 (debug-exit failure), expected 33"),
+            err.contains("status 35 (debug-exit failure), expected: debug-exit success"),
             "{err}"
         );
     }
@@ -317,7 +677,7 @@ mod tests {
     #[test]
     fn a_missing_line_fails_and_names_it() {
         let console = boot_console().replace("lapic", "apic");
-        let err = SCENARIOS[0].check(&console, Some(33)).unwrap_err();
+        let err = failure(SCENARIOS[0].check(&console, &RunEnd::Exited(33)));
         assert!(err.contains("lapic: id #"), "{err}");
     }
 
@@ -326,16 +686,189 @@ mod tests {
         let console = boot_console();
         let mut lines: Vec<_> = console.lines().collect();
         lines.swap(0, 3);
-        assert!(SCENARIOS[0].check(&lines.join("\n"), Some(33)).is_err());
+        assert_ne!(
+            SCENARIOS[0].check(&lines.join("\n"), &RunEnd::Exited(33)),
+            Verdict::Pass
+        );
     }
 
     #[test]
     fn a_timeout_fails() {
-        assert!(
-            SCENARIOS[0]
-                .check(&boot_console(), None)
-                .unwrap_err()
-                .contains("timed out")
+        let err = failure(SCENARIOS[0].check(&boot_console(), &RunEnd::TimedOut));
+        assert!(err.contains("timed out"), "{err}");
+    }
+
+    fn xen_smoke() -> &'static Scenario {
+        SCENARIOS
+            .iter()
+            .find(|s| s.hypervisor == Hypervisor::Xen)
+            .unwrap()
+    }
+
+    const XEN_PANIC: &str = "(XEN) Xen version 4.17.7 (Debian 4.17.7+13) debug=n\n\
+        (XEN) Command line: console=com1 com1=115200,8n1 smap=0 noreboot\n\
+        (XEN) ELF: not an ELF binary\n\
+        (XEN) Panic on CPU 0:\n\
+        (XEN) Could not construct domain 0\n\
+        (XEN) Manual reset required ('noreboot' specified)\n";
+
+    #[test]
+    fn xen_endings_come_from_its_terminal_lines() {
+        let stopped = |line: &str| RunEnd::Stopped(line.to_string());
+        let xen = Hypervisor::Xen;
+        assert_eq!(
+            Ending::of(xen, &stopped("(XEN) Hardware Dom0 halted: halting machine")),
+            Some(Ending::PowerOff)
         );
+        assert_eq!(
+            Ending::of(
+                xen,
+                &stopped("(XEN) Hardware Dom0 crashed: 'noreboot' set - not rebooting.")
+            ),
+            Some(Ending::DomainCrash)
+        );
+        assert_eq!(
+            Ending::of(
+                xen,
+                &stopped("(XEN) Manual reset required ('noreboot' specified)")
+            ),
+            Some(Ending::Panic)
+        );
+        // Xen does not power off; QEMU ending on its own means a reset.
+        assert_eq!(Ending::of(xen, &RunEnd::Exited(0)), Some(Ending::Reset));
+        assert_eq!(
+            Ending::of(Hypervisor::HvCore, &RunEnd::Exited(0)),
+            Some(Ending::PowerOff)
+        );
+    }
+
+    #[test]
+    fn the_xen_smoke_test_wants_the_panic() {
+        let panic = RunEnd::Stopped("(XEN) Manual reset required ('noreboot' specified)".into());
+        assert_eq!(xen_smoke().check(XEN_PANIC, &panic), Verdict::Pass);
+        let halted = RunEnd::Stopped("(XEN) Hardware Dom0 halted: halting machine".into());
+        let err = failure(xen_smoke().check(XEN_PANIC, &halted));
+        assert!(err.contains("expected: the hypervisor panicked"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_xen_option_fails() {
+        let console = format!("(XEN) parameter \"frob\" unknown!\n{XEN_PANIC}");
+        let panic = RunEnd::Stopped("(XEN) Manual reset required".into());
+        let err = failure(xen_smoke().check(&console, &panic));
+        assert!(err.contains("parameter \"frob\" unknown!"), "{err}");
+    }
+
+    #[test]
+    fn terminal_lines_are_unambiguous() {
+        for host in [Hypervisor::HvCore, Hypervisor::Xen] {
+            for (line, _) in host.terminal_lines() {
+                let line = line.replace('#', "0");
+                let hits = host
+                    .terminal_lines()
+                    .iter()
+                    .filter(|(pattern, _)| line_matches(&line, pattern))
+                    .count();
+                assert_eq!(hits, 1, "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn result_lines_parse() {
+        assert_eq!(
+            parse_result_line("PASS abi-traps"),
+            Some(ResultLine {
+                name: "abi-traps",
+                verdict: Verdict::Pass
+            })
+        );
+        assert_eq!(
+            parse_result_line("FAIL abi-traps: #GP not bounced: got vector 14"),
+            Some(ResultLine {
+                name: "abi-traps",
+                verdict: Verdict::Fail("#GP not bounced: got vector 14".into())
+            })
+        );
+        assert_eq!(
+            parse_result_line("SKIP abi-grants: no grant tables"),
+            Some(ResultLine {
+                name: "abi-grants",
+                verdict: Verdict::Skip("no grant tables".into())
+            })
+        );
+        assert_eq!(parse_result_line("PASSED abi-traps"), None);
+        assert_eq!(parse_result_line("PASS"), None);
+        assert_eq!(parse_result_line("PASS two words"), None);
+    }
+
+    #[test]
+    fn guest_text_drops_a_guest_tag_but_not_hypervisor_lines() {
+        let xen = Hypervisor::Xen;
+        assert_eq!(guest_text(xen, "PASS x\r"), Some("PASS x"));
+        assert_eq!(guest_text(xen, "(d0) PASS x"), Some("PASS x"));
+        assert_eq!(guest_text(xen, "(XEN) PASS x"), None);
+        assert_eq!(guest_text(Hypervisor::HvCore, "(hv) PASS x"), None);
+        assert_eq!(
+            guest_text(Hypervisor::HvCore, "(not a tag) PASS x"),
+            Some("(not a tag) PASS x")
+        );
+    }
+
+    fn guest_on(host: Hypervisor) -> Scenario {
+        guest_test("demo@test", "demo", host)
+    }
+
+    const XEN_HALT: &str = "(XEN) Hardware Dom0 halted: halting machine";
+
+    #[test]
+    fn a_passing_guest_that_powers_off_passes_on_both_hosts() {
+        let console = format!("(XEN) Freed 664kB init memory\nPASS demo\n{XEN_HALT}\n");
+        assert_eq!(
+            guest_on(Hypervisor::Xen).check(&console, &RunEnd::Stopped(XEN_HALT.into())),
+            Verdict::Pass
+        );
+        let console = "(hv) hv-core 0.1.0 (abi 0.1)\n(d0) PASS demo\n";
+        assert_eq!(
+            guest_on(Hypervisor::HvCore).check(console, &RunEnd::Exited(0)),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn the_guest_result_line_decides() {
+        let console = "FAIL demo: wrong errno\n";
+        assert_eq!(
+            guest_on(Hypervisor::HvCore).check(console, &RunEnd::Exited(0)),
+            Verdict::Fail("wrong errno".into())
+        );
+        let console = "SKIP demo: no SMAP here\n";
+        assert_eq!(
+            guest_on(Hypervisor::HvCore).check(console, &RunEnd::Exited(0)),
+            Verdict::Skip("no SMAP here".into())
+        );
+    }
+
+    #[test]
+    fn a_pass_without_a_clean_shutdown_fails() {
+        let crashed = RunEnd::Stopped("(XEN) Hardware Dom0 crashed: 'noreboot' set".into());
+        let err = failure(guest_on(Hypervisor::Xen).check("PASS demo\n", &crashed));
+        assert!(err.contains("printed PASS, then"), "{err}");
+        assert!(err.contains("the initial domain crashed"), "{err}");
+        let err = failure(guest_on(Hypervisor::HvCore).check("PASS demo\n", &RunEnd::Exited(35)));
+        assert!(err.contains("debug-exit failure"), "{err}");
+        let err = failure(guest_on(Hypervisor::HvCore).check("PASS demo\n", &RunEnd::TimedOut));
+        assert!(err.contains("timed out after 60 s"), "{err}");
+    }
+
+    #[test]
+    fn no_result_line_or_several_or_another_name_fail() {
+        let host = Hypervisor::HvCore;
+        let err = failure(guest_on(host).check("(hv) FATAL: oops\n", &RunEnd::Exited(35)));
+        assert!(err.contains("no result line"), "{err}");
+        let err = failure(guest_on(host).check("PASS demo\nPASS demo\n", &RunEnd::Exited(0)));
+        assert!(err.contains("2 result lines"), "{err}");
+        let err = failure(guest_on(host).check("PASS other\n", &RunEnd::Exited(0)));
+        assert!(err.contains("names `other`"), "{err}");
     }
 }

@@ -20,8 +20,15 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// The crates that run on the machine rather than the host.
-const TARGET_CRATES: &[&str] = &["hv-core", "dom0", "pv-guest-sdk", "abi"];
+/// The crates that run on the machine rather than the host; `test-guests`
+/// builds every test guest kernel (one bin each).
+const TARGET_CRATES: &[&str] = &["hv-core", "dom0", "pv-guest-sdk", "abi", "test-guests"];
+
+/// A bare-metal binary built by [`build_target`]: `hv-core`, `dom0`, or a
+/// test guest's bin name.
+pub fn binary(name: &str) -> PathBuf {
+    target_dir().join(TARGET).join("release").join(name)
+}
 
 /// Builds every bare-metal crate (release) and returns hv-core's ELF.
 pub fn build_target() -> Result<PathBuf> {
@@ -38,5 +45,5 @@ pub fn build_target() -> Result<PathBuf> {
     if !status.success() {
         return Err(Failure("building the bare-metal crates failed".into()));
     }
-    Ok(target_dir().join(TARGET).join("release").join("hv-core"))
+    Ok(binary("hv-core"))
 }

@@ -1,6 +1,7 @@
 //! The GRUB image: one ISO made by grub-mkrescue that boots under both
-//! SeaBIOS (i386-pc) and UEFI (x86_64-efi), with hv-core as the multiboot2
-//! kernel and any modules after it.
+//! SeaBIOS (i386-pc) and UEFI (x86_64-efi), with a hypervisor as the
+//! multiboot2 kernel (hv-core, or Xen) and its modules after it. The first
+//! module is the initial domain's kernel, for either hypervisor.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -8,8 +9,10 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::build::target_dir;
-use crate::{Failure, Result};
+use tests::{Hypervisor, InitialDomain, Kernel};
+
+use crate::build::{self, target_dir};
+use crate::{Failure, Result, xen};
 
 /// A module on the image: file name under /boot, contents, command line.
 #[derive(Hash)]
@@ -20,22 +23,41 @@ pub struct ModuleFile {
 }
 
 pub struct IsoSpec<'a> {
+    hypervisor: Hypervisor,
     kernel: &'a Path,
     cmdline: &'a str,
     modules: &'a [ModuleFile],
 }
 
 impl<'a> IsoSpec<'a> {
-    pub fn new(kernel: &'a Path, cmdline: &'a str, modules: &'a [ModuleFile]) -> Self {
+    /// `kernel` is the hypervisor's image: hv-core's ELF, or Xen's
+    /// (gzip-compressed, as GRUB can load it).
+    pub fn new(
+        hypervisor: Hypervisor,
+        kernel: &'a Path,
+        cmdline: &'a str,
+        modules: &'a [ModuleFile],
+    ) -> Self {
         Self {
+            hypervisor,
             kernel,
             cmdline,
             modules,
         }
     }
 
+    /// The kernel's file name under /boot.
+    fn kernel_name(&self) -> &'static str {
+        match self.hypervisor {
+            Hypervisor::HvCore => "hv-core",
+            Hypervisor::Xen => "xen.gz",
+        }
+    }
+
     fn grub_cfg(&self) -> String {
-        let mut entry = format!("    multiboot2 /boot/hv-core {}\n", self.cmdline);
+        let kernel = self.kernel_name();
+        let title = self.hypervisor.tag();
+        let mut entry = format!("    multiboot2 /boot/{kernel} {}\n", self.cmdline);
         for module in self.modules {
             entry += &format!("    module2 /boot/{} {}\n", module.name, module.cmdline);
         }
@@ -47,15 +69,15 @@ impl<'a> IsoSpec<'a> {
              set timeout=0\n\
              set gfxpayload=keep\n\
              set default=0\n\
-             menuentry \"hv-core\" {{\n{entry}    boot\n}}\n"
+             menuentry \"{title}\" {{\n{entry}    boot\n}}\n"
         )
     }
 }
 
 /// Makes the image (reusing an identical one) and returns its path.
-/// `stable_name` puts it at `target/hv-core.iso`; otherwise the name is
-/// derived from the contents, so scenarios with different command lines
-/// each keep their own.
+/// `stable_name` puts it at `target/hv-core.iso` (or `target/xen.iso`);
+/// otherwise the name is derived from the contents, so scenarios with
+/// different command lines each keep their own.
 pub fn make_iso(spec: &IsoSpec, stable_name: bool) -> Result<PathBuf> {
     let kernel = fs::read(spec.kernel)
         .map_err(|e| Failure(format!("cannot read {}: {e}", spec.kernel.display())))?;
@@ -67,17 +89,18 @@ pub fn make_iso(spec: &IsoSpec, stable_name: bool) -> Result<PathBuf> {
     let key = format!("{:016x}", hasher.finish());
 
     let dir = target_dir().join("iso");
-    let staging = dir.join(format!("{key}.d"));
+    // Per process, so two xtasks making the same image do not collide.
+    let staging = dir.join(format!("{key}.{}.d", std::process::id()));
     let built = dir.join(format!("{key}.iso"));
     if !built.exists() {
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(staging.join("boot/grub"))?;
-        fs::write(staging.join("boot/hv-core"), &kernel)?;
+        fs::write(staging.join("boot").join(spec.kernel_name()), &kernel)?;
         fs::write(staging.join("boot/grub/grub.cfg"), &cfg)?;
         for module in spec.modules {
             fs::write(staging.join("boot").join(&module.name), &module.contents)?;
         }
-        let partial = dir.join(format!("{key}.iso.partial"));
+        let partial = dir.join(format!("{key}.{}.iso.partial", std::process::id()));
         let output = Command::new("grub-mkrescue")
             .arg("-o")
             .arg(&partial)
@@ -96,7 +119,50 @@ pub fn make_iso(spec: &IsoSpec, stable_name: bool) -> Result<PathBuf> {
     if !stable_name {
         return Ok(built);
     }
-    let stable = target_dir().join("hv-core.iso");
+    let stable = target_dir().join(format!("{}.iso", spec.hypervisor.tag()));
     fs::copy(&built, &stable)?;
     Ok(stable)
+}
+
+/// The image for one boot: `hypervisor` with `cmdline` (after Xen's base
+/// line, for Xen), the initial domain's kernel as the first module, then
+/// `modules`. Builds nothing: the kernels must already be built.
+pub fn boot_image(
+    hypervisor: Hypervisor,
+    cmdline: &str,
+    initial_domain: Option<InitialDomain>,
+    modules: Vec<ModuleFile>,
+    stable_name: bool,
+) -> Result<PathBuf> {
+    let (kernel, cmdline) = match hypervisor {
+        Hypervisor::HvCore => (build::binary("hv-core"), cmdline.to_string()),
+        Hypervisor::Xen => (
+            xen::ensure()?.image,
+            format!("{} {cmdline}", xen::CMDLINE).trim_end().to_string(),
+        ),
+    };
+    let mut all = Vec::with_capacity(modules.len() + 1);
+    if let Some(domain) = initial_domain {
+        let name = domain.kernel.binary();
+        let path = build::binary(name);
+        let contents = fs::read(&path).map_err(|e| {
+            Failure(match domain.kernel {
+                Kernel::Guest(_) => format!(
+                    "test guest `{name}` was not built ({}: {e}); is there a tests/guests/src/bin/{name}.rs?",
+                    path.display()
+                ),
+                Kernel::Dom0 => format!("cannot read {}: {e}", path.display()),
+            })
+        })?;
+        all.push(ModuleFile {
+            name: name.to_string(),
+            contents,
+            cmdline: domain.cmdline.to_string(),
+        });
+    }
+    all.extend(modules);
+    make_iso(
+        &IsoSpec::new(hypervisor, &kernel, &cmdline, &all),
+        stable_name,
+    )
 }

@@ -1,34 +1,48 @@
 //! `cargo xtask`: build, image, run and test the hypervisor.
 //!
 //! ```text
-//! cargo xtask build                 build every bare-metal crate
-//! cargo xtask iso [--cmdline ".."]  make the GRUB image; prints its path last
-//! cargo xtask run [--uefi] [--accel tcg|kvm] [--cmdline ".."] [-- QEMU args]
-//! cargo xtask test                  host unit tests, then the QEMU scenarios
+//! cargo xtask build                 build every bare-metal crate and test guest
+//! cargo xtask iso [image options]   make the GRUB image; prints its path last
+//! cargo xtask run [image options] [--uefi] [--accel tcg|kvm] [-- QEMU args]
+//! cargo xtask test [FILTER]         host unit tests, then the QEMU scenarios
+//! cargo xtask bench [--guest NAME]  the bench guest on hv-core and on Xen 4.17
 //! ```
 #![deny(unsafe_code)]
 
+mod bench;
 mod build;
 mod image;
 mod qemu;
 mod setup;
 mod test;
+mod xen;
 
 use std::process::ExitCode;
 
 use qemu::{Accel, Firmware};
+use tests::{Ending, Hypervisor, InitialDomain, Kernel};
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  build                   build hv-core and the other bare-metal crates
-  iso [--cmdline \"..\"]    make the GRUB multiboot2 image (BIOS + UEFI); prints its path
-  run [options] [-- qemu args]
+  build                   build hv-core, dom0, the test guests and the other bare-metal crates
+  iso [image options]     make the GRUB multiboot2 image (BIOS + UEFI); prints its path
+  run [image options] [run options] [-- qemu args]
                           build, make the image and boot it in QEMU, serial console on this terminal
-      --uefi              boot with OVMF instead of SeaBIOS
-      --accel tcg|kvm     choose the accelerator (default: kvm only where the CPU has vmx/svm)
-      --cmdline \"..\"      hypervisor command line (e.g. \"loglevel=debug\")
-  test                    host unit tests, then every QEMU scenario";
+  test [FILTER]           host unit tests, then every QEMU scenario; with FILTER, only the
+                          scenarios whose names contain it (and no host tests)
+  bench [--guest NAME]    boot the bench guest (tests/guests/src/bin/bench.rs) on hv-core and on
+                          Xen 4.17 and print one table of its BENCH lines
+
+image options:
+  --xen                   boot Xen 4.17 (the reference host) instead of hv-core
+  --guest NAME            the initial domain is test guest NAME (tests/guests/src/bin/NAME.rs)
+                          instead of dom0
+  --no-dom0               no initial domain (hv-core only)
+  --cmdline \"..\"          hypervisor command line (e.g. \"loglevel=debug\"; after Xen's own for Xen)
+run options:
+  --uefi                  boot with OVMF instead of SeaBIOS
+  --accel tcg|kvm         choose the accelerator (default: kvm only where the CPU has vmx/svm)";
 
 /// A failed step, with the message the user sees.
 pub struct Failure(pub String);
@@ -41,12 +55,27 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 pub type Result<T = ()> = std::result::Result<T, Failure>;
 
-#[derive(Default)]
 struct RunOptions {
+    hypervisor: Hypervisor,
+    /// `None`: no initial domain.
+    kernel: Option<Kernel>,
     firmware: Option<Firmware>,
     accel: Option<Accel>,
     cmdline: Option<String>,
     qemu_args: Vec<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            hypervisor: Hypervisor::HvCore,
+            kernel: Some(Kernel::Dom0),
+            firmware: None,
+            accel: None,
+            cmdline: None,
+            qemu_args: Vec::new(),
+        }
+    }
 }
 
 fn parse_run_options(args: &[String], allow_run_only: bool) -> Result<RunOptions> {
@@ -54,6 +83,16 @@ fn parse_run_options(args: &[String], allow_run_only: bool) -> Result<RunOptions
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--xen" => options.hypervisor = Hypervisor::Xen,
+            "--no-dom0" => options.kernel = None,
+            "--guest" => {
+                let name = args
+                    .next()
+                    .ok_or_else(|| Failure("--guest needs a test guest's name".into()))?;
+                // Scenario data names guests statically; this one is named
+                // once per run.
+                options.kernel = Some(Kernel::Guest(Box::leak(name.clone().into_boxed_str())));
+            }
             "--uefi" if allow_run_only => options.firmware = Some(Firmware::Uefi),
             "--bios" if allow_run_only => options.firmware = Some(Firmware::Bios),
             "--accel" if allow_run_only => {
@@ -81,7 +120,26 @@ fn parse_run_options(args: &[String], allow_run_only: bool) -> Result<RunOptions
             other => return Err(Failure(format!("unknown option `{other}`\n\n{USAGE}"))),
         }
     }
+    if options.hypervisor == Hypervisor::Xen && options.kernel.is_none() {
+        return Err(Failure(
+            "Xen needs an initial domain; drop --no-dom0".into(),
+        ));
+    }
     Ok(options)
+}
+
+/// Builds everything and makes the image the options describe.
+fn image_for(options: &RunOptions, cmdline: &str, stable_name: bool) -> Result<std::path::PathBuf> {
+    setup::ensure_all()?;
+    if options.hypervisor == Hypervisor::Xen {
+        setup::ensure_xen()?;
+    }
+    build::build_target()?;
+    let domain = options.kernel.map(|kernel| InitialDomain {
+        kernel,
+        cmdline: "",
+    });
+    image::boot_image(options.hypervisor, cmdline, domain, Vec::new(), stable_name)
 }
 
 fn run(args: &[String]) -> Result<i32> {
@@ -96,29 +154,28 @@ fn run(args: &[String]) -> Result<i32> {
         }
         "iso" => {
             let options = parse_run_options(rest, false)?;
-            setup::ensure_all()?;
-            let kernel = build::build_target()?;
-            let cmdline = options.cmdline.unwrap_or_default();
-            let iso = image::make_iso(&image::IsoSpec::new(&kernel, &cmdline, &[]), true)?;
+            let cmdline = options.cmdline.clone().unwrap_or_default();
+            let iso = image_for(&options, &cmdline, true)?;
             println!("{}", iso.display());
             Ok(0)
         }
         "run" => {
             let options = parse_run_options(rest, true)?;
-            setup::ensure_all()?;
-            let kernel = build::build_target()?;
-            // A fatal error ends QEMU with a failure status; power-off stays
-            // ACPI S5, as on a real machine.
-            let cmdline = match options.cmdline {
-                Some(c) => format!("debug-exit=fatal {c}"),
-                None => "debug-exit=fatal".to_string(),
+            let cmdline = match (options.hypervisor, &options.cmdline) {
+                // A fatal error ends QEMU with a failure status; power-off
+                // stays ACPI S5, as on a real machine.
+                (Hypervisor::HvCore, Some(c)) => format!("debug-exit=fatal {c}"),
+                (Hypervisor::HvCore, None) => "debug-exit=fatal".to_string(),
+                (Hypervisor::Xen, c) => c.clone().unwrap_or_default(),
             };
-            let iso = image::make_iso(&image::IsoSpec::new(&kernel, &cmdline, &[]), false)?;
+            let iso = image_for(&options, &cmdline, false)?;
             let firmware = options.firmware.unwrap_or(Firmware::Bios);
             let accel = options.accel.unwrap_or_else(qemu::default_accel);
-            let status = qemu::Machine::new(&iso, firmware, accel)
-                .extra_args(&options.qemu_args)
-                .run_interactive()?;
+            let machine = qemu::Machine::new(&iso, firmware, accel).extra_args(&options.qemu_args);
+            if options.hypervisor == Hypervisor::Xen {
+                return run_xen(&machine);
+            }
+            let status = machine.run_interactive()?;
             Ok(match status {
                 0 | 33 => 0,
                 35 => {
@@ -131,18 +188,42 @@ fn run(args: &[String]) -> Result<i32> {
                 }
             })
         }
-        "test" => {
-            if !rest.is_empty() {
-                return Err(Failure(format!("`test` takes no arguments\n\n{USAGE}")));
-            }
-            test::run()
-        }
+        "test" => match rest {
+            [] => test::run(None),
+            [filter] if !filter.starts_with('-') => test::run(Some(filter)),
+            _ => Err(Failure(format!("`test` takes at most a filter\n\n{USAGE}"))),
+        },
+        "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
         }
         other => Err(Failure(format!("unknown command `{other}`\n\n{USAGE}"))),
     }
+}
+
+/// Xen halts rather than ending QEMU: the console is watched and QEMU
+/// stopped at Xen's last line.
+fn run_xen(machine: &qemu::Machine) -> Result<i32> {
+    let stop_on: Vec<&str> = Hypervisor::Xen
+        .terminal_lines()
+        .iter()
+        .map(|(line, _)| *line)
+        .collect();
+    eprintln!("xtask: booting Xen 4.17; the serial console follows");
+    let outcome = machine.run_watched(None, &stop_on, true)?;
+    let ending = Ending::of(Hypervisor::Xen, &outcome.end);
+    eprintln!(
+        "xtask: {} ({}) after {:.1} s",
+        outcome.end,
+        ending.map_or("QEMU error", Ending::describe),
+        outcome.elapsed.as_secs_f64()
+    );
+    Ok(if ending == Some(Ending::PowerOff) {
+        0
+    } else {
+        1
+    })
 }
 
 fn main() -> ExitCode {

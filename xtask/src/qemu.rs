@@ -1,16 +1,18 @@
 //! A small typed QEMU driver: the machine (q35, firmware, accelerator,
-//! isa-debug-exit), run either on the terminal or captured with a timeout.
+//! isa-debug-exit), run either on the terminal or captured with a timeout,
+//! optionally stopping at a terminal console line (Xen halts instead of
+//! ending QEMU).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::build::target_dir;
 use crate::{Failure, Result};
 
-pub use tests::{Accel, Firmware};
+pub use tests::{Accel, Firmware, RunEnd};
 
 const OVMF_CODE: &[&str] = &[
     "/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -47,9 +49,9 @@ pub struct Machine {
 
 /// What a captured run produced.
 pub struct Outcome {
+    /// The serial console, then anything QEMU itself printed.
     pub console: String,
-    /// QEMU's exit status, or `None` when it was killed at the timeout.
-    pub status: Option<i32>,
+    pub end: RunEnd,
     pub elapsed: Duration,
 }
 
@@ -124,11 +126,29 @@ impl Machine {
         Ok(status.code().unwrap_or(-1))
     }
 
-    /// Runs with the console captured, killing QEMU after `timeout`.
-    pub fn run_captured(&self, timeout: Duration) -> Result<Outcome> {
+    /// Runs with the console captured (see [`Machine::run_watched`]).
+    pub fn run_captured(&self, timeout: Duration, stop_on: &[&str]) -> Result<Outcome> {
+        self.run_watched(Some(timeout), stop_on, false)
+    }
+
+    /// Runs with the console captured, stopping QEMU shortly after a line
+    /// that matches one of `stop_on` (a `tests::line_matches` pattern),
+    /// or killing it at `timeout`. With `echo`, the console is also copied
+    /// to this terminal as it arrives and this terminal's input goes to the
+    /// serial line, as in [`Machine::run_interactive`].
+    pub fn run_watched(
+        &self,
+        timeout: Option<Duration>,
+        stop_on: &[&str],
+        echo: bool,
+    ) -> Result<Outcome> {
         let mut command = self.command()?;
         command
-            .stdin(Stdio::null())
+            .stdin(if echo {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let start = Instant::now();
@@ -136,7 +156,7 @@ impl Machine {
             .spawn()
             .map_err(|e| Failure(format!("cannot start qemu-system-x86_64: {e}")))?;
         let (tx, rx) = mpsc::channel();
-        // The serial console (stdout) first, then anything QEMU itself said.
+        // The serial console is stdout; QEMU's own messages go to stderr.
         let pipes = [
             child
                 .stdout
@@ -151,32 +171,118 @@ impl Machine {
             let Some(mut pipe) = pipe else { continue };
             let tx = tx.clone();
             std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = pipe.read_to_end(&mut buf);
-                let _ = tx.send((index, buf));
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    if tx.send((index, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
             });
         }
         drop(tx);
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break Some(status.code().unwrap_or(-1));
+
+        let mut console = Vec::new();
+        let mut messages = Vec::new();
+        let mut scanned = 0;
+        let mut stop: Option<(Instant, String)> = None;
+        let mut status = None;
+        let mut exited_at = start;
+        let mut timed_out = false;
+        let mut pipes_open = true;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok((index, chunk)) => {
+                    if echo {
+                        let _ = if index == 0 {
+                            std::io::stdout().write_all(&chunk)
+                        } else {
+                            std::io::stderr().write_all(&chunk)
+                        };
+                        let _ = std::io::stdout().flush();
+                    }
+                    if index == 0 {
+                        &mut console
+                    } else {
+                        &mut messages
+                    }
+                    .extend(chunk);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    pipes_open = false;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
-            if start.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
+            // Only whole lines are matched, so a line is judged once.
+            while stop.is_none()
+                && let Some(end) = console[scanned..].iter().position(|&b| b == b'\n')
+            {
+                let line =
+                    String::from_utf8_lossy(&console[scanned..scanned + end]).replace('\r', "");
+                scanned += end + 1;
+                if stop_on.iter().any(|p| tests::line_matches(&line, p)) {
+                    stop = Some((Instant::now() + LINGER, line));
+                }
             }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+            if status.is_none()
+                && let Some(exit) = child.try_wait()?
+            {
+                status = Some(exit.code().unwrap_or(-1));
+                exited_at = Instant::now();
+            }
+            if status.is_some() {
+                // The rest of the output, unless something else holds the
+                // pipes open.
+                if !pipes_open || exited_at.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+                continue;
+            }
+            if stop.as_ref().is_some_and(|(at, _)| Instant::now() >= *at) {
+                status = Some(terminate(&mut child));
+                exited_at = Instant::now();
+            } else if timeout.is_some_and(|t| start.elapsed() > t) {
+                status = Some(terminate(&mut child));
+                exited_at = Instant::now();
+                timed_out = true;
+            }
+        }
         let elapsed = start.elapsed();
-        let mut chunks: Vec<(usize, Vec<u8>)> = rx.into_iter().collect();
-        chunks.sort_by_key(|(index, _)| *index);
-        let console: Vec<u8> = chunks.into_iter().flat_map(|(_, buf)| buf).collect();
         self.cleanup();
+        console.extend(messages);
+        let end = match (stop, timed_out) {
+            (Some((_, line)), _) => RunEnd::Stopped(line),
+            (None, true) => RunEnd::TimedOut,
+            (None, false) => RunEnd::Exited(status.unwrap_or(-1)),
+        };
         Ok(Outcome {
             console: String::from_utf8_lossy(&console).replace('\r', ""),
-            status,
+            end,
             elapsed,
         })
     }
+}
+
+/// How long to keep reading after a terminal line: what the hypervisor
+/// prints after it belongs in the report.
+const LINGER: Duration = Duration::from_millis(200);
+
+/// Ends QEMU: SIGTERM first (by its process id), so it restores the
+/// terminal it may have put in raw mode, then SIGKILL if it lingers.
+fn terminate(child: &mut Child) -> i32 {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code().unwrap_or(-1);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child
+        .wait()
+        .map_or(-1, |status| status.code().unwrap_or(-1))
 }

@@ -75,7 +75,7 @@ fn candidate_version(package: &str) -> Option<String> {
         .filter(|v| v != "(none)")
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -158,4 +158,9 @@ fn run_apt(args: &[&str]) -> Result {
         return Err(Failure(format!("`apt-get {}` failed", args.join(" "))));
     }
     Ok(())
+}
+
+/// Xen 4.17, the reference host, fetched on first use (see `xen.rs`).
+pub fn ensure_xen() -> Result<crate::xen::Xen> {
+    crate::xen::ensure()
 }

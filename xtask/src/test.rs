@@ -1,15 +1,15 @@
 //! `cargo xtask test`: host unit tests, then every QEMU scenario, then one
 //! plain `N passed, N failed, N skipped` line. Exits non-zero on any failure.
+//! Xen 4.17 is fetched first if any scenario boots it.
 
 use std::process::Command;
-use std::time::Instant;
 
-use tests::{Accel, SCENARIOS, Scenario};
+use tests::{Accel, Hypervisor, Scenario, Verdict};
 
 use crate::build::{build_target, root};
-use crate::image::{self, IsoSpec, ModuleFile};
+use crate::image::{self, ModuleFile};
 use crate::qemu::{self, Machine};
-use crate::{Result, setup};
+use crate::{Failure, Result, setup};
 
 #[cfg(test)]
 mod result_lines {
@@ -32,18 +32,35 @@ struct Tally {
     skipped: usize,
 }
 
-pub fn run() -> Result<i32> {
+/// With a filter, only the scenarios whose names contain it, and no host
+/// tests: the quick loop while working on one guest.
+pub fn run(filter: Option<&str>) -> Result<i32> {
     setup::ensure_all()?;
+    let scenarios: Vec<&Scenario> = tests::scenarios()
+        .filter(|s| filter.is_none_or(|f| s.name.contains(f)))
+        .collect();
+    if filter.is_some() && scenarios.is_empty() {
+        return Err(Failure(format!(
+            "no scenario name contains `{}`",
+            filter.unwrap_or_default()
+        )));
+    }
+    if scenarios.iter().any(|s| s.hypervisor == Hypervisor::Xen) {
+        setup::ensure_xen()?;
+    }
     let mut tally = Tally::default();
-    host_tests(&mut tally)?;
-    let kernel = build_target()?;
+    if filter.is_none() {
+        host_tests(&mut tally)?;
+    }
+    build_target()?;
     let kvm = qemu::hardware_virtualization();
-    for (i, scenario) in SCENARIOS.iter().enumerate() {
+    for (i, scenario) in scenarios.iter().enumerate() {
         eprintln!(
-            "xtask: scenario {}/{}: {} ({:?}, {:?})",
+            "xtask: scenario {}/{}: {} ({}, {:?}, {:?})",
             i + 1,
-            SCENARIOS.len(),
+            scenarios.len(),
             scenario.name,
+            scenario.hypervisor.tag(),
             scenario.firmware,
             scenario.accel
         );
@@ -55,12 +72,16 @@ pub fn run() -> Result<i32> {
             tally.skipped += 1;
             continue;
         }
-        match run_scenario(scenario, &kernel) {
-            Ok(secs) => {
+        match run_scenario(scenario) {
+            Ok((Verdict::Pass, secs)) => {
                 println!("PASS {} ({secs:.1} s)", scenario.name);
                 tally.passed += 1;
             }
-            Err(reason) => {
+            Ok((Verdict::Skip(reason), _)) => {
+                println!("SKIP {}: {reason}", scenario.name);
+                tally.skipped += 1;
+            }
+            Ok((Verdict::Fail(reason), _)) | Err(Failure(reason)) => {
                 println!("FAIL {}: {reason}", scenario.name);
                 tally.failed += 1;
             }
@@ -110,32 +131,41 @@ fn count(result: &str, what: &str) -> usize {
         .unwrap_or(0)
 }
 
-fn run_scenario(scenario: &Scenario, kernel: &std::path::Path) -> std::result::Result<f64, String> {
+/// Boots one scenario and judges it; the verdict and the run's seconds.
+fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
     let modules: Vec<ModuleFile> = scenario
         .modules
         .iter()
         .map(|m| ModuleFile {
             name: m.name.to_string(),
-            contents: (0..m.size).map(|i| (i % 251) as u8).collect(),
+            contents: vec![0; m.size],
             cmdline: m.cmdline.to_string(),
         })
         .collect();
-    let iso = image::make_iso(&IsoSpec::new(kernel, scenario.cmdline, &modules), false)
-        .map_err(|e| e.0)?;
-    let started = Instant::now();
+    let iso = image::boot_image(
+        scenario.hypervisor,
+        scenario.cmdline,
+        scenario.initial_domain,
+        modules,
+        false,
+    )?;
+    let stop_on: Vec<&str> = scenario
+        .hypervisor
+        .terminal_lines()
+        .iter()
+        .map(|(line, _)| *line)
+        .collect();
     let outcome = Machine::new(&iso, scenario.firmware, scenario.accel)
-        .run_captured(scenario.timeout)
-        .map_err(|e| e.0)?;
-    match scenario.check(&outcome.console, outcome.status) {
-        Ok(()) => Ok(outcome.elapsed.as_secs_f64()),
-        Err(reason) => {
-            eprintln!("---- console of {} ----", scenario.name);
-            let lines: Vec<&str> = outcome.console.lines().collect();
-            for line in &lines[lines.len().saturating_sub(60)..] {
-                eprintln!("{line}");
-            }
-            eprintln!("---- ({:.1} s) ----", started.elapsed().as_secs_f64());
-            Err(reason)
+        .run_captured(scenario.timeout, &stop_on)?;
+    let verdict = scenario.check(&outcome.console, &outcome.end);
+    let secs = outcome.elapsed.as_secs_f64();
+    if verdict != Verdict::Pass {
+        eprintln!("---- console of {} ----", scenario.name);
+        let lines: Vec<&str> = outcome.console.lines().collect();
+        for line in &lines[lines.len().saturating_sub(60)..] {
+            eprintln!("{line}");
         }
+        eprintln!("---- ({secs:.1} s, {}) ----", outcome.end);
     }
+    Ok((verdict, secs))
 }
