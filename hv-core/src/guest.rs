@@ -342,8 +342,8 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
             )
             .map_err(|_| "bad segment selectors and no usable failsafe callback")?;
         }
-        if !is_canonical(frame.rip) {
-            return Err("return address is not canonical");
+        if !is_canonical(frame.rip) || !is_canonical(frame.rsp) {
+            return Err("return address or stack pointer is not canonical");
         }
         let info = d.shared_page();
         let vcpu_info = v * VCPU_INFO_SIZE;
