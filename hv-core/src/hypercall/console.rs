@@ -37,6 +37,8 @@ impl ConsoleIo {
                 Ok(0)
             }
             CONSOLEIO_READ => {
+                // Bytes may sit in the UART if its interrupt is unavailable.
+                events::poll_console_input();
                 let mut chunk = [0u8; CHUNK];
                 let n = events::take_console_input(&mut chunk[..(self.count as usize).min(CHUNK)]);
                 guest::write_bytes(self.buffer, &chunk[..n])?;
