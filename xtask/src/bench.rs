@@ -5,7 +5,6 @@
 //! column group per hypervisor, and the platform it ran on. Never part of
 //! `cargo xtask test`.
 
-use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
@@ -89,48 +88,54 @@ pub fn format_table(groups: &[Column]) -> String {
         }
     }
     let name_width = names.iter().map(|n| n.len()).chain([3]).max().unwrap_or(3);
-    let field_width = |i: usize| FIELDS[i].len().max(8);
-    let group_width: usize = (0..FIELDS.len()).map(|i| field_width(i) + 1).sum::<usize>() + 1;
+    let widths = FIELDS.map(|field| field.len().max(8));
+    // Cells are separated by one space; a group by " | ".
+    let group_width = widths.iter().sum::<usize>() + widths.len() - 1;
+    let cells = |values: [String; 4]| -> String {
+        let padded: Vec<String> = values
+            .iter()
+            .zip(widths)
+            .map(|(value, w)| format!("{value:>w$}"))
+            .collect();
+        padded.join(" ")
+    };
 
-    let mut out = String::new();
-    let _ = write!(out, "{:name_width$} ", "");
+    let mut lines = Vec::new();
+    let mut line = format!("{:name_width$}", "");
     for group in groups {
-        let _ = write!(out, "| {:<w$}", group.title, w = group_width - 1);
+        line += &format!(" | {:<group_width$}", group.title);
     }
-    out.push('\n');
-    let _ = write!(out, "{:name_width$} ", "row");
+    lines.push(line);
+    let mut line = format!("{:name_width$}", "row");
     for _ in groups {
-        out.push('|');
-        for (i, field) in FIELDS.iter().enumerate() {
-            let _ = write!(out, " {field:>w$}", w = field_width(i));
-        }
-        out.push(' ');
+        line += " | ";
+        line += &cells(FIELDS.map(str::to_string));
     }
-    out.push('\n');
-    out.push_str(&"-".repeat(name_width + 1));
+    lines.push(line);
+    let mut line = "-".repeat(name_width);
     for _ in groups {
-        out.push('+');
-        out.push_str(&"-".repeat(group_width));
+        line += "-+-";
+        line += &"-".repeat(group_width);
     }
-    out.push('\n');
+    lines.push(line);
     for name in names {
-        let _ = write!(out, "{name:name_width$} ");
+        let mut line = format!("{name:name_width$}");
         for group in groups {
-            out.push('|');
             let found = group.rows.iter().find(|(row, _)| row == name);
-            let values = found.map(|(_, m)| [m.min_ns, m.median_ns, m.min_cycles, m.median_cycles]);
-            for i in 0..FIELDS.len() {
-                match values {
-                    Some(values) => {
-                        let _ = write!(out, " {:>w$}", values[i], w = field_width(i));
-                    }
-                    None => {
-                        let _ = write!(out, " {:>w$}", "-", w = field_width(i));
-                    }
+            let values = match found {
+                Some((_, m)) => {
+                    [m.min_ns, m.median_ns, m.min_cycles, m.median_cycles].map(|v| v.to_string())
                 }
-            }
-            out.push(' ');
+                None => ["-"; 4].map(str::to_string),
+            };
+            line += " | ";
+            line += &cells(values);
         }
+        lines.push(line);
+    }
+    let mut out = String::new();
+    for line in lines {
+        out += line.trim_end();
         out.push('\n');
     }
     out
@@ -186,7 +191,8 @@ pub fn run(args: &[String]) -> Result<i32> {
     Ok(if clean { 0 } else { 1 })
 }
 
-/// Boots the bench guest on `host`: its rows, and whether it powered off.
+/// Boots the bench guest on `host`: its rows, and whether the run was
+/// clean (some rows, then power-off).
 fn bench_on(
     host: Hypervisor,
     guest: &str,
@@ -214,10 +220,17 @@ fn bench_on(
         }
     }
     let powered_off = Ending::of(host, &outcome.end) == Some(Ending::PowerOff);
-    if !powered_off {
+    let clean = powered_off && !rows.is_empty();
+    if !clean {
         eprintln!(
-            "xtask: the bench guest on {} did not power off ({}); its console:",
+            "xtask: the bench guest on {} gave {} rows and {} ({}); its console:",
             host.tag(),
+            rows.len(),
+            if powered_off {
+                "powered off"
+            } else {
+                "did not power off"
+            },
             outcome.end
         );
         let lines: Vec<&str> = outcome.console.lines().collect();
@@ -231,7 +244,7 @@ fn bench_on(
         host.tag(),
         outcome.elapsed.as_secs_f64()
     );
-    Ok((rows, powered_off))
+    Ok((rows, clean))
 }
 
 /// `Kernel::Guest` holds a `&'static str` (scenario data is static); the
@@ -378,8 +391,13 @@ mod parsing_and_table {
             row("event-send"),
             ["event-send", "-", "-", "-", "-", "1", "2", "3", "4"]
         );
-        // Every line is as wide as the header: the columns line up.
-        let width = lines[1].len();
-        assert!(lines.iter().all(|l| l.len() == width), "{table}");
+        // The group separators line up on every line.
+        let bars = |line: &str| -> Vec<usize> {
+            line.char_indices()
+                .filter(|&(_, c)| c == '|' || c == '+')
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert!(lines.iter().all(|l| bars(l) == bars(lines[1])), "{table}");
     }
 }
