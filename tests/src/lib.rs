@@ -337,7 +337,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "crashing on purpose (crash=PageFault)",
             "FATAL: page fault (#PF, vector 14) in hv-core on CPU 0 (APIC id #)",
             "error code 0x0000 [not-present read supervisor data]",
-            "RIP 0xffff82d0#  CS 0x0008  RFLAGS #",
+            "RIP 0xffff82d0#  CS 0xe008  RFLAGS #",
             "CR2 0xffff800012345000",
             "RAX #",
             "hv-core stopped: exception in hv-core",
