@@ -307,6 +307,11 @@ pub fn iret(frame: &mut TrapFrame) {
         if context.flags & abi::xen::VGCF_IN_SYSCALL == 0 {
             frame.r11 = context.r11;
             frame.rcx = context.rcx;
+        } else {
+            // Xen returns with sysret here: the guest sees RCX and R11 as
+            // a `syscall` leaves them.
+            frame.rcx = frame.rip;
+            frame.r11 = frame.rflags;
         }
         frame.rax = context.rax;
         let mask = u8::from(context.rflags & RFLAGS_IF == 0);
