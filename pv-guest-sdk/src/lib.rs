@@ -1,22 +1,99 @@
 //! pv-guest-sdk: what a PV guest kernel links.
 //!
-//! It replaces the sensitive instructions a guest kernel may not execute in
-//! ring 3 with hypercalls (interrupt masking, page-table writes, CR3, traps,
-//! halt, time), gives start of day, console and `log`, event channels, grant
-//! tables and Xen's shared rings safe Rust APIs, and provides the split
-//! front- and back-end drivers, so dom0 and any driver domain share them.
-//! It speaks only the `abi` crate's contract and never depends on hv-core.
+//! A guest written against this crate boots as a Xen PV64 domain (Xen 4.17
+//! or hv-core, which implements the same ABI). The SDK provides:
+//! - start of day: the ELF notes, the hypercall page, `_start`, and a
+//!   linker script (`link.ld`) placing the image at [`layout::VIRT_BASE`];
+//! - [`hypercall`]: typed hypercalls returning [`Result`] with named errors;
+//! - [`console`]: `print!`/`println!`, a `log` backend, `console_io` input;
+//! - [`start_info`] and [`shared_info`] as safe types;
+//! - [`traps`]: exception handlers on Xen's bounce frames, and the way back
+//!   through `HYPERVISOR_iret`;
+//! - [`events`]: per-port handlers, the upcall, and masking (the PV
+//!   `cli`/`sti`);
+//! - [`mm`]: p2m/M2P translation, a frame allocator, page-table updates
+//!   through the hypervisor, and the global heap;
+//! - [`time`]: pvclock time, the wallclock, sleeping on the one-shot timer;
+//! - [`user`]: guest user mode with its own page-table root and `syscall`;
+//! - [`sched`]: power-off and crash.
 //!
-//! Today it holds only what every guest needs before hypercalls exist.
+//! A guest is a `no_std`, `no_main` binary that names its entry function
+//! with [`entry!`] and links with the SDK's linker script (see
+//! `docs/sdk.md`). `unsafe` code lives in `arch`, `hypercall`,
+//! `mm::paging`, `mm::heap` and `fn_cell`; the other modules deny it. The
+//! pure parts (start_info checks, pvclock arithmetic, event dispatch,
+//! frame allocation, p2m) build and are tested on the host.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+// On the host only the pure parts are built; their target-side users are not.
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+pub mod error;
+#[allow(unsafe_code)]
+mod fn_cell;
+pub mod layout;
+pub mod line_editor;
+pub mod mm;
+pub mod shared_info;
+pub mod start_info;
+pub mod time;
+pub mod traps;
+pub mod user;
+
+pub mod events;
+
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+mod arch;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub mod hypercall;
+#[cfg(target_os = "none")]
+mod panic;
+#[cfg(target_os = "none")]
+pub mod sched;
+#[cfg(target_os = "none")]
+pub mod shared;
+#[cfg(target_os = "none")]
+mod start;
 
 pub use abi::{HV_ABI_VERSION, XEN_INTERFACE_VERSION};
+pub use error::{Error, Result};
+pub use start_info::StartInfo;
 
-/// Spins forever without touching any privileged state: the one thing a
-/// guest can do before it has hypercalls to block with.
-pub fn idle() -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
+#[cfg(target_os = "none")]
+pub use start::start_info;
+
+/// The privilege level the guest kernel runs at: 3 on PV64 (read from CS).
+#[cfg(target_os = "none")]
+pub fn current_privilege_level() -> u8 {
+    (arch::cpu::read_cs() & 3) as u8
+}
+
+/// Names the guest kernel's entry function, `fn(&'static StartInfo) -> !`,
+/// which the SDK calls once start of day is done (events unmasked, heap
+/// ready). On the host it produces a `main` that explains the binary is a
+/// guest kernel, so the workspace still builds and tests there; the
+/// guest's own kernel code is then `#[cfg(target_os = "none")]`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[cfg(target_os = "none")]
+        #[unsafe(no_mangle)]
+        pub fn __pv_guest_main(start: &'static $crate::StartInfo<'static>) -> ! {
+            let main: fn(&'static $crate::StartInfo<'static>) -> ! = $main;
+            main(start)
+        }
+
+        #[cfg(not(target_os = "none"))]
+        fn main() {
+            eprintln!("this is a PV guest kernel: boot it under Xen or hv-core, not on the host");
+            std::process::exit(2);
+        }
+    };
 }

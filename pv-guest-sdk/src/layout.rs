@@ -1,0 +1,44 @@
+//! Where a guest built with the SDK lives in its address space.
+//!
+//! `link.ld` places the image at [`VIRT_BASE`]; the domain builder maps the
+//! bootstrap region there onto pseudo-physical frame 0 onwards, and the SDK
+//! extends that window over all its frames, so pseudo-physical frame `pfn`
+//! is always at `VIRT_BASE + pfn * PAGE_SIZE` (the "physmap"). The window
+//! ends at the top of the address space: at most [`MAX_PHYSMAP_PAGES`]
+//! frames (2 GiB) are reachable through it.
+
+/// The image's base: `XEN_ELFNOTE_VIRT_BASE` and `XEN_ELFNOTE_PADDR_OFFSET`.
+pub const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+pub const PAGE_SIZE: u64 = 4096;
+pub const PAGE_SHIFT: u32 = 12;
+/// Frames the physmap can hold before it reaches the top of the address space.
+pub const MAX_PHYSMAP_PAGES: u64 = (0u64.wrapping_sub(VIRT_BASE)) / PAGE_SIZE;
+/// The kernel stack of the first vCPU, in `.bss`.
+pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+
+/// The physmap address of pseudo-physical frame `pfn`.
+pub const fn pfn_to_virt(pfn: u64) -> u64 {
+    VIRT_BASE + pfn * PAGE_SIZE
+}
+
+/// The pseudo-physical frame behind a physmap address, if it is one.
+pub const fn virt_to_pfn(va: u64) -> Option<u64> {
+    if va >= VIRT_BASE {
+        Some((va - VIRT_BASE) / PAGE_SIZE)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn physmap_covers_the_top_two_gib() {
+        assert_eq!(MAX_PHYSMAP_PAGES, 512 * 1024);
+        assert_eq!(pfn_to_virt(MAX_PHYSMAP_PAGES - 1), 0xffff_ffff_ffff_f000);
+        assert_eq!(virt_to_pfn(pfn_to_virt(1234)), Some(1234));
+        assert_eq!(virt_to_pfn(0xffff_ffff_7fff_ffff), None);
+    }
+}
