@@ -416,7 +416,6 @@ pub const fn guest_test(
 
 /// `on_both!("abi-traps")`: the test guest `tests/guests/src/bin/abi-traps.rs`
 /// as two scenarios, `abi-traps@hv-core` and `abi-traps@xen`.
-#[cfg_attr(not(test), allow(unused_macros))] // until the first guest is listed
 macro_rules! on_both {
     ($guest:literal) => {
         [
@@ -429,7 +428,10 @@ macro_rules! on_both {
 /// The ABI test guests, each run on hv-core and on Xen. Adding a guest is
 /// one line here: `on_both!("<bin name>"),`. The guest prints exactly one
 /// result line naming itself (its bin name) and then shuts down.
-pub const GUEST_TESTS: &[[Scenario; 2]] = &[];
+pub const GUEST_TESTS: &[[Scenario; 2]] = &[
+    // Start of day, console output and power-off: the SDK's smallest guest.
+    on_both!("hello"),
+];
 
 /// Every scenario `cargo xtask test` runs, in order.
 pub fn scenarios() -> impl Iterator<Item = &'static Scenario> {
