@@ -216,6 +216,35 @@ pub mod arch {
         ret
     }
 
+    /// Issues hypercall `nr` with the `syscall` instruction itself, not
+    /// through the hypercall page (which only exists for numbers below
+    /// 128): RCX and R11 are lost.
+    ///
+    /// # Safety
+    /// As [`hypercall`].
+    pub unsafe fn hypercall_direct(nr: u64, a1: u64) -> i64 {
+        let ret: i64;
+        // SAFETY: from guest kernel mode `syscall` enters the hypervisor's
+        // hypercall path, which returns to the next instruction with RCX
+        // and R11 clobbered (declared). The caller vouches for the
+        // arguments.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") nr => ret,
+                inlateout("rdi") a1 => _,
+                lateout("rsi") _,
+                lateout("rdx") _,
+                lateout("r10") _,
+                lateout("r8") _,
+                lateout("r9") _,
+                out("rcx") _,
+                out("r11") _,
+            );
+        }
+        ret
+    }
+
     /// Registers after [`hypercall_observed`], which loaded each with
     /// [`sentinel`] of its index before the call.
     #[derive(Clone, Copy, Debug, Default)]
@@ -1160,6 +1189,23 @@ pub mod hc {
         unsafe { hypercall(nr as u32, [cmd, bad, rest[0], rest[1], rest[2]]) }
     }
 
+    /// A hypercall number past the hypercall page (all arguments 0),
+    /// issued with `syscall` directly.
+    pub fn numbered_direct(nr: u64) -> i64 {
+        #[allow(unsafe_code)]
+        // SAFETY: only numbers the hypervisor does not implement are
+        // passed, and no pointers.
+        unsafe { crate::arch::hypercall_direct(nr, 0) }
+    }
+
+    /// `HYPERVISOR_hypercall(cmd, NULL)` with an unknown `cmd`: the
+    /// hypervisor must answer without reading memory.
+    pub fn unknown_op(nr: Hypercall, cmd: u64) -> i64 {
+        #[allow(unsafe_code)]
+        // SAFETY: no pointer argument.
+        unsafe { hypercall(nr as u32, [cmd, 0, 0, 0, 0]) }
+    }
+
     /// A hypercall number with nothing behind it (all arguments 0).
     pub fn numbered(nr: u32) -> i64 {
         #[allow(unsafe_code)]
@@ -1203,13 +1249,18 @@ pub mod hc {
     /// Callers pass operations that change no mapping Rust uses (pins,
     /// unpins, flushes, unknown commands).
     pub fn mmuext_op(ops: &[MmuextOp]) -> (i64, u32) {
+        mmuext_op_foreign(ops, DOMID_SELF)
+    }
+
+    /// [`mmuext_op`] naming domain `foreign` as the pages' owner.
+    pub fn mmuext_op_foreign(ops: &[MmuextOp], foreign: u16) -> (i64, u32) {
         let mut done = u32::MAX;
         #[allow(unsafe_code)]
         // SAFETY: see above; `done` and the ops are live.
         let ret = unsafe {
             hypercall(
                 Hypercall::MmuextOp as u32,
-                [addr(&ops[0]), ops.len() as u64, addr_mut(&mut done), DOMID_SELF as u64, 0],
+                [addr(&ops[0]), ops.len() as u64, addr_mut(&mut done), foreign as u64, 0],
             )
         };
         (ret, done)
