@@ -69,6 +69,26 @@ mod target {
         }
     }
 
+    /// Copies user memory at `va` into `out`, after checking that every page
+    /// of the range is a present user mapping below [`USER_END`]. (User
+    /// code cannot run while the kernel copies: the SDK is single-vCPU.)
+    pub fn copy_from_user(va: u64, out: &mut [u8]) -> Result<(), MapError> {
+        let end = va.checked_add(out.len() as u64).ok_or(MapError::BadAddress(va))?;
+        if end > USER_END {
+            return Err(MapError::BadAddress(va));
+        }
+        let mut page = va & !(crate::layout::PAGE_SIZE - 1);
+        while page < end {
+            let entry = mm::lookup(page)?;
+            if entry & pte::USER == 0 {
+                return Err(MapError::BadAddress(page));
+            }
+            page += crate::layout::PAGE_SIZE;
+        }
+        crate::arch::user::copy_from_user_checked(va, out);
+        Ok(())
+    }
+
     /// A user address space: its root table, sharing the kernel's slot 0.
     pub struct UserSpace {
         root: Frame,

@@ -57,3 +57,13 @@ pub unsafe fn copy_to_page(va: u64, bytes: &[u8]) {
         core::ptr::copy_nonoverlapping(bytes.as_ptr(), va as *mut u8, bytes.len());
     }
 }
+
+/// Copies `out.len()` bytes of guest memory at `va` into `out`.
+///
+/// # Safety
+/// `[va, va + out.len())` must be mapped and readable, and hold no Rust
+/// object that is being mutated.
+pub unsafe fn copy_from(va: u64, out: &mut [u8]) {
+    // SAFETY: the caller guarantees the source range.
+    unsafe { core::ptr::copy_nonoverlapping(va as *const u8, out.as_mut_ptr(), out.len()) };
+}

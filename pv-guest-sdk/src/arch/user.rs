@@ -142,3 +142,11 @@ pub fn exit_session(value: u64) -> ! {
     // still holds pv_user_enter's saved registers and return address.
     unsafe { pv_user_resume(rsp, value) }
 }
+
+/// Copies from user memory whose pages `user::copy_from_user` has checked
+/// to be present user mappings.
+pub fn copy_from_user_checked(va: u64, out: &mut [u8]) {
+    // SAFETY: the caller checked every page of the range is mapped; user
+    // pages hold no Rust objects of the kernel.
+    unsafe { super::mem::copy_from(va, out) }
+}
