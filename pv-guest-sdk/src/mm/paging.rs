@@ -78,7 +78,9 @@ impl Frame {
 
 pub(crate) struct Memory {
     pub frames: FrameAllocator,
-    p2m: P2m<'static>,
+    /// `None` until start of day (so the static is all zeroes and lives in
+    /// .bss rather than adding its 64 KiB bitmap to the image).
+    p2m: Option<P2m<'static>>,
     /// Machine frame of the kernel's L4 (the builder's bootstrap L4).
     kernel_l4: Mfn,
     nr_pages: u64,
@@ -86,14 +88,14 @@ pub(crate) struct Memory {
 
 pub(crate) static MEMORY: Mutex<Memory> = Mutex::new(Memory {
     frames: FrameAllocator::new(),
-    p2m: P2m::new(&[]),
+    p2m: None,
     kernel_l4: 0,
     nr_pages: 0,
 });
 
 impl Memory {
     pub fn p2m(&self) -> P2m<'static> {
-        self.p2m
+        self.p2m.unwrap_or(P2m::new(&[]))
     }
 
     pub fn kernel_l4(&self) -> Mfn {
@@ -101,7 +103,7 @@ impl Memory {
     }
 
     fn frame(&self, pfn: Pfn) -> Option<Frame> {
-        Some(Frame { pfn, mfn: self.p2m.pfn_to_mfn(pfn)? })
+        Some(Frame { pfn, mfn: self.p2m().pfn_to_mfn(pfn)? })
     }
 
     pub fn alloc_frame(&mut self) -> Result<Frame, MapError> {
@@ -111,7 +113,7 @@ impl Memory {
 
     /// The physmap address of page-table frame `mfn` (mapped read-only).
     fn table_va(&self, mfn: Mfn) -> Result<u64, MapError> {
-        let pfn = self.p2m.check_m2p(mfn, mem::m2p(mfn)).ok_or(MapError::ForeignTable(mfn))?;
+        let pfn = self.p2m().check_m2p(mfn, mem::m2p(mfn)).ok_or(MapError::ForeignTable(mfn))?;
         // Tables are always physmap frames: the builder's lie in the
         // bootstrap region, the SDK's come from below the allocator's limit.
         if pfn >= self.nr_pages.min(MAX_PHYSMAP_PAGES) {
@@ -272,13 +274,13 @@ impl Memory {
                 // region's last table): fill in the rest entry by entry.
                 let mut mfns = [0; 512];
                 for (slot, pfn) in mfns.iter_mut().zip(next..next + count as u64) {
-                    *slot = self.p2m.pfn_to_mfn(pfn).ok_or(MapError::OutOfFrames)?;
+                    *slot = self.p2m().pfn_to_mfn(pfn).ok_or(MapError::OutOfFrames)?;
                 }
                 self.map_range(va, &mfns[..count], pte::KERNEL_RW)?;
             } else {
                 let mut entries = [0u64; 512];
                 for (i, pfn) in (next..next + count as u64).enumerate() {
-                    let mfn = self.p2m.pfn_to_mfn(pfn).ok_or(MapError::OutOfFrames)?;
+                    let mfn = self.p2m().pfn_to_mfn(pfn).ok_or(MapError::OutOfFrames)?;
                     entries[idx[3] + i] = pte::entry(mfn, pte::KERNEL_RW);
                 }
                 let l1 = self.make_table(&entries)?;
@@ -303,10 +305,10 @@ fn check_guest_address(va: u64) -> Result<(), MapError> {
 pub(crate) fn init(start: &crate::StartInfo<'static>, image_end: u64) -> Result<(), MapError> {
     let mut memory = MEMORY.lock();
     let first_free = start.first_free_pfn(image_end);
-    memory.p2m = P2m::new(start.mfn_list());
+    memory.p2m = Some(P2m::new(start.mfn_list()));
     memory.nr_pages = start.nr_pages();
     let l4_pfn = crate::layout::virt_to_pfn(start.pt_base()).ok_or(MapError::BadAddress(start.pt_base()))?;
-    memory.kernel_l4 = memory.p2m.pfn_to_mfn(l4_pfn).ok_or(MapError::OutOfFrames)?;
+    memory.kernel_l4 = memory.p2m().pfn_to_mfn(l4_pfn).ok_or(MapError::OutOfFrames)?;
     memory.frames.add_range(first_free, start.nr_pages());
     // Frames the builder mapped: the bootstrap region runs from VIRT_BASE
     // to a 4 MiB boundary. Probe rather than assume its size.
