@@ -97,3 +97,16 @@ macro_rules! entry {
         }
     };
 }
+
+#[cfg(test)]
+mod docs {
+    #[test]
+    fn the_guide_quotes_the_hello_guest_as_built() {
+        let guide = include_str!("../../docs/sdk.md");
+        let hello = include_str!("../../tests/guests/src/bin/hello.rs");
+        assert!(
+            guide.contains(hello.trim_end()),
+            "docs/sdk.md must quote tests/guests/src/bin/hello.rs exactly"
+        );
+    }
+}

@@ -214,12 +214,12 @@ impl fmt::Debug for StartInfo<'_> {
 pub fn cmdline_option<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline
         .split_ascii_whitespace()
-        .filter_map(|word| match word.split_once('=') {
+        .rev()
+        .find_map(|word| match word.split_once('=') {
             Some((k, v)) if k == key => Some(v),
             None if word == key => Some(""),
             _ => None,
         })
-        .last()
 }
 
 #[cfg(test)]

@@ -207,10 +207,10 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
             let cr2 = (vector == PAGE_FAULT)
                 .then(|| crate::shared::vcpu().cr2.load(core::sync::atomic::Ordering::Relaxed));
             let exception = Exception { vector, error_code: frame.error_code, cr2 };
-            if let Some(handler) = handler(vector) {
-                if handler(&exception, frame) {
-                    return;
-                }
+            if let Some(handler) = handler(vector)
+                && handler(&exception, frame)
+            {
+                return;
             }
             crate::println!("{}", Report { exception: &exception, frame });
             crate::sched::crash()

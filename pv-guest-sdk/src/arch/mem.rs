@@ -24,7 +24,7 @@ pub fn m2p(mfn: u64) -> Option<u64> {
 /// # Safety
 /// `table_va` must be the physmap address of a page-table frame.
 pub unsafe fn read_entry(table_va: u64, index: usize) -> u64 {
-    debug_assert!(index < 512 && table_va % PAGE_SIZE == 0);
+    debug_assert!(index < 512 && table_va.is_multiple_of(PAGE_SIZE));
     // SAFETY: the caller guarantees a mapped page; index < 512 keeps the
     // read inside it. Volatile: the hypervisor may change it (A/D bits).
     unsafe { core::ptr::read_volatile((table_va as *const u64).add(index)) }

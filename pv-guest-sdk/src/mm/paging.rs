@@ -159,15 +159,15 @@ impl Memory {
         check_guest_address(va)?;
         let idx = pte::indices(va);
         let mut table = l4;
-        for level in 0..3 {
-            let mut entry = self.read(table, idx[level])?;
+        for (level, &index) in idx[..3].iter().enumerate() {
+            let mut entry = self.read(table, index)?;
             if !pte::is_present(entry) {
                 if !create {
                     return Err(MapError::NotMapped(va));
                 }
                 let new = self.make_table(&[])?;
                 entry = pte::entry(new.mfn, pte::TABLE);
-                self.write_entry(table, idx[level], entry)?;
+                self.write_entry(table, index, entry)?;
             } else if level > 0 && entry & pte::HUGE != 0 {
                 return Err(MapError::HugePage(va));
             }
@@ -258,12 +258,12 @@ impl Memory {
             let count = (chunk_end.min(end) - next) as usize;
             // The L2 for `va`, creating the L3/L2 levels if needed.
             let mut table = self.kernel_l4;
-            for level in 0..2 {
-                let mut entry = self.read(table, idx[level])?;
+            for &index in &idx[..2] {
+                let mut entry = self.read(table, index)?;
                 if !pte::is_present(entry) {
                     let new = self.make_table(&[])?;
                     entry = pte::entry(new.mfn, pte::TABLE);
-                    self.write_entry(table, idx[level], entry)?;
+                    self.write_entry(table, index, entry)?;
                 }
                 table = pte::mfn(entry);
             }

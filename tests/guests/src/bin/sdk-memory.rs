@@ -82,12 +82,17 @@ mod kernel {
         c.check(FAULTS.load(Ordering::SeqCst) == 0, "no faults so far");
 
         // Read-only, then unmapped.
-        c.check(unsafe { mm::protect(TEST_VA, pte::KERNEL_RO) }.is_ok(), "protect to read-only");
+        // SAFETY: the test pages hold no Rust objects; accesses go through
+        // `read`/`write`, which survive faults.
+        let protected = unsafe { mm::protect(TEST_VA, pte::KERNEL_RO) };
+        c.check(protected.is_ok(), "protect to read-only");
         write(TEST_VA + 16, 1);
         c.check(FAULTS.load(Ordering::SeqCst) == 1, "writing a read-only page faults");
         c.check(FAULT_CODE.load(Ordering::SeqCst) & 3 == 3, "protection fault on write");
         c.check(read(TEST_VA + 8) == 0x1234_5678, "still readable");
-        c.check(unsafe { mm::unmap(TEST_VA + 4096) } == Ok(frames[1].mfn), "unmap returns the frame");
+        // SAFETY: as above.
+        let unmapped = unsafe { mm::unmap(TEST_VA + 4096) };
+        c.check(unmapped == Ok(frames[1].mfn), "unmap returns the frame");
         read(TEST_VA + 4096);
         c.check(FAULTS.load(Ordering::SeqCst) == 2, "reading an unmapped page faults");
         c.check(FAULT_CODE.load(Ordering::SeqCst) & 1 == 0, "not-present fault");
