@@ -30,6 +30,9 @@ const RFLAGS_RF: u64 = 1 << 16;
 const RFLAGS_VM: u64 = 1 << 17;
 const RFLAGS_AC: u64 = 1 << 18;
 
+/// The #PF error-code bit for a user-mode access.
+const PFEC_USER: u64 = 1 << 2;
+
 /// vcpu_info field offsets inside shared_info (Xen's `struct vcpu_info`).
 pub const VCPU_INFO_SIZE: usize = 64;
 pub const UPCALL_PENDING: usize = 0;
@@ -183,10 +186,17 @@ pub fn exception(frame: &mut TrapFrame, cr2: u64) {
             2 | 18 => return Err("machine check or NMI while the guest ran"),
             _ => {}
         }
+        // The guest kernel runs in ring 3, but to it a fault in kernel mode
+        // is a supervisor fault: clear the user bit of a #PF error code,
+        // as Xen does.
+        let mut error_code = frame.error_code;
+        if vector == 14 && d.vcpus[v].kernel_mode {
+            error_code &= !PFEC_USER;
+        }
         let entry = d.vcpus[v].traps[vector as usize];
         let bounce = Bounce {
             target: entry.address,
-            error_code: has_error_code(vector).then_some(frame.error_code),
+            error_code: has_error_code(vector).then_some(error_code),
             mask_events: entry.flags & TI_MASK_EVENTS != 0,
             failsafe: false,
         };

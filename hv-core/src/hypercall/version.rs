@@ -62,14 +62,13 @@ impl XenVersion {
             }
             XENVER_GET_FEATURES => {
                 let mut info: FeatureInfo = guest::read(self.arg)?;
-                info.submap = match info.submap_idx {
-                    0 => {
-                        let privileged = domain::with_current(|d| d.privileged);
-                        1 << XENFEAT_PAE_PGDIR_ABOVE_4GB
-                            | if privileged { 1 << XENFEAT_DOM0 } else { 0 }
-                    }
-                    _ => 0,
-                };
+                // Only submap 0 exists (XENFEAT_NR_SUBMAPS).
+                if info.submap_idx != 0 {
+                    return Err(Errno::Inval);
+                }
+                let privileged = domain::with_current(|d| d.privileged);
+                info.submap = 1 << XENFEAT_PAE_PGDIR_ABOVE_4GB
+                    | if privileged { 1 << XENFEAT_DOM0 } else { 0 };
                 guest::write(self.arg, &info)?;
                 Ok(0)
             }
