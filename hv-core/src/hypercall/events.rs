@@ -123,6 +123,9 @@ impl EventChannelOp {
                 if !is_self(op.dom) {
                     return Err(Errno::Perm);
                 }
+                if op.port as usize >= hv_core::event_channel::NR_PORTS {
+                    return Err(Errno::Inval);
+                }
                 let (binding, vcpu) =
                     domain::with_current(|d| (d.events.binding(op.port), d.events.notify_vcpu(op.port)));
                 op.vcpu = vcpu;
