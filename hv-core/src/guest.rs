@@ -204,9 +204,21 @@ pub fn exception(frame: &mut TrapFrame, cr2: u64) {
     });
     if let Err(reason) = result {
         let (mnemonic, name) = crate::arch::exception_name(vector);
+        if vector == 14 {
+            kill_current(
+                frame,
+                format_args!(
+                    "{name} ({mnemonic}) at {cr2:#x}, error code {:#x}, could not be bounced: {reason}",
+                    frame.error_code
+                ),
+            );
+        }
         kill_current(
             frame,
-            format_args!("{name} ({mnemonic}, error code {:#x}) could not be bounced: {reason}", frame.error_code),
+            format_args!(
+                "{name} ({mnemonic}), error code {:#x}, could not be bounced: {reason}",
+                frame.error_code
+            ),
         );
     }
 }
