@@ -431,6 +431,14 @@ macro_rules! on_both {
 pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     // Start of day, console output and power-off: the SDK's smallest guest.
     on_both!("hello"),
+    // The ABI itself, in raw hypercalls and frames.
+    on_both!("abi-hypercall"),
+    on_both!("abi-traps"),
+    // The SDK's safe layers over it.
+    on_both!("sdk-traps"),
+    on_both!("sdk-memory"),
+    on_both!("sdk-events"),
+    on_both!("sdk-usermode"),
 ];
 
 /// Every scenario `cargo xtask test` runs, in order.
