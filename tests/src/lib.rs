@@ -230,6 +230,9 @@ pub struct Scenario {
     pub judge: Judge,
 }
 
+/// dom0's shell prompt; scripted input is typed a line per prompt.
+pub const DOM0_PROMPT: &str = "dom0> ";
+
 /// The banner shape every boot must show: `hv-core X.Y.Z (abi X.Y)`.
 pub const BANNER: &str = "hv-core # (abi #)";
 

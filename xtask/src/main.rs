@@ -17,6 +17,7 @@ mod setup;
 mod test;
 mod xen;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use qemu::{Accel, Firmware};
@@ -171,11 +172,26 @@ fn run(args: &[String]) -> Result<i32> {
             let iso = image_for(&options, &cmdline, false)?;
             let firmware = options.firmware.unwrap_or(Firmware::Bios);
             let accel = options.accel.unwrap_or_else(qemu::default_accel);
-            let machine = qemu::Machine::new(&iso, firmware, accel).extra_args(&options.qemu_args);
+            let mut machine =
+                qemu::Machine::new(&iso, firmware, accel).extra_args(&options.qemu_args);
+            // Piped input (`printf 'info\npoweroff\n' | cargo xtask run`)
+            // is typed at dom0's shell a line per prompt.
+            let piped = !std::io::stdin().is_terminal();
+            if piped {
+                let lines: Vec<String> = std::io::stdin().lines().map_while(|l| l.ok()).collect();
+                machine = machine.typing(&lines, tests::DOM0_PROMPT);
+            }
             if options.hypervisor == Hypervisor::Xen {
                 return run_xen(&machine);
             }
-            let status = machine.run_interactive()?;
+            let status = if piped {
+                match machine.run_watched(None, &[], true)?.end {
+                    tests::RunEnd::Exited(status) => status,
+                    _ => -1,
+                }
+            } else {
+                machine.run_interactive()?
+            };
             Ok(match status {
                 0 | 33 => 0,
                 35 => {

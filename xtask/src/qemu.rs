@@ -45,6 +45,10 @@ pub struct Machine {
     firmware: Firmware,
     accel: Accel,
     extra: Vec<String>,
+    /// Lines to type on the serial console, each once `prompt` has
+    /// appeared one more time (see [`Machine::typing`]).
+    typed: Vec<String>,
+    prompt: String,
 }
 
 /// What a captured run produced.
@@ -62,11 +66,23 @@ impl Machine {
             firmware,
             accel,
             extra: Vec::new(),
+            typed: Vec::new(),
+            prompt: String::new(),
         }
     }
 
     pub fn extra_args(mut self, args: &[String]) -> Self {
         self.extra.extend_from_slice(args);
+        self
+    }
+
+    /// Types `lines` on the serial console, one after each appearance of
+    /// `prompt`: what a person at the shell would do. Typing ahead is not
+    /// safe, because the boot loader and the UART's reset swallow bytes
+    /// that arrive before the shell reads them.
+    pub fn typing(mut self, lines: &[String], prompt: &str) -> Self {
+        self.typed = lines.to_vec();
+        self.prompt = prompt.to_string();
         self
     }
 
@@ -143,8 +159,11 @@ impl Machine {
         echo: bool,
     ) -> Result<Outcome> {
         let mut command = self.command()?;
+        let typing = !self.typed.is_empty();
         command
-            .stdin(if echo {
+            .stdin(if typing {
+                Stdio::piped()
+            } else if echo {
                 Stdio::inherit()
             } else {
                 Stdio::null()
@@ -180,6 +199,9 @@ impl Machine {
             });
         }
         drop(tx);
+        let mut keyboard = child.stdin.take();
+        let mut typed = 0;
+        let mut prompt_scanned = 0;
 
         let mut console = Vec::new();
         let mut messages = Vec::new();
@@ -212,6 +234,16 @@ impl Machine {
                     pipes_open = false;
                     std::thread::sleep(Duration::from_millis(20));
                 }
+            }
+            if let Some(input) = keyboard.as_mut()
+                && typed < self.typed.len()
+                && let Some(at) = find(&console[prompt_scanned..], self.prompt.as_bytes())
+            {
+                prompt_scanned += at + self.prompt.len();
+                let line = format!("{}\n", self.typed[typed]);
+                let _ = input.write_all(line.as_bytes());
+                let _ = input.flush();
+                typed += 1;
             }
             // Only whole lines are matched, so a line is judged once.
             while stop.is_none()
@@ -261,6 +293,13 @@ impl Machine {
             elapsed,
         })
     }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// How long to keep reading after a terminal line: what the hypervisor
