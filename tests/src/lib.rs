@@ -172,6 +172,9 @@ pub enum Kernel {
     Dom0,
     /// A binary of the `test-guests` package (`tests/guests/src/bin/<name>.rs`).
     Guest(&'static str),
+    /// A test guest whose `HvCore` ABI note the xtask rewrites to claim
+    /// another ABI version (`major.minor`), to test the refusal.
+    GuestClaimingAbi(&'static str, u16, u16),
 }
 
 impl Kernel {
@@ -179,7 +182,7 @@ impl Kernel {
     pub const fn binary(self) -> &'static str {
         match self {
             Self::Dom0 => "dom0",
-            Self::Guest(name) => name,
+            Self::Guest(name) | Self::GuestClaimingAbi(name, ..) => name,
         }
     }
 }
@@ -228,6 +231,8 @@ pub struct Scenario {
     pub modules: &'static [Module],
     pub timeout: Duration,
     pub judge: Judge,
+    /// Lines typed at dom0's shell, one per prompt ([`DOM0_PROMPT`]).
+    pub input: &'static [&'static str],
 }
 
 /// dom0's shell prompt; scripted input is typed a line per prompt.
@@ -262,6 +267,7 @@ const fn boot(name: &'static str, firmware: Firmware, accel: Accel) -> Scenario 
             expect: NO_DOM0,
             ending: Ending::DebugExitSuccess,
         },
+        input: &[],
     }
 }
 
@@ -388,6 +394,64 @@ pub const SCENARIOS: &[Scenario] = &[
         },
         ..boot("", Firmware::Bios, Accel::Tcg)
     },
+    // dom0 in ring 3, its shell driven as an operator would.
+    Scenario {
+        cmdline: "debug-exit=fatal",
+        initial_domain: Some(InitialDomain {
+            kernel: Kernel::Dom0,
+            cmdline: "",
+        }),
+        input: &["help", "info", "poweroff"],
+        judge: Judge::Console {
+            expect: &[
+                "(hv) starting dom0 in ring 3",
+                "(d0) dom0: PV kernel on pv-guest-sdk, ABI 0.1 (Xen interface 4.17), running at CPL 3",
+                "(d0) dom0> help",
+                "poweroff   power the machine off",
+                "(d0) dom0> info",
+                "(d0) domain:     0 (initial domain, privileged)",
+                "(d0) hypervisor: interface 4.17-hv-core",
+                "(d0) CPL:        3",
+                "(d0) dom0> poweroff",
+                "(hv) d0 shut down (poweroff): powering off",
+            ],
+            ending: Ending::PowerOff,
+        },
+        ..boot("dom0-shell", Firmware::Bios, Accel::Tcg)
+    },
+    // A fault with nowhere to bounce kills the domain alone, with a report.
+    Scenario {
+        cmdline: "debug-exit",
+        initial_domain: Some(InitialDomain {
+            kernel: Kernel::Guest("fault-unhandled"),
+            cmdline: "",
+        }),
+        judge: Judge::Console {
+            expect: &[
+                "(d0) fault-unhandled: trap table cleared (0)",
+                "(hv) ERROR: d0v0 killed: page fault (#PF) at 0x10, error code #, could not be bounced: no handler registered; RIP 0xffffffff8# RSP # CS 0xe033",
+                "(hv) hv-core stopped: dom0 crashed",
+            ],
+            ending: Ending::DebugExitFailure,
+        },
+        ..boot("guest-fault-kills-domain", Firmware::Bios, Accel::Tcg)
+    },
+    // An image built for another ABI is refused, naming both versions.
+    Scenario {
+        cmdline: "debug-exit",
+        initial_domain: Some(InitialDomain {
+            kernel: Kernel::GuestClaimingAbi("hello", 0, 3),
+            cmdline: "",
+        }),
+        judge: Judge::Console {
+            expect: &[
+                "(hv) ERROR: dom0 image refused: built for ABI 0.3, this hypervisor implements ABI 0.1",
+                "(hv) hv-core stopped: cannot build dom0",
+            ],
+            ending: Ending::DebugExitFailure,
+        },
+        ..boot("abi-mismatch-refused", Firmware::Bios, Accel::Tcg)
+    },
 ];
 
 /// One test guest as the initial domain on `hypervisor`, judged by its
@@ -414,6 +478,7 @@ pub const fn guest_test(
         modules: &[],
         timeout: Duration::from_secs(60),
         judge: Judge::ResultLine(guest),
+        input: &[],
     }
 }
 
@@ -437,6 +502,7 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     // The ABI itself, in raw hypercalls and frames.
     on_both!("abi-hypercall"),
     on_both!("abi-traps"),
+    on_both!("abi-events"),
     // The SDK's safe layers over it.
     on_both!("sdk-traps"),
     on_both!("sdk-memory"),

@@ -151,9 +151,16 @@ pub fn boot_image(
                     "test guest `{name}` was not built ({}: {e}); is there a tests/guests/src/bin/{name}.rs?",
                     path.display()
                 ),
-                Kernel::Dom0 => format!("cannot read {}: {e}", path.display()),
+                Kernel::Dom0 | Kernel::GuestClaimingAbi(..) => {
+                    format!("cannot read {}: {e}", path.display())
+                }
             })
         })?;
+        let contents = match domain.kernel {
+            Kernel::GuestClaimingAbi(_, major, minor) => claim_abi(contents, major, minor)
+                .ok_or_else(|| Failure(format!("`{name}` has no HvCore ABI note to rewrite")))?,
+            _ => contents,
+        };
         all.push(ModuleFile {
             name: name.to_string(),
             contents,
@@ -165,4 +172,33 @@ pub fn boot_image(
         &IsoSpec::new(hypervisor, &kernel, &cmdline, &all),
         stable_name,
     )
+}
+
+/// Rewrites the image's `HvCore` ABI note (namesz 7, descsz 4, type 1,
+/// "HvCore\0" padded to 8 bytes, then the packed version) to claim
+/// `major.minor`. `None` if the image has no such note.
+pub fn claim_abi(mut image: Vec<u8>, major: u16, minor: u16) -> Option<Vec<u8>> {
+    let mut header = Vec::new();
+    header.extend_from_slice(&7u32.to_le_bytes());
+    header.extend_from_slice(&4u32.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    header.extend_from_slice(b"HvCore\0\0");
+    let at = image.windows(header.len()).position(|w| w == header)? + header.len();
+    let version = (u32::from(major) << 16) | u32::from(minor);
+    image[at..at + 4].copy_from_slice(&version.to_le_bytes());
+    Some(image)
+}
+
+#[cfg(test)]
+mod abi_note {
+    #[test]
+    fn rewrites_the_version_after_the_note_header() {
+        let mut image = vec![0xffu8; 16];
+        image.extend_from_slice(&[7, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0]);
+        image.extend_from_slice(b"HvCore\0\0");
+        image.extend_from_slice(&[1, 0, 0, 0, 0xee]);
+        let patched = super::claim_abi(image, 0, 3).unwrap();
+        assert_eq!(&patched[36..41], &[3, 0, 0, 0, 0xee]);
+        assert!(super::claim_abi(vec![0; 64], 0, 3).is_none());
+    }
 }

@@ -181,7 +181,9 @@ fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
         .iter()
         .map(|(line, _)| *line)
         .collect();
+    let typed: Vec<String> = scenario.input.iter().map(|l| l.to_string()).collect();
     let outcome = Machine::new(&iso, scenario.firmware, scenario.accel)
+        .typing(&typed, tests::DOM0_PROMPT)
         .run_captured(scenario.timeout, &stop_on)?;
     let verdict = scenario.check(&outcome.console, &outcome.end);
     let secs = outcome.elapsed.as_secs_f64();
