@@ -173,6 +173,10 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
     domain::with(0, |d| {
         d.nr_pages = nr_pages;
         d.vcpus[0].kernel_root = l4;
+        d.vcpus[0].periodic = Some((
+            vtime::DEFAULT_PERIOD_NS,
+            vtime::now_ns() + vtime::DEFAULT_PERIOD_NS,
+        ));
         vtime::publish(d);
     });
     domain::set_current(0);

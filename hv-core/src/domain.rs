@@ -55,6 +55,10 @@ pub struct Vcpu {
     pub gs_base_user: u64,
     /// The one-shot timer's deadline in system time (ns), if armed.
     pub timer_deadline: Option<u64>,
+    /// The periodic timer: period and next deadline (ns). Xen starts
+    /// every PV vCPU with a 10 ms one; guests stop it with
+    /// `VCPUOP_stop_periodic_timer`.
+    pub periodic: Option<(u64, u64)>,
 }
 
 impl Vcpu {
@@ -79,6 +83,7 @@ impl Vcpu {
             gs_base_kernel: 0,
             gs_base_user: 0,
             timer_deadline: None,
+            periodic: None,
         }
     }
 

@@ -92,6 +92,8 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
     (Hypercall::SchedOp, "SCHEDOP_poll", Status::Implemented),
     (Hypercall::VcpuOp, "VCPUOP_set_singleshot_timer", Status::Implemented),
     (Hypercall::VcpuOp, "VCPUOP_stop_singleshot_timer", Status::Implemented),
+    (Hypercall::VcpuOp, "VCPUOP_set_periodic_timer", Status::Implemented),
+    (Hypercall::VcpuOp, "VCPUOP_stop_periodic_timer", Status::Implemented),
     (Hypercall::VcpuOp, "VCPUOP_is_up", Status::Implemented),
     (Hypercall::CallbackOp, "CALLBACKOP_register (event, failsafe, syscall, nmi)", Status::Implemented),
     (Hypercall::CallbackOp, "CALLBACKOP_unregister", Status::Implemented),

@@ -88,6 +88,17 @@ pub fn set_timer(v: usize, deadline: Option<u64>) {
     check_timers();
 }
 
+/// A vCPU's periodic timer starts with this period, as on Xen.
+pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
+
+/// Sets (or stops) vCPU `v`'s periodic timer; the first tick is one
+/// period from now.
+pub fn set_periodic(v: usize, period_ns: Option<u64>) {
+    let now = now_ns();
+    domain::with_current(|d| d.vcpus[v].periodic = period_ns.map(|p| (p, now + p)));
+    check_timers();
+}
+
 /// Asks for an interrupt at `deadline` (a sleeping hypercall's timeout).
 pub fn arm_wakeup(deadline: u64) {
     WAKEUP.fetch_min(deadline, SeqCst);
@@ -106,8 +117,20 @@ pub fn check_timers() {
     for id in 0..domain::MAX_DOMAINS as u16 {
         domain::with(id, |d| {
             for v in 0..d.vcpus.len() {
+                let mut fire = false;
                 if d.vcpus[v].timer_deadline.is_some_and(|t| t <= now) {
                     d.vcpus[v].timer_deadline = None;
+                    fire = true;
+                }
+                if let Some((period, next)) = d.vcpus[v].periodic
+                    && next <= now
+                {
+                    // Missed ticks are not replayed, as on Xen.
+                    let missed = (now - next) / period;
+                    d.vcpus[v].periodic = Some((period, next + (missed + 1) * period));
+                    fire = true;
+                }
+                if fire {
                     events::timer_fired(d, v as u32);
                 }
             }
@@ -125,6 +148,9 @@ fn arm_next() {
         domain::with(id, |d| {
             for vcpu in &d.vcpus {
                 if let Some(t) = vcpu.timer_deadline {
+                    next = next.min(t);
+                }
+                if let Some((_, t)) = vcpu.periodic {
                     next = next.min(t);
                 }
             }

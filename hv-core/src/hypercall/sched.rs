@@ -6,11 +6,14 @@
 use abi::Errno;
 use abi::ops::{
     SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
-    VCPU_SSHOTTMR_FUTURE, VCPUOP_IS_UP, VCPUOP_SET_SINGLESHOT_TIMER,
-    VCPUOP_STOP_SINGLESHOT_TIMER, VcpuSetSingleshotTimer,
+    VCPUOP_IS_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
+    VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuSetSingleshotTimer,
 };
 
 use crate::{domain, events, guest, vtime};
+
+/// The shortest periodic timer Xen accepts (1 ms).
+const MIN_PERIOD_NS: u64 = 1_000_000;
 
 /// Ports a `SCHEDOP_poll` may wait on (Xen's limit is the same order).
 const MAX_POLL_PORTS: u32 = 128;
@@ -92,12 +95,22 @@ impl VcpuOp {
         }
         match self.cmd {
             VCPUOP_SET_SINGLESHOT_TIMER => {
+                // Xen 4.17 no longer honours VCPU_SSHOTTMR_future: a past
+                // deadline simply fires at once.
                 let timer: VcpuSetSingleshotTimer = guest::read(self.arg)?;
-                if timer.flags & VCPU_SSHOTTMR_FUTURE != 0 && timer.timeout_abs_ns < vtime::now_ns()
-                {
-                    return Err(Errno::Time);
-                }
                 vtime::set_timer(self.vcpu as usize, Some(timer.timeout_abs_ns));
+                Ok(0)
+            }
+            VCPUOP_SET_PERIODIC_TIMER => {
+                let period_ns: u64 = guest::read(self.arg)?;
+                if period_ns < MIN_PERIOD_NS {
+                    return Err(Errno::Inval);
+                }
+                vtime::set_periodic(self.vcpu as usize, Some(period_ns));
+                Ok(0)
+            }
+            VCPUOP_STOP_PERIODIC_TIMER => {
+                vtime::set_periodic(self.vcpu as usize, None);
                 Ok(0)
             }
             VCPUOP_STOP_SINGLESHOT_TIMER => {
