@@ -10,6 +10,8 @@
 //!   probe for the hypercall calling convention;
 //! - [`scratch`]: a window of guest virtual addresses that holds no Rust
 //!   object, whose page-table entries the tests may change freely;
+//! - [`frame`]: word access and permission changes for frames a test
+//!   allocated for probing;
 //! - [`usermode`]: guest user mode with its own system-call entry, which
 //!   returns to user mode with `HYPERVISOR_iret` + `VGCF_in_syscall`.
 //!
@@ -1175,18 +1177,28 @@ pub mod hc {
         unsafe { hypercall(Hypercall::XenVersion as u32, [cmd as u64, 0, 0, 0, 0]) }
     }
 
-    /// A hypercall whose only pointer argument is `bad`, an address the
-    /// guest does not own (the hypervisor's hole, a non-canonical address,
-    /// or an unmapped page).
-    pub fn with_foreign_pointer(nr: Hypercall, cmd: u64, bad: u64, rest: [u64; 3]) -> i64 {
+    /// A hypercall whose only pointer argument, `args[pointer]`, is an
+    /// address the guest does not own (the hypervisor's hole, a
+    /// non-canonical address, or an unmapped page).
+    pub fn with_bad_pointer(nr: Hypercall, args: [u64; 5], pointer: usize) -> i64 {
+        let bad = args[pointer];
         let in_hole = (abi::xen::HYPERVISOR_VIRT_START..abi::xen::HYPERVISOR_VIRT_END).contains(&bad);
         let canonical = ((bad as i64) << 16 >> 16) == bad as i64;
         let unmapped = pv_guest_sdk::mm::translate(bad).is_none();
         assert!(in_hole || !canonical || unmapped, "{bad:#x} is guest memory");
         #[allow(unsafe_code)]
         // SAFETY: the pointer names no memory of ours (checked above), so
-        // no Rust object can change.
-        unsafe { hypercall(nr as u32, [cmd, bad, rest[0], rest[1], rest[2]]) }
+        // no Rust object can change; the other arguments are numbers.
+        unsafe { hypercall(nr as u32, args) }
+    }
+
+    /// `update_va_mapping` of an address in the hypervisor's hole, which
+    /// the guest does not own (the hypervisor must refuse).
+    pub fn update_va_mapping_in_hole(va: u64, pte: u64) -> i64 {
+        assert!((abi::xen::HYPERVISOR_VIRT_START..abi::xen::HYPERVISOR_VIRT_END).contains(&va));
+        #[allow(unsafe_code)]
+        // SAFETY: no Rust object lives in the hypervisor's hole.
+        unsafe { hypercall(Hypercall::UpdateVaMapping as u32, [va, pte, abi::xen::UVMF_INVLPG, 0, 0]) }
     }
 
     /// A hypercall number past the hypercall page (all arguments 0),
@@ -1383,6 +1395,43 @@ pub mod scratch {
 }
 
 #[cfg(target_os = "none")]
+pub mod frame {
+    //! Frames a test allocated for its own probing (never holding a Rust
+    //! object): word access through the physmap, and permission changes.
+
+    use pv_guest_sdk::mm::{self, Frame, MapError};
+
+    /// Reads word `index` of `frame` through its physmap address.
+    pub fn read_word(frame: &Frame, index: usize) -> u64 {
+        assert!(index < 512);
+        #[allow(unsafe_code)]
+        // SAFETY: the physmap maps every frame of the domain, at least
+        // read-only.
+        unsafe {
+            crate::arch::read_volatile_u64(frame.va() + index as u64 * 8)
+        }
+    }
+
+    /// Writes word `index` of `frame`, which must be mapped writable in the
+    /// physmap (checked by a probe: a fault is reported, not taken).
+    pub fn write_word(frame: &Frame, index: usize, value: u64) -> Result<(), crate::probe::Trapped> {
+        assert!(index < 512);
+        crate::probe::write(frame.va() + index as u64 * 8, value)
+    }
+
+    /// Changes the flags of `frame`'s physmap mapping (read-only before
+    /// it becomes a page table, writable again after).
+    pub fn protect(frame: &Frame, flags: u64) -> Result<(), MapError> {
+        #[allow(unsafe_code)]
+        // SAFETY: the frame holds no Rust object: nothing relies on its
+        // permissions.
+        unsafe {
+            mm::protect(frame.va(), flags)
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
 pub mod usermode {
     //! Guest user mode for the tests: a user root sharing the kernel's L4
     //! slot 0, user code copied from the image into user pages, and a
@@ -1495,28 +1544,7 @@ pub mod usermode {
         }
     }
 
-    /// Reads word `index` of a frame the guest owns and user code writes
-    /// (its physmap address is always mapped).
-    pub fn read_word(frame: &Frame, index: usize) -> u64 {
-        assert!(index < 512);
-        #[allow(unsafe_code)]
-        // SAFETY: the physmap maps every frame of the domain; user code is
-        // not running while the kernel reads.
-        unsafe {
-            arch::read_volatile_u64(frame.va() + index as u64 * 8)
-        }
-    }
 
-    /// Writes word `index` of a frame the guest owns that only user code
-    /// (not Rust) uses.
-    pub fn write_word(frame: &Frame, index: usize, value: u64) {
-        assert!(index < 512);
-        #[allow(unsafe_code)]
-        // SAFETY: as for read_word; the frame holds no Rust object.
-        unsafe {
-            arch::write_volatile_u64(frame.va() + index as u64 * 8, value)
-        }
-    }
 }
 
 #[cfg(test)]
