@@ -503,6 +503,10 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("abi-hypercall"),
     on_both!("abi-traps"),
     on_both!("abi-events"),
+    on_both!("abi-pagetable"),
+    on_both!("abi-syscall"),
+    on_both!("abi-timer"),
+    on_both!("abi-pvclock"),
     // The SDK's safe layers over it.
     on_both!("sdk-traps"),
     on_both!("sdk-memory"),
