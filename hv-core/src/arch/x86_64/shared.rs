@@ -30,13 +30,13 @@ impl SharedPage {
     }
 
     pub fn u32(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset <= 4092 && offset % 4 == 0);
+        assert!(offset <= 4092 && offset.is_multiple_of(4));
         // SAFETY: as for `u8`; the offset is 4-byte aligned.
         unsafe { AtomicU32::from_ptr((self.virt + offset as u64) as *mut u32) }
     }
 
     pub fn u64(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset <= 4088 && offset % 8 == 0);
+        assert!(offset <= 4088 && offset.is_multiple_of(8));
         // SAFETY: as for `u8`; the offset is 8-byte aligned.
         unsafe { AtomicU64::from_ptr((self.virt + offset as u64) as *mut u64) }
     }
