@@ -98,7 +98,10 @@ pub mod verdict {
 
     impl Checks {
         pub fn new(name: &'static str) -> Self {
-            Self { name, failed: alloc::vec::Vec::new() }
+            Self {
+                name,
+                failed: alloc::vec::Vec::new(),
+            }
         }
 
         /// Records `what` (the behaviour the check states) as failed unless
@@ -114,7 +117,10 @@ pub mod verdict {
             if self.failed.is_empty() {
                 Ok(())
             } else {
-                Err(Stop::Fail(alloc::format!("not true: {}", self.failed.join("; "))))
+                Err(Stop::Fail(alloc::format!(
+                    "not true: {}",
+                    self.failed.join("; ")
+                )))
             }
         }
 
@@ -159,7 +165,10 @@ pub mod stats {
     pub fn bench_line(row: &str, ns: (u64, u64), cycles: (u64, u64)) -> String {
         alloc::format!(
             "BENCH {row} min_ns={} median_ns={} min_cycles={} median_cycles={}",
-            ns.0, ns.1, cycles.0, cycles.1
+            ns.0,
+            ns.1,
+            cycles.0,
+            cycles.1
         )
     }
 }
@@ -195,7 +204,10 @@ pub mod arch {
     /// Pointer arguments must suit the operation and must not let the
     /// hypervisor change memory or mappings Rust code relies on.
     pub unsafe fn hypercall(nr: u32, args: [u64; 5]) -> i64 {
-        assert!((nr as usize + 1) * STUB_SIZE <= 4096, "no stub for hypercall {nr}");
+        assert!(
+            (nr as usize + 1) * STUB_SIZE <= 4096,
+            "no stub for hypercall {nr}"
+        );
         let stub = (&raw const hypercall_page) as u64 + nr as u64 * STUB_SIZE as u64;
         let ret: i64;
         // SAFETY: the stub is the builder's code for slot `nr`; it keeps
@@ -267,8 +279,9 @@ pub mod arch {
     }
 
     impl Observed {
-        pub const NAMES: [&'static str; 12] =
-            ["rbx", "rcx", "rdx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+        pub const NAMES: [&'static str; 12] = [
+            "rbx", "rcx", "rdx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+        ];
 
         pub fn values(&self) -> [u64; 12] {
             [
@@ -280,7 +293,7 @@ pub mod arch {
 
     /// The value register `index` of [`Observed`] holds going in.
     pub const fn sentinel(index: usize) -> u64 {
-        0x5e47_1e10_0000_0000 | (index as u64 + 1) * 0x0101
+        0x5e47_1e10_0000_0000 | ((index as u64 + 1) * 0x0101)
     }
 
     global_asm!(
@@ -739,20 +752,28 @@ pub mod arch {
     /// syscall entry without a lock.
     pub struct HandlerCell(core::sync::atomic::AtomicUsize);
 
+    impl Default for HandlerCell {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     impl HandlerCell {
         pub const fn new() -> Self {
             Self(core::sync::atomic::AtomicUsize::new(0))
         }
 
         pub fn set(&self, handler: crate::usermode::Handler) {
-            self.0.store(handler as usize, core::sync::atomic::Ordering::SeqCst);
+            self.0
+                .store(handler as usize, core::sync::atomic::Ordering::SeqCst);
         }
 
         pub fn get(&self) -> Option<crate::usermode::Handler> {
             let raw = self.0.load(core::sync::atomic::Ordering::SeqCst);
             // SAFETY: every non-zero value stored came from a `Handler` in
             // `set`; function pointers are address-sized and never null.
-            (raw != 0).then(|| unsafe { core::mem::transmute::<usize, crate::usermode::Handler>(raw) })
+            (raw != 0)
+                .then(|| unsafe { core::mem::transmute::<usize, crate::usermode::Handler>(raw) })
         }
     }
 
@@ -769,7 +790,12 @@ pub mod arch {
             assert!(self.end > self.start && self.end - self.start <= 4096);
             // SAFETY: start..end is a range of the image's text (two labels
             // of one global_asm block, below), mapped and never written.
-            unsafe { core::slice::from_raw_parts(self.start as *const u8, (self.end - self.start) as usize) }
+            unsafe {
+                core::slice::from_raw_parts(
+                    self.start as *const u8,
+                    (self.end - self.start) as usize,
+                )
+            }
         }
 
         /// The user address of `label` (an address inside this program)
@@ -980,21 +1006,33 @@ pub mod arch {
     }
 
     pub fn peek() -> UserProgram {
-        UserProgram { start: (&raw const tg_user_peek) as u64, end: (&raw const tg_user_peek_end) as u64 }
+        UserProgram {
+            start: (&raw const tg_user_peek) as u64,
+            end: (&raw const tg_user_peek_end) as u64,
+        }
     }
 
     /// The peek program's faulting load and the instruction after it.
     pub fn peek_labels() -> (u64, u64) {
-        ((&raw const tg_user_peek_fault) as u64, (&raw const tg_user_peek_resume) as u64)
+        (
+            (&raw const tg_user_peek_fault) as u64,
+            (&raw const tg_user_peek_resume) as u64,
+        )
     }
 
     pub fn bench() -> UserProgram {
-        UserProgram { start: (&raw const tg_user_bench) as u64, end: (&raw const tg_user_bench_end) as u64 }
+        UserProgram {
+            start: (&raw const tg_user_bench) as u64,
+            end: (&raw const tg_user_bench_end) as u64,
+        }
     }
 
     /// Unmaps `va`, which must be in the scratch window.
     pub fn unmap_scratch(va: u64) -> Result<u64, pv_guest_sdk::mm::MapError> {
-        assert!(crate::scratch::contains(va), "{va:#x} is outside the scratch window");
+        assert!(
+            crate::scratch::contains(va),
+            "{va:#x} is outside the scratch window"
+        );
         // SAFETY: no Rust object lives in the scratch window.
         unsafe { pv_guest_sdk::mm::unmap(va) }
     }
@@ -1164,7 +1202,10 @@ pub mod hc {
         // SAFETY: `buf` is live; the hypervisor writes at most the size of
         // the command's structure, which the caller sized `buf` for.
         unsafe {
-            hypercall(Hypercall::XenVersion as u32, [cmd as u64, buf.as_mut_ptr() as u64, 0, 0, 0])
+            hypercall(
+                Hypercall::XenVersion as u32,
+                [cmd as u64, buf.as_mut_ptr() as u64, 0, 0, 0],
+            )
         }
     }
 
@@ -1174,7 +1215,9 @@ pub mod hc {
         #[allow(unsafe_code)]
         // SAFETY: no buffer; a hypervisor that wrote through NULL would
         // fault in its own copy routine.
-        unsafe { hypercall(Hypercall::XenVersion as u32, [cmd as u64, 0, 0, 0, 0]) }
+        unsafe {
+            hypercall(Hypercall::XenVersion as u32, [cmd as u64, 0, 0, 0, 0])
+        }
     }
 
     /// A hypercall whose only pointer argument, `args[pointer]`, is an
@@ -1182,14 +1225,20 @@ pub mod hc {
     /// non-canonical address, or an unmapped page).
     pub fn with_bad_pointer(nr: Hypercall, args: [u64; 5], pointer: usize) -> i64 {
         let bad = args[pointer];
-        let in_hole = (abi::xen::HYPERVISOR_VIRT_START..abi::xen::HYPERVISOR_VIRT_END).contains(&bad);
+        let in_hole =
+            (abi::xen::HYPERVISOR_VIRT_START..abi::xen::HYPERVISOR_VIRT_END).contains(&bad);
         let canonical = ((bad as i64) << 16 >> 16) == bad as i64;
         let unmapped = pv_guest_sdk::mm::translate(bad).is_none();
-        assert!(in_hole || !canonical || unmapped, "{bad:#x} is guest memory");
+        assert!(
+            in_hole || !canonical || unmapped,
+            "{bad:#x} is guest memory"
+        );
         #[allow(unsafe_code)]
         // SAFETY: the pointer names no memory of ours (checked above), so
         // no Rust object can change; the other arguments are numbers.
-        unsafe { hypercall(nr as u32, args) }
+        unsafe {
+            hypercall(nr as u32, args)
+        }
     }
 
     /// `update_va_mapping` of an address in the hypervisor's hole, which
@@ -1198,7 +1247,12 @@ pub mod hc {
         assert!((abi::xen::HYPERVISOR_VIRT_START..abi::xen::HYPERVISOR_VIRT_END).contains(&va));
         #[allow(unsafe_code)]
         // SAFETY: no Rust object lives in the hypervisor's hole.
-        unsafe { hypercall(Hypercall::UpdateVaMapping as u32, [va, pte, abi::xen::UVMF_INVLPG, 0, 0]) }
+        unsafe {
+            hypercall(
+                Hypercall::UpdateVaMapping as u32,
+                [va, pte, abi::xen::UVMF_INVLPG, 0, 0],
+            )
+        }
     }
 
     /// A hypercall number past the hypercall page (all arguments 0),
@@ -1207,7 +1261,9 @@ pub mod hc {
         #[allow(unsafe_code)]
         // SAFETY: only numbers the hypervisor does not implement are
         // passed, and no pointers.
-        unsafe { crate::arch::hypercall_direct(nr, 0) }
+        unsafe {
+            crate::arch::hypercall_direct(nr, 0)
+        }
     }
 
     /// `HYPERVISOR_hypercall(cmd, NULL)` with an unknown `cmd`: the
@@ -1215,7 +1271,9 @@ pub mod hc {
     pub fn unknown_op(nr: Hypercall, cmd: u64) -> i64 {
         #[allow(unsafe_code)]
         // SAFETY: no pointer argument.
-        unsafe { hypercall(nr as u32, [cmd, 0, 0, 0, 0]) }
+        unsafe {
+            hypercall(nr as u32, [cmd, 0, 0, 0, 0])
+        }
     }
 
     /// A hypercall number with nothing behind it (all arguments 0).
@@ -1223,7 +1281,9 @@ pub mod hc {
         #[allow(unsafe_code)]
         // SAFETY: only numbers the hypervisor does not implement are
         // passed, and no pointers.
-        unsafe { hypercall(nr, [0; 5]) }
+        unsafe {
+            hypercall(nr, [0; 5])
+        }
     }
 
     /// `HYPERVISOR_multicall(entries, n)`.
@@ -1251,7 +1311,13 @@ pub mod hc {
         let ret = unsafe {
             hypercall(
                 Hypercall::MmuUpdate as u32,
-                [addr(&requests[0]), requests.len() as u64, addr_mut(&mut done), foreign as u64, 0],
+                [
+                    addr(&requests[0]),
+                    requests.len() as u64,
+                    addr_mut(&mut done),
+                    foreign as u64,
+                    0,
+                ],
             )
         };
         (ret, done)
@@ -1272,7 +1338,13 @@ pub mod hc {
         let ret = unsafe {
             hypercall(
                 Hypercall::MmuextOp as u32,
-                [addr(&ops[0]), ops.len() as u64, addr_mut(&mut done), foreign as u64, 0],
+                [
+                    addr(&ops[0]),
+                    ops.len() as u64,
+                    addr_mut(&mut done),
+                    foreign as u64,
+                    0,
+                ],
             )
         };
         (ret, done)
@@ -1280,10 +1352,15 @@ pub mod hc {
 
     /// `HYPERVISOR_update_va_mapping` for an address in the scratch window.
     pub fn update_va_mapping(va: u64, pte: u64, flags: u64) -> i64 {
-        assert!(crate::scratch::contains(va), "{va:#x} is outside the scratch window");
+        assert!(
+            crate::scratch::contains(va),
+            "{va:#x} is outside the scratch window"
+        );
         #[allow(unsafe_code)]
         // SAFETY: no Rust object lives in the scratch window.
-        unsafe { hypercall(Hypercall::UpdateVaMapping as u32, [va, pte, flags, 0, 0]) }
+        unsafe {
+            hypercall(Hypercall::UpdateVaMapping as u32, [va, pte, flags, 0, 0])
+        }
     }
 
     /// `HYPERVISOR_event_channel_op(cmd, arg)` on a plain-data structure
@@ -1292,7 +1369,9 @@ pub mod hc {
         #[allow(unsafe_code)]
         // SAFETY: the callers pass a live event-channel structure, plain
         // data that any bytes the hypervisor writes leave valid.
-        unsafe { hypercall(Hypercall::EventChannelOp as u32, [cmd as u64, arg, 0, 0, 0]) }
+        unsafe {
+            hypercall(Hypercall::EventChannelOp as u32, [cmd as u64, arg, 0, 0, 0])
+        }
     }
 
     /// `EVTCHNOP_bind_ipi` for `vcpu`: the new port, or the raw error.
@@ -1306,7 +1385,11 @@ pub mod hc {
 
     /// `EVTCHNOP_status` of one of our ports.
     pub fn evtchn_status(port: Port) -> Result<Status, i64> {
-        let mut arg = Status { dom: DOMID_SELF, port, ..Default::default() };
+        let mut arg = Status {
+            dom: DOMID_SELF,
+            port,
+            ..Default::default()
+        };
         match evtchn_op(evtchn::EVTCHNOP_STATUS, addr_mut(&mut arg)) {
             0 => Ok(arg),
             err => Err(err),
@@ -1322,7 +1405,9 @@ pub mod hc {
     pub fn vcpu_op_null(cmd: u32, vcpu: u32) -> i64 {
         #[allow(unsafe_code)]
         // SAFETY: no pointer.
-        unsafe { hypercall(Hypercall::VcpuOp as u32, [cmd as u64, vcpu as u64, 0, 0, 0]) }
+        unsafe {
+            hypercall(Hypercall::VcpuOp as u32, [cmd as u64, vcpu as u64, 0, 0, 0])
+        }
     }
 
     /// `HYPERVISOR_sched_op(cmd, NULL)` for a command without argument or
@@ -1331,7 +1416,9 @@ pub mod hc {
         #[allow(unsafe_code)]
         // SAFETY: no pointer; only commands that do not block or shut down
         // are passed.
-        unsafe { hypercall(Hypercall::SchedOp as u32, [cmd as u64, 0, 0, 0, 0]) }
+        unsafe {
+            hypercall(Hypercall::SchedOp as u32, [cmd as u64, 0, 0, 0, 0])
+        }
     }
 }
 
@@ -1414,7 +1501,11 @@ pub mod frame {
 
     /// Writes word `index` of `frame`, which must be mapped writable in the
     /// physmap (checked by a probe: a fault is reported, not taken).
-    pub fn write_word(frame: &Frame, index: usize, value: u64) -> Result<(), crate::probe::Trapped> {
+    pub fn write_word(
+        frame: &Frame,
+        index: usize,
+        value: u64,
+    ) -> Result<(), crate::probe::Trapped> {
         assert!(index < 512);
         crate::probe::write(frame.va() + index as u64 * 8, value)
     }
@@ -1497,7 +1588,9 @@ pub mod usermode {
     impl UserSpace {
         pub fn new() -> Result<Self, MapError> {
             let slot0 = mm::ensure_kernel_l4_slot(0)?;
-            Ok(Self { root: mm::new_table(&[slot0])? })
+            Ok(Self {
+                root: mm::new_table(&[slot0])?,
+            })
         }
 
         /// Maps machine frame `mfn` at user address `va`.
@@ -1508,7 +1601,11 @@ pub mod usermode {
             let flags = pte::PRESENT
                 | pte::USER
                 | pte::ACCESSED
-                | if writable { pte::WRITABLE | pte::DIRTY } else { 0 };
+                | if writable {
+                    pte::WRITABLE | pte::DIRTY
+                } else {
+                    0
+                };
             mm::map(va, mfn, flags)
         }
 
@@ -1532,7 +1629,11 @@ pub mod usermode {
             mm::set_user_root(&self.root)?;
             HANDLER.set(handler);
             let was_enabled = pv_guest_sdk::events::disable();
-            assert_eq!(SAVED_RSP.load(Ordering::SeqCst), 0, "user mode entered twice");
+            assert_eq!(
+                SAVED_RSP.load(Ordering::SeqCst),
+                0,
+                "user mode entered twice"
+            );
             #[allow(unsafe_code)]
             // SAFETY: the user root, the trap stack and the syscall entry
             // are registered, so every way out of user mode reaches the
@@ -1543,8 +1644,6 @@ pub mod usermode {
             Ok(value)
         }
     }
-
-
 }
 
 #[cfg(test)]
@@ -1556,7 +1655,10 @@ mod tests {
     fn result_lines_are_one_line_and_name_the_guest() {
         assert_eq!(result_line("abi-traps", &Ok(())), "PASS abi-traps");
         assert_eq!(
-            result_line("abi-traps", &Err(Stop::Fail("#GP: got vector 14\nwant 13\n".into()))),
+            result_line(
+                "abi-traps",
+                &Err(Stop::Fail("#GP: got vector 14\nwant 13\n".into()))
+            ),
             "FAIL abi-traps: #GP: got vector 14; want 13"
         );
         assert_eq!(
@@ -1571,7 +1673,10 @@ mod tests {
         assert!(c.check(true, "int3 raises #BP"));
         assert!(!c.check(false, "ud2 raises #UD"));
         c.check(false, "div by zero raises #DE");
-        assert_eq!(c.result_line(), "FAIL traps: not true: ud2 raises #UD; div by zero raises #DE");
+        assert_eq!(
+            c.result_line(),
+            "FAIL traps: not true: ud2 raises #UD; div by zero raises #DE"
+        );
         assert_eq!(Checks::new("x").result_line(), "PASS x");
     }
 

@@ -69,7 +69,11 @@ mod kernel {
         }
         match hc::evtchn_status(port) {
             Ok(s) => {
-                ensure_eq!(s.status, EVTCHNSTAT_IPI, "EVTCHNOP_status({port}).status (IPI)");
+                ensure_eq!(
+                    s.status,
+                    EVTCHNSTAT_IPI,
+                    "EVTCHNOP_status({port}).status (IPI)"
+                );
                 ensure_eq!(s.vcpu, 0, "EVTCHNOP_status({port}).vcpu");
             }
             Err(e) => fail!("EVTCHNOP_status({port}) failed: {e}"),
@@ -80,7 +84,10 @@ mod kernel {
         masked_vcpu(port)?;
         virq_status()?;
         closed(port)?;
-        ensure!(!UNMASKED_IN_HANDLER.load(Ordering::SeqCst), "a handler ran with events unmasked");
+        ensure!(
+            !UNMASKED_IN_HANDLER.load(Ordering::SeqCst),
+            "a handler ran with events unmasked"
+        );
         println!("{NAME}: IPI port {port}: send, port mask, vCPU mask, status, close");
         Ok(())
     }
@@ -91,7 +98,10 @@ mod kernel {
             ensure_eq!(hc::evtchn_send(port), 0, "EVTCHNOP_send({port})");
             ensure_eq!(count(), before + 1, "upcalls after send #{round} returned");
             ensure_eq!(LAST.load(Ordering::SeqCst), port, "port of the upcall");
-            ensure!(!events::is_pending(port), "port {port} still pending after its handler ran");
+            ensure!(
+                !events::is_pending(port),
+                "port {port} still pending after its handler ran"
+            );
         }
         Ok(())
     }
@@ -99,15 +109,30 @@ mod kernel {
     fn masked_port(port: Port) -> Outcome {
         events::mask(port);
         let before = count();
-        ensure_eq!(hc::evtchn_send(port), 0, "EVTCHNOP_send({port}) while the port is masked");
+        ensure_eq!(
+            hc::evtchn_send(port),
+            0,
+            "EVTCHNOP_send({port}) while the port is masked"
+        );
         let _ = hypercall::sched_yield();
         ensure_eq!(count(), before, "upcalls for a masked port");
-        ensure!(events::is_pending(port), "a send to a masked port did not mark it pending");
+        ensure!(
+            events::is_pending(port),
+            "a send to a masked port did not mark it pending"
+        );
         if let Err(e) = events::unmask(port) {
             fail!("EVTCHNOP_unmask({port}) failed: {e}");
         }
-        ensure_eq!(count(), before + 1, "upcalls once EVTCHNOP_unmask returned for a pending port");
-        ensure_eq!(LAST.load(Ordering::SeqCst), port, "port of the upcall after unmask");
+        ensure_eq!(
+            count(),
+            before + 1,
+            "upcalls once EVTCHNOP_unmask returned for a pending port"
+        );
+        ensure_eq!(
+            LAST.load(Ordering::SeqCst),
+            port,
+            "port of the upcall after unmask"
+        );
         Ok(())
     }
 
@@ -127,18 +152,39 @@ mod kernel {
         let sends = (hc::evtchn_send(second), hc::evtchn_send(port));
         let _ = hypercall::sched_yield();
         let during = count();
-        let flagged = pv_guest_sdk::shared::vcpu().upcall_pending.load(Ordering::SeqCst);
+        let flagged = pv_guest_sdk::shared::vcpu()
+            .upcall_pending
+            .load(Ordering::SeqCst);
         events::restore(was_enabled);
         ensure_eq!(sends, (0, 0), "sends while the vCPU is masked");
         ensure_eq!(during, before, "upcalls while evtchn_upcall_mask is set");
-        ensure!(flagged != 0, "evtchn_upcall_pending not set by sends while masked");
-        ensure_eq!(count(), before + 2, "upcalls after unmasking the vCPU (two ports pending)");
+        ensure!(
+            flagged != 0,
+            "evtchn_upcall_pending not set by sends while masked"
+        );
+        ensure_eq!(
+            count(),
+            before + 2,
+            "upcalls after unmasking the vCPU (two ports pending)"
+        );
         let both = 1u64 << port.min(63) | 1u64 << second.min(63);
         if port < 64 && second < 64 {
-            ensure_eq!(SEEN.load(Ordering::SeqCst), both, "ports handled after unmasking");
+            ensure_eq!(
+                SEEN.load(Ordering::SeqCst),
+                both,
+                "ports handled after unmasking"
+            );
         }
-        ensure_eq!(LAST.load(Ordering::SeqCst), port.max(second), "the last port handled (ports run in order)");
-        ensure_eq!(hypercall::evtchn_close(second), Ok(()), "EVTCHNOP_close({second})");
+        ensure_eq!(
+            LAST.load(Ordering::SeqCst),
+            port.max(second),
+            "the last port handled (ports run in order)"
+        );
+        ensure_eq!(
+            hypercall::evtchn_close(second),
+            Ok(()),
+            "EVTCHNOP_close({second})"
+        );
         Ok(())
     }
 
@@ -149,23 +195,43 @@ mod kernel {
         };
         match hc::evtchn_status(virq_port) {
             Ok(s) => {
-                ensure_eq!(s.status, EVTCHNSTAT_VIRQ, "EVTCHNOP_status({virq_port}).status (VIRQ)");
+                ensure_eq!(
+                    s.status,
+                    EVTCHNSTAT_VIRQ,
+                    "EVTCHNOP_status({virq_port}).status (VIRQ)"
+                );
                 ensure_eq!(s.u[0], VIRQ_TIMER, "EVTCHNOP_status({virq_port}).u.virq");
                 ensure_eq!(s.vcpu, 0, "EVTCHNOP_status({virq_port}).vcpu");
             }
             Err(e) => fail!("EVTCHNOP_status({virq_port}) failed: {e}"),
         }
-        ensure_eq!(hypercall::evtchn_close(virq_port), Ok(()), "EVTCHNOP_close({virq_port})");
+        ensure_eq!(
+            hypercall::evtchn_close(virq_port),
+            Ok(()),
+            "EVTCHNOP_close({virq_port})"
+        );
         Ok(())
     }
 
     fn closed(port: Port) -> Outcome {
-        ensure_eq!(hypercall::evtchn_close(port), Ok(()), "EVTCHNOP_close({port})");
+        ensure_eq!(
+            hypercall::evtchn_close(port),
+            Ok(()),
+            "EVTCHNOP_close({port})"
+        );
         let before = count();
-        ensure_eq!(hc::evtchn_send(port), EINVAL, "EVTCHNOP_send({port}) after close");
+        ensure_eq!(
+            hc::evtchn_send(port),
+            EINVAL,
+            "EVTCHNOP_send({port}) after close"
+        );
         ensure_eq!(count(), before, "upcalls from a send to a closed port");
         match hc::evtchn_status(port) {
-            Ok(s) => ensure_eq!(s.status, EVTCHNSTAT_CLOSED, "EVTCHNOP_status({port}).status after close"),
+            Ok(s) => ensure_eq!(
+                s.status,
+                EVTCHNSTAT_CLOSED,
+                "EVTCHNOP_status({port}).status after close"
+            ),
             Err(e) => fail!("EVTCHNOP_status({port}) after close failed: {e}"),
         }
         // A port in range that was never bound: sending to it is refused
@@ -173,7 +239,11 @@ mod kernel {
         // closed or -EINVAL (Xen allocates ports in buckets and calls a
         // port beyond the last bucket invalid: a detail the ABI leaves
         // open).
-        ensure_eq!(hc::evtchn_send(1000), EINVAL, "EVTCHNOP_send(1000), a port never bound");
+        ensure_eq!(
+            hc::evtchn_send(1000),
+            EINVAL,
+            "EVTCHNOP_send(1000), a port never bound"
+        );
         match hc::evtchn_status(1000) {
             Err(EINVAL) => {}
             Ok(s) if s.status == EVTCHNSTAT_CLOSED => {}

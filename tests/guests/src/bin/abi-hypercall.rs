@@ -52,10 +52,18 @@ mod kernel {
     /// the top of the hypercall page, and one only `syscall` can reach.
     fn unknown_hypercalls() -> Outcome {
         for nr in [11, 43, 60, 127] {
-            ensure_eq!(hc::numbered(nr), ENOSYS, "hypercall {nr} (none) through the hypercall page");
+            ensure_eq!(
+                hc::numbered(nr),
+                ENOSYS,
+                "hypercall {nr} (none) through the hypercall page"
+            );
         }
         for nr in [128u64, 1000, 1 << 32] {
-            ensure_eq!(hc::numbered_direct(nr), ENOSYS, "hypercall {nr:#x} (none) by syscall");
+            ensure_eq!(
+                hc::numbered_direct(nr),
+                ENOSYS,
+                "hypercall {nr:#x} (none) by syscall"
+            );
         }
         Ok(())
     }
@@ -73,7 +81,12 @@ mod kernel {
             (Hypercall::ConsoleIo, 1000),
         ];
         for (nr, cmd) in cases {
-            ensure_eq!(hc::unknown_op(nr, cmd), ENOSYS, "{} op {cmd} (none)", nr.name());
+            ensure_eq!(
+                hc::unknown_op(nr, cmd),
+                ENOSYS,
+                "{} op {cmd} (none)",
+                nr.name()
+            );
         }
         ensure_eq!(
             hc::vcpu_op_null(1000, 0),
@@ -91,15 +104,25 @@ mod kernel {
         ensure!(ret > 0, "xen_version(XENVER_version) returned {ret}");
         let values = after.values();
         for (i, name) in Observed::NAMES.iter().enumerate() {
-            let must_keep = matches!(*name, "rbx" | "rbp" | "r12" | "r13" | "r14" | "r15" | "rcx" | "r11");
+            let must_keep = matches!(
+                *name,
+                "rbx" | "rbp" | "r12" | "r13" | "r14" | "r15" | "rcx" | "r11"
+            );
             if must_keep && values[i] != sentinel(i) {
-                fail!("{name} changed across xen_version: {:#x} -> {:#x}", sentinel(i), values[i]);
+                fail!(
+                    "{name} changed across xen_version: {:#x} -> {:#x}",
+                    sentinel(i),
+                    values[i]
+                );
             }
         }
         // The same for a hypercall that fails.
         let (ret, after) = observed(Hypercall::XenVersion, 1000, 0);
         ensure_eq!(ret, ENOSYS, "xen_version op 1000");
-        ensure!(after.rbx == sentinel(0) && after.r12 == sentinel(8), "registers changed across a failed hypercall");
+        ensure!(
+            after.rbx == sentinel(0) && after.r12 == sentinel(8),
+            "registers changed across a failed hypercall"
+        );
         Ok(())
     }
 
@@ -117,23 +140,50 @@ mod kernel {
     /// `done` (RDX) comes back written, and the domain (R10) is checked:
     /// naming a domain that does not exist is refused.
     fn argument_registers() -> Outcome {
-        let flush = MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, _pad: 0, arg1: 0, arg2: 0 };
+        let flush = MmuextOp {
+            cmd: MMUEXT_TLB_FLUSH_LOCAL,
+            _pad: 0,
+            arg1: 0,
+            arg2: 0,
+        };
         let (ret, done) = hc::mmuext_op(&[flush, flush, flush]);
-        ensure_eq!((ret, done), (0, 3), "mmuext_op(3 TLB flushes, DOMID_SELF): (result, done)");
+        ensure_eq!(
+            (ret, done),
+            (0, 3),
+            "mmuext_op(3 TLB flushes, DOMID_SELF): (result, done)"
+        );
         let (ret, _) = hc::mmuext_op_foreign(&[flush], 0x7fe0);
-        ensure!(ret < 0, "mmuext_op naming domain 0x7fe0 (none) was accepted ({ret})");
+        ensure!(
+            ret < 0,
+            "mmuext_op naming domain 0x7fe0 (none) was accepted ({ret})"
+        );
         Ok(())
     }
 
     /// Success is 0 or a value in RAX.
     fn version_and_values() -> Outcome {
         let version = hc::xen_version_null(XENVER_VERSION);
-        ensure!(version > 0 && version >> 32 == 0, "XENVER_version returned {version:#x}");
-        println!("{NAME}: hypervisor interface {}.{}", version >> 16, version & 0xffff);
-        ensure_eq!(hc::xen_version_null(XENVER_PAGESIZE), 4096, "XENVER_pagesize");
+        ensure!(
+            version > 0 && version >> 32 == 0,
+            "XENVER_version returned {version:#x}"
+        );
+        println!(
+            "{NAME}: hypervisor interface {}.{}",
+            version >> 16,
+            version & 0xffff
+        );
+        ensure_eq!(
+            hc::xen_version_null(XENVER_PAGESIZE),
+            4096,
+            "XENVER_pagesize"
+        );
         ensure_eq!(hc::sched_op_null(SCHEDOP_YIELD), 0, "SCHEDOP_yield");
         let mut params = [0u8; 8];
-        ensure_eq!(hc::xen_version(XENVER_PLATFORM_PARAMETERS, &mut params), 0, "XENVER_platform_parameters");
+        ensure_eq!(
+            hc::xen_version(XENVER_PLATFORM_PARAMETERS, &mut params),
+            0,
+            "XENVER_platform_parameters"
+        );
         ensure_eq!(
             u64::from_le_bytes(params),
             abi::xen::HYPERVISOR_VIRT_START,
@@ -146,15 +196,27 @@ mod kernel {
     /// and zeroes after it, never what was there before (0xAA here).
     fn string_buffers() -> Outcome {
         let mut extra = [0xAAu8; XEN_EXTRAVERSION_LEN];
-        ensure_eq!(hc::xen_version(XENVER_EXTRAVERSION, &mut extra), 0, "XENVER_extraversion");
+        ensure_eq!(
+            hc::xen_version(XENVER_EXTRAVERSION, &mut extra),
+            0,
+            "XENVER_extraversion"
+        );
         let extra_text = nul_terminated("extraversion", &extra)?;
 
         let mut changeset = [0xAAu8; XEN_CHANGESET_INFO_LEN];
-        ensure_eq!(hc::xen_version(XENVER_CHANGESET, &mut changeset), 0, "XENVER_changeset");
+        ensure_eq!(
+            hc::xen_version(XENVER_CHANGESET, &mut changeset),
+            0,
+            "XENVER_changeset"
+        );
         let changeset_text = nul_terminated("changeset", &changeset)?;
 
         let mut caps = [0xAAu8; XEN_CAPABILITIES_INFO_LEN];
-        ensure_eq!(hc::xen_version(XENVER_CAPABILITIES, &mut caps), 0, "XENVER_capabilities");
+        ensure_eq!(
+            hc::xen_version(XENVER_CAPABILITIES, &mut caps),
+            0,
+            "XENVER_capabilities"
+        );
         let caps_text = nul_terminated("capabilities", &caps)?;
         ensure!(
             caps_text.split(' ').any(|c| c == "xen-3.0-x86_64"),
@@ -162,7 +224,11 @@ mod kernel {
         );
 
         let mut info = [0xAAu8; 144];
-        ensure_eq!(hc::xen_version(XENVER_COMPILE_INFO, &mut info), 0, "XENVER_compile_info");
+        ensure_eq!(
+            hc::xen_version(XENVER_COMPILE_INFO, &mut info),
+            0,
+            "XENVER_compile_info"
+        );
         let (compiler, rest) = info.split_at(64);
         let (by, rest) = rest.split_at(16);
         let (domain, date) = rest.split_at(32);
@@ -179,7 +245,10 @@ mod kernel {
 
     /// The text before the first NUL; fails if there is no NUL or any
     /// byte after it is not 0.
-    fn nul_terminated<'a>(what: &str, buf: &'a [u8]) -> Result<&'a str, test_guests::verdict::Stop> {
+    fn nul_terminated<'a>(
+        what: &str,
+        buf: &'a [u8],
+    ) -> Result<&'a str, test_guests::verdict::Stop> {
         let Some(end) = buf.iter().position(|&b| b == 0) else {
             fail!("{what}: no NUL in the {}-byte buffer", buf.len());
         };
@@ -201,30 +270,51 @@ mod kernel {
     /// is no submap 1.
     fn features(start: &StartInfo) -> Outcome {
         let mut info = [0u8; 8];
-        ensure_eq!(hc::xen_version(XENVER_GET_FEATURES, &mut info), 0, "XENVER_get_features submap 0");
+        ensure_eq!(
+            hc::xen_version(XENVER_GET_FEATURES, &mut info),
+            0,
+            "XENVER_get_features submap 0"
+        );
         let map = u32::from_le_bytes([info[4], info[5], info[6], info[7]]);
         println!("{NAME}: features submap 0 = {map:#010x}");
-        ensure!(map & 1 << XENFEAT_AUTO_TRANSLATED_PHYSMAP == 0, "a PV guest is told its physmap is auto-translated");
+        ensure!(
+            map & 1 << XENFEAT_AUTO_TRANSLATED_PHYSMAP == 0,
+            "a PV guest is told its physmap is auto-translated"
+        );
         if start.flags() & SIF_INITDOMAIN != 0 {
-            ensure!(map & 1 << XENFEAT_DOM0 != 0, "the initial domain's features lack XENFEAT_dom0");
+            ensure!(
+                map & 1 << XENFEAT_DOM0 != 0,
+                "the initial domain's features lack XENFEAT_dom0"
+            );
         }
         let mut info = [0u8; 8];
         info[0] = 1;
-        ensure_eq!(hc::xen_version(XENVER_GET_FEATURES, &mut info), EINVAL, "XENVER_get_features submap 1");
+        ensure_eq!(
+            hc::xen_version(XENVER_GET_FEATURES, &mut info),
+            EINVAL,
+            "XENVER_get_features submap 1"
+        );
         Ok(())
     }
 
     /// A batch with good and bad entries: each result written back in its
     /// entry, the multicall itself 0.
     fn multicall() -> Outcome {
-        let entry = |op: u64, args: [u64; 6]| MulticallEntry { op, result: 0x5a5a, args };
+        let entry = |op: u64, args: [u64; 6]| MulticallEntry {
+            op,
+            result: 0x5a5a,
+            args,
+        };
         let xv = Hypercall::XenVersion as u64;
         let mut batch = [
             entry(xv, [XENVER_VERSION as u64, 0, 0, 0, 0, 0]),
             entry(11, [0; 6]),
             entry(xv, [XENVER_PAGESIZE as u64, 0, 0, 0, 0, 0]),
             entry(xv, [1000, 0, 0, 0, 0, 0]),
-            entry(Hypercall::SchedOp as u64, [SCHEDOP_YIELD as u64, 0, 0, 0, 0, 0]),
+            entry(
+                Hypercall::SchedOp as u64,
+                [SCHEDOP_YIELD as u64, 0, 0, 0, 0, 0],
+            ),
         ];
         ensure_eq!(hc::multicall(&mut batch), 0, "multicall of 5 entries");
         let version = hc::xen_version_null(XENVER_VERSION);

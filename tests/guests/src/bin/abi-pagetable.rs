@@ -1,5 +1,6 @@
-//! Page-table updates as the hypervisor validates them (direct paging):
-//! refused
+//! Page-table updates as the hypervisor validates them (direct paging).
+//!
+//! Refused:
 //! - mapping a frame the domain does not own (a free or hypervisor frame
 //!   found below the domain's lowest machine frame, checked against the
 //!   M2P and p2m), by `update_va_mapping` and by `mmu_update`;
@@ -13,7 +14,8 @@
 //!   before it);
 //! - a pointer argument into hypervisor memory, a non-canonical one, or an
 //!   unmapped one (-EFAULT);
-//! accepted
+//!
+//! Accepted:
 //! - a fresh frame of its own mapped writable at a free address (both
 //!   ways), written and read through that mapping and the physmap, then
 //!   unmapped (the next access faults);
@@ -78,7 +80,9 @@ mod kernel {
         hole()?;
         unknown_mmuext()?;
         bad_pointers(&w)?;
-        println!("{NAME}: foreign, hypervisor and page-table frames refused; own frames and pins work");
+        println!(
+            "{NAME}: foreign, hypervisor and page-table frames refused; own frames and pins work"
+        );
         Ok(())
     }
 
@@ -93,25 +97,63 @@ mod kernel {
             0,
             "update_va_mapping of a fresh frame of ours, writable"
         );
-        ensure!(probe::write(va, 0x1234_5678_9abc_def0).is_ok(), "writing through the new mapping faulted");
-        ensure_eq!(frame::read_word(&f, 0), 0x1234_5678_9abc_def0, "the word read through the physmap");
-        ensure_eq!(hc::update_va_mapping(va, 0, UVMF_INVLPG), 0, "update_va_mapping to unmap");
-        ensure!(probe::read(va).is_err(), "reading an unmapped page did not fault");
+        ensure!(
+            probe::write(va, 0x1234_5678_9abc_def0).is_ok(),
+            "writing through the new mapping faulted"
+        );
+        ensure_eq!(
+            frame::read_word(&f, 0),
+            0x1234_5678_9abc_def0,
+            "the word read through the physmap"
+        );
+        ensure_eq!(
+            hc::update_va_mapping(va, 0, UVMF_INVLPG),
+            0,
+            "update_va_mapping to unmap"
+        );
+        ensure!(
+            probe::read(va).is_err(),
+            "reading an unmapped page did not fault"
+        );
 
         let va = w.va(11);
         let (ret, done) = hc::mmu_update(
-            &[MmuUpdate { ptr: w.entry_maddr(11) | MMU_NORMAL_PT_UPDATE, val: pte::entry(f.mfn, pte::KERNEL_RW) }],
+            &[MmuUpdate {
+                ptr: w.entry_maddr(11) | MMU_NORMAL_PT_UPDATE,
+                val: pte::entry(f.mfn, pte::KERNEL_RW),
+            }],
             DOMID_SELF,
         );
-        ensure_eq!((ret, done), (0, 1), "mmu_update mapping a frame of ours: (result, done)");
-        ensure_eq!(probe::read(va).ok(), Some(0x1234_5678_9abc_def0), "the word read through the mmu_update mapping");
-        ensure_eq!(w.entry(11).map(pte::mfn).ok(), Some(f.mfn), "the L1 entry mmu_update wrote");
-        let (ret, _) = hc::mmu_update(&[MmuUpdate { ptr: w.entry_maddr(11), val: 0 }], DOMID_SELF);
+        ensure_eq!(
+            (ret, done),
+            (0, 1),
+            "mmu_update mapping a frame of ours: (result, done)"
+        );
+        ensure_eq!(
+            probe::read(va).ok(),
+            Some(0x1234_5678_9abc_def0),
+            "the word read through the mmu_update mapping"
+        );
+        ensure_eq!(
+            w.entry(11).map(pte::mfn).ok(),
+            Some(f.mfn),
+            "the L1 entry mmu_update wrote"
+        );
+        let (ret, _) = hc::mmu_update(
+            &[MmuUpdate {
+                ptr: w.entry_maddr(11),
+                val: 0,
+            }],
+            DOMID_SELF,
+        );
         ensure_eq!(ret, 0, "mmu_update clearing the entry");
         if let Err(e) = mm::invlpg(va) {
             fail!("MMUEXT_INVLPG_LOCAL: {e}");
         }
-        ensure!(probe::read(va).is_err(), "reading a page unmapped by mmu_update did not fault");
+        ensure!(
+            probe::read(va).is_err(),
+            "reading a page unmapped by mmu_update did not fault"
+        );
         mm::free_frame(f);
         Ok(())
     }
@@ -123,7 +165,9 @@ mod kernel {
     fn find_foreign() -> Option<u64> {
         let list = pv_guest_sdk::start_info().mfn_list();
         let lowest = list.iter().copied().min()?;
-        (lowest.saturating_sub(64)..lowest).rev().find(|&mfn| mfn >= 0x100 && mm::mfn_to_pfn(mfn).is_none())
+        (lowest.saturating_sub(64)..lowest)
+            .rev()
+            .find(|&mfn| mfn >= 0x100 && mm::mfn_to_pfn(mfn).is_none())
     }
 
     /// The hypervisor frame behind the kernel L4's slot 256 (the M2P).
@@ -132,7 +176,10 @@ mod kernel {
             Ok(e) => e,
             Err(e) => fail!("reading L4 slot 256: {e}"),
         };
-        ensure!(pte::is_present(entry), "L4 slot 256 (the M2P) is not present: {entry:#x}");
+        ensure!(
+            pte::is_present(entry),
+            "L4 slot 256 (the M2P) is not present: {entry:#x}"
+        );
         Ok(pte::mfn(entry))
     }
 
@@ -149,23 +196,47 @@ mod kernel {
         let va = w.va(20);
         for (how, flags) in [("writable", pte::KERNEL_RW), ("read-only", pte::KERNEL_RO)] {
             let ret = hc::update_va_mapping(va, pte::entry(foreign, flags), UVMF_INVLPG);
-            refused(&alloc::format!("update_va_mapping of frame {foreign:#x} (not ours), {how}"), ret)?;
+            refused(
+                &alloc::format!("update_va_mapping of frame {foreign:#x} (not ours), {how}"),
+                ret,
+            )?;
         }
         let (ret, done) = hc::mmu_update(
-            &[MmuUpdate { ptr: w.entry_maddr(20), val: pte::entry(foreign, pte::KERNEL_RO) }],
+            &[MmuUpdate {
+                ptr: w.entry_maddr(20),
+                val: pte::entry(foreign, pte::KERNEL_RO),
+            }],
             DOMID_SELF,
         );
-        refused(&alloc::format!("mmu_update mapping frame {foreign:#x} (not ours)"), ret)?;
-        ensure_eq!(done, 0, "mmu_update done count after its only request failed");
+        refused(
+            &alloc::format!("mmu_update mapping frame {foreign:#x} (not ours)"),
+            ret,
+        )?;
+        ensure_eq!(
+            done,
+            0,
+            "mmu_update done count after its only request failed"
+        );
         ensure!(probe::read(va).is_err(), "the refused mapping is readable");
 
         let hv = hypervisor_frame()?;
-        ensure!(mm::mfn_to_pfn(hv).is_none(), "the M2P says hypervisor frame {hv:#x} is ours");
+        ensure!(
+            mm::mfn_to_pfn(hv).is_none(),
+            "the M2P says hypervisor frame {hv:#x} is ours"
+        );
         for (how, flags) in [("writable", pte::KERNEL_RW), ("read-only", pte::KERNEL_RO)] {
             let ret = hc::update_va_mapping(va, pte::entry(hv, flags), UVMF_INVLPG);
-            refused(&alloc::format!("update_va_mapping of hypervisor frame {hv:#x} (L4 slot 256), {how}"), ret)?;
+            refused(
+                &alloc::format!(
+                    "update_va_mapping of hypervisor frame {hv:#x} (L4 slot 256), {how}"
+                ),
+                ret,
+            )?;
         }
-        ensure!(probe::read(va).is_err(), "the refused hypervisor mapping is readable");
+        ensure!(
+            probe::read(va).is_err(),
+            "the refused hypervisor mapping is readable"
+        );
         Ok(foreign)
     }
 
@@ -177,16 +248,33 @@ mod kernel {
         }
         let (ret, done) = hc::mmu_update(
             &[
-                MmuUpdate { ptr: w.entry_maddr(30), val: pte::entry(f.mfn, pte::KERNEL_RO) },
-                MmuUpdate { ptr: w.entry_maddr(31), val: pte::entry(foreign, pte::KERNEL_RO) },
+                MmuUpdate {
+                    ptr: w.entry_maddr(30),
+                    val: pte::entry(f.mfn, pte::KERNEL_RO),
+                },
+                MmuUpdate {
+                    ptr: w.entry_maddr(31),
+                    val: pte::entry(foreign, pte::KERNEL_RO),
+                },
             ],
             DOMID_SELF,
         );
         ensure!(ret < 0, "mmu_update [good, foreign frame] returned {ret}");
         ensure_eq!(done, 1, "mmu_update [good, foreign frame]: done");
-        ensure_eq!(probe::read(w.va(30)).ok(), Some(0xfeed), "the good request's mapping");
-        ensure!(probe::read(w.va(31)).is_err(), "the bad request's page is readable");
-        ensure_eq!(hc::update_va_mapping(w.va(30), 0, UVMF_INVLPG), 0, "unmapping the good request's page");
+        ensure_eq!(
+            probe::read(w.va(30)).ok(),
+            Some(0xfeed),
+            "the good request's mapping"
+        );
+        ensure!(
+            probe::read(w.va(31)).is_err(),
+            "the bad request's page is readable"
+        );
+        ensure_eq!(
+            hc::update_va_mapping(w.va(30), 0, UVMF_INVLPG),
+            0,
+            "unmapping the good request's page"
+        );
         mm::free_frame(f);
         Ok(())
     }
@@ -194,34 +282,65 @@ mod kernel {
     /// Our own tables may be mapped read-only, never writable.
     fn own_tables(w: &Window) -> Outcome {
         let va = w.va(40);
-        for (name, mfn) in [("the kernel L4", mm::kernel_l4()), ("the scratch window's L1", w.l1)] {
+        for (name, mfn) in [
+            ("the kernel L4", mm::kernel_l4()),
+            ("the scratch window's L1", w.l1),
+        ] {
             let ret = hc::update_va_mapping(va, pte::entry(mfn, pte::KERNEL_RW), UVMF_INVLPG);
-            refused(&alloc::format!("a writable mapping of {name} ({mfn:#x})"), ret)?;
+            refused(
+                &alloc::format!("a writable mapping of {name} ({mfn:#x})"),
+                ret,
+            )?;
             ensure_eq!(
                 hc::update_va_mapping(va, pte::entry(mfn, pte::KERNEL_RO), UVMF_INVLPG),
                 0,
                 "a read-only mapping of {name}"
             );
-            ensure!(probe::read(va).is_ok(), "reading {name} through its read-only mapping faulted");
-            ensure_eq!(hc::update_va_mapping(va, 0, UVMF_INVLPG), 0, "unmapping {name}");
+            ensure!(
+                probe::read(va).is_ok(),
+                "reading {name} through its read-only mapping faulted"
+            );
+            ensure_eq!(
+                hc::update_va_mapping(va, 0, UVMF_INVLPG),
+                0,
+                "unmapping {name}"
+            );
         }
         // A write through the read-only mapping faults for the L4. (Not
         // checked for an L1: Xen emulates such writes as validated updates,
         // the writable-pagetables assist, which 4.17 applies whether or
         // not the guest asked for it with vm_assist.)
         let l4 = mm::kernel_l4();
-        ensure_eq!(hc::update_va_mapping(va, pte::entry(l4, pte::KERNEL_RO), UVMF_INVLPG), 0, "mapping the L4 read-only");
+        ensure_eq!(
+            hc::update_va_mapping(va, pte::entry(l4, pte::KERNEL_RO), UVMF_INVLPG),
+            0,
+            "mapping the L4 read-only"
+        );
         let write = probe::write(va, 0);
-        ensure_eq!(hc::update_va_mapping(va, 0, UVMF_INVLPG), 0, "unmapping the L4");
+        ensure_eq!(
+            hc::update_va_mapping(va, 0, UVMF_INVLPG),
+            0,
+            "unmapping the L4"
+        );
         match write {
             Ok(()) => fail!("writing the kernel L4 through a read-only mapping did not fault"),
-            Err(t) => ensure_eq!((t.vector, t.error_code), (14, 3), "writing the L4 read-only: (vector, error code)"),
+            Err(t) => ensure_eq!(
+                (t.vector, t.error_code),
+                (14, 3),
+                "writing the L4 read-only: (vector, error code)"
+            ),
         }
         Ok(())
     }
 
     fn pin(mfn: u64, cmd: u32) -> i64 {
-        hc::mmuext_op(&[MmuextOp { cmd, _pad: 0, arg1: mfn, arg2: 0 }]).0
+        hc::mmuext_op(&[MmuextOp {
+            cmd,
+            _pad: 0,
+            arg1: mfn,
+            arg2: 0,
+        }])
+        .0
     }
 
     /// An L1 of our own making: refused for pinning while writable,
@@ -230,20 +349,34 @@ mod kernel {
         let table = alloc()?;
         let data = alloc()?;
         for i in 0..512 {
-            let value = if i == 7 { pte::entry(data.mfn, pte::KERNEL_RW) } else { 0 };
+            let value = if i == 7 {
+                pte::entry(data.mfn, pte::KERNEL_RW)
+            } else {
+                0
+            };
             if frame::write_word(&table, i, value).is_err() {
                 fail!("filling the new L1 through the physmap faulted");
             }
         }
-        refused("pinning an L1 that is still mapped writable", pin(table.mfn, MMUEXT_PIN_L1_TABLE))?;
+        refused(
+            "pinning an L1 that is still mapped writable",
+            pin(table.mfn, MMUEXT_PIN_L1_TABLE),
+        )?;
         if let Err(e) = frame::protect(&table, pte::KERNEL_RO) {
             fail!("remapping the new L1 read-only: {e}");
         }
-        ensure_eq!(pin(table.mfn, MMUEXT_PIN_L1_TABLE), 0, "MMUEXT_PIN_L1_TABLE of our L1");
+        ensure_eq!(
+            pin(table.mfn, MMUEXT_PIN_L1_TABLE),
+            0,
+            "MMUEXT_PIN_L1_TABLE of our L1"
+        );
         let va = w.va(50);
         let ret = hc::update_va_mapping(va, pte::entry(table.mfn, pte::KERNEL_RW), UVMF_INVLPG);
         refused("a writable mapping of a pinned L1", ret)?;
-        ensure!(frame::protect(&table, pte::KERNEL_RW).is_err(), "the pinned L1's physmap mapping became writable");
+        ensure!(
+            frame::protect(&table, pte::KERNEL_RW).is_err(),
+            "the pinned L1's physmap mapping became writable"
+        );
         ensure_eq!(
             hc::update_va_mapping(va, pte::entry(table.mfn, pte::KERNEL_RO), UVMF_INVLPG),
             0,
@@ -254,12 +387,19 @@ mod kernel {
             Some(data.mfn),
             "entry 7 of the pinned L1, read through its mapping"
         );
-        ensure_eq!(hc::update_va_mapping(va, 0, UVMF_INVLPG), 0, "unmapping the pinned L1");
+        ensure_eq!(
+            hc::update_va_mapping(va, 0, UVMF_INVLPG),
+            0,
+            "unmapping the pinned L1"
+        );
         ensure_eq!(pin(table.mfn, MMUEXT_UNPIN_TABLE), 0, "MMUEXT_UNPIN_TABLE");
         if let Err(e) = frame::protect(&table, pte::KERNEL_RW) {
             fail!("a writable mapping of the L1 once unpinned: {e}");
         }
-        ensure!(frame::write_word(&table, 7, 0).is_ok(), "writing the unpinned L1 faulted");
+        ensure!(
+            frame::write_word(&table, 7, 0).is_ok(),
+            "writing the unpinned L1 faulted"
+        );
         mm::free_frame(table);
         mm::free_frame(data);
         Ok(())
@@ -268,8 +408,12 @@ mod kernel {
     /// update_va_mapping of an address in the hypervisor's hole.
     fn hole() -> Outcome {
         let f = alloc()?;
-        let ret = hc::update_va_mapping_in_hole(HYPERVISOR_POINTER, pte::entry(f.mfn, pte::KERNEL_RO));
-        refused(&alloc::format!("update_va_mapping of {HYPERVISOR_POINTER:#x} (hypervisor hole)"), ret)?;
+        let ret =
+            hc::update_va_mapping_in_hole(HYPERVISOR_POINTER, pte::entry(f.mfn, pte::KERNEL_RO));
+        refused(
+            &alloc::format!("update_va_mapping of {HYPERVISOR_POINTER:#x} (hypervisor hole)"),
+            ret,
+        )?;
         mm::free_frame(f);
         Ok(())
     }
@@ -278,10 +422,24 @@ mod kernel {
     /// the ones before it.
     fn unknown_mmuext() -> Outcome {
         for cmd in [14u32, 21, 1000] {
-            let flush = MmuextOp { cmd: MMUEXT_TLB_FLUSH_LOCAL, _pad: 0, arg1: 0, arg2: 0 };
-            let unknown = MmuextOp { cmd, _pad: 0, arg1: 0, arg2: 0 };
+            let flush = MmuextOp {
+                cmd: MMUEXT_TLB_FLUSH_LOCAL,
+                _pad: 0,
+                arg1: 0,
+                arg2: 0,
+            };
+            let unknown = MmuextOp {
+                cmd,
+                _pad: 0,
+                arg1: 0,
+                arg2: 0,
+            };
             let (ret, done) = hc::mmuext_op(&[flush, unknown]);
-            ensure_eq!((ret, done), (ENOSYS, 1), "mmuext_op [flush, command {cmd} (none)]: (result, done)");
+            ensure_eq!(
+                (ret, done),
+                (ENOSYS, 1),
+                "mmuext_op [flush, command {cmd} (none)]: (result, done)"
+            );
         }
         Ok(())
     }
@@ -293,14 +451,43 @@ mod kernel {
         let self_ = DOMID_SELF as u64;
         for bad in [HYPERVISOR_POINTER, NON_CANONICAL, unmapped] {
             let cases: [(&str, Hypercall, [u64; 5], usize); 5] = [
-                ("xen_version(extraversion)", Hypercall::XenVersion, [XENVER_EXTRAVERSION as u64, bad, 0, 0, 0], 1),
-                ("event_channel_op(send)", Hypercall::EventChannelOp, [EVTCHNOP_SEND as u64, bad, 0, 0, 0], 1),
-                ("mmu_update(1 request)", Hypercall::MmuUpdate, [bad, 1, 0, self_, 0], 0),
-                ("mmuext_op(1 op)", Hypercall::MmuextOp, [bad, 1, 0, self_, 0], 0),
-                ("multicall(1 entry)", Hypercall::Multicall, [bad, 1, 0, 0, 0], 0),
+                (
+                    "xen_version(extraversion)",
+                    Hypercall::XenVersion,
+                    [XENVER_EXTRAVERSION as u64, bad, 0, 0, 0],
+                    1,
+                ),
+                (
+                    "event_channel_op(send)",
+                    Hypercall::EventChannelOp,
+                    [EVTCHNOP_SEND as u64, bad, 0, 0, 0],
+                    1,
+                ),
+                (
+                    "mmu_update(1 request)",
+                    Hypercall::MmuUpdate,
+                    [bad, 1, 0, self_, 0],
+                    0,
+                ),
+                (
+                    "mmuext_op(1 op)",
+                    Hypercall::MmuextOp,
+                    [bad, 1, 0, self_, 0],
+                    0,
+                ),
+                (
+                    "multicall(1 entry)",
+                    Hypercall::Multicall,
+                    [bad, 1, 0, 0, 0],
+                    0,
+                ),
             ];
             for (what, nr, args, pointer) in cases {
-                ensure_eq!(hc::with_bad_pointer(nr, args, pointer), EFAULT, "{what} with pointer {bad:#x}");
+                ensure_eq!(
+                    hc::with_bad_pointer(nr, args, pointer),
+                    EFAULT,
+                    "{what} with pointer {bad:#x}"
+                );
             }
         }
         Ok(())

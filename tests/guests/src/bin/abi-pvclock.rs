@@ -47,9 +47,17 @@ mod kernel {
 
     fn time_info() -> Outcome {
         let info = shared::vcpu().time.snapshot();
-        ensure!(info.version % 2 == 0, "snapshot with odd version {}", info.version);
+        ensure!(
+            info.version.is_multiple_of(2),
+            "snapshot with odd version {}",
+            info.version
+        );
         ensure!(info.tsc_to_system_mul != 0, "tsc_to_system_mul is 0");
-        ensure!((-32..32).contains(&info.tsc_shift), "tsc_shift {} is out of range", info.tsc_shift);
+        ensure!(
+            (-32..32).contains(&info.tsc_shift),
+            "tsc_shift {} is out of range",
+            info.tsc_shift
+        );
         let t0 = now_ns();
         let mut t1 = t0;
         for _ in 0..1_000_000 {
@@ -81,7 +89,10 @@ mod kernel {
             let now = now_ns();
             reads += 1;
             if now < last {
-                fail!("pvclock went back {} ns after {reads} reads ({last} -> {now})", last - now);
+                fail!(
+                    "pvclock went back {} ns after {reads} reads ({last} -> {now})",
+                    last - now
+                );
             }
             last = now;
             let version = vcpu.time.version.load(Ordering::Acquire);
@@ -89,13 +100,18 @@ mod kernel {
                 last_version = version;
                 let published = vcpu.time.snapshot().system_time;
                 if published < last_published {
-                    fail!("the time info's system_time went back ({last_published} -> {published})");
+                    fail!(
+                        "the time info's system_time went back ({last_published} -> {published})"
+                    );
                 }
                 last_published = published;
                 updates += 1;
             }
         }
-        println!("{NAME}: {reads} reads over {} ms, monotonic; {updates} time info updates seen", span / MS);
+        println!(
+            "{NAME}: {reads} reads over {} ms, monotonic; {updates} time info updates seen",
+            span / MS
+        );
         Ok(())
     }
 
@@ -106,15 +122,25 @@ mod kernel {
                 fail!("sleeping {ms} ms (set_timer_op and block): {e}");
             }
             let after = now_ns();
-            ensure!(after >= before, "pvclock went back across a block: {before} -> {after}");
+            ensure!(
+                after >= before,
+                "pvclock went back across a block: {before} -> {after}"
+            );
             ensure!(
                 after - before >= ms * MS,
                 "a {ms} ms sleep took {} ns by pvclock",
                 after - before
             );
-            ensure!(after - before < ms * MS + 2_000 * MS, "a {ms} ms sleep took {} ms", (after - before) / MS);
+            ensure!(
+                after - before < ms * MS + 2_000 * MS,
+                "a {ms} ms sleep took {} ms",
+                (after - before) / MS
+            );
             let next = now_ns();
-            ensure!(next >= after, "pvclock went back after a wakeup: {after} -> {next}");
+            ensure!(
+                next >= after,
+                "pvclock went back after a wakeup: {after} -> {next}"
+            );
         }
         Ok(())
     }

@@ -57,7 +57,18 @@ mod kernel {
     ];
 
     const USER_CHECKS: [&str; 12] = [
-        "", "RSP", "RDI", "RAX (the answer)", "RBX", "RBP", "RDX", "RSI", "R8", "R9", "R10", "R15",
+        "",
+        "RSP",
+        "RDI",
+        "RAX (the answer)",
+        "RBX",
+        "RBP",
+        "RDX",
+        "RSI",
+        "R8",
+        "R9",
+        "R10",
+        "R15",
     ];
 
     fn problem(which: u64, value: u64) -> Action {
@@ -176,15 +187,25 @@ mod kernel {
             );
         }
         ensure_eq!(value, PINGPONG_ROUNDS, "rounds user mode reports at exit");
-        ensure_eq!(ROUND.load(Ordering::SeqCst), PINGPONG_ROUNDS, "PING calls the kernel answered");
-        ensure!(events::enabled(), "events still masked after leaving user mode");
+        ensure_eq!(
+            ROUND.load(Ordering::SeqCst),
+            PINGPONG_ROUNDS,
+            "PING calls the kernel answered"
+        );
+        ensure!(
+            events::enabled(),
+            "events still masked after leaving user mode"
+        );
         Ok(())
     }
 
     fn peek(user: &UserSpace) -> Outcome {
         let program = arch::peek();
         let (fault, resume) = arch::peek_labels();
-        let (fault, resume) = (program.relocate(fault, PEEK_AT), program.relocate(resume, PEEK_AT));
+        let (fault, resume) = (
+            program.relocate(fault, PEEK_AT),
+            program.relocate(resume, PEEK_AT),
+        );
         probe::arm(resume, false);
         let value = user.run(PEEK_AT, STACK_TOP, exit_only);
         let trapped = probe::take();
@@ -193,12 +214,23 @@ mod kernel {
             Err(e) => fail!("entering user mode: {e}"),
         };
         let Some(t) = trapped else {
-            fail!("user mode read kernel address {:#x} without a fault (read {value:#x})", arch::PEEK_TARGET);
+            fail!(
+                "user mode read kernel address {:#x} without a fault (read {value:#x})",
+                arch::PEEK_TARGET
+            );
         };
         ensure_eq!(t.vector, 14, "user read of kernel memory: vector");
-        ensure!(t.from_user(), "user read of kernel memory: frame CS {:#x} is not RPL 3", t.cs as u16);
+        ensure!(
+            t.from_user(),
+            "user read of kernel memory: frame CS {:#x} is not RPL 3",
+            t.cs as u16
+        );
         ensure_eq!(t.rip, fault, "user read of kernel memory: frame RIP");
-        ensure_eq!(t.cr2, Some(arch::PEEK_TARGET), "user read of kernel memory: CR2");
+        ensure_eq!(
+            t.cr2,
+            Some(arch::PEEK_TARGET),
+            "user read of kernel memory: CR2"
+        );
         ensure_eq!(
             t.error_code,
             4,

@@ -19,7 +19,9 @@ mod kernel {
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
     use abi::event_channel::{Port, VIRQ_TIMER};
-    use abi::ops::{VCPU_SSHOTTMR_FUTURE, VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER};
+    use abi::ops::{
+        VCPU_SSHOTTMR_FUTURE, VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER,
+    };
     use pv_guest_sdk::time::now_ns;
     use pv_guest_sdk::{StartInfo, events, hypercall, println};
     use test_guests::verdict::{Outcome, finish};
@@ -54,8 +56,16 @@ mod kernel {
         // Ticks of the periodic timer, if the hypervisor started one.
         let ticks = count_during(50 * MS);
         println!("{NAME}: {ticks} VIRQ_TIMER upcalls in 50 ms before stopping the periodic timer");
-        ensure_eq!(hc::vcpu_op_null(VCPUOP_STOP_PERIODIC_TIMER, 0), 0, "VCPUOP_stop_periodic_timer(vcpu 0)");
-        ensure_eq!(count_during(30 * MS), 0, "VIRQ_TIMER upcalls in 30 ms with no timer armed");
+        ensure_eq!(
+            hc::vcpu_op_null(VCPUOP_STOP_PERIODIC_TIMER, 0),
+            0,
+            "VCPUOP_stop_periodic_timer(vcpu 0)"
+        );
+        ensure_eq!(
+            count_during(30 * MS),
+            0,
+            "VIRQ_TIMER upcalls in 30 ms with no timer armed"
+        );
 
         for delay in [20 * MS, 5 * MS, MS] {
             let deadline = now_ns() + delay;
@@ -93,15 +103,26 @@ mod kernel {
         let before = fired();
         let give_up = deadline + LATE_LIMIT;
         events::wait_until(|| fired() != before || now_ns() > give_up);
-        ensure!(fired() != before, "{what}: no VIRQ_TIMER within {} ms of the deadline", LATE_LIMIT / MS);
+        ensure!(
+            fired() != before,
+            "{what}: no VIRQ_TIMER within {} ms of the deadline",
+            LATE_LIMIT / MS
+        );
         let at = FIRED_AT.load(Ordering::SeqCst);
         ensure!(
             at >= deadline,
             "{what}: VIRQ_TIMER at {at} ns, {} ns before the deadline {deadline}",
             deadline - at
         );
-        ensure_eq!(count_during(5 * MS), 0, "{what}: further upcalls after the one-shot fired");
-        println!("{NAME}: {what}: fired {} us after the deadline", (at - deadline) / 1000);
+        ensure_eq!(
+            count_during(5 * MS),
+            0,
+            "{what}: further upcalls after the one-shot fired"
+        );
+        println!(
+            "{NAME}: {what}: fired {} us after the deadline",
+            (at - deadline) / 1000
+        );
         Ok(())
     }
 
@@ -112,7 +133,11 @@ mod kernel {
         }
         let give_up = now_ns() + LATE_LIMIT;
         events::wait_until(|| fired() != before || now_ns() > give_up);
-        ensure_eq!(fired(), before + 1, "upcalls after set_timer_op(a past deadline)");
+        ensure_eq!(
+            fired(),
+            before + 1,
+            "upcalls after set_timer_op(a past deadline)"
+        );
 
         // Xen 4.17.7 no longer honours VCPU_SSHOTTMR_future (old Linux
         // misused it and its stable releases dropped it): a past deadline
@@ -124,7 +149,11 @@ mod kernel {
         }
         let give_up = now_ns() + LATE_LIMIT;
         events::wait_until(|| fired() != before || now_ns() > give_up);
-        ensure_eq!(fired(), before + 1, "upcalls after a singleshot timer with a past deadline");
+        ensure_eq!(
+            fired(),
+            before + 1,
+            "upcalls after a singleshot timer with a past deadline"
+        );
         Ok(())
     }
 
@@ -135,13 +164,25 @@ mod kernel {
         if let Err(e) = hypercall::set_timer_op(0) {
             fail!("set_timer_op(0): {e}");
         }
-        ensure_eq!(count_during(30 * MS), 0, "upcalls after set_timer_op(0) cancelled a timer 10 ms ahead");
+        ensure_eq!(
+            count_during(30 * MS),
+            0,
+            "upcalls after set_timer_op(0) cancelled a timer 10 ms ahead"
+        );
 
         if let Err(e) = hypercall::vcpu_set_singleshot_timer(0, now_ns() + 10 * MS, 0) {
             fail!("VCPUOP_set_singleshot_timer(now + 10 ms): {e}");
         }
-        ensure_eq!(hc::vcpu_op_null(VCPUOP_STOP_SINGLESHOT_TIMER, 0), 0, "VCPUOP_stop_singleshot_timer");
-        ensure_eq!(count_during(30 * MS), 0, "upcalls after VCPUOP_stop_singleshot_timer");
+        ensure_eq!(
+            hc::vcpu_op_null(VCPUOP_STOP_SINGLESHOT_TIMER, 0),
+            0,
+            "VCPUOP_stop_singleshot_timer"
+        );
+        ensure_eq!(
+            count_during(30 * MS),
+            0,
+            "upcalls after VCPUOP_stop_singleshot_timer"
+        );
         Ok(())
     }
 }

@@ -71,20 +71,39 @@ mod kernel {
                 traps::exception_name(vector)
             );
         }
-        let want_rip = if vector == traps::BREAKPOINT { probe.resume_address() } else { probe.fault_address() };
+        let want_rip = if vector == traps::BREAKPOINT {
+            probe.resume_address()
+        } else {
+            probe.fault_address()
+        };
         if probe != Probe::Exec {
             ensure_eq!(trapped.rip, want_rip, "{what}: frame RIP");
         }
-        ensure!(!trapped.from_user(), "{what}: frame CS {:#x} says user mode", trapped.cs as u16);
+        ensure!(
+            !trapped.from_user(),
+            "{what}: frame CS {:#x} says user mode",
+            trapped.cs as u16
+        );
         Ok(trapped)
     }
 
     fn page_faults(window: &Window) -> Outcome {
         // Read of a page nothing maps.
         let unmapped = window.va(0);
-        let t = expect("read of an unmapped page", Probe::Read, unmapped, 0, traps::PAGE_FAULT)?;
+        let t = expect(
+            "read of an unmapped page",
+            Probe::Read,
+            unmapped,
+            0,
+            traps::PAGE_FAULT,
+        )?;
         ensure_eq!(t.cr2, Some(unmapped), "read of an unmapped page: CR2");
-        ensure_eq!(t.error_code, 0, "read of an unmapped page: error code ({})", PageFaultCode(t.error_code));
+        ensure_eq!(
+            t.error_code,
+            0,
+            "read of an unmapped page: error code ({})",
+            PageFaultCode(t.error_code)
+        );
 
         // Write to a read-only mapping of an ordinary frame.
         let frame = alloc_frame()?;
@@ -92,8 +111,17 @@ mod kernel {
         if let Err(e) = mm::map(ro, frame.mfn, pte::KERNEL_RO) {
             fail!("mapping a frame read-only: {e}");
         }
-        ensure!(probe::read(ro).is_ok(), "reading the read-only page faulted");
-        let t = expect("write to a read-only page", Probe::Write, ro, 1, traps::PAGE_FAULT)?;
+        ensure!(
+            probe::read(ro).is_ok(),
+            "reading the read-only page faulted"
+        );
+        let t = expect(
+            "write to a read-only page",
+            Probe::Write,
+            ro,
+            1,
+            traps::PAGE_FAULT,
+        )?;
         ensure_eq!(t.cr2, Some(ro), "write to a read-only page: CR2");
         ensure_eq!(
             t.error_code,
@@ -111,7 +139,13 @@ mod kernel {
         if let Err(e) = mm::map(nx, code.mfn, pte::KERNEL_RO | pte::NO_EXECUTE) {
             fail!("mapping a frame no-execute: {e}");
         }
-        let t = expect("fetch from a no-execute page", Probe::Exec, nx, 0, traps::PAGE_FAULT)?;
+        let t = expect(
+            "fetch from a no-execute page",
+            Probe::Exec,
+            nx,
+            0,
+            traps::PAGE_FAULT,
+        )?;
         ensure_eq!(t.rip, nx, "fetch from a no-execute page: frame RIP");
         ensure_eq!(t.cr2, Some(nx), "fetch from a no-execute page: CR2");
         ensure_eq!(
@@ -126,7 +160,11 @@ mod kernel {
             fail!("mapping a frame executable: {e}");
         }
         if let Err(t) = probe::run(Probe::Exec, x, 0) {
-            fail!("calling a `ret` on an executable page raised vector {} at {:#x}", t.vector, t.rip);
+            fail!(
+                "calling a `ret` on an executable page raised vector {} at {:#x}",
+                t.vector,
+                t.rip
+            );
         }
         Ok(())
     }
@@ -163,27 +201,62 @@ mod kernel {
         }
         // The data frame is still an ordinary writable page (the failed
         // CR3 load took no reference that would stop that).
-        ensure!(probe::write(data.va(), 7).is_ok(), "the data frame is no longer writable");
+        ensure!(
+            probe::write(data.va(), 7).is_ok(),
+            "the data frame is no longer writable"
+        );
         Ok(())
     }
 
     /// The saved upcall mask travels in the frame both ways.
     fn frame_and_masking() -> Outcome {
         ensure!(events::enabled(), "events are masked before the test");
-        let t = expect("ud2 with events enabled", Probe::Ud2, 0, 0, traps::INVALID_OPCODE)?;
-        ensure!(t.masked_in_handler, "events were not masked in the handler (TI_MASK_EVENTS)");
-        ensure_eq!((t.cs >> 32) as u8, 0, "saved upcall mask in CS bits 32-39, events enabled");
-        ensure!(t.rflags & 0x200 != 0, "frame RFLAGS.IF clear while events were enabled");
+        let t = expect(
+            "ud2 with events enabled",
+            Probe::Ud2,
+            0,
+            0,
+            traps::INVALID_OPCODE,
+        )?;
+        ensure!(
+            t.masked_in_handler,
+            "events were not masked in the handler (TI_MASK_EVENTS)"
+        );
+        ensure_eq!(
+            (t.cs >> 32) as u8,
+            0,
+            "saved upcall mask in CS bits 32-39, events enabled"
+        );
+        ensure!(
+            t.rflags & 0x200 != 0,
+            "frame RFLAGS.IF clear while events were enabled"
+        );
         ensure!(events::enabled(), "events still masked after the iret");
 
         let was_enabled = events::disable();
-        let t = expect("ud2 with events masked", Probe::Ud2, 0, 0, traps::INVALID_OPCODE);
+        let t = expect(
+            "ud2 with events masked",
+            Probe::Ud2,
+            0,
+            0,
+            traps::INVALID_OPCODE,
+        );
         let still_masked = !events::enabled();
         events::restore(was_enabled);
         let t = t?;
-        ensure_eq!((t.cs >> 32) as u8, 1, "saved upcall mask in CS bits 32-39, events masked");
-        ensure!(t.rflags & 0x200 == 0, "frame RFLAGS.IF set while events were masked");
-        ensure!(still_masked, "the iret unmasked events that were masked before the exception");
+        ensure_eq!(
+            (t.cs >> 32) as u8,
+            1,
+            "saved upcall mask in CS bits 32-39, events masked"
+        );
+        ensure!(
+            t.rflags & 0x200 == 0,
+            "frame RFLAGS.IF set while events were masked"
+        );
+        ensure!(
+            still_masked,
+            "the iret unmasked events that were masked before the exception"
+        );
         Ok(())
     }
 }

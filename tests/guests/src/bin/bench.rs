@@ -65,7 +65,10 @@ mod kernel {
     impl Scale {
         fn now() -> Self {
             let info = shared::vcpu().time.snapshot();
-            Self { mul: info.tsc_to_system_mul, shift: info.tsc_shift }
+            Self {
+                mul: info.tsc_to_system_mul,
+                shift: info.tsc_shift,
+            }
         }
 
         fn ns(&self, cycles: u64) -> u64 {
@@ -79,7 +82,10 @@ mod kernel {
         let Some((min, median)) = min_median(&mut cycles) else {
             fail!("{row}: no samples");
         };
-        println!("{}", bench_line(row, (scale.ns(min), scale.ns(median)), (min, median)));
+        println!(
+            "{}",
+            bench_line(row, (scale.ns(min), scale.ns(median)), (min, median))
+        );
         Ok(())
     }
 
@@ -117,7 +123,9 @@ mod kernel {
             Ok(w) => w,
             Err(e) => fail!("setting up the scratch window: {e}"),
         };
-        println!("{NAME}: {RUNS} runs per row after {WARMUP} warm-up runs ({BATCH_RUNS} for mmu-update-512)");
+        println!(
+            "{NAME}: {RUNS} runs per row after {WARMUP} warm-up runs ({BATCH_RUNS} for mmu-update-512)"
+        );
         null_hypercall()?;
         syscall_bounce()?;
         pagefault_bounce(&w)?;
@@ -131,8 +139,13 @@ mod kernel {
 
     fn null_hypercall() -> Outcome {
         let version = hc::xen_version_null(XENVER_VERSION);
-        ensure!(version > 0, "xen_version(XENVER_version) returned {version}");
-        time_each("null-hypercall", |_| hc::xen_version_null(XENVER_VERSION) == version)
+        ensure!(
+            version > 0,
+            "xen_version(XENVER_version) returned {version}"
+        );
+        time_each("null-hypercall", |_| {
+            hc::xen_version_null(XENVER_VERSION) == version
+        })
     }
 
     fn bench_syscall(frame: &mut TrapFrame) -> Action {
@@ -185,7 +198,9 @@ mod kernel {
 
     fn pagefault_bounce(w: &Window) -> Outcome {
         let unmapped = w.va(0);
-        time_each("pagefault-bounce", |_| probe::read(unmapped).is_err_and(|t| t.vector == 14))
+        time_each("pagefault-bounce", |_| {
+            probe::read(unmapped).is_err_and(|t| t.vector == 14)
+        })
     }
 
     fn mapping(frame: &Frame) -> u64 {
@@ -195,7 +210,7 @@ mod kernel {
     fn mmu_update_1(w: &Window, a: &Frame, b: &Frame) -> Outcome {
         let ptr = w.entry_maddr(1) | MMU_NORMAL_PT_UPDATE;
         time_each("mmu-update-1", |i| {
-            let val = mapping(if i % 2 == 0 { a } else { b });
+            let val = mapping(if i.is_multiple_of(2) { a } else { b });
             hc::mmu_update(&[MmuUpdate { ptr, val }], DOMID_SELF) == (0, 1)
         })?;
         clear(w, 1, 1)
@@ -206,7 +221,7 @@ mod kernel {
         let mut fill = |i: usize| {
             for (page, req) in batch.iter_mut().enumerate() {
                 req.ptr = w.entry_maddr(page as u64) | MMU_NORMAL_PT_UPDATE;
-                req.val = mapping(if i % 2 == 0 { a } else { b });
+                req.val = mapping(if i.is_multiple_of(2) { a } else { b });
             }
             hc::mmu_update(&batch, DOMID_SELF) == (0, 512)
         };
@@ -228,10 +243,21 @@ mod kernel {
     /// Unmaps scratch pages `first..first + count` and flushes the TLB.
     fn clear(w: &Window, first: u64, count: u64) -> Outcome {
         for page in first..first + count {
-            let (ret, _) = hc::mmu_update(&[MmuUpdate { ptr: w.entry_maddr(page), val: 0 }], DOMID_SELF);
+            let (ret, _) = hc::mmu_update(
+                &[MmuUpdate {
+                    ptr: w.entry_maddr(page),
+                    val: 0,
+                }],
+                DOMID_SELF,
+            );
             ensure_eq!(ret, 0, "clearing scratch page {page}");
         }
-        let flush = abi::xen::MmuextOp { cmd: abi::xen::MMUEXT_TLB_FLUSH_LOCAL, _pad: 0, arg1: 0, arg2: 0 };
+        let flush = abi::xen::MmuextOp {
+            cmd: abi::xen::MMUEXT_TLB_FLUSH_LOCAL,
+            _pad: 0,
+            arg1: 0,
+            arg2: 0,
+        };
         ensure_eq!(hc::mmuext_op(&[flush]), (0, 1), "MMUEXT_TLB_FLUSH_LOCAL");
         Ok(())
     }
@@ -239,9 +265,13 @@ mod kernel {
     fn update_va_mapping(w: &Window, a: &Frame, b: &Frame) -> Outcome {
         let va = w.va(2);
         time_each("update-va-mapping-invlpg", |i| {
-            hc::update_va_mapping(va, mapping(if i % 2 == 0 { a } else { b }), UVMF_INVLPG) == 0
+            hc::update_va_mapping(va, mapping(if i.is_multiple_of(2) { a } else { b }), UVMF_INVLPG) == 0
         })?;
-        ensure_eq!(hc::update_va_mapping(va, 0, UVMF_INVLPG), 0, "unmapping scratch page 2");
+        ensure_eq!(
+            hc::update_va_mapping(va, 0, UVMF_INVLPG),
+            0,
+            "unmapping scratch page 2"
+        );
         Ok(())
     }
 
