@@ -2,9 +2,18 @@
 //!
 //! Every write to a guest page table goes through the frame table, which
 //! decides whether the new entry is allowed (see `hv_core::frame_table`).
-//! When an entry that was present changes, hv-core flushes the stale
-//! translation itself: a frame must never stay writable through the TLB
-//! after it became a page table.
+//!
+//! TLB safety: a frame must never stay writable through a stale TLB entry
+//! once it has become a page table. Like Xen, hv-core leaves flushing after
+//! an ordinary update to the guest (it asks with `UVMF_*` or `MMUEXT_*`),
+//! but remembers that some present L1 entry changed (`STALE`) and flushes
+//! before anything that can give a frame a page-table type: pinning, a new
+//! base pointer, or an update of an L2-L4 entry. The reverse (a table
+//! devalidated, so it may become writable) only happens when an L2-L4
+//! entry changes, a table is unpinned or a base pointer replaced, and each
+//! of those flushes at once.
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::Errno;
 use abi::xen::{
@@ -22,6 +31,17 @@ use crate::{domain, guest, memory};
 
 const PRESENT: u64 = 1;
 const PAGE_SIZE_BIT: u64 = 1 << 7;
+
+/// Some present entry changed since the last flush.
+static STALE: AtomicBool = AtomicBool::new(false);
+
+/// Flushes if a changed entry may still be cached, before a frame can
+/// become a page table.
+fn flush_if_stale() {
+    if STALE.swap(false, Ordering::SeqCst) {
+        pv::flush_tlb_local();
+    }
+}
 
 fn refused(e: PageError) -> Errno {
     log::debug!("d{}: page-table request refused: {e}", domain::current_id());
@@ -57,13 +77,27 @@ fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, E
             info.ty,
             FrameType::L1 | FrameType::L2 | FrameType::L3 | FrameType::L4
         ) && info.type_count > 0;
+        if is_table && info.ty != FrameType::L1 {
+            // The new entry may validate (type) further tables.
+            flush_if_stale();
+        }
         if is_table {
             ft.update_entry(&mut mem, table, index, value, dom)
                 .map_err(refused)?;
         } else {
             mem.write_entry(table, index, value);
         }
-        Ok(is_table && old & PRESENT != 0)
+        let changed = is_table && old & PRESENT != 0;
+        if changed && info.ty != FrameType::L1 {
+            // Dropping an upper-level entry may have devalidated tables
+            // below it, which the guest may now map writable: no cached
+            // walk through them may survive.
+            STALE.store(false, Ordering::SeqCst);
+            pv::flush_tlb_local();
+        } else if changed {
+            STALE.store(true, Ordering::SeqCst);
+        }
+        Ok(changed)
     })
 }
 
@@ -87,7 +121,6 @@ impl MmuUpdate {
 
     pub fn handle(self) -> Result<i64, Errno> {
         let dom = target_domain(self.foreigndom)?;
-        let mut flush = false;
         let mut result = Ok(0);
         let mut done = 0u32;
         for i in 0..self.count as u64 {
@@ -95,17 +128,11 @@ impl MmuUpdate {
             let step = guest::read::<abi::xen::MmuUpdate>(at)
                 .map_err(Errno::from)
                 .and_then(|req| self.one(req, dom));
-            match step {
-                Ok(changed) => flush |= changed,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
+            if let Err(e) = step {
+                result = Err(e);
+                break;
             }
             done += 1;
-        }
-        if flush {
-            pv::flush_tlb_local();
         }
         if self.done != 0 {
             guest::write(self.done, &done)?;
@@ -113,12 +140,12 @@ impl MmuUpdate {
         result
     }
 
-    fn one(&self, req: abi::xen::MmuUpdate, dom: u16) -> Result<bool, Errno> {
+    fn one(&self, req: abi::xen::MmuUpdate, dom: u16) -> Result<(), Errno> {
         match req.ptr & 3 {
             MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
                 let table = req.ptr >> 12;
                 let index = ((req.ptr & 0xfff) >> 3) as usize;
-                write_entry(table, index, req.val, dom)
+                write_entry(table, index, req.val, dom).map(drop)
             }
             MMU_MACHPHYS_UPDATE => {
                 let mfn = req.ptr >> 12;
@@ -128,7 +155,7 @@ impl MmuUpdate {
                 if !owned || !memory::set_m2p(mfn, req.val) {
                     return Err(Errno::Inval);
                 }
-                Ok(false)
+                Ok(())
             }
             _ => Err(Errno::NoSys),
         }
@@ -169,11 +196,13 @@ impl UpdateVaMapping {
         if !info.is_some_and(|f| f.ty == FrameType::L1 && f.type_count > 0) {
             return Err(Errno::Inval);
         }
-        let changed = write_entry(l1, index, self.pte, dom)?;
+        write_entry(l1, index, self.pte, dom)?;
         match self.flags & UVMF_FLUSHTYPE_MASK {
-            UVMF_TLB_FLUSH => pv::flush_tlb_local(),
+            UVMF_TLB_FLUSH => {
+                STALE.store(false, Ordering::SeqCst);
+                pv::flush_tlb_local();
+            }
             UVMF_INVLPG => pv::invlpg(self.va),
-            _ if changed => pv::invlpg(self.va),
             _ => {}
         }
         Ok(0)
@@ -223,6 +252,7 @@ impl MmuextOp {
 fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
     let mut mem = MachinePageTables;
     let mut pin = |ty| {
+        flush_if_stale();
         memory::with_frame_table(|ft| ft.pin(&mut mem, op.arg1, dom, ty)).map_err(refused)
     };
     match op.cmd {
@@ -239,6 +269,7 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
         MMUEXT_NEW_BASEPTR => new_baseptr(op.arg1, dom, false),
         MMUEXT_NEW_USER_BASEPTR => new_baseptr(op.arg1, dom, true),
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
+            STALE.store(false, Ordering::SeqCst);
             pv::flush_tlb_local();
             Ok(())
         }
@@ -254,6 +285,7 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
 /// type reference on it for as long as it is the root.
 fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
     let mut mem = MachinePageTables;
+    flush_if_stale();
     if !(user && mfn == 0) {
         memory::with_frame_table(|ft| ft.get_page_type(&mut mem, mfn, dom, FrameType::L4))
             .map_err(refused)?;
@@ -274,6 +306,8 @@ fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
     }
     if let Some(old) = old {
         memory::with_frame_table(|ft| ft.put_page_type(&mut mem, old));
+        // The old tree may have been devalidated (see `write_entry`).
+        pv::flush_tlb_local();
     }
     Ok(())
 }

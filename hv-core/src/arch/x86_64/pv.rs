@@ -233,15 +233,10 @@ pub fn load_page_table_root(mfn: u64) {
     };
 }
 
-/// The current page-table root's machine frame.
-pub fn current_root() -> u64 {
-    x86_64::registers::control::Cr3::read().0.start_address().as_u64() >> 12
-}
-
 /// Flushes the guest's (non-global) TLB entries.
 pub fn flush_tlb_local() {
+    // Reloading CR3 drops every non-global entry; hv-core's are global.
     x86_64::instructions::tlb::flush_all();
-    load_page_table_root(current_root());
 }
 
 /// Flushes one page's TLB entry.
