@@ -507,6 +507,7 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("abi-syscall"),
     on_both!("abi-timer"),
     on_both!("abi-pvclock"),
+    on_both!("abi-cpuid"),
     // The SDK's safe layers over it.
     on_both!("sdk-traps"),
     on_both!("sdk-memory"),
