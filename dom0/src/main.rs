@@ -62,7 +62,10 @@ mod kernel {
         if start.is_initial_domain() {
             println!("domain:     0 (initial domain, privileged)");
         } else {
-            println!("domain:     not the initial domain (privileged: {})", start.is_privileged());
+            println!(
+                "domain:     not the initial domain (privileged: {})",
+                start.is_privileged()
+            );
         }
         let reservation = hypercall::memory_current_reservation(abi::xen::DOMID_SELF);
         println!(

@@ -13,7 +13,10 @@ pub enum Command {
 /// Each command with its one-line description, in `help` order.
 pub const COMMANDS: [(&str, &str); 3] = [
     ("help", "list the commands"),
-    ("info", "domain, memory, vCPUs, hypervisor and ABI versions, uptime, CPL"),
+    (
+        "info",
+        "domain, memory, vCPUs, hypervisor and ABI versions, uptime, CPL",
+    ),
     ("poweroff", "power the machine off"),
 ];
 

@@ -99,10 +99,7 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
         route_console_input(&platform);
     }
     let module = info.module_tags().next().expect("counted above");
-    let bytes = arch::module_bytes(
-        module.start_address() as u64,
-        module.module_size() as u64,
-    );
+    let bytes = arch::module_bytes(module.start_address() as u64, module.module_size() as u64);
     let frame = match dom0::build(bytes, module.cmdline().unwrap_or(""), options.dom0_mem) {
         Ok(frame) => frame,
         Err(e) => {
@@ -121,7 +118,15 @@ fn route_console_input(platform: &arch::acpi::Platform) {
         return;
     };
     let (gsi, level, active_low) = platform.com1_gsi;
-    arch::ioapic::route(ioapic, base, gsi, arch::SERIAL_VECTOR, cpu::apic_id(), level, active_low);
+    arch::ioapic::route(
+        ioapic,
+        base,
+        gsi,
+        arch::SERIAL_VECTOR,
+        cpu::apic_id(),
+        level,
+        active_low,
+    );
     arch::serial::enable_receive_interrupt();
 }
 

@@ -239,7 +239,12 @@ mod tests {
         assert_eq!(parse("dom0_mem=16777216"), 16 << 20);
         assert_eq!(parse(""), DEFAULT_DOM0_MEM);
         let mut errors = 0;
-        for bad in ["dom0_mem=", "dom0_mem=12Q", "dom0_mem=100K", "dom0_mem=99999999999G"] {
+        for bad in [
+            "dom0_mem=",
+            "dom0_mem=12Q",
+            "dom0_mem=100K",
+            "dom0_mem=99999999999G",
+        ] {
             let o = Options::parse(bad, |_| errors += 1);
             assert_eq!(o.dom0_mem, DEFAULT_DOM0_MEM);
         }

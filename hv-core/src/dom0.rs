@@ -11,8 +11,7 @@
 use abi::image::{AbiNote, PvImage};
 use abi::start_of_day::StartOfDay;
 use abi::xen::{
-    FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC,
-    StartInfo,
+    FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC, StartInfo,
 };
 use hv_core::frame_table::{FrameType, Mfn, Owner, PageTableMemory};
 use zerocopy::{FromZeros, IntoBytes};
@@ -145,7 +144,9 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
         .expect("a fresh frame has no references");
     let shared = SharedPage::new(shared_info);
     // Events start masked, as on Xen.
-    shared.u8(UPCALL_MASK).store(1, core::sync::atomic::Ordering::SeqCst);
+    shared
+        .u8(UPCALL_MASK)
+        .store(1, core::sync::atomic::Ordering::SeqCst);
     let _ = VCPU_INFO_SIZE;
 
     let mut info = StartInfo::new_zeroed();
@@ -191,7 +192,11 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
         plan.stack.end
     );
     pv::load_page_table_root(l4);
-    Ok(initial_frame(plan.entry, plan.stack.end, plan.start_info.start))
+    Ok(initial_frame(
+        plan.entry,
+        plan.stack.end,
+        plan.start_info.start,
+    ))
 }
 
 /// Copies `bytes` to guest virtual address `va`, page by page.

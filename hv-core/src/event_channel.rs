@@ -36,10 +36,20 @@ pub enum Binding {
     #[default]
     Free,
     /// Waiting for `remote` to bind to it.
-    Unbound { remote: u16 },
-    Interdomain { remote: u16, remote_port: Port },
-    Virq { virq: u32, vcpu: u32 },
-    Ipi { vcpu: u32 },
+    Unbound {
+        remote: u16,
+    },
+    Interdomain {
+        remote: u16,
+        remote_port: Port,
+    },
+    Virq {
+        virq: u32,
+        vcpu: u32,
+    },
+    Ipi {
+        vcpu: u32,
+    },
 }
 
 /// Why an event-channel operation was refused; maps onto Xen's errnos.

@@ -653,7 +653,9 @@ mod tests {
         let mut mem = Memory::default();
         tree(&mut mem);
         table.pin(&mut mem, 1, DOM, FrameType::L4).unwrap();
-        table.update_entry(&mut mem, 4, 3, pte(12, true), DOM).unwrap();
+        table
+            .update_entry(&mut mem, 4, 3, pte(12, true), DOM)
+            .unwrap();
         assert_eq!(
             table.update_entry(&mut mem, 3, 1, pte(12, false), DOM),
             Err(PageError::NotOwner {
@@ -687,7 +689,9 @@ mod tests {
             .unwrap();
         assert_eq!(mem.read_entry(4, 6), pte(13, true) | USER);
         // Not-present entries are stored as given.
-        table.update_entry(&mut mem, 4, 7, 0x1234_0000, DOM).unwrap();
+        table
+            .update_entry(&mut mem, 4, 7, 0x1234_0000, DOM)
+            .unwrap();
         assert_eq!(mem.read_entry(4, 7), 0x1234_0000);
     }
 

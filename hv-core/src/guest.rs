@@ -117,9 +117,12 @@ fn create_bounce_frame(
 
     let info = d.shared_page();
     let vcpu_info = v * VCPU_INFO_SIZE;
-    let saved_mask = info.u8(vcpu_info + UPCALL_MASK).load(core::sync::atomic::Ordering::SeqCst);
+    let saved_mask = info
+        .u8(vcpu_info + UPCALL_MASK)
+        .load(core::sync::atomic::Ordering::SeqCst);
     if bounce.mask_events {
-        info.u8(vcpu_info + UPCALL_MASK).store(1, core::sync::atomic::Ordering::SeqCst);
+        info.u8(vcpu_info + UPCALL_MASK)
+            .store(1, core::sync::atomic::Ordering::SeqCst);
     }
     let mut rflags = frame.rflags & !(RFLAGS_IF | RFLAGS_IOPL);
     if saved_mask == 0 {
@@ -301,7 +304,10 @@ pub fn syscall(frame: &mut TrapFrame) {
         )
     });
     if let Err(reason) = result {
-        kill_current(frame, format_args!("syscall from guest user mode: {reason}"));
+        kill_current(
+            frame,
+            format_args!("syscall from guest user mode: {reason}"),
+        );
     }
 }
 
@@ -310,7 +316,10 @@ pub fn iret(frame: &mut TrapFrame) {
     let v = 0;
     let context: abi::xen::IretContext = match read(frame.rsp) {
         Ok(c) => c,
-        Err(_) => kill_current(frame, format_args!("iret: the return frame is not readable")),
+        Err(_) => kill_current(
+            frame,
+            format_args!("iret: the return frame is not readable"),
+        ),
     };
     let result = domain::with_current(|d| {
         if context.cs & 3 == 3 {

@@ -58,31 +58,119 @@ pub fn status(h: Hypercall) -> Status {
 /// The ops of each implemented multi-op hypercall, with their status
 /// (ops not listed answer `-ENOSYS`).
 pub const OPS: &[(Hypercall, &str, Status)] = &[
-    (Hypercall::MmuUpdate, "MMU_NORMAL_PT_UPDATE", Status::Implemented),
-    (Hypercall::MmuUpdate, "MMU_MACHPHYS_UPDATE", Status::Implemented),
-    (Hypercall::MmuUpdate, "MMU_PT_UPDATE_PRESERVE_AD", Status::Implemented),
+    (
+        Hypercall::MmuUpdate,
+        "MMU_NORMAL_PT_UPDATE",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MmuUpdate,
+        "MMU_MACHPHYS_UPDATE",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MmuUpdate,
+        "MMU_PT_UPDATE_PRESERVE_AD",
+        Status::Implemented,
+    ),
     (Hypercall::MmuUpdate, "foreign domain", Status::Refused),
-    (Hypercall::MmuextOp, "MMUEXT_PIN_L1_TABLE..PIN_L4_TABLE", Status::Implemented),
-    (Hypercall::MmuextOp, "MMUEXT_UNPIN_TABLE", Status::Implemented),
-    (Hypercall::MmuextOp, "MMUEXT_NEW_BASEPTR", Status::Implemented),
-    (Hypercall::MmuextOp, "MMUEXT_NEW_USER_BASEPTR", Status::Implemented),
-    (Hypercall::MmuextOp, "MMUEXT_TLB_FLUSH_LOCAL/MULTI/ALL", Status::Implemented),
-    (Hypercall::MmuextOp, "MMUEXT_INVLPG_LOCAL/MULTI/ALL", Status::Implemented),
+    (
+        Hypercall::MmuextOp,
+        "MMUEXT_PIN_L1_TABLE..PIN_L4_TABLE",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MmuextOp,
+        "MMUEXT_UNPIN_TABLE",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MmuextOp,
+        "MMUEXT_NEW_BASEPTR",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MmuextOp,
+        "MMUEXT_NEW_USER_BASEPTR",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MmuextOp,
+        "MMUEXT_TLB_FLUSH_LOCAL/MULTI/ALL",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MmuextOp,
+        "MMUEXT_INVLPG_LOCAL/MULTI/ALL",
+        Status::Implemented,
+    ),
     (Hypercall::MmuextOp, "MMUEXT_SET_LDT", Status::NotYet),
-    (Hypercall::MemoryOp, "XENMEM_memory_map", Status::Implemented),
-    (Hypercall::MemoryOp, "XENMEM_maximum_ram_page", Status::Implemented),
-    (Hypercall::MemoryOp, "XENMEM_current_reservation", Status::Implemented),
-    (Hypercall::MemoryOp, "XENMEM_maximum_reservation", Status::Implemented),
-    (Hypercall::MemoryOp, "XENMEM_populate_physmap", Status::NotYet),
+    (
+        Hypercall::MemoryOp,
+        "XENMEM_memory_map",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MemoryOp,
+        "XENMEM_maximum_ram_page",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MemoryOp,
+        "XENMEM_current_reservation",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MemoryOp,
+        "XENMEM_maximum_reservation",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::MemoryOp,
+        "XENMEM_populate_physmap",
+        Status::NotYet,
+    ),
     (Hypercall::XenVersion, "XENVER_version", Status::Implemented),
-    (Hypercall::XenVersion, "XENVER_extraversion", Status::Implemented),
-    (Hypercall::XenVersion, "XENVER_compile_info", Status::Implemented),
-    (Hypercall::XenVersion, "XENVER_capabilities", Status::Implemented),
-    (Hypercall::XenVersion, "XENVER_changeset", Status::Implemented),
-    (Hypercall::XenVersion, "XENVER_platform_parameters", Status::Implemented),
-    (Hypercall::XenVersion, "XENVER_get_features", Status::Implemented),
-    (Hypercall::XenVersion, "XENVER_pagesize", Status::Implemented),
-    (Hypercall::XenVersion, "XENVER_guest_handle", Status::Implemented),
+    (
+        Hypercall::XenVersion,
+        "XENVER_extraversion",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::XenVersion,
+        "XENVER_compile_info",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::XenVersion,
+        "XENVER_capabilities",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::XenVersion,
+        "XENVER_changeset",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::XenVersion,
+        "XENVER_platform_parameters",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::XenVersion,
+        "XENVER_get_features",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::XenVersion,
+        "XENVER_pagesize",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::XenVersion,
+        "XENVER_guest_handle",
+        Status::Implemented,
+    ),
     (Hypercall::ConsoleIo, "CONSOLEIO_write", Status::Implemented),
     (Hypercall::ConsoleIo, "CONSOLEIO_read", Status::Implemented),
     (Hypercall::ConsoleIo, "from a domU", Status::Refused),
@@ -90,25 +178,97 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
     (Hypercall::SchedOp, "SCHEDOP_block", Status::Implemented),
     (Hypercall::SchedOp, "SCHEDOP_shutdown", Status::Implemented),
     (Hypercall::SchedOp, "SCHEDOP_poll", Status::Implemented),
-    (Hypercall::VcpuOp, "VCPUOP_set_singleshot_timer", Status::Implemented),
-    (Hypercall::VcpuOp, "VCPUOP_stop_singleshot_timer", Status::Implemented),
-    (Hypercall::VcpuOp, "VCPUOP_set_periodic_timer", Status::Implemented),
-    (Hypercall::VcpuOp, "VCPUOP_stop_periodic_timer", Status::Implemented),
+    (
+        Hypercall::VcpuOp,
+        "VCPUOP_set_singleshot_timer",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::VcpuOp,
+        "VCPUOP_stop_singleshot_timer",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::VcpuOp,
+        "VCPUOP_set_periodic_timer",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::VcpuOp,
+        "VCPUOP_stop_periodic_timer",
+        Status::Implemented,
+    ),
     (Hypercall::VcpuOp, "VCPUOP_is_up", Status::Implemented),
-    (Hypercall::CallbackOp, "CALLBACKOP_register (event, failsafe, syscall, nmi)", Status::Implemented),
-    (Hypercall::CallbackOp, "CALLBACKOP_unregister", Status::Implemented),
-    (Hypercall::SetSegmentBase, "SEGBASE_FS, SEGBASE_GS_USER, SEGBASE_GS_KERNEL", Status::Implemented),
-    (Hypercall::SetSegmentBase, "SEGBASE_GS_USER_SEL", Status::Refused),
-    (Hypercall::EventChannelOp, "EVTCHNOP_bind_virq", Status::Implemented),
-    (Hypercall::EventChannelOp, "EVTCHNOP_bind_ipi", Status::Implemented),
-    (Hypercall::EventChannelOp, "EVTCHNOP_alloc_unbound (own domain)", Status::Implemented),
-    (Hypercall::EventChannelOp, "EVTCHNOP_bind_interdomain (own domain)", Status::Implemented),
-    (Hypercall::EventChannelOp, "EVTCHNOP_send", Status::Implemented),
-    (Hypercall::EventChannelOp, "EVTCHNOP_close", Status::Implemented),
-    (Hypercall::EventChannelOp, "EVTCHNOP_unmask", Status::Implemented),
-    (Hypercall::EventChannelOp, "EVTCHNOP_status", Status::Implemented),
-    (Hypercall::GrantTableOp, "GNTTABOP_query_size", Status::Implemented),
-    (Hypercall::GrantTableOp, "GNTTABOP_setup_table, map, unmap, copy", Status::NotYet),
+    (
+        Hypercall::CallbackOp,
+        "CALLBACKOP_register (event, failsafe, syscall, nmi)",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::CallbackOp,
+        "CALLBACKOP_unregister",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::SetSegmentBase,
+        "SEGBASE_FS, SEGBASE_GS_USER, SEGBASE_GS_KERNEL",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::SetSegmentBase,
+        "SEGBASE_GS_USER_SEL",
+        Status::Refused,
+    ),
+    (
+        Hypercall::EventChannelOp,
+        "EVTCHNOP_bind_virq",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::EventChannelOp,
+        "EVTCHNOP_bind_ipi",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::EventChannelOp,
+        "EVTCHNOP_alloc_unbound (own domain)",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::EventChannelOp,
+        "EVTCHNOP_bind_interdomain (own domain)",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::EventChannelOp,
+        "EVTCHNOP_send",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::EventChannelOp,
+        "EVTCHNOP_close",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::EventChannelOp,
+        "EVTCHNOP_unmask",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::EventChannelOp,
+        "EVTCHNOP_status",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::GrantTableOp,
+        "GNTTABOP_query_size",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::GrantTableOp,
+        "GNTTABOP_setup_table, map, unmap, copy",
+        Status::NotYet,
+    ),
 ];
 
 #[cfg(test)]
@@ -161,6 +321,10 @@ mod docs {
                     && Hypercall::ALL.iter().any(|h| h.name() == cells[0])
             })
             .count();
-        assert_eq!(op_rows, OPS.len(), "docs/abi.md lists ops hv-core does not know");
+        assert_eq!(
+            op_rows,
+            OPS.len(),
+            "docs/abi.md lists ops hv-core does not know"
+        );
     }
 }

@@ -85,7 +85,11 @@ mod tests {
     fn mul_keeps_precision() {
         for hz in [1_000_000u64, 2_394_451_000, 12_000_000_000] {
             let scale = TscScale::for_hz(hz);
-            assert!(scale.mul >= 1 << 31, "{hz} Hz: mul {:#x} wastes bits", scale.mul);
+            assert!(
+                scale.mul >= 1 << 31,
+                "{hz} Hz: mul {:#x} wastes bits",
+                scale.mul
+            );
         }
     }
 

@@ -70,7 +70,8 @@ pub fn publish(d: &Domain) {
         page.u64(at + 16).store(0, SeqCst);
         page.u32(at + 24).store(scale.mul, SeqCst);
         page.u8(at + 28).store(scale.shift as u8, SeqCst);
-        page.u8(at + 29).store(abi::xen::XEN_PVCLOCK_TSC_STABLE_BIT, SeqCst);
+        page.u8(at + 29)
+            .store(abi::xen::XEN_PVCLOCK_TSC_STABLE_BIT, SeqCst);
         version.fetch_add(1, SeqCst);
     }
     let wallclock = BOOT_WALLCLOCK.load(Ordering::Relaxed);

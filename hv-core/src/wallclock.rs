@@ -4,7 +4,11 @@
 pub fn unix_seconds(year: u32, month: u32, day: u32, hour: u32, min: u32, sec: u32) -> u64 {
     // Days from civil (Howard Hinnant's algorithm), shifted so March is
     // the first month and leap days fall at the end of the year.
-    let y = if month <= 2 { year as i64 - 1 } else { year as i64 };
+    let y = if month <= 2 {
+        year as i64 - 1
+    } else {
+        year as i64
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let m = month as i64;

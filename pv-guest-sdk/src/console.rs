@@ -18,7 +18,10 @@ pub struct Console {
 
 impl Console {
     pub const fn new() -> Self {
-        Self { buf: [0; 256], len: 0 }
+        Self {
+            buf: [0; 256],
+            len: 0,
+        }
     }
 
     pub fn flush(&mut self) {
@@ -150,7 +153,12 @@ pub mod input {
 
     impl<const N: usize> LineReader<N> {
         pub const fn new() -> Self {
-            Self { editor: LineEditor::new(), pending: [0; 64], start: 0, end: 0 }
+            Self {
+                editor: LineEditor::new(),
+                pending: [0; 64],
+                start: 0,
+                end: 0,
+            }
         }
 
         /// Blocks until a whole line has been typed; returns it (without

@@ -13,7 +13,10 @@ pub struct FnCell<F> {
 
 impl<F: Copy> FnCell<F> {
     pub const fn new() -> Self {
-        Self { raw: AtomicUsize::new(0), _type: PhantomData }
+        Self {
+            raw: AtomicUsize::new(0),
+            _type: PhantomData,
+        }
     }
 
     pub fn set(&self, f: F) {

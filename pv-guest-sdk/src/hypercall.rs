@@ -50,7 +50,13 @@ pub fn console_write(bytes: &[u8]) -> Result<()> {
     while !rest.is_empty() {
         let ret = call(
             Hypercall::ConsoleIo,
-            [CONSOLEIO_WRITE as u64, rest.len() as u64, rest.as_ptr() as u64, 0, 0],
+            [
+                CONSOLEIO_WRITE as u64,
+                rest.len() as u64,
+                rest.as_ptr() as u64,
+                0,
+                0,
+            ],
         );
         // Xen returns 0 once everything is written; treat a positive count
         // as partial progress in case an implementation reports one.
@@ -69,7 +75,13 @@ pub fn console_write(bytes: &[u8]) -> Result<()> {
 pub fn console_read(buf: &mut [u8]) -> Result<usize> {
     let ret = call(
         Hypercall::ConsoleIo,
-        [CONSOLEIO_READ as u64, buf.len() as u64, buf.as_mut_ptr() as u64, 0, 0],
+        [
+            CONSOLEIO_READ as u64,
+            buf.len() as u64,
+            buf.as_mut_ptr() as u64,
+            0,
+            0,
+        ],
     );
     Error::check(ret).map(|n| n as usize)
 }
@@ -92,7 +104,11 @@ pub fn sched_block() -> Result<()> {
 /// only if the hypervisor refuses.
 pub fn sched_shutdown(reason: u32) -> Result<()> {
     let arg = SchedShutdown { reason };
-    Error::check(call(Hypercall::SchedOp, [SCHEDOP_SHUTDOWN as u64, ptr(&arg), 0, 0, 0])).map(drop)
+    Error::check(call(
+        Hypercall::SchedOp,
+        [SCHEDOP_SHUTDOWN as u64, ptr(&arg), 0, 0, 0],
+    ))
+    .map(drop)
 }
 
 /// Arms the vCPU's one-shot timer for absolute system time `deadline_ns`
@@ -104,10 +120,20 @@ pub fn set_timer_op(deadline_ns: u64) -> Result<()> {
 /// `VCPUOP_set_singleshot_timer` for `vcpu`: like [`set_timer_op`], but with
 /// `VCPU_SSHOTTMR_future` the call fails with `ETIME` for a past deadline.
 pub fn vcpu_set_singleshot_timer(vcpu: u32, deadline_ns: u64, flags: u32) -> Result<()> {
-    let arg = VcpuSetSingleshotTimer { timeout_abs_ns: deadline_ns, flags, _pad: 0 };
+    let arg = VcpuSetSingleshotTimer {
+        timeout_abs_ns: deadline_ns,
+        flags,
+        _pad: 0,
+    };
     let ret = call(
         Hypercall::VcpuOp,
-        [ops::VCPUOP_SET_SINGLESHOT_TIMER as u64, vcpu as u64, ptr(&arg), 0, 0],
+        [
+            ops::VCPUOP_SET_SINGLESHOT_TIMER as u64,
+            vcpu as u64,
+            ptr(&arg),
+            0,
+            0,
+        ],
     );
     Error::check(ret).map(drop)
 }
@@ -115,7 +141,10 @@ pub fn vcpu_set_singleshot_timer(vcpu: u32, deadline_ns: u64, flags: u32) -> Res
 /// `VCPUOP_is_up`: whether vCPU `vcpu` exists and is up (`Err(NoEnt)`
 /// when the domain has no such vCPU).
 pub fn vcpu_is_up(vcpu: u32) -> Result<bool> {
-    let ret = call(Hypercall::VcpuOp, [ops::VCPUOP_IS_UP as u64, vcpu as u64, 0, 0, 0]);
+    let ret = call(
+        Hypercall::VcpuOp,
+        [ops::VCPUOP_IS_UP as u64, vcpu as u64, 0, 0, 0],
+    );
     Error::check(ret).map(|up| up != 0)
 }
 
@@ -123,7 +152,10 @@ pub fn vcpu_is_up(vcpu: u32) -> Result<bool> {
 
 /// `XENVER_version`: the hypervisor's interface version, `major << 16 | minor`.
 pub fn xen_version() -> u32 {
-    call(Hypercall::XenVersion, [ops::XENVER_VERSION as u64, 0, 0, 0, 0]) as u32
+    call(
+        Hypercall::XenVersion,
+        [ops::XENVER_VERSION as u64, 0, 0, 0, 0],
+    ) as u32
 }
 
 /// `XENVER_extraversion`: the release suffix (".7-pre", ...), NUL padded.
@@ -138,7 +170,10 @@ pub fn xen_extraversion() -> Result<[u8; ops::XEN_EXTRAVERSION_LEN]> {
 
 /// `XENVER_get_features` submap `index` (32 `XENFEAT_*` bits).
 pub fn xen_features(index: u32) -> Result<u32> {
-    let mut info = FeatureInfo { submap_idx: index, submap: 0 };
+    let mut info = FeatureInfo {
+        submap_idx: index,
+        submap: 0,
+    };
     let ret = call(
         Hypercall::XenVersion,
         [ops::XENVER_GET_FEATURES as u64, ptr_mut(&mut info), 0, 0, 0],
@@ -149,26 +184,43 @@ pub fn xen_features(index: u32) -> Result<u32> {
 // --- event channels ------------------------------------------------------
 
 fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result<()> {
-    Error::check(call(Hypercall::EventChannelOp, [cmd as u64, ptr_mut(arg), 0, 0, 0])).map(drop)
+    Error::check(call(
+        Hypercall::EventChannelOp,
+        [cmd as u64, ptr_mut(arg), 0, 0, 0],
+    ))
+    .map(drop)
 }
 
 /// Binds virtual IRQ `virq` (`VIRQ_*`) on `vcpu` to a new port.
 pub fn evtchn_bind_virq(virq: u32, vcpu: u32) -> Result<Port> {
-    let mut arg = BindVirq { virq, vcpu, port: 0 };
+    let mut arg = BindVirq {
+        virq,
+        vcpu,
+        port: 0,
+    };
     evtchn_op(evtchn::EVTCHNOP_BIND_VIRQ, &mut arg)?;
     Ok(arg.port)
 }
 
 /// Allocates a port that `remote` may bind to.
 pub fn evtchn_alloc_unbound(remote: DomId) -> Result<Port> {
-    let mut arg = AllocUnbound { dom: abi::xen::DOMID_SELF, remote_dom: remote, port: 0 };
+    let mut arg = AllocUnbound {
+        dom: abi::xen::DOMID_SELF,
+        remote_dom: remote,
+        port: 0,
+    };
     evtchn_op(evtchn::EVTCHNOP_ALLOC_UNBOUND, &mut arg)?;
     Ok(arg.port)
 }
 
 /// Connects a new local port to `remote_port` of domain `remote`.
 pub fn evtchn_bind_interdomain(remote: DomId, remote_port: Port) -> Result<Port> {
-    let mut arg = BindInterdomain { remote_dom: remote, _pad: 0, remote_port, local_port: 0 };
+    let mut arg = BindInterdomain {
+        remote_dom: remote,
+        _pad: 0,
+        remote_port,
+        local_port: 0,
+    };
     evtchn_op(evtchn::EVTCHNOP_BIND_INTERDOMAIN, &mut arg)?;
     Ok(arg.local_port)
 }
@@ -257,7 +309,13 @@ pub unsafe fn mmuext_op(ops: &[MmuextOp], foreign: DomId) -> Result<usize> {
     let ret = unsafe {
         call_unchecked(
             Hypercall::MmuextOp,
-            [ops.as_ptr() as u64, ops.len() as u64, ptr_mut(&mut done), foreign as u64, 0],
+            [
+                ops.as_ptr() as u64,
+                ops.len() as u64,
+                ptr_mut(&mut done),
+                foreign as u64,
+                0,
+            ],
         )
     };
     Error::check(ret).map(|_| done as usize)
@@ -272,10 +330,14 @@ pub unsafe fn mmuext_op(ops: &[MmuextOp], foreign: DomId) -> Result<usize> {
 /// Every address must be an entry stub that handles Xen's bounce frame for
 /// its vector.
 pub unsafe fn set_trap_table(table: &[TrapInfo]) -> Result<()> {
-    assert!(table.last().is_some_and(|t| t.address == 0), "trap table must end with a zero entry");
+    assert!(
+        table.last().is_some_and(|t| t.address == 0),
+        "trap table must end with a zero entry"
+    );
     // SAFETY: the table is live for the call; the caller vouches for the
     // handler addresses.
-    let ret = unsafe { call_unchecked(Hypercall::SetTrapTable, [table.as_ptr() as u64, 0, 0, 0, 0]) };
+    let ret =
+        unsafe { call_unchecked(Hypercall::SetTrapTable, [table.as_ptr() as u64, 0, 0, 0, 0]) };
     Error::check(ret).map(drop)
 }
 
@@ -287,13 +349,20 @@ pub unsafe fn set_trap_table(table: &[TrapInfo]) -> Result<()> {
 pub unsafe fn callback_register(kind: u16, address: u64, mask_events: bool) -> Result<()> {
     let arg = CallbackRegister {
         type_: kind,
-        flags: if mask_events { ops::CALLBACKF_MASK_EVENTS } else { 0 },
+        flags: if mask_events {
+            ops::CALLBACKF_MASK_EVENTS
+        } else {
+            0
+        },
         _pad: 0,
         address,
     };
     // SAFETY: `arg` is live for the call; the caller vouches for `address`.
     let ret = unsafe {
-        call_unchecked(Hypercall::CallbackOp, [CALLBACKOP_REGISTER as u64, ptr(&arg), 0, 0, 0])
+        call_unchecked(
+            Hypercall::CallbackOp,
+            [CALLBACKOP_REGISTER as u64, ptr(&arg), 0, 0, 0],
+        )
     };
     Error::check(ret).map(drop)
 }
@@ -312,5 +381,9 @@ pub unsafe fn stack_switch(ss: u16, rsp: u64) -> Result<()> {
 
 /// Sets the FS base, or the user or kernel GS base (`SEGBASE_*`).
 pub fn set_segment_base(which: u32, base: u64) -> Result<()> {
-    Error::check(call(Hypercall::SetSegmentBase, [which as u64, base, 0, 0, 0])).map(drop)
+    Error::check(call(
+        Hypercall::SetSegmentBase,
+        [which as u64, base, 0, 0, 0],
+    ))
+    .map(drop)
 }

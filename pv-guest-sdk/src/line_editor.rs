@@ -23,7 +23,11 @@ pub struct LineEditor<const N: usize> {
 
 impl<const N: usize> LineEditor<N> {
     pub const fn new() -> Self {
-        Self { buf: [0; N], len: 0, after_cr: false }
+        Self {
+            buf: [0; N],
+            len: 0,
+            after_cr: false,
+        }
     }
 
     pub fn feed(&mut self, byte: u8) -> Feed {
@@ -72,7 +76,15 @@ mod tests {
     fn cr_lf_and_crlf_each_end_one_line() {
         let mut e = LineEditor::<8>::new();
         let feeds = feed_all(&mut e, b"ab\r\n");
-        assert_eq!(feeds, [Feed::Echo(b'a'), Feed::Echo(b'b'), Feed::Line, Feed::Nothing]);
+        assert_eq!(
+            feeds,
+            [
+                Feed::Echo(b'a'),
+                Feed::Echo(b'b'),
+                Feed::Line,
+                Feed::Nothing
+            ]
+        );
         assert_eq!(e.line(), "ab");
         e.clear();
         assert_eq!(feed_all(&mut e, b"\n\n"), [Feed::Line, Feed::Line]);

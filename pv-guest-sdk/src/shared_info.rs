@@ -126,17 +126,41 @@ mod tests {
             offset_of!(VcpuTimeInfoCell, tsc_to_system_mul),
             offset_of!(VcpuTimeInfo, tsc_to_system_mul)
         );
-        assert_eq!(offset_of!(VcpuTimeInfoCell, tsc_shift), offset_of!(VcpuTimeInfo, tsc_shift));
+        assert_eq!(
+            offset_of!(VcpuTimeInfoCell, tsc_shift),
+            offset_of!(VcpuTimeInfo, tsc_shift)
+        );
         assert_eq!(size_of::<VcpuInfoCell>(), size_of::<VcpuInfo>());
-        assert_eq!(offset_of!(VcpuInfoCell, upcall_mask), offset_of!(VcpuInfo, evtchn_upcall_mask));
-        assert_eq!(offset_of!(VcpuInfoCell, pending_sel), offset_of!(VcpuInfo, evtchn_pending_sel));
+        assert_eq!(
+            offset_of!(VcpuInfoCell, upcall_mask),
+            offset_of!(VcpuInfo, evtchn_upcall_mask)
+        );
+        assert_eq!(
+            offset_of!(VcpuInfoCell, pending_sel),
+            offset_of!(VcpuInfo, evtchn_pending_sel)
+        );
         assert_eq!(offset_of!(VcpuInfoCell, cr2), offset_of!(VcpuInfo, arch));
         assert_eq!(offset_of!(VcpuInfoCell, time), offset_of!(VcpuInfo, time));
         assert_eq!(size_of::<SharedInfoPage>(), size_of::<SharedInfo>());
-        assert_eq!(offset_of!(SharedInfoPage, evtchn_pending), offset_of!(SharedInfo, evtchn_pending));
-        assert_eq!(offset_of!(SharedInfoPage, evtchn_mask), offset_of!(SharedInfo, evtchn_mask));
-        assert_eq!(offset_of!(SharedInfoPage, wc_version), offset_of!(SharedInfo, wc_version));
-        assert_eq!(offset_of!(SharedInfoPage, wc_sec_hi), offset_of!(SharedInfo, wc_sec_hi));
-        assert_eq!(offset_of!(SharedInfoPage, max_pfn), offset_of!(SharedInfo, arch));
+        assert_eq!(
+            offset_of!(SharedInfoPage, evtchn_pending),
+            offset_of!(SharedInfo, evtchn_pending)
+        );
+        assert_eq!(
+            offset_of!(SharedInfoPage, evtchn_mask),
+            offset_of!(SharedInfo, evtchn_mask)
+        );
+        assert_eq!(
+            offset_of!(SharedInfoPage, wc_version),
+            offset_of!(SharedInfo, wc_version)
+        );
+        assert_eq!(
+            offset_of!(SharedInfoPage, wc_sec_hi),
+            offset_of!(SharedInfo, wc_sec_hi)
+        );
+        assert_eq!(
+            offset_of!(SharedInfoPage, max_pfn),
+            offset_of!(SharedInfo, arch)
+        );
     }
 }

@@ -34,14 +34,24 @@ pub(crate) fn start_of_day(raw: &'static abi::xen::StartInfo) -> &'static StartI
     };
     console::init_log(level);
     log::debug!("{start:?}");
-    step("mapping shared info", shared::map(start.shared_info_maddr()));
+    step(
+        "mapping shared info",
+        shared::map(start.shared_info_maddr()),
+    );
     step("installing the trap table", traps::init());
     step("registering callbacks", events::init());
-    step("setting up memory", mm::init(start, crate::arch::start::image_end()));
+    step(
+        "setting up memory",
+        mm::init(start, crate::arch::start::image_end()),
+    );
     // A quarter of what is free, at most 64 MiB, for the heap.
     let heap_pages = (mm::free_frames() / 4).min(64 << 20 >> 12);
     let heap = mm::init_heap(heap_pages);
-    log::debug!("heap: {} KiB, {} frames left", heap >> 10, mm::free_frames());
+    log::debug!(
+        "heap: {} KiB, {} frames left",
+        heap >> 10,
+        mm::free_frames()
+    );
     events::enable();
     start
 }

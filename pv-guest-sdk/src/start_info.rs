@@ -7,8 +7,7 @@
 use core::fmt;
 
 use abi::xen::{
-    SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED, START_INFO_MAGIC,
-    StartInfo as RawStartInfo,
+    SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED, START_INFO_MAGIC, StartInfo as RawStartInfo,
 };
 
 use crate::layout::{PAGE_SIZE, VIRT_BASE};
@@ -40,7 +39,10 @@ impl fmt::Display for StartInfoError {
                 write!(f, "mfn_list holds {len} entries for {nr_pages} pages")
             }
             StartInfoError::BelowImage { what, va } => {
-                write!(f, "{what} at {va:#x} lies below the image base {VIRT_BASE:#x}")
+                write!(
+                    f,
+                    "{what} at {va:#x} lies below the image base {VIRT_BASE:#x}"
+                )
             }
         }
     }
@@ -81,7 +83,10 @@ impl<'a> StartInfo<'a> {
                 return Err(StartInfoError::BelowImage { what, va });
             }
         }
-        Ok(Self { raw, mfn_list: &mfn_list[..raw.nr_pages as usize] })
+        Ok(Self {
+            raw,
+            mfn_list: &mfn_list[..raw.nr_pages as usize],
+        })
     }
 
     /// The builder's structure, for fields this type does not interpret.
@@ -181,8 +186,8 @@ impl<'a> StartInfo<'a> {
     /// from here to `nr_pages` are free for the guest.
     pub fn first_free_pfn(&self, image_end: u64) -> u64 {
         let page_up = |va: u64| (va - VIRT_BASE).div_ceil(PAGE_SIZE);
-        let start_info_end = self.raw as *const RawStartInfo as u64
-            + core::mem::size_of::<RawStartInfo>() as u64;
+        let start_info_end =
+            self.raw as *const RawStartInfo as u64 + core::mem::size_of::<RawStartInfo>() as u64;
         let ends = [
             page_up(image_end),
             page_up(self.raw.mfn_list + self.raw.nr_pages * 8),
@@ -199,7 +204,10 @@ impl fmt::Debug for StartInfo<'_> {
         f.debug_struct("StartInfo")
             .field("magic", &self.magic())
             .field("nr_pages", &self.nr_pages())
-            .field("shared_info", &format_args!("{:#x}", self.shared_info_maddr()))
+            .field(
+                "shared_info",
+                &format_args!("{:#x}", self.shared_info_maddr()),
+            )
             .field("flags", &format_args!("{:#x}", self.flags()))
             .field("pt_base", &format_args!("{:#x}", self.pt_base()))
             .field("nr_pt_frames", &self.nr_pt_frames())
@@ -262,7 +270,10 @@ mod tests {
     fn refuses_a_wrong_magic() {
         let mut raw = raw();
         raw.magic[..14].copy_from_slice(b"xen-3.0-x86_32");
-        assert!(matches!(StartInfo::new(&raw, &[0; 4]), Err(StartInfoError::BadMagic(_))));
+        assert!(matches!(
+            StartInfo::new(&raw, &[0; 4]),
+            Err(StartInfoError::BadMagic(_))
+        ));
     }
 
     #[test]
@@ -270,7 +281,10 @@ mod tests {
         let raw = raw();
         assert_eq!(
             StartInfo::new(&raw, &[0; 3]).err(),
-            Some(StartInfoError::ShortMfnList { nr_pages: 4, len: 3 })
+            Some(StartInfoError::ShortMfnList {
+                nr_pages: 4,
+                len: 3
+            })
         );
     }
 
@@ -280,7 +294,13 @@ mod tests {
         raw.flags = 0;
         raw.set_console_domu(0x1234, 5);
         let si = StartInfo::new(&raw, &[0; 4]).unwrap();
-        assert_eq!(si.console(), ConsoleInfo::DomU { mfn: 0x1234, evtchn: 5 });
+        assert_eq!(
+            si.console(),
+            ConsoleInfo::DomU {
+                mfn: 0x1234,
+                evtchn: 5
+            }
+        );
     }
 
     #[test]

@@ -131,7 +131,10 @@ mod tests {
         let ns = scale_delta(delta, 0xaaaa_aaaa, -1);
         assert!(ns.abs_diff(3_600_000_000_000) < 1_000, "{ns}");
         // The largest delta with the largest multiplier still fits.
-        assert_eq!(scale_delta(u64::MAX, u32::MAX, 0), ((u64::MAX as u128 * u32::MAX as u128) >> 32) as u64);
+        assert_eq!(
+            scale_delta(u64::MAX, u32::MAX, 0),
+            ((u64::MAX as u128 * u32::MAX as u128) >> 32) as u64
+        );
     }
 
     #[test]
@@ -142,7 +145,10 @@ mod tests {
 
     #[test]
     fn wallclock_carries_nanoseconds() {
-        assert_eq!(wallclock((100, 900_000_000), 1_200_000_000), (102, 100_000_000));
+        assert_eq!(
+            wallclock((100, 900_000_000), 1_200_000_000),
+            (102, 100_000_000)
+        );
         assert_eq!(wallclock((0, 0), 0), (0, 0));
     }
 }

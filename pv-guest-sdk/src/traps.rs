@@ -129,7 +129,11 @@ impl fmt::Display for PageFaultCode {
         write!(
             f,
             "{} {} in {} mode{}{}",
-            if c & 1 != 0 { "protection violation" } else { "not present" },
+            if c & 1 != 0 {
+                "protection violation"
+            } else {
+                "not present"
+            },
             if c & 0x10 != 0 {
                 "on instruction fetch"
             } else if c & 2 != 0 {
@@ -139,7 +143,11 @@ impl fmt::Display for PageFaultCode {
             },
             if c & 4 != 0 { "user" } else { "kernel" },
             if c & 8 != 0 { ", reserved bit set" } else { "" },
-            if c & 0x20 != 0 { ", protection key" } else { "" },
+            if c & 0x20 != 0 {
+                ", protection key"
+            } else {
+                ""
+            },
         )
     }
 }
@@ -184,10 +192,26 @@ impl fmt::Display for Report<'_> {
             "  RIP {:#018x}  CS {:#06x}  RFLAGS {:#010x}  RSP {:#018x}  SS {:#06x}",
             r.rip, r.cs as u16, r.rflags, r.rsp, r.ss as u16
         )?;
-        writeln!(f, "  RAX {:#018x}  RBX {:#018x}  RCX {:#018x}  RDX {:#018x}", r.rax, r.rbx, r.rcx, r.rdx)?;
-        writeln!(f, "  RSI {:#018x}  RDI {:#018x}  RBP {:#018x}  R8  {:#018x}", r.rsi, r.rdi, r.rbp, r.r8)?;
-        writeln!(f, "  R9  {:#018x}  R10 {:#018x}  R11 {:#018x}  R12 {:#018x}", r.r9, r.r10, r.r11, r.r12)?;
-        write!(f, "  R13 {:#018x}  R14 {:#018x}  R15 {:#018x}", r.r13, r.r14, r.r15)
+        writeln!(
+            f,
+            "  RAX {:#018x}  RBX {:#018x}  RCX {:#018x}  RDX {:#018x}",
+            r.rax, r.rbx, r.rcx, r.rdx
+        )?;
+        writeln!(
+            f,
+            "  RSI {:#018x}  RDI {:#018x}  RBP {:#018x}  R8  {:#018x}",
+            r.rsi, r.rdi, r.rbp, r.r8
+        )?;
+        writeln!(
+            f,
+            "  R9  {:#018x}  R10 {:#018x}  R11 {:#018x}  R12 {:#018x}",
+            r.r9, r.r10, r.r11, r.r12
+        )?;
+        write!(
+            f,
+            "  R13 {:#018x}  R14 {:#018x}  R15 {:#018x}",
+            r.r13, r.r14, r.r15
+        )
     }
 }
 
@@ -204,15 +228,28 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         }
         vector => {
             let vector = vector as u8;
-            let cr2 = (vector == PAGE_FAULT)
-                .then(|| crate::shared::vcpu().cr2.load(core::sync::atomic::Ordering::Relaxed));
-            let exception = Exception { vector, error_code: frame.error_code, cr2 };
+            let cr2 = (vector == PAGE_FAULT).then(|| {
+                crate::shared::vcpu()
+                    .cr2
+                    .load(core::sync::atomic::Ordering::Relaxed)
+            });
+            let exception = Exception {
+                vector,
+                error_code: frame.error_code,
+                cr2,
+            };
             if let Some(handler) = handler(vector)
                 && handler(&exception, frame)
             {
                 return;
             }
-            crate::println!("{}", Report { exception: &exception, frame });
+            crate::println!(
+                "{}",
+                Report {
+                    exception: &exception,
+                    frame
+                }
+            );
             crate::sched::crash()
         }
     }
@@ -241,19 +278,34 @@ mod tests {
 
     #[test]
     fn cs_word_carries_mode_and_saved_mask() {
-        let frame = TrapFrame { cs: 0x1_0000_e030, ..Default::default() };
+        let frame = TrapFrame {
+            cs: 0x1_0000_e030,
+            ..Default::default()
+        };
         assert!(!frame.from_user());
         assert_eq!(frame.saved_upcall_mask(), 1);
-        let frame = TrapFrame { cs: 0xe033, ..Default::default() };
+        let frame = TrapFrame {
+            cs: 0xe033,
+            ..Default::default()
+        };
         assert!(frame.from_user());
         assert_eq!(frame.saved_upcall_mask(), 0);
     }
 
     #[test]
     fn page_fault_codes_read_as_words() {
-        assert_eq!(PageFaultCode(0).to_string(), "not present on read in kernel mode");
-        assert_eq!(PageFaultCode(7).to_string(), "protection violation on write in user mode");
-        assert_eq!(PageFaultCode(0x11).to_string(), "protection violation on instruction fetch in kernel mode");
+        assert_eq!(
+            PageFaultCode(0).to_string(),
+            "not present on read in kernel mode"
+        );
+        assert_eq!(
+            PageFaultCode(7).to_string(),
+            "protection violation on write in user mode"
+        );
+        assert_eq!(
+            PageFaultCode(0x11).to_string(),
+            "protection violation on instruction fetch in kernel mode"
+        );
     }
 
     #[test]
@@ -264,8 +316,15 @@ mod tests {
         }
         set_handler(INVALID_OPCODE, skip);
         let h = handler(INVALID_OPCODE).unwrap();
-        let mut frame = TrapFrame { rip: 10, ..Default::default() };
-        let e = Exception { vector: INVALID_OPCODE, error_code: 0, cr2: None };
+        let mut frame = TrapFrame {
+            rip: 10,
+            ..Default::default()
+        };
+        let e = Exception {
+            vector: INVALID_OPCODE,
+            error_code: 0,
+            cr2: None,
+        };
         assert!(h(&e, &mut frame));
         assert_eq!(frame.rip, 12);
         clear_handler(INVALID_OPCODE);

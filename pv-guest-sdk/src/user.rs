@@ -73,7 +73,9 @@ mod target {
     /// of the range is a present user mapping below [`USER_END`]. (User
     /// code cannot run while the kernel copies: the SDK is single-vCPU.)
     pub fn copy_from_user(va: u64, out: &mut [u8]) -> Result<(), MapError> {
-        let end = va.checked_add(out.len() as u64).ok_or(MapError::BadAddress(va))?;
+        let end = va
+            .checked_add(out.len() as u64)
+            .ok_or(MapError::BadAddress(va))?;
         if end > USER_END {
             return Err(MapError::BadAddress(va));
         }
@@ -110,7 +112,11 @@ mod target {
             let flags = pte::PRESENT
                 | pte::USER
                 | pte::ACCESSED
-                | if writable { pte::WRITABLE | pte::DIRTY } else { 0 };
+                | if writable {
+                    pte::WRITABLE | pte::DIRTY
+                } else {
+                    0
+                };
             mm::map(va, mfn, flags)
         }
 

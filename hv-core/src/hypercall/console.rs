@@ -69,7 +69,10 @@ fn format_prefix(id: u16, buf: &mut [u8; 10]) -> &[u8] {
     impl Write for Cursor<'_> {
         fn write_str(&mut self, s: &str) -> core::fmt::Result {
             let end = self.1 + s.len();
-            self.0.get_mut(self.1..end).ok_or(core::fmt::Error)?.copy_from_slice(s.as_bytes());
+            self.0
+                .get_mut(self.1..end)
+                .ok_or(core::fmt::Error)?
+                .copy_from_slice(s.as_bytes());
             self.1 = end;
             Ok(())
         }

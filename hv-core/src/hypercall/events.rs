@@ -60,8 +60,7 @@ impl EventChannelOp {
                     return Err(Errno::Srch);
                 }
                 let own = domain::current_id();
-                op.port =
-                    domain::with_current(|d| d.events.alloc_unbound(own)).map_err(errno)?;
+                op.port = domain::with_current(|d| d.events.alloc_unbound(own)).map_err(errno)?;
                 guest::write(arg, &op)?;
                 Ok(0)
             }
@@ -126,8 +125,9 @@ impl EventChannelOp {
                 if op.port as usize >= hv_core::event_channel::NR_PORTS {
                     return Err(Errno::Inval);
                 }
-                let (binding, vcpu) =
-                    domain::with_current(|d| (d.events.binding(op.port), d.events.notify_vcpu(op.port)));
+                let (binding, vcpu) = domain::with_current(|d| {
+                    (d.events.binding(op.port), d.events.notify_vcpu(op.port))
+                });
                 op.vcpu = vcpu;
                 op.u = [0, 0];
                 op.status = match binding {

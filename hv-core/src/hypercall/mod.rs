@@ -161,13 +161,14 @@ fn multicall(entries: u64, count: u32) -> Result<i64, Errno> {
     for i in 0..count as u64 {
         let at = entries.checked_add(i * size).ok_or(Errno::Fault)?;
         let mut entry: abi::xen::MulticallEntry = guest::read(at)?;
-        entry.result = if entry.op == Hypercall::Iret as u64 || entry.op == Hypercall::Multicall as u64 {
-            // Neither can be batched: iret replaces the caller's frame and
-            // multicalls do not nest.
-            Errno::Inval.to_ret()
-        } else {
-            call(entry.op, Args(entry.args))
-        };
+        entry.result =
+            if entry.op == Hypercall::Iret as u64 || entry.op == Hypercall::Multicall as u64 {
+                // Neither can be batched: iret replaces the caller's frame and
+                // multicalls do not nest.
+                Errno::Inval.to_ret()
+            } else {
+                call(entry.op, Args(entry.args))
+            };
         guest::write(at, &entry)?;
     }
     Ok(0)

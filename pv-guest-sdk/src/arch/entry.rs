@@ -166,8 +166,18 @@ pub fn install_trap_table() -> crate::Result<()> {
 
     let mut table = [TrapInfo::default(); 17];
     for (slot, (vector, address)) in table.iter_mut().zip(exception_stubs()) {
-        let dpl = if vector == BREAKPOINT || vector == OVERFLOW { 3 } else { 0 };
-        *slot = TrapInfo { vector, flags: dpl | TI_MASK_EVENTS, cs: FLAT_KERNEL_CS64, _pad: 0, address };
+        let dpl = if vector == BREAKPOINT || vector == OVERFLOW {
+            3
+        } else {
+            0
+        };
+        *slot = TrapInfo {
+            vector,
+            flags: dpl | TI_MASK_EVENTS,
+            cs: FLAT_KERNEL_CS64,
+            _pad: 0,
+            address,
+        };
     }
     // SAFETY: every address is a stub above, built for the hypervisor's
     // bounce frame of its vector; the table ends with a zero entry.

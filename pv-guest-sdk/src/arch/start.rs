@@ -158,7 +158,10 @@ pub fn builder_mfn_list(raw: &'static RawStartInfo) -> &'static [u64] {
     let len = raw.nr_pages as usize;
     // Guard against a zero or misaligned address, which a broken builder
     // could pass.
-    assert!(raw.mfn_list != 0 && raw.mfn_list.is_multiple_of(8), "bad mfn_list");
+    assert!(
+        raw.mfn_list != 0 && raw.mfn_list.is_multiple_of(8),
+        "bad mfn_list"
+    );
     // SAFETY: the builder maps `mfn_list` (page aligned, `nr_pages` u64s)
     // in the bootstrap region for the guest; the SDK never unmaps or
     // writes it, so a shared 'static slice is sound.

@@ -104,7 +104,11 @@ fn register() -> crate::Result<()> {
     // the syscall stub handles the callback's frame.
     unsafe {
         crate::hypercall::stack_switch(FLAT_KERNEL_SS64, trap_stack_top())?;
-        crate::hypercall::callback_register(CALLBACKTYPE_SYSCALL, super::entry::syscall_entry(), true)?;
+        crate::hypercall::callback_register(
+            CALLBACKTYPE_SYSCALL,
+            super::entry::syscall_entry(),
+            true,
+        )?;
     }
     REGISTERED.store(true, Ordering::SeqCst);
     Ok(())
@@ -116,7 +120,11 @@ fn register() -> crate::Result<()> {
 /// gets control back through its trap, event and system-call entries.
 pub fn run(rip: u64, rsp: u64) -> crate::Result<u64> {
     register()?;
-    assert_eq!(KERNEL_RSP.load(Ordering::SeqCst), 0, "user mode entered twice");
+    assert_eq!(
+        KERNEL_RSP.load(Ordering::SeqCst),
+        0,
+        "user mode entered twice"
+    );
     // SAFETY: the trap stack and syscall callback are registered, so every
     // way out of user mode lands in the kernel's entry stubs; the kernel's
     // callee-saved registers come back through `exit_session`, which

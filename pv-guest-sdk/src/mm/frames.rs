@@ -25,7 +25,12 @@ pub struct FrameAllocator {
 
 impl FrameAllocator {
     pub const fn new() -> Self {
-        Self { free: [0; WORDS], limit: 0, hint: 0, free_count: 0 }
+        Self {
+            free: [0; WORDS],
+            limit: 0,
+            hint: 0,
+            free_count: 0,
+        }
     }
 
     /// Marks `[start, end)` free (clipped to what the bitmap covers).
@@ -108,7 +113,10 @@ impl FrameAllocator {
     /// Returns a frame. Freeing a frame that is already free is a bug in the
     /// caller and panics.
     pub fn free(&mut self, pfn: Pfn) {
-        assert!(pfn < MAX_PHYSMAP_PAGES && !self.is_free(pfn), "double free of pfn {pfn:#x}");
+        assert!(
+            pfn < MAX_PHYSMAP_PAGES && !self.is_free(pfn),
+            "double free of pfn {pfn:#x}"
+        );
         self.free[pfn as usize / 64] |= 1 << (pfn % 64);
         self.free_count += 1;
         self.hint = self.hint.min(pfn);

@@ -103,7 +103,10 @@ impl Memory {
     }
 
     fn frame(&self, pfn: Pfn) -> Option<Frame> {
-        Some(Frame { pfn, mfn: self.p2m().pfn_to_mfn(pfn)? })
+        Some(Frame {
+            pfn,
+            mfn: self.p2m().pfn_to_mfn(pfn)?,
+        })
     }
 
     pub fn alloc_frame(&mut self) -> Result<Frame, MapError> {
@@ -113,7 +116,10 @@ impl Memory {
 
     /// The physmap address of page-table frame `mfn` (mapped read-only).
     fn table_va(&self, mfn: Mfn) -> Result<u64, MapError> {
-        let pfn = self.p2m().check_m2p(mfn, mem::m2p(mfn)).ok_or(MapError::ForeignTable(mfn))?;
+        let pfn = self
+            .p2m()
+            .check_m2p(mfn, mem::m2p(mfn))
+            .ok_or(MapError::ForeignTable(mfn))?;
         // Tables are always physmap frames: the builder's lie in the
         // bootstrap region, the SDK's come from below the allocator's limit.
         if pfn >= self.nr_pages.min(MAX_PHYSMAP_PAGES) {
@@ -138,7 +144,13 @@ impl Memory {
         unsafe { mem::fill_page(frame.va(), entries) };
         // SAFETY: only the new frame's own physmap mapping changes, to
         // read-only; nothing has a reference into it.
-        unsafe { hypercall::update_va_mapping(frame.va(), pte::entry(frame.mfn, pte::KERNEL_RO), UVMF_INVLPG)? };
+        unsafe {
+            hypercall::update_va_mapping(
+                frame.va(),
+                pte::entry(frame.mfn, pte::KERNEL_RO),
+                UVMF_INVLPG,
+            )?
+        };
         Ok(frame)
     }
 
@@ -180,7 +192,11 @@ impl Memory {
     pub fn lookup(&mut self, va: u64) -> Result<u64, MapError> {
         let (l1, index) = self.walk(self.kernel_l4, va, false)?;
         let entry = self.read(l1, index)?;
-        if pte::is_present(entry) { Ok(entry) } else { Err(MapError::NotMapped(va)) }
+        if pte::is_present(entry) {
+            Ok(entry)
+        } else {
+            Err(MapError::NotMapped(va))
+        }
     }
 
     /// Maps machine frame `mfn` at `va` with `flags`; never replaces an
@@ -240,7 +256,9 @@ impl Memory {
     pub unsafe fn protect(&mut self, va: u64, flags: u64) -> Result<(), MapError> {
         let entry = self.lookup(va)?;
         // SAFETY: the caller vouches for the new permissions.
-        unsafe { hypercall::update_va_mapping(va, pte::entry(pte::mfn(entry), flags), UVMF_INVLPG)? };
+        unsafe {
+            hypercall::update_va_mapping(va, pte::entry(pte::mfn(entry), flags), UVMF_INVLPG)?
+        };
         Ok(())
     }
 
@@ -297,7 +315,11 @@ impl Memory {
 fn check_guest_address(va: u64) -> Result<(), MapError> {
     let canonical = (va as i64) << 16 >> 16 == va as i64;
     let in_hole = (abi::xen::HYPERVISOR_VIRT_START..abi::xen::HYPERVISOR_VIRT_END).contains(&va);
-    if canonical && !in_hole { Ok(()) } else { Err(MapError::BadAddress(va)) }
+    if canonical && !in_hole {
+        Ok(())
+    } else {
+        Err(MapError::BadAddress(va))
+    }
 }
 
 /// Sets up memory management at start of day: the allocator over the
@@ -307,8 +329,12 @@ pub(crate) fn init(start: &crate::StartInfo<'static>, image_end: u64) -> Result<
     let first_free = start.first_free_pfn(image_end);
     memory.p2m = Some(P2m::new(start.mfn_list()));
     memory.nr_pages = start.nr_pages();
-    let l4_pfn = crate::layout::virt_to_pfn(start.pt_base()).ok_or(MapError::BadAddress(start.pt_base()))?;
-    memory.kernel_l4 = memory.p2m().pfn_to_mfn(l4_pfn).ok_or(MapError::OutOfFrames)?;
+    let l4_pfn =
+        crate::layout::virt_to_pfn(start.pt_base()).ok_or(MapError::BadAddress(start.pt_base()))?;
+    memory.kernel_l4 = memory
+        .p2m()
+        .pfn_to_mfn(l4_pfn)
+        .ok_or(MapError::OutOfFrames)?;
     memory.frames.add_range(first_free, start.nr_pages());
     // Frames the builder mapped: the bootstrap region runs from VIRT_BASE
     // to a 4 MiB boundary. Probe rather than assume its size.
@@ -414,7 +440,12 @@ pub fn ensure_kernel_l4_slot(slot: usize) -> Result<u64, MapError> {
 /// tables (`MMUEXT_NEW_USER_BASEPTR`).
 pub fn set_user_root(root: &Frame) -> crate::Result<()> {
     use abi::xen::MMUEXT_NEW_USER_BASEPTR;
-    let op = MmuextOp { cmd: MMUEXT_NEW_USER_BASEPTR, _pad: 0, arg1: root.mfn, arg2: 0 };
+    let op = MmuextOp {
+        cmd: MMUEXT_NEW_USER_BASEPTR,
+        _pad: 0,
+        arg1: root.mfn,
+        arg2: 0,
+    };
     // SAFETY: the user root is only used in user mode: no kernel mapping
     // changes.
     unsafe { hypercall::mmuext_op(&[op], DOMID_SELF) }.map(drop)
@@ -423,7 +454,12 @@ pub fn set_user_root(root: &Frame) -> crate::Result<()> {
 /// Flushes `va` from this vCPU's TLB (after changing an entry through
 /// `mmu_update`, which does not flush).
 pub fn invlpg(va: u64) -> crate::Result<()> {
-    let op = MmuextOp { cmd: MMUEXT_INVLPG_LOCAL, _pad: 0, arg1: va, arg2: 0 };
+    let op = MmuextOp {
+        cmd: MMUEXT_INVLPG_LOCAL,
+        _pad: 0,
+        arg1: va,
+        arg2: 0,
+    };
     // SAFETY: a TLB flush changes no mapping.
     unsafe { hypercall::mmuext_op(&[op], DOMID_SELF) }.map(drop)
 }

@@ -93,7 +93,8 @@ pub fn discover(rsdp_phys: u64) -> Result<Platform, AcpiError> {
             MadtEntry::IoApic(io) => {
                 platform.ioapics += 1;
                 if platform.ioapic.is_none() {
-                    platform.ioapic = Some((io.io_apic_address as u64, io.global_system_interrupt_base));
+                    platform.ioapic =
+                        Some((io.io_apic_address as u64, io.global_system_interrupt_base));
                 }
             }
             MadtEntry::InterruptSourceOverride(iso) if iso.irq == 4 => {

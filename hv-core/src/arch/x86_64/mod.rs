@@ -4,8 +4,8 @@
 pub mod acpi;
 mod boot;
 pub mod cpu;
-pub mod ioapic;
 mod entry;
+pub mod ioapic;
 pub mod lapic;
 pub mod paging;
 pub mod power;

@@ -194,7 +194,6 @@ pub fn hypervisor_l4_entries() -> [u64; 16] {
     entries
 }
 
-
 /// Maps device registers `[phys, phys + len)` uncached into the MMIO window
 /// and returns the virtual address of `phys`.
 pub fn map_mmio(phys: u64, len: u64) -> u64 {

@@ -226,10 +226,7 @@ pub fn load_page_table_root(mfn: u64) {
     // SAFETY: callers pass only L4 frames validated by the frame table, whose
     // slots 256-271 are the hypervisor's, so hv-core stays mapped.
     unsafe {
-        x86_64::registers::control::Cr3::write(
-            frame,
-            x86_64::registers::control::Cr3Flags::empty(),
-        )
+        x86_64::registers::control::Cr3::write(frame, x86_64::registers::control::Cr3Flags::empty())
     };
 }
 

@@ -265,7 +265,11 @@ mod kernel {
     fn update_va_mapping(w: &Window, a: &Frame, b: &Frame) -> Outcome {
         let va = w.va(2);
         time_each("update-va-mapping-invlpg", |i| {
-            hc::update_va_mapping(va, mapping(if i.is_multiple_of(2) { a } else { b }), UVMF_INVLPG) == 0
+            hc::update_va_mapping(
+                va,
+                mapping(if i.is_multiple_of(2) { a } else { b }),
+                UVMF_INVLPG,
+            ) == 0
         })?;
         ensure_eq!(
             hc::update_va_mapping(va, 0, UVMF_INVLPG),

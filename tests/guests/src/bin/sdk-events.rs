@@ -48,15 +48,24 @@ mod kernel {
         let was = events::disable();
         FIRED.store(0, Ordering::SeqCst);
         let deadline = time::now_ns() + 5_000_000;
-        c.check(hypercall::set_timer_op(deadline).is_ok(), "set_timer_op accepts a deadline");
+        c.check(
+            hypercall::set_timer_op(deadline).is_ok(),
+            "set_timer_op accepts a deadline",
+        );
         while time::now_ns() < deadline + 20_000_000 && !events::is_pending(port) {
             core::hint::spin_loop();
         }
         c.check(events::is_pending(port), "timer event pending while masked");
         c.check(FIRED.load(Ordering::SeqCst) == 0, "no upcall while masked");
         events::restore(was);
-        c.check(FIRED.load(Ordering::SeqCst) == 1, "unmasking delivers the held-back event");
-        c.check(!events::is_pending(port), "the upcall cleared the pending bit");
+        c.check(
+            FIRED.load(Ordering::SeqCst) == 1,
+            "unmasking delivers the held-back event",
+        );
+        c.check(
+            !events::is_pending(port),
+            "the upcall cleared the pending bit",
+        );
 
         // Port mask: a masked port stays pending until unmasked.
         events::mask(port);
@@ -66,15 +75,24 @@ mod kernel {
         while time::now_ns() < deadline + 20_000_000 && !events::is_pending(port) {
             core::hint::spin_loop();
         }
-        c.check(FIRED.load(Ordering::SeqCst) == 0, "a masked port raises no upcall");
+        c.check(
+            FIRED.load(Ordering::SeqCst) == 0,
+            "a masked port raises no upcall",
+        );
         c.check(events::unmask(port).is_ok(), "EVTCHNOP_unmask");
-        c.check(FIRED.load(Ordering::SeqCst) == 1, "unmasking the port delivers it");
+        c.check(
+            FIRED.load(Ordering::SeqCst) == 1,
+            "unmasking the port delivers it",
+        );
 
         // Block until the next timer event.
         FIRED.store(0, Ordering::SeqCst);
         let _ = hypercall::set_timer_op(time::now_ns() + 2_000_000);
         events::wait_until(|| FIRED.load(Ordering::SeqCst) > 0);
-        c.check(FIRED.load(Ordering::SeqCst) == 1, "SCHEDOP_block wakes on the event");
+        c.check(
+            FIRED.load(Ordering::SeqCst) == 1,
+            "SCHEDOP_block wakes on the event",
+        );
         c.check(events::enabled(), "upcalls enabled after waiting");
 
         c.finish()

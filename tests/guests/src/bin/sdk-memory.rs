@@ -58,27 +58,47 @@ mod kernel {
         traps::set_handler(traps::PAGE_FAULT, on_fault);
 
         // p2m <-> M2P for every frame.
-        let all_agree = (0..start.nr_pages()).all(|pfn| {
-            mm::pfn_to_mfn(pfn).and_then(mm::mfn_to_pfn) == Some(pfn)
-        });
+        let all_agree = (0..start.nr_pages())
+            .all(|pfn| mm::pfn_to_mfn(pfn).and_then(mm::mfn_to_pfn) == Some(pfn));
         c.check(all_agree, "M2P maps every p2m frame back");
         c.check(mm::mfn_to_pfn(1).is_none(), "a foreign frame has no pfn");
         let image_pa = mm::translate(layout::VIRT_BASE);
-        c.check(image_pa == mm::pfn_to_mfn(0).map(|m| m * 4096), "the image starts at pfn 0");
+        c.check(
+            image_pa == mm::pfn_to_mfn(0).map(|m| m * 4096),
+            "the image starts at pfn 0",
+        );
         let last = layout::pfn_to_virt(start.nr_pages() - 1);
-        c.check(mm::translate(last).is_some(), "the physmap covers the last frame");
+        c.check(
+            mm::translate(last).is_some(),
+            "the physmap covers the last frame",
+        );
 
         // Fresh frames, mapped at a new address.
         let free_before = mm::free_frames();
         let frames: Vec<_> = (0..4).filter_map(|_| mm::alloc_frame().ok()).collect();
         c.check(frames.len() == 4, "four frames allocated");
-        c.check(mm::free_frames() == free_before - 4, "free count drops by four");
+        c.check(
+            mm::free_frames() == free_before - 4,
+            "free count drops by four",
+        );
         let mfns: Vec<u64> = frames.iter().map(|f| f.mfn).collect();
-        c.check(mm::map_range(TEST_VA, &mfns, pte::KERNEL_RW).is_ok(), "batched map at a new L4 slot");
-        c.check(mm::map_range(TEST_VA, &mfns[..1], pte::KERNEL_RW).is_err(), "mapping twice is refused");
+        c.check(
+            mm::map_range(TEST_VA, &mfns, pte::KERNEL_RW).is_ok(),
+            "batched map at a new L4 slot",
+        );
+        c.check(
+            mm::map_range(TEST_VA, &mfns[..1], pte::KERNEL_RW).is_err(),
+            "mapping twice is refused",
+        );
         write(TEST_VA + 8, 0x1234_5678);
-        c.check(read(frames[0].va() + 8) == 0x1234_5678, "the new mapping reaches the frame");
-        c.check(mm::translate(TEST_VA + 4096) == Some(frames[1].maddr()), "translate follows the new tables");
+        c.check(
+            read(frames[0].va() + 8) == 0x1234_5678,
+            "the new mapping reaches the frame",
+        );
+        c.check(
+            mm::translate(TEST_VA + 4096) == Some(frames[1].maddr()),
+            "translate follows the new tables",
+        );
         c.check(FAULTS.load(Ordering::SeqCst) == 0, "no faults so far");
 
         // Read-only, then unmapped.
@@ -87,24 +107,45 @@ mod kernel {
         let protected = unsafe { mm::protect(TEST_VA, pte::KERNEL_RO) };
         c.check(protected.is_ok(), "protect to read-only");
         write(TEST_VA + 16, 1);
-        c.check(FAULTS.load(Ordering::SeqCst) == 1, "writing a read-only page faults");
-        c.check(FAULT_CODE.load(Ordering::SeqCst) & 3 == 3, "protection fault on write");
+        c.check(
+            FAULTS.load(Ordering::SeqCst) == 1,
+            "writing a read-only page faults",
+        );
+        c.check(
+            FAULT_CODE.load(Ordering::SeqCst) & 3 == 3,
+            "protection fault on write",
+        );
         c.check(read(TEST_VA + 8) == 0x1234_5678, "still readable");
         // SAFETY: as above.
         let unmapped = unsafe { mm::unmap(TEST_VA + 4096) };
         c.check(unmapped == Ok(frames[1].mfn), "unmap returns the frame");
         read(TEST_VA + 4096);
-        c.check(FAULTS.load(Ordering::SeqCst) == 2, "reading an unmapped page faults");
-        c.check(FAULT_CODE.load(Ordering::SeqCst) & 1 == 0, "not-present fault");
-        c.check(mm::map(TEST_VA + 4096, frames[1].mfn, pte::KERNEL_RW).is_ok(), "single map");
+        c.check(
+            FAULTS.load(Ordering::SeqCst) == 2,
+            "reading an unmapped page faults",
+        );
+        c.check(
+            FAULT_CODE.load(Ordering::SeqCst) & 1 == 0,
+            "not-present fault",
+        );
+        c.check(
+            mm::map(TEST_VA + 4096, frames[1].mfn, pte::KERNEL_RW).is_ok(),
+            "single map",
+        );
         c.check(read(TEST_VA + 4096 + 8) == 0, "remapped page reads back");
 
         // A page-table page can never be mapped writable.
         let l4 = mm::kernel_l4();
         let refused = mm::map(TEST_VA + 8 * 4096, l4, pte::KERNEL_RW);
         println!("memory: mapping the L4 writable: {refused:?}");
-        c.check(refused.is_err(), "the hypervisor refuses a writable page-table mapping");
-        c.check(mm::map(TEST_VA + 8 * 4096, l4, pte::KERNEL_RO).is_ok(), "read-only is fine");
+        c.check(
+            refused.is_err(),
+            "the hypervisor refuses a writable page-table mapping",
+        );
+        c.check(
+            mm::map(TEST_VA + 8 * 4096, l4, pte::KERNEL_RO).is_ok(),
+            "read-only is fine",
+        );
 
         // Heap.
         let v: Vec<u64> = (0..100_000).collect();
@@ -120,7 +161,11 @@ mod kernel {
         let again: Vec<u64> = (0..100_000).collect();
         c.check(again.len() == 100_000, "freed memory is reused");
 
-        println!("memory: {} frames free, {} faults handled", mm::free_frames(), FAULTS.load(Ordering::SeqCst));
+        println!(
+            "memory: {} frames free, {} faults handled",
+            mm::free_frames(),
+            FAULTS.load(Ordering::SeqCst)
+        );
         c.finish()
     }
 }

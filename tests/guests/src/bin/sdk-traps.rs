@@ -83,11 +83,26 @@ mod kernel {
 
         let rsp = fault!("int3");
         c.check(last() == 3, "int3 reaches the #BP handler");
-        c.check(LAST_CS.load(Ordering::SeqCst) as u16 == 0xe030, "kernel-mode frame CS is 0xe030 (RPL 0)");
-        c.check(LAST_CS.load(Ordering::SeqCst) >> 32 & 0xff == 0, "saved upcall mask in CS bits 32-39 is 0");
-        c.check(LAST_RFLAGS.load(Ordering::SeqCst) & 0x200 != 0, "frame RFLAGS.IF set while events were enabled");
-        c.check(LAST_RSP.load(Ordering::SeqCst) == rsp, "frame RSP is the interrupted RSP");
-        c.check(MASKED_INSIDE.load(Ordering::SeqCst) == 1, "events masked inside the handler");
+        c.check(
+            LAST_CS.load(Ordering::SeqCst) as u16 == 0xe030,
+            "kernel-mode frame CS is 0xe030 (RPL 0)",
+        );
+        c.check(
+            LAST_CS.load(Ordering::SeqCst) >> 32 & 0xff == 0,
+            "saved upcall mask in CS bits 32-39 is 0",
+        );
+        c.check(
+            LAST_RFLAGS.load(Ordering::SeqCst) & 0x200 != 0,
+            "frame RFLAGS.IF set while events were enabled",
+        );
+        c.check(
+            LAST_RSP.load(Ordering::SeqCst) == rsp,
+            "frame RSP is the interrupted RSP",
+        );
+        c.check(
+            MASKED_INSIDE.load(Ordering::SeqCst) == 1,
+            "events masked inside the handler",
+        );
         c.check(events::enabled(), "events unmasked again after iret");
 
         fault!("ud2");
@@ -98,19 +113,37 @@ mod kernel {
 
         let was = events::disable();
         fault!("ud2");
-        c.check(LAST_CS.load(Ordering::SeqCst) >> 32 & 0xff == 1, "saved upcall mask is 1 when masked");
-        c.check(LAST_RFLAGS.load(Ordering::SeqCst) & 0x200 == 0, "frame RFLAGS.IF clear when masked");
-        c.check(!events::enabled(), "events stay masked after iret from a masked context");
+        c.check(
+            LAST_CS.load(Ordering::SeqCst) >> 32 & 0xff == 1,
+            "saved upcall mask is 1 when masked",
+        );
+        c.check(
+            LAST_RFLAGS.load(Ordering::SeqCst) & 0x200 == 0,
+            "frame RFLAGS.IF clear when masked",
+        );
+        c.check(
+            !events::enabled(),
+            "events stay masked after iret from a masked context",
+        );
         events::restore(was);
 
         fault!("mov rax, [{arg}]", 0x10u64);
         c.check(last() == 14, "reading an unmapped page raises #PF");
-        c.check(LAST_CR2.load(Ordering::SeqCst) == 0x10, "CR2 from vcpu_info is the faulting address");
-        c.check(LAST_ERROR.load(Ordering::SeqCst) & 0b11 == 0, "error code: not present, read");
+        c.check(
+            LAST_CR2.load(Ordering::SeqCst) == 0x10,
+            "CR2 from vcpu_info is the faulting address",
+        );
+        c.check(
+            LAST_ERROR.load(Ordering::SeqCst) & 0b11 == 0,
+            "error code: not present, read",
+        );
 
         fault!("mov byte ptr [{arg}], 0", 0xffff_8000_0000_0000u64);
         c.check(last() == 14, "writing the M2P (read-only) raises #PF");
-        c.check(LAST_ERROR.load(Ordering::SeqCst) & 0b11 == 0b11, "error code: protection, write");
+        c.check(
+            LAST_ERROR.load(Ordering::SeqCst) & 0b11 == 0b11,
+            "error code: protection, write",
+        );
 
         fault!("int 0x81");
         c.check(last() == 13, "int to an unregistered vector raises #GP");

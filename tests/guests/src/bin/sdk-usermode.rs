@@ -142,25 +142,55 @@ mod kernel {
         // SAFETY (of the labels): see `program`.
         let greet = program(&raw const sdk_user_greet, &raw const sdk_user_greet_end);
         let peek = program(&raw const sdk_user_peek, &raw const sdk_user_peek_end);
-        c.check(space.load(USER_CODE, greet, false).is_ok(), "the user program is mapped");
-        c.check(space.load(USER_STACK_TOP - 4096, &[], true).is_ok(), "the user stack is mapped");
+        c.check(
+            space.load(USER_CODE, greet, false).is_ok(),
+            "the user program is mapped",
+        );
+        c.check(
+            space.load(USER_STACK_TOP - 4096, &[], true).is_ok(),
+            "the user stack is mapped",
+        );
 
         let exit = space.run(USER_CODE, USER_STACK_TOP);
-        println!("sdk-usermode: greet exited with {exit:?} after {} system calls", CALLS.load(Ordering::SeqCst));
-        c.check(exit == Ok(26 * 1000 + 42), "user code gets results and exits with them");
-        c.check(WRITE_OK.load(Ordering::SeqCst) == 1, "the kernel reads user memory");
+        println!(
+            "sdk-usermode: greet exited with {exit:?} after {} system calls",
+            CALLS.load(Ordering::SeqCst)
+        );
+        c.check(
+            exit == Ok(26 * 1000 + 42),
+            "user code gets results and exits with them",
+        );
+        c.check(
+            WRITE_OK.load(Ordering::SeqCst) == 1,
+            "the kernel reads user memory",
+        );
         c.check(CALLS.load(Ordering::SeqCst) == 3, "three system calls");
-        c.check(FRAME_OK.load(Ordering::SeqCst) == 3, "syscall frames: RPL 3, RCX = RIP, user RSP, events masked");
+        c.check(
+            FRAME_OK.load(Ordering::SeqCst) == 3,
+            "syscall frames: RPL 3, RCX = RIP, user RSP, events masked",
+        );
         c.check(events::enabled(), "events enabled again after the session");
 
         // Replace the code page: unmap through the kernel view, load `peek`.
         // SAFETY: nothing of the kernel lives at the user code address.
         let _ = unsafe { pv_guest_sdk::mm::unmap(USER_CODE) };
-        c.check(space.load(USER_CODE, peek, false).is_ok(), "the second program is mapped");
+        c.check(
+            space.load(USER_CODE, peek, false).is_ok(),
+            "the second program is mapped",
+        );
         let exit = space.run(USER_CODE, USER_STACK_TOP);
-        println!("sdk-usermode: peek ended with {exit:x?}, fault at {:#x}", USER_FAULT.load(Ordering::SeqCst));
-        c.check(exit == Ok(0xdead), "reading the kernel from user mode faults");
-        c.check(USER_FAULT.load(Ordering::SeqCst) == 0xffff_ffff_8000_0000, "CR2 is the kernel address");
+        println!(
+            "sdk-usermode: peek ended with {exit:x?}, fault at {:#x}",
+            USER_FAULT.load(Ordering::SeqCst)
+        );
+        c.check(
+            exit == Ok(0xdead),
+            "reading the kernel from user mode faults",
+        );
+        c.check(
+            USER_FAULT.load(Ordering::SeqCst) == 0xffff_ffff_8000_0000,
+            "CR2 is the kernel address",
+        );
 
         c.finish()
     }
