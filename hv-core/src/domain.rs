@@ -160,6 +160,11 @@ pub fn current_id() -> DomId {
     CURRENT.load(Ordering::Relaxed)
 }
 
+/// Whether `dom` names the running domain: `DOMID_SELF` or its own id.
+pub fn is_self(dom: DomId) -> bool {
+    dom == abi::xen::DOMID_SELF || dom == current_id()
+}
+
 pub fn set_current(id: DomId) {
     CURRENT.store(id, Ordering::Relaxed);
 }

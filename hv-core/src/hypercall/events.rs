@@ -8,9 +8,11 @@ use abi::event_channel::{
     EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNOP_UNMASK, EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN,
     EVTCHNSTAT_IPI, EVTCHNSTAT_UNBOUND, EVTCHNSTAT_VIRQ, PortOp, Status,
 };
-use abi::xen::DOMID_SELF;
 use hv_core::event_channel::{Binding, Delivery, EventError};
 
+// Interdomain channels to other domains arrive with the toolstack; until
+// then every `dom` must name the caller itself.
+use crate::domain::is_self;
 use crate::{domain, events, guest};
 
 #[derive(Clone, Copy, Debug)]
@@ -26,12 +28,6 @@ fn errno(e: EventError) -> Errno {
         EventError::NoSpace => Errno::NoSpc,
         EventError::NoVcpu => Errno::NoEnt,
     }
-}
-
-/// `dom` names the caller itself (interdomain channels to other domains
-/// arrive with the toolstack).
-fn is_self(dom: u16) -> bool {
-    dom == DOMID_SELF || dom == domain::current_id()
 }
 
 impl EventChannelOp {

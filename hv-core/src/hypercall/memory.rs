@@ -5,7 +5,6 @@ use abi::ops::{
     E820_RAM, E820Entry, MemoryMap, XENMEM_CURRENT_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE,
     XENMEM_MAXIMUM_RESERVATION, XENMEM_MEMORY_MAP,
 };
-use abi::xen::DOMID_SELF;
 
 use crate::{domain, guest, memory};
 
@@ -40,8 +39,7 @@ impl MemoryOp {
             XENMEM_MAXIMUM_RAM_PAGE => Ok(memory::max_mfn() as i64),
             XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
                 let dom: u16 = guest::read(self.arg)?;
-                let own = domain::current_id();
-                if dom != DOMID_SELF && dom != own {
+                if !domain::is_self(dom) {
                     return Err(Errno::Perm);
                 }
                 Ok(domain::with_current(|d| d.nr_pages) as i64)

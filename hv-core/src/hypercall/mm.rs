@@ -17,14 +17,16 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::Errno;
 use abi::xen::{
-    DOMID_SELF, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD,
-    MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_MULTI, MMUEXT_NEW_BASEPTR,
-    MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE,
-    MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI,
-    MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_INVLPG_ALL,
+    MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_MULTI, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR,
+    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE,
+    MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNPIN_TABLE,
+    UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use hv_core::frame_table::{FrameType, Mfn, Owner, PageError, PageTableMemory};
 use hv_core::layout::{HOLE_END, HOLE_START};
+
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::arch::pv::{self, MachinePageTables};
 use crate::{domain, guest, memory};
@@ -50,9 +52,8 @@ fn refused(e: PageError) -> Errno {
 
 /// The domain a request acts on: only the caller itself for now.
 fn target_domain(foreigndom: u16) -> Result<u16, Errno> {
-    let own = domain::current_id();
-    if foreigndom == DOMID_SELF || foreigndom == own {
-        Ok(own)
+    if domain::is_self(foreigndom) {
+        Ok(domain::current_id())
     } else {
         Err(Errno::Perm)
     }
@@ -101,33 +102,41 @@ fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, E
     })
 }
 
+/// The arguments `mmu_update` and `mmuext_op` share: an array of
+/// requests, its length, where to write how many were done, and the domain
+/// they act on.
 #[derive(Clone, Copy, Debug)]
-pub struct MmuUpdate {
-    reqs: u64,
+pub struct Batch {
+    base: u64,
     count: u32,
     done: u64,
     foreigndom: u16,
 }
 
-impl MmuUpdate {
-    pub fn decode(reqs: u64, count: u64, done: u64, foreigndom: u64) -> Self {
+impl Batch {
+    pub fn decode(base: u64, count: u64, done: u64, foreigndom: u64) -> Self {
         Self {
-            reqs,
+            base,
             count: count as u32,
             done,
             foreigndom: foreigndom as u16,
         }
     }
 
-    pub fn handle(self) -> Result<i64, Errno> {
+    /// Applies `each` to the requests in order, stopping at the first
+    /// error, and reports how many succeeded (if the guest asked).
+    fn run<T: FromBytes + IntoBytes>(
+        self,
+        mut each: impl FnMut(T, u16) -> Result<(), Errno>,
+    ) -> Result<i64, Errno> {
         let dom = target_domain(self.foreigndom)?;
+        let size = core::mem::size_of::<T>() as u64;
         let mut result = Ok(0);
         let mut done = 0u32;
         for i in 0..self.count as u64 {
-            let at = self.reqs.wrapping_add(i * 16);
-            let step = guest::read::<abi::xen::MmuUpdate>(at)
+            let step = guest::read::<T>(self.base.wrapping_add(i * size))
                 .map_err(Errno::from)
-                .and_then(|req| self.one(req, dom));
+                .and_then(|req| each(req, dom));
             if let Err(e) = step {
                 result = Err(e);
                 break;
@@ -140,25 +149,35 @@ impl MmuUpdate {
         result
     }
 
-    fn one(&self, req: abi::xen::MmuUpdate, dom: u16) -> Result<(), Errno> {
-        match req.ptr & 3 {
-            MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
-                let table = req.ptr >> 12;
-                let index = ((req.ptr & 0xfff) >> 3) as usize;
-                write_entry(table, index, req.val, dom).map(drop)
-            }
-            MMU_MACHPHYS_UPDATE => {
-                let mfn = req.ptr >> 12;
-                let owned = memory::with_frame_table(|ft| {
-                    ft.info(mfn).is_some_and(|f| f.owner == Owner::Domain(dom))
-                });
-                if !owned || !memory::set_m2p(mfn, req.val) {
-                    return Err(Errno::Inval);
-                }
-                Ok(())
-            }
-            _ => Err(Errno::NoSys),
+    /// `mmu_update(reqs, count, done, foreigndom)`.
+    pub fn mmu_update(self) -> Result<i64, Errno> {
+        self.run(mmu_update_one)
+    }
+
+    /// `mmuext_op(ops, count, done, foreigndom)`.
+    pub fn mmuext_op(self) -> Result<i64, Errno> {
+        self.run(one_ext)
+    }
+}
+
+fn mmu_update_one(req: abi::xen::MmuUpdate, dom: u16) -> Result<(), Errno> {
+    match req.ptr & 3 {
+        MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
+            let table = req.ptr >> 12;
+            let index = ((req.ptr & 0xfff) >> 3) as usize;
+            write_entry(table, index, req.val, dom).map(drop)
         }
+        MMU_MACHPHYS_UPDATE => {
+            let mfn = req.ptr >> 12;
+            let owned = memory::with_frame_table(|ft| {
+                ft.info(mfn).is_some_and(|f| f.owner == Owner::Domain(dom))
+            });
+            if !owned || !memory::set_m2p(mfn, req.val) {
+                return Err(Errno::Inval);
+            }
+            Ok(())
+        }
+        _ => Err(Errno::NoSys),
     }
 }
 
@@ -206,46 +225,6 @@ impl UpdateVaMapping {
             _ => {}
         }
         Ok(0)
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct MmuextOp {
-    ops: u64,
-    count: u32,
-    done: u64,
-    foreigndom: u16,
-}
-
-impl MmuextOp {
-    pub fn decode(ops: u64, count: u64, done: u64, foreigndom: u64) -> Self {
-        Self {
-            ops,
-            count: count as u32,
-            done,
-            foreigndom: foreigndom as u16,
-        }
-    }
-
-    pub fn handle(self) -> Result<i64, Errno> {
-        let dom = target_domain(self.foreigndom)?;
-        let mut result = Ok(0);
-        let mut done = 0u32;
-        for i in 0..self.count as u64 {
-            let at = self.ops.wrapping_add(i * 24);
-            let step = guest::read::<abi::xen::MmuextOp>(at)
-                .map_err(Errno::from)
-                .and_then(|op| one_ext(op, dom));
-            if let Err(e) = step {
-                result = Err(e);
-                break;
-            }
-            done += 1;
-        }
-        if self.done != 0 {
-            guest::write(self.done, &done)?;
-        }
-        result
     }
 }
 

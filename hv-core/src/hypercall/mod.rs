@@ -27,7 +27,7 @@ pub struct Args(pub [u64; 6]);
 #[derive(Clone, Copy, Debug)]
 enum Request {
     SetTrapTable(traps::SetTrapTable),
-    MmuUpdate(mm::MmuUpdate),
+    MmuUpdate(mm::Batch),
     StackSwitch(traps::StackSwitch),
     SetCallbacks(traps::SetCallbacks),
     MemoryOp(memory::MemoryOp),
@@ -39,7 +39,7 @@ enum Request {
     GrantTableOp { cmd: u32, uop: u64, count: u32 },
     VcpuOp(sched::VcpuOp),
     SetSegmentBase(traps::SetSegmentBase),
-    MmuextOp(mm::MmuextOp),
+    MmuextOp(mm::Batch),
     SchedOp(sched::SchedOp),
     CallbackOp(traps::CallbackOp),
     EventChannelOp(events::EventChannelOp),
@@ -54,7 +54,7 @@ fn decode(nr: u64, a: Args) -> Result<Request, Errno> {
     }
     Ok(match hypercall {
         H::SetTrapTable => Request::SetTrapTable(traps::SetTrapTable { table: a1 }),
-        H::MmuUpdate => Request::MmuUpdate(mm::MmuUpdate::decode(a1, a2, a3, a4)),
+        H::MmuUpdate => Request::MmuUpdate(mm::Batch::decode(a1, a2, a3, a4)),
         H::StackSwitch => Request::StackSwitch(traps::StackSwitch { _ss: a1, sp: a2 }),
         H::SetCallbacks => Request::SetCallbacks(traps::SetCallbacks {
             event: a1,
@@ -95,7 +95,7 @@ fn decode(nr: u64, a: Args) -> Result<Request, Errno> {
             which: a1 as u32,
             base: a2,
         }),
-        H::MmuextOp => Request::MmuextOp(mm::MmuextOp::decode(a1, a2, a3, a4)),
+        H::MmuextOp => Request::MmuextOp(mm::Batch::decode(a1, a2, a3, a4)),
         H::SchedOp => Request::SchedOp(sched::SchedOp {
             cmd: a1 as u32,
             arg: a2,
@@ -115,7 +115,7 @@ fn decode(nr: u64, a: Args) -> Result<Request, Errno> {
 fn handle(request: Request) -> Result<i64, Errno> {
     match request {
         Request::SetTrapTable(r) => r.handle(),
-        Request::MmuUpdate(r) => r.handle(),
+        Request::MmuUpdate(r) => r.mmu_update(),
         Request::StackSwitch(r) => r.handle(),
         Request::SetCallbacks(r) => r.handle(),
         Request::MemoryOp(r) => r.handle(),
@@ -127,7 +127,7 @@ fn handle(request: Request) -> Result<i64, Errno> {
         Request::GrantTableOp { cmd, uop, count } => grant_table_op(cmd, uop, count),
         Request::VcpuOp(r) => r.handle(),
         Request::SetSegmentBase(r) => r.handle(),
-        Request::MmuextOp(r) => r.handle(),
+        Request::MmuextOp(r) => r.mmuext_op(),
         Request::SchedOp(r) => r.handle(),
         Request::CallbackOp(r) => r.handle(),
         Request::EventChannelOp(r) => r.handle(),
@@ -183,8 +183,7 @@ fn grant_table_op(cmd: u32, uop: u64, count: u32) -> Result<i64, Errno> {
             for i in 0..count as u64 {
                 let at = uop + i * core::mem::size_of::<QuerySize>() as u64;
                 let mut q: QuerySize = guest::read(at)?;
-                let own = crate::domain::current_id();
-                if q.dom == abi::xen::DOMID_SELF || q.dom == own {
+                if crate::domain::is_self(q.dom) {
                     q.nr_frames = 0;
                     q.max_nr_frames = MAX_GRANT_FRAMES;
                     q.status = 0;
