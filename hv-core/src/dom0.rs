@@ -20,7 +20,7 @@ use crate::arch::TrapFrame;
 use crate::arch::pv::{self, MachinePageTables};
 use crate::arch::shared::SharedPage;
 use crate::domain;
-use crate::guest::{UPCALL_MASK, VCPU_INFO_SIZE};
+use crate::guest::UPCALL_MASK;
 use crate::{memory, vtime};
 
 const PAGE: u64 = 4096;
@@ -142,12 +142,10 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
     let shared_info = memory::alloc_frame().expect("counted above") >> 12;
     memory::with_frame_table(|ft| ft.assign(shared_info, Owner::SharedWith(0)))
         .expect("a fresh frame has no references");
-    let shared = SharedPage::new(shared_info);
-    // Events start masked, as on Xen.
-    shared
+    // vCPU 0's events start masked, as on Xen.
+    SharedPage::new(shared_info)
         .u8(UPCALL_MASK)
         .store(1, core::sync::atomic::Ordering::SeqCst);
-    let _ = VCPU_INFO_SIZE;
 
     let mut info = StartInfo::new_zeroed();
     info.magic[..START_INFO_MAGIC.len()].copy_from_slice(START_INFO_MAGIC);
@@ -273,27 +271,12 @@ fn build_page_tables(plan: &StartOfDay, p2m: &P2m) -> Mfn {
 
 fn initial_frame(entry: u64, stack_top: u64, start_info: u64) -> TrapFrame {
     TrapFrame {
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: 0,
-        r11: 0,
-        r10: 0,
-        r9: 0,
-        r8: 0,
-        rbp: 0,
-        rdi: 0,
         rsi: start_info,
-        rdx: 0,
-        rcx: 0,
-        rbx: 0,
-        rax: 0,
-        vector: 0,
-        error_code: 0,
         rip: entry,
         cs: FLAT_KERNEL_CS64 as u64,
         rflags: 0x202,
         rsp: stack_top,
         ss: FLAT_KERNEL_SS64 as u64,
+        ..TrapFrame::default()
     }
 }

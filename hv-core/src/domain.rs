@@ -187,6 +187,11 @@ pub fn with<R>(id: DomId, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
     DOMAINS.with(|table| table.iter_mut().flatten().find(|d| d.id == id).map(f))
 }
 
+/// Runs `f` on every domain, in one pass over the table.
+pub fn for_each(mut f: impl FnMut(&mut Domain)) {
+    DOMAINS.with(|table| table.iter_mut().flatten().for_each(&mut f));
+}
+
 /// Runs `f` on the running domain.
 pub fn with_current<R>(f: impl FnOnce(&mut Domain) -> R) -> R {
     with(current_id(), f).expect("the running domain exists")

@@ -47,15 +47,16 @@ pub fn init(mut usable: UsableRanges, max_mfn: u64) -> Result<(), &'static str> 
     ALLOCATOR.with(|a| *a = Some(FrameAllocator::new(bitmap, &usable)));
     FRAMES.with(|t| *t = Some(FrameTable::new(storage)));
     M2P.with(|m| *m = Some(m2p));
-    M2P_RANGE.with(|r| *r = (m2p_phys, m2p_bytes));
     Ok(())
 }
 
-static M2P_RANGE: IrqMutex<(u64, u64)> = IrqMutex::new((0, 0));
-
-/// Where the M2P lives: physical start and length in bytes.
+/// Where the M2P lives: physical start and length in bytes (whole frames).
 pub fn m2p_range() -> (u64, u64) {
-    M2P_RANGE.with(|r| *r)
+    M2P.with(|m| {
+        let m = m.as_ref().expect("memory::init ran");
+        let bytes = (m.len() as u64 * 8).next_multiple_of(FRAME_SIZE);
+        (paging::virt_to_phys(m.as_ptr() as u64), bytes)
+    })
 }
 
 /// A zeroed frame, or `None` when memory is exhausted.

@@ -103,7 +103,7 @@ pub fn set_periodic(v: usize, period_ns: Option<u64>) {
 /// Asks for an interrupt at `deadline` (a sleeping hypercall's timeout).
 pub fn arm_wakeup(deadline: u64) {
     WAKEUP.fetch_min(deadline, SeqCst);
-    arm_next();
+    check_timers();
 }
 
 /// Fires every expired vCPU timer (raising VIRQ_TIMER) and arms the LAPIC
@@ -115,50 +115,37 @@ pub fn check_timers() {
         return;
     }
     let now = now_ns();
-    for id in 0..domain::MAX_DOMAINS as u16 {
-        domain::with(id, |d| {
-            for v in 0..d.vcpus.len() {
-                let mut fire = false;
-                if d.vcpus[v].timer_deadline.is_some_and(|t| t <= now) {
-                    d.vcpus[v].timer_deadline = None;
-                    fire = true;
-                }
-                if let Some((period, next)) = d.vcpus[v].periodic
-                    && next <= now
-                {
-                    // Missed ticks are not replayed, as on Xen.
-                    let missed = (now - next) / period;
-                    d.vcpus[v].periodic = Some((period, next + (missed + 1) * period));
-                    fire = true;
-                }
-                if fire {
-                    events::timer_fired(d, v as u32);
-                }
-            }
-        });
-    }
     if WAKEUP.load(SeqCst) <= now {
         WAKEUP.store(u64::MAX, SeqCst);
     }
-    arm_next();
-}
-
-fn arm_next() {
     let mut next = WAKEUP.load(SeqCst);
-    for id in 0..domain::MAX_DOMAINS as u16 {
-        domain::with(id, |d| {
-            for vcpu in &d.vcpus {
-                if let Some(t) = vcpu.timer_deadline {
-                    next = next.min(t);
-                }
-                if let Some((_, t)) = vcpu.periodic {
-                    next = next.min(t);
-                }
+    domain::for_each(|d| {
+        for v in 0..d.vcpus.len() {
+            let vcpu = &mut d.vcpus[v];
+            let mut fire = false;
+            if vcpu.timer_deadline.is_some_and(|t| t <= now) {
+                vcpu.timer_deadline = None;
+                fire = true;
             }
-        });
-    }
+            if let Some((period, due)) = vcpu.periodic
+                && due <= now
+            {
+                // Missed ticks are not replayed, as on Xen.
+                let missed = (now - due) / period;
+                vcpu.periodic = Some((period, due + (missed + 1) * period));
+                fire = true;
+            }
+            next = vcpu
+                .timer_deadline
+                .into_iter()
+                .chain(vcpu.periodic.map(|(_, due)| due))
+                .fold(next, u64::min);
+            if fire {
+                events::timer_fired(d, v as u32);
+            }
+        }
+    });
     if next != u64::MAX {
-        let now = now_ns();
         lapic::arm_oneshot_ns(next.saturating_sub(now).max(1));
     }
 }

@@ -73,7 +73,7 @@ trap_exit:
 /// The stack as `trap_common` leaves it: saved registers, then what the stub
 /// and the CPU pushed. Guest `syscall`s build the same frame (see `pv`),
 /// with [`SYSCALL_VECTOR`] as the vector.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 #[repr(C)]
 pub struct TrapFrame {
     pub r15: u64,

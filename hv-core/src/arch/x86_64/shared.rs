@@ -41,8 +41,8 @@ impl SharedPage {
         unsafe { AtomicU64::from_ptr((self.virt + offset as u64) as *mut u64) }
     }
 
-    /// Copies bytes out of a frame hv-core may read (used by the dom0
-    /// builder, for frames it has just allocated).
+    /// Copies `bytes` into the page at `offset` (the dom0 builder uses it
+    /// to fill frames it has just allocated).
     pub fn write_bytes(&self, offset: usize, bytes: &[u8]) {
         assert!(offset + bytes.len() <= 4096);
         // SAFETY: the range is inside the page; nobody else writes a frame
