@@ -207,22 +207,26 @@ pub fn exception(frame: &mut TrapFrame, cr2: u64) {
     });
     if let Err(reason) = result {
         let (mnemonic, name) = crate::arch::exception_name(vector);
-        if vector == 14 {
-            kill_current(
-                frame,
-                format_args!(
-                    "{name} ({mnemonic}) at {cr2:#x}, error code {:#x}, could not be bounced: {reason}",
-                    frame.error_code
-                ),
-            );
-        }
+        let address = FaultAddress((vector == 14).then_some(cr2));
         kill_current(
             frame,
             format_args!(
-                "{name} ({mnemonic}), error code {:#x}, could not be bounced: {reason}",
+                "{name} ({mnemonic}){address}, error code {:#x}, could not be bounced: {reason}",
                 frame.error_code
             ),
         );
+    }
+}
+
+/// ` at <address>` for a page fault, nothing for other exceptions.
+struct FaultAddress(Option<u64>);
+
+impl core::fmt::Display for FaultAddress {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(address) => write!(f, " at {address:#x}"),
+            None => Ok(()),
+        }
     }
 }
 
