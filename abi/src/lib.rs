@@ -14,6 +14,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod domctl;
 pub mod errno;
 pub mod event_channel;
 pub mod grant_table;
