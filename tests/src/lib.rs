@@ -564,6 +564,88 @@ pub fn guest_text(host: Hypervisor, line: &str) -> Option<&str> {
     Some(untagged.trim_end())
 }
 
+/// A scripted operator at dom0's shell: what `cargo xtask test` types for
+/// a scenario's [`Step`]s and what piped `cargo xtask run` input types.
+///
+/// Script lines are typed one per appearance of the prompt, as a person
+/// would (typing ahead is not safe: the boot loader and the UART's reset
+/// swallow bytes that arrive before the shell reads them). A line
+/// `wait:<pattern>` types nothing: the next line waits until a whole
+/// console line matching `<pattern>` (see [`line_matches`]) has appeared
+/// after the previous step, so a script can let a guest run, exit or
+/// crash before it goes on. Successive waits for the same pattern wait
+/// for successive lines.
+#[derive(Clone, Debug)]
+pub struct Typist {
+    script: Vec<String>,
+    prompt: String,
+    next: usize,
+    /// Console offset where the next prompt is looked for.
+    prompt_from: usize,
+    /// Console offset where the next awaited line is looked for.
+    wait_from: usize,
+}
+
+/// The script-line prefix of a wait step (see [`Typist`]).
+pub const WAIT_PREFIX: &str = "wait:";
+
+impl Typist {
+    pub fn new(script: &[String], prompt: &str) -> Self {
+        Self {
+            script: script.to_vec(),
+            prompt: prompt.to_string(),
+            next: 0,
+            prompt_from: 0,
+            wait_from: 0,
+        }
+    }
+
+    /// Whether every step has been taken.
+    pub fn done(&self) -> bool {
+        self.next >= self.script.len()
+    }
+
+    /// Given the whole console so far, the line to type now (without its
+    /// newline), if the script has one ready. Waits that are satisfied are
+    /// passed in the same call.
+    pub fn poll(&mut self, console: &[u8]) -> Option<String> {
+        while let Some(step) = self.script.get(self.next) {
+            if let Some(pattern) = step.strip_prefix(WAIT_PREFIX) {
+                let end = whole_line_matching(console, self.wait_from, pattern)?;
+                self.wait_from = end;
+                self.next += 1;
+                continue;
+            }
+            let prompt = self.prompt.as_bytes();
+            if prompt.is_empty() || console.len() < self.prompt_from {
+                return None;
+            }
+            let at = console[self.prompt_from..]
+                .windows(prompt.len())
+                .position(|w| w == prompt)?;
+            self.prompt_from += at + prompt.len();
+            self.wait_from = console.len();
+            self.next += 1;
+            return Some(step.clone());
+        }
+        None
+    }
+}
+
+/// The end offset (past its newline) of the first whole line at or after
+/// `from` that matches `pattern`.
+fn whole_line_matching(console: &[u8], from: usize, pattern: &str) -> Option<usize> {
+    let mut start = from.min(console.len());
+    while let Some(len) = console[start..].iter().position(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(&console[start..start + len]);
+        start += len + 1;
+        if line_matches(&line.replace('\r', ""), pattern) {
+            return Some(start);
+        }
+    }
+    None
+}
+
 /// A guest's result line, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResultLine<'a> {
@@ -698,6 +780,59 @@ mod tests {
             "RIP 0x0000000000201234  CS",
             "RIP 0xffff82d0#  CS"
         ));
+    }
+
+    fn script(lines: &[&str]) -> Typist {
+        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        Typist::new(&lines, DOM0_PROMPT)
+    }
+
+    #[test]
+    fn the_typist_types_one_line_per_prompt() {
+        let mut t = script(&["help", "info"]);
+        assert_eq!(t.poll(b"booting\n"), None);
+        let mut console = b"booting\n(d0) dom0> ".to_vec();
+        assert_eq!(t.poll(&console).as_deref(), Some("help"));
+        // The same prompt is not used twice.
+        assert_eq!(t.poll(&console), None);
+        console.extend(b"help\ncommands...\n(d0) dom0> ");
+        assert_eq!(t.poll(&console).as_deref(), Some("info"));
+        assert!(t.done());
+        console.extend(b"info\n(d0) dom0> ");
+        assert_eq!(t.poll(&console), None);
+    }
+
+    #[test]
+    fn a_wait_holds_the_next_line_until_a_whole_matching_line_appears() {
+        let mut t = script(&["create hello", "wait:domain # (hello) exited", "list"]);
+        let mut console = b"(d0) dom0> ".to_vec();
+        assert_eq!(t.poll(&console).as_deref(), Some("create hello"));
+        console.extend(b"create hello\n(d0) created domain 1 (hello)\n(d0) dom0> ");
+        // The prompt is there, but hello has not exited yet.
+        assert_eq!(t.poll(&console), None);
+        console.extend(b"(d0) [hello] Hello\n(d0) domain 1 (hello) exi");
+        assert_eq!(t.poll(&console), None, "half a line is not a line");
+        console.extend(b"ted\n");
+        // The prompt printed before the awaited line still counts.
+        assert_eq!(t.poll(&console).as_deref(), Some("list"));
+        assert!(t.done());
+    }
+
+    #[test]
+    fn a_wait_looks_only_after_the_previous_step() {
+        let mut t = script(&[
+            "create spin",
+            "wait:[spin] spin:",
+            "wait:[spin] spin:",
+            "list",
+        ]);
+        let mut console = b"(d0) [spin] spin: 1 iterations\n(d0) dom0> ".to_vec();
+        assert_eq!(t.poll(&console).as_deref(), Some("create spin"));
+        console.extend(b"create spin\n(d0) dom0> (d0) [spin] spin: 2 iterations\n");
+        // One progress line since `create spin`: the second wait holds.
+        assert_eq!(t.poll(&console), None);
+        console.extend(b"(d0) [spin] spin: 3 iterations\n");
+        assert_eq!(t.poll(&console).as_deref(), Some("list"));
     }
 
     #[test]

@@ -77,9 +77,8 @@ impl Machine {
     }
 
     /// Types `lines` on the serial console, one after each appearance of
-    /// `prompt`: what a person at the shell would do. Typing ahead is not
-    /// safe, because the boot loader and the UART's reset swallow bytes
-    /// that arrive before the shell reads them.
+    /// `prompt`, what a person at the shell would do; a `wait:<pattern>`
+    /// line waits for a console line instead (see [`tests::Typist`]).
     pub fn typing(mut self, lines: &[String], prompt: &str) -> Self {
         self.typed = lines.to_vec();
         self.prompt = prompt.to_string();
@@ -200,8 +199,7 @@ impl Machine {
         }
         drop(tx);
         let mut keyboard = child.stdin.take();
-        let mut typed = 0;
-        let mut prompt_scanned = 0;
+        let mut typist = tests::Typist::new(&self.typed, &self.prompt);
 
         let mut console = Vec::new();
         let mut messages = Vec::new();
@@ -236,14 +234,10 @@ impl Machine {
                 }
             }
             if let Some(input) = keyboard.as_mut()
-                && typed < self.typed.len()
-                && let Some(at) = find(&console[prompt_scanned..], self.prompt.as_bytes())
+                && let Some(line) = typist.poll(&console)
             {
-                prompt_scanned += at + self.prompt.len();
-                let line = format!("{}\n", self.typed[typed]);
-                let _ = input.write_all(line.as_bytes());
+                let _ = input.write_all(format!("{line}\n").as_bytes());
                 let _ = input.flush();
-                typed += 1;
             }
             // Only whole lines are matched, so a line is judged once.
             while stop.is_none()
@@ -293,13 +287,6 @@ impl Machine {
             elapsed,
         })
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// How long to keep reading after a terminal line: what the hypervisor
