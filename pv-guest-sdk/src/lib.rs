@@ -28,7 +28,6 @@
 // On the host only the pure parts are built; their target-side users are not.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 
 pub mod error;
@@ -37,7 +36,10 @@ mod fn_cell;
 pub mod layout;
 pub mod line_editor;
 pub mod mm;
+pub mod ring;
 pub mod shared_info;
+#[allow(unsafe_code)]
+pub mod shmem;
 pub mod start_info;
 pub mod time;
 pub mod traps;
