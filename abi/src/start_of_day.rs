@@ -33,10 +33,16 @@
 //! the order Xen uses when it builds a domain that has those pages (its PV
 //! shim) and the order libxc's domU builder allocates them in, though libxc
 //! counts page tables and padding by rules of its own.
+//!
+//! [`build`] fills a plan's frames (kernel, p2m list, start_info, hypercall
+//! page, page tables) through a small trait, so hv-core's dom0 builder and
+//! dom0's domain builder write the same bytes.
 
 use core::fmt;
 
 use crate::image::{OutsideGuest, PAGE_SIZE, PvImage, check_guest_range};
+
+pub mod build;
 
 /// v_end is aligned to this: Xen's superpage-sized start-of-day mapping.
 pub const AREA_ALIGN: u64 = 4 << 20;

@@ -3,18 +3,19 @@
 //!
 //! The image is checked (`abi::image`: ELF, Xen notes, our ABI note) and
 //! laid out exactly as Xen lays out a PV64 dom0 (`abi::start_of_day`):
-//! kernel, p2m list, start_info, bootstrap page tables (mapped read-only),
-//! stack, all mapped 1:1 from guest frame 0. The tables are then validated
-//! and pinned through the frame table like any guest's, so dom0 starts
-//! under the same rules it will live by.
+//! kernel, initrd (the second multiboot2 module, if any), p2m list,
+//! start_info, bootstrap page tables (mapped read-only), stack, all mapped
+//! 1:1 from guest frame 0. What goes into those frames is written by
+//! `abi::start_of_day::build`, the code dom0's own domain builder uses for
+//! every other domain. The tables are then validated and pinned through
+//! the frame table like any guest's, so dom0 starts under the same rules
+//! it will live by.
 
 use abi::image::{AbiNote, PvImage};
-use abi::start_of_day::StartOfDay;
-use abi::xen::{
-    FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC, StartInfo,
-};
+use abi::start_of_day::build::{self as fill, DomainMemory, StartInfoSpec};
+use abi::start_of_day::{P2mPlacement, StartOfDay};
+use abi::xen::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
 use hv_core::frame_table::{FrameType, Mfn, Owner, PageTableMemory};
-use zerocopy::{FromZeros, IntoBytes};
 
 use crate::arch::TrapFrame;
 use crate::arch::pv::{self, MachinePageTables};
@@ -24,9 +25,6 @@ use crate::guest::UPCALL_MASK;
 use crate::{memory, vtime};
 
 const PAGE: u64 = 4096;
-const PRESENT: u64 = 1;
-const WRITABLE: u64 = 2;
-const USER: u64 = 4;
 /// Frames of p2m list the builder can track (each covers 2 GiB of dom0).
 const MAX_P2M_FRAMES: usize = 512;
 
@@ -37,6 +35,7 @@ pub enum BuildError {
     Plan(abi::start_of_day::PlanError),
     OutOfMemory { needed: u64, free: u64 },
     TooBig { pages: u64 },
+    SeparateP2m,
     Pin(hv_core::frame_table::PageError),
 }
 
@@ -54,6 +53,7 @@ impl core::fmt::Display for BuildError {
                 "dom0_mem of {pages} pages is more than this builder tracks ({} pages)",
                 MAX_P2M_FRAMES as u64 * 512
             ),
+            Self::SeparateP2m => f.write_str("images asking for INIT_P2M are not supported"),
             Self::Pin(e) => write!(f, "the bootstrap page tables do not validate: {e}"),
         }
     }
@@ -77,6 +77,17 @@ impl P2m {
     }
 }
 
+/// dom0's frames through the direct map, for the shared builder.
+impl DomainMemory for &P2m {
+    fn mfn(&self, pfn: u64) -> u64 {
+        self.get(pfn)
+    }
+
+    fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]) {
+        SharedPage::new(self.get(pfn)).write_bytes(offset, bytes);
+    }
+}
+
 fn alloc_for_dom0() -> Mfn {
     let phys = memory::alloc_frame().expect("free frames were counted before building");
     let mfn = phys >> 12;
@@ -88,6 +99,18 @@ fn alloc_for_dom0() -> Mfn {
 /// Builds dom0 from `image` (with `cmdline`, from the module) and returns
 /// the frame its first vCPU starts from.
 pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, BuildError> {
+    build_with_initrd(image, cmdline, &[], mem_bytes)
+}
+
+/// As [`build`], with `initrd` (empty for none) mapped after the kernel
+/// and named by `start_info.mod_start`/`mod_len`, as Xen hands dom0 its
+/// second multiboot2 module.
+pub fn build_with_initrd(
+    image: &[u8],
+    cmdline: &str,
+    initrd: &[u8],
+    mem_bytes: u64,
+) -> Result<TrapFrame, BuildError> {
     let image = PvImage::parse(image).map_err(BuildError::Image)?;
     image
         .check_abi(abi::HV_ABI_VERSION, AbiNote::Required)
@@ -98,7 +121,10 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
     if nr_pages > MAX_P2M_FRAMES as u64 * 512 {
         return Err(BuildError::TooBig { pages: nr_pages });
     }
-    let plan = StartOfDay::plan(&image, nr_pages, 0).map_err(BuildError::Plan)?;
+    let plan = StartOfDay::plan(&image, nr_pages, initrd.len() as u64).map_err(BuildError::Plan)?;
+    if matches!(plan.p2m, P2mPlacement::Separate(_)) {
+        return Err(BuildError::SeparateP2m);
+    }
     let free = memory::free_frames();
     if nr_pages + 1 > free {
         return Err(BuildError::OutOfMemory {
@@ -126,18 +152,6 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
         p2m.set(pfn, mfn);
         memory::set_m2p(mfn, pfn);
     }
-    let frame_of = |va: u64| p2m.get(plan.pfn_of(va).expect("inside the start-of-day area"));
-
-    // Kernel segments (the bss is already zero: frames come zeroed).
-    for segment in image.segments() {
-        copy_into_guest(&frame_of, segment.virt_addr, segment.data);
-    }
-
-    if let Some(page) = plan.hypercall_page {
-        fill_hypercall_page(frame_of(page));
-    }
-
-    let l4 = build_page_tables(&plan, &p2m);
 
     let shared_info = memory::alloc_frame().expect("counted above") >> 12;
     memory::with_frame_table(|ft| ft.assign(shared_info, Owner::SharedWith(0)))
@@ -147,17 +161,23 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
         .u8(UPCALL_MASK)
         .store(1, core::sync::atomic::Ordering::SeqCst);
 
-    let mut info = StartInfo::new_zeroed();
-    info.magic[..START_INFO_MAGIC.len()].copy_from_slice(START_INFO_MAGIC);
-    info.nr_pages = nr_pages;
-    info.shared_info = shared_info << 12;
-    info.flags = SIF_PRIVILEGED | SIF_INITDOMAIN;
-    info.pt_base = plan.page_tables.start;
-    info.nr_pt_frames = plan.nr_pt_frames;
-    info.mfn_list = p2m_region.start;
-    let n = cmdline.len().min(info.cmd_line.len() - 1);
-    info.cmd_line[..n].copy_from_slice(&cmdline.as_bytes()[..n]);
-    copy_into_guest(&frame_of, plan.start_info.start, info.as_bytes());
+    // Kernel segments (the bss is already zero: frames come zeroed), the
+    // initrd, the hypercall page, start_info and the page tables.
+    let mut mem = &p2m;
+    fill::load_kernel(&mut mem, &plan, &image);
+    fill::load_module(&mut mem, &plan, initrd);
+    fill::fill_hypercall_page(&mut mem, &plan);
+    let info = fill::start_info(
+        &plan,
+        &StartInfoSpec {
+            shared_info: shared_info << 12,
+            cmdline,
+            module_len: initrd.len() as u64,
+            ..Default::default()
+        },
+    );
+    fill::write_start_info(&mut mem, &plan, &info);
+    let l4 = fill::write_page_tables(&mut mem, &plan);
 
     // Validate and pin the tree (a guest may unpin it once it has its own),
     // and hold it as the kernel root.
@@ -190,83 +210,8 @@ pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, B
         plan.stack.end
     );
     pv::load_page_table_root(l4);
-    Ok(initial_frame(
-        plan.entry,
-        plan.stack.end,
-        plan.start_info.start,
-    ))
-}
-
-/// Copies `bytes` to guest virtual address `va`, page by page.
-fn copy_into_guest(frame_of: &impl Fn(u64) -> Mfn, va: u64, bytes: &[u8]) {
-    let mut done = 0usize;
-    while done < bytes.len() {
-        let at = va + done as u64;
-        let offset = (at % PAGE) as usize;
-        let n = (PAGE as usize - offset).min(bytes.len() - done);
-        SharedPage::new(frame_of(at)).write_bytes(offset, &bytes[done..done + n]);
-        done += n;
-    }
-}
-
-/// Xen's PV64 hypercall page: 32 bytes per hypercall,
-/// `push %rcx; push %r11; mov $nr, %eax; syscall; pop %r11; pop %rcx; ret`,
-/// and for `iret` (jumped to, never called) `push %rcx; push %r11;
-/// push %rax; mov $23, %eax; syscall`.
-fn fill_hypercall_page(mfn: Mfn) {
-    let page = SharedPage::new(mfn);
-    for nr in 0..128u32 {
-        let mut stub = [0xccu8; 32];
-        if nr == abi::Hypercall::Iret as u32 {
-            stub[..4].copy_from_slice(&[0x51, 0x41, 0x53, 0x50]);
-            stub[4] = 0xb8;
-            stub[5..9].copy_from_slice(&nr.to_le_bytes());
-            stub[9..11].copy_from_slice(&[0x0f, 0x05]);
-        } else {
-            stub[..3].copy_from_slice(&[0x51, 0x41, 0x53]);
-            stub[3] = 0xb8;
-            stub[4..8].copy_from_slice(&nr.to_le_bytes());
-            stub[8..14].copy_from_slice(&[0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]);
-        }
-        page.write_bytes(nr as usize * 32, &stub);
-    }
-}
-
-/// Fills the bootstrap page tables the plan placed and returns the L4's
-/// frame. Every page of the area is mapped writable except the tables
-/// themselves, which are read-only (as Xen maps them).
-fn build_page_tables(plan: &StartOfDay, p2m: &P2m) -> Mfn {
-    let mut mem = MachinePageTables;
-    let link = PRESENT | WRITABLE | USER;
-    let l4 = p2m.get(plan.page_tables.pfn);
-    let index = |va: u64, level: u32| ((va >> (12 + 9 * (level - 1))) & 511) as usize;
-    let walk = |mem: &MachinePageTables, va: u64, down_to: u32| -> Mfn {
-        let mut table = l4;
-        for level in (down_to + 1..=4).rev() {
-            table = hv_core::frame_table::entry_mfn(mem.read_entry(table, index(va, level)));
-        }
-        table
-    };
-    // Link each level's tables into the level above, top down.
-    for level in [3u8, 2, 1] {
-        for frame in plan.page_table_frames().filter(|f| f.level == level) {
-            let parent = walk(&mem, frame.va, level as u32 + 1);
-            let mfn = p2m.get(frame.pfn);
-            mem.write_entry(parent, index(frame.va, level as u32 + 1), mfn << 12 | link);
-        }
-    }
-    let tables = plan.page_tables.pfn..plan.page_tables.pfn + plan.nr_pt_frames;
-    for pfn in 0..plan.mapped_pages() {
-        let va = plan.v_start + pfn * PAGE;
-        let l1 = walk(&mem, va, 1);
-        let flags = if tables.contains(&pfn) {
-            PRESENT | USER
-        } else {
-            PRESENT | WRITABLE | USER
-        };
-        mem.write_entry(l1, index(va, 1), p2m.get(pfn) << 12 | flags);
-    }
-    l4
+    let regs = plan.entry_registers();
+    Ok(initial_frame(regs.rip, regs.rsp, regs.rsi))
 }
 
 fn initial_frame(entry: u64, stack_top: u64, start_info: u64) -> TrapFrame {
