@@ -17,6 +17,8 @@
 //!   hypervisors from one line of data.
 #![deny(unsafe_code)]
 
+pub mod domains;
+
 use std::time::Duration;
 
 /// The PC firmware QEMU boots the GRUB image with.
@@ -206,6 +208,46 @@ pub enum Judge {
     },
     /// The named test guest's single result line decides.
     ResultLine(&'static str),
+    /// A dom0 shell session: `expect` in order as for [`Judge::Console`],
+    /// each of `anywhere` on some line in any order (guests running side
+    /// by side print in no fixed order), then `check` on the whole
+    /// console (the `list` table, numbers `info` printed, a domU's result
+    /// line), and the run must end so.
+    Shell {
+        expect: &'static [&'static str],
+        anywhere: &'static [&'static str],
+        check: fn(&str) -> Result<(), String>,
+        ending: Ending,
+    },
+}
+
+/// One step of a scripted shell session (see [`Typist`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Step {
+    /// A line typed at the next prompt.
+    Type(&'static str),
+    /// Wait for a console line matching this pattern before going on.
+    WaitFor(&'static str),
+    /// These steps, this many times over.
+    Repeat(u32, &'static [Step]),
+}
+
+/// The steps as [`Typist`] script lines.
+pub fn script(steps: &[Step]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for step in steps {
+        match *step {
+            Step::Type(line) => lines.push(line.to_string()),
+            Step::WaitFor(pattern) => lines.push(format!("{WAIT_PREFIX}{pattern}")),
+            Step::Repeat(times, steps) => {
+                let once = script(steps);
+                for _ in 0..times {
+                    lines.extend(once.iter().cloned());
+                }
+            }
+        }
+    }
+    lines
 }
 
 /// What a scenario came to: the word and reason on its result line.
@@ -231,8 +273,8 @@ pub struct Scenario {
     pub modules: &'static [Module],
     pub timeout: Duration,
     pub judge: Judge,
-    /// Lines typed at dom0's shell, one per prompt ([`DOM0_PROMPT`]).
-    pub input: &'static [&'static str],
+    /// What is typed at dom0's shell, a line per prompt ([`DOM0_PROMPT`]).
+    pub input: &'static [Step],
 }
 
 /// dom0's shell prompt; scripted input is typed a line per prompt.
@@ -401,7 +443,11 @@ pub const SCENARIOS: &[Scenario] = &[
             kernel: Kernel::Dom0,
             cmdline: "",
         }),
-        input: &["help", "info", "poweroff"],
+        input: &[
+            Step::Type("help"),
+            Step::Type("info"),
+            Step::Type("poweroff"),
+        ],
         judge: Judge::Console {
             expect: &[
                 "(hv) starting dom0 in ring 3",
@@ -522,7 +568,10 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
 
 /// Every scenario `cargo xtask test` runs, in order.
 pub fn scenarios() -> impl Iterator<Item = &'static Scenario> {
-    SCENARIOS.iter().chain(GUEST_TESTS.as_flattened())
+    SCENARIOS
+        .iter()
+        .chain(GUEST_TESTS.as_flattened())
+        .chain(domains::SCENARIOS)
 }
 
 /// Whether `line` contains `pattern`, where `#` in the pattern stands for
@@ -572,9 +621,10 @@ pub fn guest_text(host: Hypervisor, line: &str) -> Option<&str> {
 /// swallow bytes that arrive before the shell reads them). A line
 /// `wait:<pattern>` types nothing: the next line waits until a whole
 /// console line matching `<pattern>` (see [`line_matches`]) has appeared
-/// after the previous step, so a script can let a guest run, exit or
-/// crash before it goes on. Successive waits for the same pattern wait
-/// for successive lines.
+/// since the last typed line, so a script can let a guest run, exit or
+/// crash before it goes on. Each wait takes its own line: two waits for
+/// the same pattern need two such lines, and waits for different patterns
+/// are met in whatever order their lines come.
 #[derive(Clone, Debug)]
 pub struct Typist {
     script: Vec<String>,
@@ -582,8 +632,10 @@ pub struct Typist {
     next: usize,
     /// Console offset where the next prompt is looked for.
     prompt_from: usize,
-    /// Console offset where the next awaited line is looked for.
-    wait_from: usize,
+    /// Console offset where the last line was typed: waits look after it.
+    typed_at: usize,
+    /// Start offsets of the lines waits have taken since then.
+    taken: Vec<usize>,
 }
 
 /// The script-line prefix of a wait step (see [`Typist`]).
@@ -596,7 +648,8 @@ impl Typist {
             prompt: prompt.to_string(),
             next: 0,
             prompt_from: 0,
-            wait_from: 0,
+            typed_at: 0,
+            taken: Vec::new(),
         }
     }
 
@@ -605,14 +658,19 @@ impl Typist {
         self.next >= self.script.len()
     }
 
+    /// The step the script is at (a line to type or a `wait:`), if any.
+    pub fn pending(&self) -> Option<&str> {
+        self.script.get(self.next).map(String::as_str)
+    }
+
     /// Given the whole console so far, the line to type now (without its
-    /// newline), if the script has one ready. Waits that are satisfied are
+    /// newline), if the script has one ready. Waits that are met are
     /// passed in the same call.
     pub fn poll(&mut self, console: &[u8]) -> Option<String> {
         while let Some(step) = self.script.get(self.next) {
             if let Some(pattern) = step.strip_prefix(WAIT_PREFIX) {
-                let end = whole_line_matching(console, self.wait_from, pattern)?;
-                self.wait_from = end;
+                let line = self.untaken_line_matching(console, pattern)?;
+                self.taken.push(line);
                 self.next += 1;
                 continue;
             }
@@ -624,26 +682,27 @@ impl Typist {
                 .windows(prompt.len())
                 .position(|w| w == prompt)?;
             self.prompt_from += at + prompt.len();
-            self.wait_from = console.len();
+            self.typed_at = console.len();
+            self.taken.clear();
             self.next += 1;
             return Some(step.clone());
         }
         None
     }
-}
 
-/// The end offset (past its newline) of the first whole line at or after
-/// `from` that matches `pattern`.
-fn whole_line_matching(console: &[u8], from: usize, pattern: &str) -> Option<usize> {
-    let mut start = from.min(console.len());
-    while let Some(len) = console[start..].iter().position(|&b| b == b'\n') {
-        let line = String::from_utf8_lossy(&console[start..start + len]);
-        start += len + 1;
-        if line_matches(&line.replace('\r', ""), pattern) {
-            return Some(start);
+    /// The start offset of the first whole line after the last typed line
+    /// that matches `pattern` and no earlier wait took.
+    fn untaken_line_matching(&self, console: &[u8], pattern: &str) -> Option<usize> {
+        let mut start = self.typed_at.min(console.len());
+        while let Some(len) = console[start..].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&console[start..start + len]).replace('\r', "");
+            if !self.taken.contains(&start) && line_matches(&line, pattern) {
+                return Some(start);
+            }
+            start += len + 1;
         }
+        None
     }
-    None
 }
 
 /// A guest's result line, parsed.
@@ -687,6 +746,26 @@ impl Scenario {
         match self.judge {
             Judge::Console { expect, ending } => self.check_console(console, end, expect, ending),
             Judge::ResultLine(guest) => self.check_result_line(console, end, guest),
+            Judge::Shell {
+                expect,
+                anywhere,
+                check,
+                ending,
+            } => {
+                if *end == RunEnd::TimedOut {
+                    return Verdict::Fail(format!("timed out after {} s", self.timeout.as_secs()));
+                }
+                if let Err(why) = check(console) {
+                    return Verdict::Fail(why);
+                }
+                if let Some(missing) = anywhere
+                    .iter()
+                    .find(|pattern| !console.lines().any(|line| line_matches(line, pattern)))
+                {
+                    return Verdict::Fail(format!("console never showed `{missing}`"));
+                }
+                self.check_console(console, end, expect, ending)
+            }
         }
     }
 
@@ -819,7 +898,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wait_looks_only_after_the_previous_step() {
+    fn each_wait_takes_its_own_line_in_any_order() {
         let mut t = script(&[
             "create spin",
             "wait:[spin] spin:",
@@ -829,9 +908,19 @@ mod tests {
         let mut console = b"(d0) [spin] spin: 1 iterations\n(d0) dom0> ".to_vec();
         assert_eq!(t.poll(&console).as_deref(), Some("create spin"));
         console.extend(b"create spin\n(d0) dom0> (d0) [spin] spin: 2 iterations\n");
-        // One progress line since `create spin`: the second wait holds.
+        // One progress line since `create spin` (the first one came
+        // before it): the second wait holds.
         assert_eq!(t.poll(&console), None);
+        assert_eq!(t.pending(), Some("wait:[spin] spin:"));
         console.extend(b"(d0) [spin] spin: 3 iterations\n");
+        assert_eq!(t.poll(&console).as_deref(), Some("list"));
+
+        let mut t = script(&["go", "wait:(ping) exited", "wait:(pong) exited", "list"]);
+        let mut console = b"dom0> ".to_vec();
+        assert_eq!(t.poll(&console).as_deref(), Some("go"));
+        console.extend(b"go\ndom0> domain 1 (pong) exited\n");
+        assert_eq!(t.poll(&console), None);
+        console.extend(b"domain 2 (ping) exited\n");
         assert_eq!(t.poll(&console).as_deref(), Some("list"));
     }
 

@@ -181,7 +181,7 @@ fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
         .iter()
         .map(|(line, _)| *line)
         .collect();
-    let typed: Vec<String> = scenario.input.iter().map(|l| l.to_string()).collect();
+    let typed = tests::script(scenario.input);
     let outcome = Machine::new(&iso, scenario.firmware, scenario.accel)
         .typing(&typed, tests::DOM0_PROMPT)
         .run_captured(scenario.timeout, &stop_on)?;

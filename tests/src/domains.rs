@@ -1,0 +1,664 @@
+//! The many-domains scenarios: dom0 boots as the toolstack, an operator
+//! script at its shell creates, watches and destroys domUs, and the judge
+//! reads what dom0 and the guests printed.
+//!
+//! The guests come from the image bundle dom0 receives at boot: the
+//! example guests (`guests/`: `hello`, `pingpong`, `spin`) and the domU
+//! test guests (`tests/guests`, bins `domu-*`). Domain ids start at 1 on a
+//! fresh boot and are not reused within one, so a scenario may name them.
+//!
+//! Besides console lines, these scenarios judge what only a whole session
+//! shows: the `list` table (who is still there, CPU seconds), the free
+//! memory `info` reports before and after, and a domU's own result line.
+//! The parsers for those are here and unit-tested.
+
+use std::time::Duration;
+
+use crate::{
+    Ending, Firmware, Hypervisor, InitialDomain, Judge, Kernel, Scenario, Step, Verdict, boot,
+    guest_text, parse_result_line,
+};
+
+use Step::{Repeat, Type, WaitFor};
+
+/// dom0's power-off, the last line of every session.
+const POWERED_OFF: &str = "(hv) d0 shut down (poweroff): powering off";
+
+/// A dom0 shell session on hv-core, judged by [`Judge::Shell`].
+const fn session(
+    name: &'static str,
+    input: &'static [Step],
+    timeout_secs: u64,
+    judge: Judge,
+) -> Scenario {
+    Scenario {
+        cmdline: "debug-exit=fatal",
+        initial_domain: Some(InitialDomain {
+            kernel: Kernel::Dom0,
+            cmdline: "",
+        }),
+        input,
+        timeout: Duration::from_secs(timeout_secs),
+        judge,
+        ..boot(name, Firmware::Bios, crate::Accel::Tcg)
+    }
+}
+
+/// Rounds each pingpong guest plays (the example's default).
+pub const PINGPONG_ROUNDS: u32 = 100_000;
+/// Create/destroy cycles in `create-destroy-500`.
+pub const CYCLES: u32 = 500;
+/// How far apart two spin guests' CPU times may be, as a fraction of the
+/// larger.
+pub const FAIRNESS: f64 = 0.10;
+/// The CPU seconds each spin guest must have had for [`FAIRNESS`] to mean
+/// something (`list` shows tenths of seconds).
+pub const FAIRNESS_MIN_SECS: f64 = 3.0;
+
+pub const SCENARIOS: &[Scenario] = &[
+    // The issue's first check: hello runs, prints, exits, and is gone.
+    session(
+        "create-hello",
+        &[
+            Type("create hello"),
+            WaitFor("domain # (hello) exited"),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        120,
+        Judge::Shell {
+            expect: &[
+                "(d0) dom0> create hello",
+                "created domain 1 (hello)",
+                "[hello] ",
+                "domain 1 (hello) exited",
+                "(d0) dom0> list",
+                POWERED_OFF,
+            ],
+            anywhere: &[],
+            check: hello_is_gone,
+            ending: Ending::PowerOff,
+        },
+    ),
+    // Two guests exchange 100,000 messages over an interdomain event
+    // channel and a granted page, check every payload, and the granting
+    // side's revoke is refused while the page is mapped.
+    session(
+        "pingpong",
+        &[
+            Type("create pingpong name=pong cmdline=\"peer=2\""),
+            Type("create pingpong name=ping cmdline=\"peer=1\""),
+            WaitFor("domain # (ping) exited"),
+            WaitFor("domain # (pong) exited"),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        600,
+        Judge::Shell {
+            expect: &[
+                "created domain 1 (pong)",
+                "created domain 2 (ping)",
+                "(d0) dom0> list",
+                POWERED_OFF,
+            ],
+            anywhere: &[
+                "[ping] pingpong: 100000 round trips, all payloads checked",
+                "[pong] pingpong: 100000 round trips, all payloads checked",
+                "[pong] pingpong: end_access refused while the peer has the page mapped",
+                "[pong] pingpong: end_access succeeded after the peer unmapped",
+                "[ping] pingpong: grant copy # MB/s, memcpy # MB/s",
+                "domain 1 (pong) exited",
+                "domain 2 (ping) exited",
+            ],
+            check: pingpong_clean,
+            ending: Ending::PowerOff,
+        },
+    ),
+    // A CPU-bound guest keeps running while four others crash in four
+    // ways; dom0 reports each and the survivor is still listed.
+    session(
+        "domu-crashes",
+        &[
+            Type("create spin"),
+            WaitFor("[spin] spin: "),
+            Type("create domu-crash name=wild cmdline=\"wild\""),
+            WaitFor("domain # (wild) crashed"),
+            Type("create domu-crash name=panic cmdline=\"panic\""),
+            WaitFor("domain # (panic) crashed"),
+            Type("create domu-crash name=badhc cmdline=\"badhc\""),
+            WaitFor("domain # (badhc) crashed"),
+            Type("create domu-crash name=ud2 cmdline=\"ud2\""),
+            WaitFor("domain # (ud2) crashed"),
+            // Progress after the last crash: the survivor still runs.
+            WaitFor("[spin] spin: "),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        240,
+        Judge::Shell {
+            expect: &[
+                "created domain 1 (spin)",
+                "[spin] spin: ",
+                "created domain 2 (wild)",
+                "[wild] domu-crash: wild: writing to",
+                "killed: page fault (#PF)",
+                "domain 2 (wild) crashed",
+                "created domain 3 (panic)",
+                "[panic] guest panic: ",
+                "domain 3 (panic) crashed",
+                "created domain 4 (badhc)",
+                "[badhc] domu-crash: badhc: every bad argument refused with -EFAULT",
+                "[badhc] unhandled page fault (vector 14) in guest kernel mode",
+                "domain 4 (badhc) crashed",
+                "created domain 5 (ud2)",
+                "[ud2] domu-crash: ud2: executing ud2",
+                "killed: invalid opcode (#UD)",
+                "domain 5 (ud2) crashed",
+                "[spin] spin: ",
+                "(d0) dom0> list",
+                POWERED_OFF,
+            ],
+            anywhere: &[],
+            check: only_spin_survives,
+            ending: Ending::PowerOff,
+        },
+    ),
+    // Every privileged or cross-domain thing an unprivileged guest tries
+    // is refused, and dom0 still answers afterwards.
+    session(
+        "hostile-domu",
+        &[
+            Type("create domu-hostile"),
+            WaitFor("domain # (domu-hostile) exited"),
+            Type("info"),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        180,
+        Judge::Shell {
+            expect: &[
+                "created domain 1 (domu-hostile)",
+                "domain 1 (domu-hostile) exited",
+                "(d0) dom0> info",
+                "free memory: # pages",
+                "(d0) dom0> list",
+                "Domain-0",
+                POWERED_OFF,
+            ],
+            anywhere: &[],
+            check: hostile_passed,
+            ending: Ending::PowerOff,
+        },
+    ),
+    // Teardown returns everything: 500 builds and destroys later, the
+    // hypervisor's free memory is exactly what it was.
+    session(
+        "create-destroy-500",
+        &[
+            Type("info"),
+            Repeat(
+                CYCLES,
+                &[
+                    Type("create spin name=cycle memory=4"),
+                    Type("destroy cycle"),
+                ],
+            ),
+            Type("info"),
+            Type("poweroff"),
+        ],
+        1500,
+        Judge::Shell {
+            expect: &["free memory: # pages", "free memory: # pages", POWERED_OFF],
+            anywhere: &[],
+            check: memory_returns,
+            ending: Ending::PowerOff,
+        },
+    ),
+    // Two CPU-bound guests get the same share. Both are paused while the
+    // other is built, so neither has a head start.
+    session(
+        "spin-fairness",
+        &[
+            Type("create spin name=a"),
+            Type("pause a"),
+            Type("create spin name=b"),
+            Type("pause b"),
+            Type("unpause a"),
+            Type("unpause b"),
+            WaitFor("[b] spin: "),
+            WaitFor("[b] spin: "),
+            WaitFor("[b] spin: "),
+            WaitFor("[b] spin: "),
+            WaitFor("[b] spin: "),
+            WaitFor("[b] spin: "),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        240,
+        Judge::Shell {
+            expect: &[
+                "created domain 1 (a)",
+                "created domain 2 (b)",
+                "(d0) dom0> list",
+                POWERED_OFF,
+            ],
+            anywhere: &[],
+            check: spins_are_fair,
+            ending: Ending::PowerOff,
+        },
+    ),
+];
+
+/// What a domU printed, as dom0's console back-end shows it: the text
+/// after dom0's `[<name>] ` prefix (and any hypervisor tag before it).
+pub fn domu_text<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let text = guest_text(Hypervisor::HvCore, line)?;
+    let rest = text.strip_prefix('[')?;
+    let (tag, text) = rest.split_once("] ")?;
+    (tag == name).then_some(text)
+}
+
+/// The result line domU `name` printed for test guest `guest`.
+pub fn domu_verdict(console: &str, name: &str, guest: &str) -> Result<Verdict, String> {
+    let results: Vec<_> = console
+        .lines()
+        .filter_map(|line| domu_text(line, name))
+        .filter_map(parse_result_line)
+        .filter(|r| r.name == guest)
+        .collect();
+    match results.as_slice() {
+        [] => Err(format!(
+            "domain `{name}` printed no result line for {guest}"
+        )),
+        [one] => Ok(one.verdict.clone()),
+        many => Err(format!(
+            "domain `{name}` printed {} result lines",
+            many.len()
+        )),
+    }
+}
+
+/// One row of dom0's `list` table (`Name ID Mem VCPUs State Time(s)`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListRow {
+    pub name: String,
+    pub id: u32,
+    pub mem_mib: u64,
+    pub vcpus: u32,
+    pub state: String,
+    pub cpu_secs: f64,
+}
+
+impl ListRow {
+    fn parse(text: &str) -> Option<Self> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let [name, id, mem, vcpus, state, time] = words.as_slice() else {
+            return None;
+        };
+        Some(Self {
+            name: name.to_string(),
+            id: id.parse().ok()?,
+            mem_mib: mem.parse().ok()?,
+            vcpus: vcpus.parse().ok()?,
+            state: state.to_string(),
+            cpu_secs: time.parse().ok()?,
+        })
+    }
+
+    /// xl's state letters: `c` crashed, `d` dying.
+    pub fn is_dead(&self) -> bool {
+        self.state.contains(['c', 'd'])
+    }
+}
+
+fn is_list_header(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words == ["Name", "ID", "Mem", "VCPUs", "State", "Time(s)"]
+}
+
+/// Every `list` table on the console, in order. Guest output the console
+/// back-end prints between rows (`[name] ...`) is skipped; the table ends
+/// at the first other line that is not a row.
+pub fn list_tables(console: &str) -> Vec<Vec<ListRow>> {
+    let mut tables = Vec::new();
+    let mut current: Option<Vec<ListRow>> = None;
+    for line in console.lines() {
+        let Some(text) = guest_text(Hypervisor::HvCore, line) else {
+            continue;
+        };
+        if is_list_header(text) {
+            tables.extend(current.replace(Vec::new()));
+            continue;
+        }
+        let Some(rows) = current.as_mut() else {
+            continue;
+        };
+        if text.starts_with('[') && text.contains("] ") {
+            continue;
+        }
+        match ListRow::parse(text) {
+            Some(row) => rows.push(row),
+            None => tables.extend(current.take()),
+        }
+    }
+    tables.extend(current);
+    tables
+}
+
+/// The last `list` table, which must show Domain-0 as domain 0.
+fn last_table(console: &str) -> Result<Vec<ListRow>, String> {
+    let table = list_tables(console)
+        .pop()
+        .ok_or("no `list` table (header `Name ID Mem VCPUs State Time(s)`) on the console")?;
+    match table.iter().find(|r| r.id == 0) {
+        Some(row) if row.name == "Domain-0" => Ok(table),
+        Some(row) => Err(format!(
+            "`list` names domain 0 `{}`, not Domain-0",
+            row.name
+        )),
+        None => Err("`list` has no row for domain 0".into()),
+    }
+}
+
+/// Every `free memory: N pages` that `info` printed, in order.
+pub fn free_memory_reports(console: &str) -> Vec<u64> {
+    console
+        .lines()
+        .filter_map(|line| line.split_once("free memory: "))
+        .filter_map(|(_, rest)| rest.strip_suffix(" pages")?.trim().parse().ok())
+        .collect()
+}
+
+fn hello_is_gone(console: &str) -> Result<(), String> {
+    let table = last_table(console)?;
+    match table.iter().find(|r| r.name == "hello") {
+        Some(row) => Err(format!(
+            "`list` after hello exited still shows it (id {}, state {})",
+            row.id, row.state
+        )),
+        None => Ok(()),
+    }
+}
+
+fn pingpong_clean(console: &str) -> Result<(), String> {
+    for name in ["ping", "pong"] {
+        if let Some(line) = console
+            .lines()
+            .filter_map(|line| domu_text(line, name))
+            .find(|text| text.starts_with("pingpong: ") && text.contains("mismatch"))
+        {
+            return Err(format!("{name}: {line}"));
+        }
+    }
+    let table = last_table(console)?;
+    match table.iter().find(|r| r.name == "ping" || r.name == "pong") {
+        Some(row) => Err(format!("`list` still shows {} after it exited", row.name)),
+        None => Ok(()),
+    }
+}
+
+const CRASHERS: [&str; 4] = ["wild", "panic", "badhc", "ud2"];
+
+fn only_spin_survives(console: &str) -> Result<(), String> {
+    let table = last_table(console)?;
+    let Some(spin) = table.iter().find(|r| r.name == "spin") else {
+        return Err("`list` no longer shows spin".into());
+    };
+    if spin.is_dead() {
+        return Err(format!("`list` shows spin in state {}", spin.state));
+    }
+    // A crashed guest may be listed as crashed or be gone, nothing else.
+    if let Some(row) = table
+        .iter()
+        .find(|r| CRASHERS.contains(&r.name.as_str()) && !r.is_dead())
+    {
+        return Err(format!(
+            "`list` shows {} in state {} after it crashed",
+            row.name, row.state
+        ));
+    }
+    Ok(())
+}
+
+fn hostile_passed(console: &str) -> Result<(), String> {
+    match domu_verdict(console, "domu-hostile", "domu-hostile")? {
+        Verdict::Pass => {}
+        Verdict::Fail(why) => return Err(why),
+        Verdict::Skip(why) => return Err(format!("skipped: {why}")),
+    }
+    last_table(console).map(drop)
+}
+
+fn memory_returns(console: &str) -> Result<(), String> {
+    let created = console
+        .lines()
+        .filter(|line| crate::line_matches(line, "created domain # (cycle)"))
+        .count();
+    if created != CYCLES as usize {
+        return Err(format!("{created} of {CYCLES} creates succeeded"));
+    }
+    match free_memory_reports(console).as_slice() {
+        [before, .., after] if before == after => Ok(()),
+        [before, .., after] => Err(format!(
+            "free memory {before} pages before {CYCLES} create/destroy cycles, {after} after ({:+})",
+            *after as i64 - *before as i64
+        )),
+        _ => Err("`info` did not report free memory twice".into()),
+    }
+}
+
+fn spins_are_fair(console: &str) -> Result<(), String> {
+    let table = last_table(console)?;
+    let time = |name: &str| {
+        table
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.cpu_secs)
+            .ok_or_else(|| format!("`list` has no row for spin guest {name}"))
+    };
+    let (a, b) = (time("a")?, time("b")?);
+    let (low, high) = (a.min(b), a.max(b));
+    if low < FAIRNESS_MIN_SECS {
+        return Err(format!(
+            "too little CPU time to judge: a {a:.1} s, b {b:.1} s (want at least {FAIRNESS_MIN_SECS} s each)"
+        ));
+    }
+    if high - low > FAIRNESS * high {
+        return Err(format!(
+            "unfair: a {a:.1} s, b {b:.1} s of CPU ({:.0}% apart, at most {:.0}% allowed)",
+            (high - low) / high * 100.0,
+            FAIRNESS * 100.0
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RunEnd;
+
+    fn scenario(name: &str) -> &'static Scenario {
+        SCENARIOS.iter().find(|s| s.name == name).unwrap()
+    }
+
+    const TABLE: &str = "\
+(d0) dom0> list
+(d0) Name                                        ID   Mem VCPUs      State   Time(s)
+(d0) Domain-0                                     0    64     1     r-----      12.3
+(d0) [spin] spin: 7 iterations
+(d0) spin                                         1    16     1     -b----       4.0
+(d0) dom0> ";
+
+    #[test]
+    fn list_tables_parse_and_skip_guest_output() {
+        let tables = list_tables(TABLE);
+        assert_eq!(tables.len(), 1);
+        let rows = &tables[0];
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].name, "Domain-0");
+        assert_eq!(rows[0].cpu_secs, 12.3);
+        assert_eq!(
+            rows[1],
+            ListRow {
+                name: "spin".into(),
+                id: 1,
+                mem_mib: 16,
+                vcpus: 1,
+                state: "-b----".into(),
+                cpu_secs: 4.0,
+            }
+        );
+        let two = format!(
+            "{TABLE}list\n{}",
+            TABLE.lines().skip(1).collect::<Vec<_>>().join("\n")
+        );
+        assert_eq!(list_tables(&two).len(), 2);
+    }
+
+    #[test]
+    fn free_memory_is_read_from_info() {
+        let console = "(d0) free memory: 120000 pages\n(d0) x\n(d0) free memory: 119999 pages\n";
+        assert_eq!(free_memory_reports(console), [120000, 119999]);
+    }
+
+    #[test]
+    fn domu_text_needs_the_name_prefix() {
+        assert_eq!(
+            domu_text("(d0) [hello] Hi there", "hello"),
+            Some("Hi there")
+        );
+        assert_eq!(domu_text("(d0) [hello] Hi there", "spin"), None);
+        assert_eq!(domu_text("(hv) [hello] Hi", "hello"), None);
+    }
+
+    fn hello_session(list_rows: &str) -> String {
+        format!(
+            "(d0) dom0> create hello\n(d0) created domain 1 (hello)\n(d0) dom0> \n\
+             (d0) [hello] Hello from domain 1\n(d0) domain 1 (hello) exited\n\
+             (d0) dom0> list\n\
+             (d0) Name    ID   Mem VCPUs  State   Time(s)\n\
+             (d0) Domain-0  0   64     1  r-----     1.5\n{list_rows}\
+             (d0) dom0> poweroff\n{POWERED_OFF}\n"
+        )
+    }
+
+    #[test]
+    fn create_hello_passes_when_hello_is_gone_and_fails_when_listed() {
+        let s = scenario("create-hello");
+        assert_eq!(
+            s.check(&hello_session(""), &RunEnd::Exited(0)),
+            Verdict::Pass
+        );
+        let verdict = s.check(
+            &hello_session("(d0) hello     1   16     1  --ps--     0.1\n"),
+            &RunEnd::Exited(0),
+        );
+        assert!(
+            matches!(&verdict, Verdict::Fail(why) if why.contains("still shows it")),
+            "{verdict:?}"
+        );
+        let no_output = hello_session("").replace("(d0) [hello] Hello from domain 1\n", "");
+        assert!(matches!(
+            s.check(&no_output, &RunEnd::Exited(0)),
+            Verdict::Fail(_)
+        ));
+    }
+
+    fn fairness_session(a: &str, b: &str) -> String {
+        format!(
+            "(d0) created domain 1 (a)\n(d0) created domain 2 (b)\n(d0) dom0> list\n\
+             (d0) Name ID Mem VCPUs State Time(s)\n(d0) Domain-0 0 64 1 r----- 0.9\n\
+             (d0) a 1 16 1 r----- {a}\n(d0) b 2 16 1 -b---- {b}\n{POWERED_OFF}\n"
+        )
+    }
+
+    #[test]
+    fn spin_fairness_allows_ten_percent() {
+        let s = scenario("spin-fairness");
+        let end = RunEnd::Exited(0);
+        assert_eq!(
+            s.check(&fairness_session("6.0", "5.5"), &end),
+            Verdict::Pass
+        );
+        let verdict = s.check(&fairness_session("6.0", "5.3"), &end);
+        assert!(
+            matches!(&verdict, Verdict::Fail(why) if why.contains("unfair")),
+            "{verdict:?}"
+        );
+        let verdict = s.check(&fairness_session("1.0", "1.0"), &end);
+        assert!(
+            matches!(&verdict, Verdict::Fail(why) if why.contains("too little")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn create_destroy_compares_free_memory_exactly() {
+        let s = scenario("create-destroy-500");
+        let session = |after: u64| {
+            let mut c = String::from("(d0) free memory: 100000 pages\n");
+            for _ in 0..CYCLES {
+                c += "(d0) created domain 7 (cycle)\n";
+            }
+            c += &format!("(d0) free memory: {after} pages\n{POWERED_OFF}\n");
+            c
+        };
+        assert_eq!(s.check(&session(100000), &RunEnd::Exited(0)), Verdict::Pass);
+        let verdict = s.check(&session(99998), &RunEnd::Exited(0));
+        assert!(
+            matches!(&verdict, Verdict::Fail(why) if why.contains("(-2)")),
+            "{verdict:?}"
+        );
+        let short = session(100000).replacen("(d0) created domain 7 (cycle)\n", "", 1);
+        assert!(matches!(
+            s.check(&short, &RunEnd::Exited(0)),
+            Verdict::Fail(why) if why.contains("499 of 500")
+        ));
+    }
+
+    #[test]
+    fn the_hostile_guest_result_line_decides() {
+        let s = scenario("hostile-domu");
+        let session = |result: &str| {
+            format!(
+                "(d0) created domain 1 (domu-hostile)\n(d0) [domu-hostile] {result}\n\
+                 (d0) domain 1 (domu-hostile) exited\n(d0) dom0> info\n\
+                 (d0) free memory: 5 pages\n(d0) dom0> list\n\
+                 (d0) Name ID Mem VCPUs State Time(s)\n(d0) Domain-0 0 64 1 r----- 0.9\n\
+                 {POWERED_OFF}\n"
+            )
+        };
+        assert_eq!(
+            s.check(&session("PASS domu-hostile"), &RunEnd::Exited(0)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            s.check(
+                &session("FAIL domu-hostile: not true: sysctl physinfo gives -1 (got 0)"),
+                &RunEnd::Exited(0)
+            ),
+            Verdict::Fail("not true: sysctl physinfo gives -1 (got 0)".into())
+        );
+        // dom0 must still be there to power off.
+        let verdict = s.check(&session("PASS domu-hostile"), &RunEnd::TimedOut);
+        assert!(matches!(verdict, Verdict::Fail(why) if why.contains("timed out")));
+    }
+
+    #[test]
+    fn a_crashed_survivor_or_a_live_crasher_fails() {
+        let table = |spin: &str, extra: &str| {
+            format!(
+                "(d0) Name ID Mem VCPUs State Time(s)\n(d0) Domain-0 0 64 1 r----- 0.9\n\
+                 (d0) spin 1 16 1 {spin} 9.0\n{extra}(d0) dom0> poweroff\n"
+            )
+        };
+        assert_eq!(only_spin_survives(&table("r-----", "")), Ok(()));
+        assert_eq!(
+            only_spin_survives(&table("r-----", "(d0) wild 2 16 1 ----c- 0.1\n")),
+            Ok(())
+        );
+        assert!(only_spin_survives(&table("----c-", "")).is_err());
+        assert!(only_spin_survives(&table("r-----", "(d0) ud2 5 16 1 -b---- 0.1\n")).is_err());
+    }
+}
