@@ -61,7 +61,7 @@ pub const SCENARIOS: &[Scenario] = &[
         "create-hello",
         &[
             Type("create hello"),
-            WaitFor("domain # (hello) exited"),
+            WaitFor("domain # (hello) #"),
             Type("list"),
             Type("poweroff"),
         ],
@@ -88,8 +88,8 @@ pub const SCENARIOS: &[Scenario] = &[
         &[
             Type("create pingpong name=pong cmdline=\"peer=2\""),
             Type("create pingpong name=ping cmdline=\"peer=1\""),
-            WaitFor("domain # (ping) exited"),
-            WaitFor("domain # (pong) exited"),
+            WaitFor("domain # (ping) #"),
+            WaitFor("domain # (pong) #"),
             Type("list"),
             Type("poweroff"),
         ],
@@ -114,6 +114,42 @@ pub const SCENARIOS: &[Scenario] = &[
             ending: Ending::PowerOff,
         },
     ),
+    // Grant map (read-only and writable) and grant copy (both ways)
+    // between two domUs move the right bytes; a mapped grant cannot be
+    // revoked, an unmapped one can, and a revoked one no longer maps.
+    session(
+        "grant-map-copy",
+        &[
+            Type("create domu-grant name=granter cmdline=\"granter peer=2\""),
+            Type("create domu-grant name=mapper cmdline=\"mapper peer=1\""),
+            WaitFor("domain # (granter) #"),
+            WaitFor("domain # (mapper) #"),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        180,
+        Judge::Shell {
+            expect: &[
+                "created domain 1 (granter)",
+                "created domain 2 (mapper)",
+                "(d0) dom0> list",
+                POWERED_OFF,
+            ],
+            anywhere: &[
+                "[mapper] domu-grant: read-only mapping of ref 8: right bytes",
+                "[mapper] domu-grant: writable mapping of ref 9: right bytes",
+                "[mapper] domu-grant: grant copy of ref 10 into our page: right bytes",
+                "[granter] domu-grant: page 9 written through the peer's mapping: right bytes",
+                "[granter] domu-grant: page 10 after the peer's grant copy into it: right bytes",
+                "[granter] domu-grant: revoking ref 9 while mapped: refused",
+                "[granter] domu-grant: revoking refs 8, 9, 10 after the unmap: done",
+                "domain 1 (granter) exited",
+                "domain 2 (mapper) exited",
+            ],
+            check: grant_pair_passed,
+            ending: Ending::PowerOff,
+        },
+    ),
     // A CPU-bound guest keeps running while four others crash in four
     // ways; dom0 reports each and the survivor is still listed.
     session(
@@ -122,13 +158,13 @@ pub const SCENARIOS: &[Scenario] = &[
             Type("create spin"),
             WaitFor("[spin] spin: "),
             Type("create domu-crash name=wild cmdline=\"wild\""),
-            WaitFor("domain # (wild) crashed"),
+            WaitFor("domain # (wild) #"),
             Type("create domu-crash name=panic cmdline=\"panic\""),
-            WaitFor("domain # (panic) crashed"),
+            WaitFor("domain # (panic) #"),
             Type("create domu-crash name=badhc cmdline=\"badhc\""),
-            WaitFor("domain # (badhc) crashed"),
+            WaitFor("domain # (badhc) #"),
             Type("create domu-crash name=ud2 cmdline=\"ud2\""),
-            WaitFor("domain # (ud2) crashed"),
+            WaitFor("domain # (ud2) #"),
             // Progress after the last crash: the survivor still runs.
             WaitFor("[spin] spin: "),
             Type("list"),
@@ -169,7 +205,7 @@ pub const SCENARIOS: &[Scenario] = &[
         "hostile-domu",
         &[
             Type("create domu-hostile"),
-            WaitFor("domain # (domu-hostile) exited"),
+            WaitFor("domain # (domu-hostile) #"),
             Type("info"),
             Type("list"),
             Type("poweroff"),
@@ -395,6 +431,17 @@ fn pingpong_clean(console: &str) -> Result<(), String> {
         Some(row) => Err(format!("`list` still shows {} after it exited", row.name)),
         None => Ok(()),
     }
+}
+
+fn grant_pair_passed(console: &str) -> Result<(), String> {
+    for name in ["granter", "mapper"] {
+        match domu_verdict(console, name, "domu-grant")? {
+            Verdict::Pass => {}
+            Verdict::Fail(why) => return Err(format!("{name}: {why}")),
+            Verdict::Skip(why) => return Err(format!("{name} skipped: {why}")),
+        }
+    }
+    last_table(console).map(drop)
 }
 
 const CRASHERS: [&str; 4] = ["wild", "panic", "badhc", "ud2"];
