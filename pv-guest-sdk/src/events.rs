@@ -13,6 +13,8 @@
 //! and, if set, forces the upcall that the mask held back with a cheap
 //! hypercall (the hypervisor delivers pending upcalls on every return).
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use abi::event_channel::Port;
 
 use crate::fn_cell::FnCell;
@@ -78,7 +80,53 @@ pub fn clear_handler(port: Port) {
     }
 }
 
+/// One bit per port, set by the upcall each time the port fires (whether
+/// or not it has a handler) and taken by whoever waits for it
+/// ([`crate::evtchn::wait`]): the pending bit itself is cleared by the
+/// upcall, so it cannot tell a waiter that the event came.
+pub struct FiredPorts {
+    words: [AtomicU64; EVENT_WORDS],
+}
+
+impl FiredPorts {
+    pub const fn new() -> Self {
+        Self {
+            words: [const { AtomicU64::new(0) }; EVENT_WORDS],
+        }
+    }
+
+    pub fn mark(&self, port: Port) {
+        if let Some(word) = self.words.get(port as usize / 64) {
+            word.fetch_or(1 << (port % 64), Ordering::SeqCst);
+        }
+    }
+
+    /// Whether `port` fired since the last take; clears the mark.
+    pub fn take(&self, port: Port) -> bool {
+        let bit = 1 << (port % 64);
+        self.words
+            .get(port as usize / 64)
+            .is_some_and(|word| word.fetch_and(!bit, Ordering::SeqCst) & bit != 0)
+    }
+
+    /// Whether `port` fired since the last take, leaving the mark.
+    pub fn peek(&self, port: Port) -> bool {
+        self.words
+            .get(port as usize / 64)
+            .is_some_and(|word| word.load(Ordering::SeqCst) & 1 << (port % 64) != 0)
+    }
+}
+
+impl Default for FiredPorts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub(crate) static FIRED: FiredPorts = FiredPorts::new();
+
 fn run_handler(port: Port) {
+    FIRED.mark(port);
     if let Some(handler) = HANDLERS.get(port as usize).and_then(FnCell::get) {
         handler(port);
     }
@@ -307,6 +355,28 @@ mod tests {
         // always sets both; a stale bit waits for the next selection).
         fake.pending.borrow_mut()[1] = 1;
         assert_eq!(run(&fake), Vec::<Port>::new());
+    }
+
+    #[test]
+    fn fired_marks_are_per_port_and_taken_once() {
+        let fired = FiredPorts::new();
+        fired.mark(65);
+        fired.mark(4095);
+        fired.mark(1 << 20); // out of range: ignored
+        assert!(fired.peek(65));
+        assert!(fired.take(65));
+        assert!(!fired.take(65), "a mark is taken once");
+        assert!(!fired.take(64) && !fired.take(66));
+        assert!(fired.take(4095));
+        assert!(!fired.take(1 << 20));
+    }
+
+    #[test]
+    fn the_upcall_marks_ports_it_dispatches() {
+        let fake = Fake::new();
+        fake.raise(300);
+        dispatch_pending(&fake, run_handler);
+        assert!(FIRED.take(300));
     }
 
     #[test]

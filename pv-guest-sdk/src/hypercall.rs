@@ -8,7 +8,12 @@
 //! passed are to Rust references that outlive the call.
 
 use abi::Hypercall;
-use abi::event_channel::{self as evtchn, AllocUnbound, BindInterdomain, BindVirq, Port, PortOp};
+use abi::event_channel::{
+    self as evtchn, AllocUnbound, BindInterdomain, BindVirq, Port, PortOp, Status,
+};
+use abi::grant_table::{
+    self as gnttab, Copy as GntCopy, MapGrantRef, QuerySize, SetupTable, UnmapGrantRef,
+};
 use abi::ops::{
     self, CALLBACKOP_REGISTER, CallbackRegister, FeatureInfo, SCHEDOP_BLOCK, SCHEDOP_SHUTDOWN,
     SCHEDOP_YIELD, SchedShutdown, VcpuSetSingleshotTimer,
@@ -237,6 +242,100 @@ pub fn evtchn_unmask(port: Port) -> Result<()> {
 
 pub fn evtchn_close(port: Port) -> Result<()> {
     evtchn_op(evtchn::EVTCHNOP_CLOSE, &mut PortOp { port })
+}
+
+/// What port `port` of domain `dom` (`DOMID_SELF` for this one) is bound to.
+pub fn evtchn_status(dom: DomId, port: Port) -> Result<Status> {
+    let mut arg = Status {
+        dom,
+        port,
+        ..Default::default()
+    };
+    evtchn_op(evtchn::EVTCHNOP_STATUS, &mut arg)?;
+    Ok(arg)
+}
+
+// --- grant tables --------------------------------------------------------
+//
+// `grant_table_op(cmd, ops, count)` returns an error only when the call as
+// a whole fails (a bad pointer or command); each op's own result is in its
+// `status` field (`GNTST_*`), which the `grant` module names.
+
+/// # Safety
+/// `ops` must hold `count` operations of the kind `cmd` expects, and the
+/// operations must not change memory Rust code relies on.
+unsafe fn grant_table_op<T>(cmd: u32, ops: *mut T, count: usize) -> Result<()> {
+    // SAFETY: forwarded from the caller.
+    let ret = unsafe {
+        call_unchecked(
+            Hypercall::GrantTableOp,
+            [cmd as u64, ops as u64, count as u64, 0, 0],
+        )
+    };
+    Error::check(ret).map(drop)
+}
+
+/// `GNTTABOP_query_size` for this domain: frames in use and the most it
+/// may have.
+pub fn gnttab_query_size() -> Result<QuerySize> {
+    let mut op = QuerySize {
+        dom: abi::xen::DOMID_SELF,
+        ..Default::default()
+    };
+    // SAFETY: one live `QuerySize`; the op only writes it.
+    unsafe { grant_table_op(gnttab::GNTTABOP_QUERY_SIZE, &mut op, 1)? };
+    Ok(op)
+}
+
+/// `GNTTABOP_setup_table` for this domain: grows the table to
+/// `frames.len()` frames and writes their machine frame numbers there.
+pub fn gnttab_setup_table(frames: &mut [u64]) -> Result<SetupTable> {
+    let mut op = SetupTable {
+        dom: abi::xen::DOMID_SELF,
+        nr_frames: frames.len() as u32,
+        frame_list: frames.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `op` and the `frames` buffer it names are live and large
+    // enough for `nr_frames` entries; the op writes only those.
+    unsafe { grant_table_op(gnttab::GNTTABOP_SETUP_TABLE, &mut op, 1)? };
+    Ok(op)
+}
+
+/// `GNTTABOP_map_grant_ref`: maps each op's grant at its `host_addr`.
+///
+/// # Safety
+/// Each `host_addr` must be an unused page whose L1 table exists, holding
+/// no Rust object.
+pub unsafe fn gnttab_map(ops: &mut [MapGrantRef]) -> Result<()> {
+    // SAFETY: the slice is live; the caller vouches for the addresses.
+    unsafe { grant_table_op(gnttab::GNTTABOP_MAP_GRANT_REF, ops.as_mut_ptr(), ops.len()) }
+}
+
+/// `GNTTABOP_unmap_grant_ref`: removes grant mappings.
+///
+/// # Safety
+/// Nothing may still use the pages at the ops' `host_addr`s.
+pub unsafe fn gnttab_unmap(ops: &mut [UnmapGrantRef]) -> Result<()> {
+    // SAFETY: the slice is live; the caller vouches for the addresses.
+    unsafe {
+        grant_table_op(
+            gnttab::GNTTABOP_UNMAP_GRANT_REF,
+            ops.as_mut_ptr(),
+            ops.len(),
+        )
+    }
+}
+
+/// `GNTTABOP_copy`: the hypervisor copies between granted pages and this
+/// domain's own frames.
+///
+/// # Safety
+/// Every destination that is a frame of this domain must hold no Rust
+/// object (only memory reached through `shmem::SharedPage`).
+pub unsafe fn gnttab_copy(ops: &mut [GntCopy]) -> Result<()> {
+    // SAFETY: the slice is live; the caller vouches for the destinations.
+    unsafe { grant_table_op(gnttab::GNTTABOP_COPY, ops.as_mut_ptr(), ops.len()) }
 }
 
 // --- memory --------------------------------------------------------------

@@ -13,6 +13,17 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const PAGE_SHIFT: u32 = 12;
 /// Frames the physmap can hold before it reaches the top of the address space.
 pub const MAX_PHYSMAP_PAGES: u64 = (0u64.wrapping_sub(VIRT_BASE)) / PAGE_SIZE;
+/// Where `grant::GrantTable` maps this domain's grant-table frames: L4
+/// slot 510, just below the image's slot, which nothing else uses.
+pub const GRANT_TABLE_VA: u64 = 0xffff_ff00_0000_0000;
+/// The most grant-table frames the SDK maps (2 MiB of address space).
+pub const GRANT_TABLE_MAX_FRAMES: usize = 512;
+/// The map window: [`MAP_WINDOW_PAGES`] pages for mappings of other
+/// domains' frames (grant maps), right after the grant table's space. Its
+/// one L1 table is created before the first slot is handed out, because
+/// `GNTTABOP_map_grant_ref` only fills an entry of an existing L1.
+pub const MAP_WINDOW_VA: u64 = GRANT_TABLE_VA + GRANT_TABLE_MAX_FRAMES as u64 * PAGE_SIZE;
+pub const MAP_WINDOW_PAGES: usize = 512;
 /// The kernel stack of the first vCPU, in `.bss`.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
 
@@ -40,5 +51,16 @@ mod tests {
         assert_eq!(pfn_to_virt(MAX_PHYSMAP_PAGES - 1), 0xffff_ffff_ffff_f000);
         assert_eq!(virt_to_pfn(pfn_to_virt(1234)), Some(1234));
         assert_eq!(virt_to_pfn(0xffff_ffff_7fff_ffff), None);
+    }
+
+    #[test]
+    fn grant_table_and_map_window_share_one_l1_aligned_slot_below_the_image() {
+        let window_end = MAP_WINDOW_VA + MAP_WINDOW_PAGES as u64 * PAGE_SIZE;
+        assert!(window_end <= VIRT_BASE);
+        assert_eq!(GRANT_TABLE_VA >> 39 & 511, 510);
+        assert_eq!((window_end - 1) >> 39 & 511, 510);
+        // The window is exactly one L1 table's reach.
+        assert_eq!(MAP_WINDOW_VA % (2 << 20), 0);
+        assert_eq!(MAP_WINDOW_PAGES, 512);
     }
 }

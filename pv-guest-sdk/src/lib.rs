@@ -31,8 +31,10 @@
 extern crate alloc;
 
 pub mod error;
+pub mod evtchn;
 #[allow(unsafe_code)]
 mod fn_cell;
+pub mod grant;
 pub mod layout;
 pub mod line_editor;
 pub mod mm;

@@ -29,10 +29,15 @@ pub struct SharedPage(UnsafeCell<[u8; PAGE_BYTES]>);
 unsafe impl Sync for SharedPage {}
 
 impl SharedPage {
-    /// A zeroed page in ordinary memory (host tests, or a heap page that is
-    /// shared by handing out its frame).
+    /// A zeroed page (in ordinary memory: for host tests, or for a page of
+    /// the heap whose frame is shared).
+    pub const fn zeroed() -> SharedPage {
+        SharedPage(UnsafeCell::new([0; PAGE_BYTES]))
+    }
+
+    /// A zeroed page on the heap.
     pub fn new_boxed() -> alloc::boxed::Box<SharedPage> {
-        alloc::boxed::Box::new(SharedPage(UnsafeCell::new([0; PAGE_BYTES])))
+        alloc::boxed::Box::new(Self::zeroed())
     }
 
     /// The page mapped at `va`.

@@ -12,51 +12,15 @@ use abi::xen::{
 };
 use spin::Mutex;
 
+use super::MapError;
 use super::frames::{FrameAllocator, Pfn};
 use super::p2m::{Mfn, P2m};
 use super::pte;
+use super::window::{self, WindowSlots};
 use crate::arch::mem;
 use crate::hypercall;
-use crate::layout::{MAX_PHYSMAP_PAGES, PAGE_SIZE, pfn_to_virt};
-
-/// Why a mapping operation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapError {
-    /// No free frame for a page table (or for the caller).
-    OutOfFrames,
-    /// The address is already mapped (`map` never replaces a mapping).
-    AlreadyMapped(u64),
-    /// The address is not mapped.
-    NotMapped(u64),
-    /// A 2 MiB or 1 GiB mapping is in the way.
-    HugePage(u64),
-    /// A table entry names a frame that is not this domain's.
-    ForeignTable(Mfn),
-    /// In the hypervisor's hole, or not canonical.
-    BadAddress(u64),
-    /// The hypervisor refused the update.
-    Refused(crate::Error),
-}
-
-impl core::fmt::Display for MapError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            MapError::OutOfFrames => write!(f, "out of frames"),
-            MapError::AlreadyMapped(va) => write!(f, "{va:#x} is already mapped"),
-            MapError::NotMapped(va) => write!(f, "{va:#x} is not mapped"),
-            MapError::HugePage(va) => write!(f, "{va:#x} is inside a huge page"),
-            MapError::ForeignTable(mfn) => write!(f, "page table frame {mfn:#x} is not ours"),
-            MapError::BadAddress(va) => write!(f, "{va:#x} cannot be mapped by a guest"),
-            MapError::Refused(e) => write!(f, "refused: {e}"),
-        }
-    }
-}
-
-impl From<crate::Error> for MapError {
-    fn from(e: crate::Error) -> Self {
-        MapError::Refused(e)
-    }
-}
+use crate::layout::{MAP_WINDOW_VA, MAX_PHYSMAP_PAGES, PAGE_SIZE, VIRT_BASE, pfn_to_virt};
+use crate::shmem::SharedPage;
 
 /// A frame the guest owns: its pseudo-physical and machine numbers and
 /// its physmap address.
@@ -479,4 +443,123 @@ pub fn read_table_entry(table: Mfn, index: usize) -> Result<u64, MapError> {
 /// caller's from then on.
 pub fn new_table(entries: &[u64]) -> Result<Frame, MapError> {
     MEMORY.lock().make_table(entries)
+}
+
+// --- memory shared with other domains ------------------------------------
+
+/// A frame of this domain set aside for sharing: granted to another
+/// domain, or named as a grant-copy destination. It is reached only as a
+/// [`SharedPage`] and never returned to the allocator (the other side may
+/// keep using it), so the view lives for ever.
+#[derive(Clone, Copy)]
+pub struct SharedFrame {
+    frame: Frame,
+    page: &'static SharedPage,
+}
+
+impl SharedFrame {
+    pub fn mfn(&self) -> Mfn {
+        self.frame.mfn
+    }
+
+    pub fn pfn(&self) -> Pfn {
+        self.frame.pfn
+    }
+
+    pub fn page(&self) -> &'static SharedPage {
+        self.page
+    }
+}
+
+/// A zeroed frame for sharing.
+pub fn alloc_shared() -> Result<SharedFrame, MapError> {
+    let frame = alloc_frame()?;
+    // SAFETY: a frame just taken from the allocator is mapped writable at
+    // its physmap address and used by nothing else; it is never freed
+    // (`SharedFrame` does not give the `Frame` out), so the mapping lasts
+    // for ever and is reached only through this view.
+    let page = unsafe { SharedPage::from_va(frame.va()) };
+    page.fill(0, PAGE_SIZE as usize, 0);
+    Ok(SharedFrame { frame, page })
+}
+
+/// The start-of-day page in machine frame `mfn` (the domU console or store
+/// page the builder placed after `start_info`) as a [`SharedPage`].
+/// Refused unless the frame is this domain's, lies in the bootstrap region
+/// but outside the image, the p2m list and `start_info`, and is mapped
+/// writable (so it is not a page table).
+pub fn start_of_day_page(
+    start: &crate::StartInfo<'static>,
+    image_end: u64,
+    mfn: Mfn,
+) -> Result<&'static SharedPage, MapError> {
+    let mut memory = MEMORY.lock();
+    let pfn = memory
+        .p2m()
+        .check_m2p(mfn, mem::m2p(mfn))
+        .ok_or(MapError::NotShareable(mfn))?;
+    let page_of = |va: u64| (va.max(VIRT_BASE) - VIRT_BASE) / PAGE_SIZE;
+    let raw = start.raw();
+    let image = 0..page_of(image_end.next_multiple_of(PAGE_SIZE));
+    let p2m = page_of(raw.mfn_list)..=page_of(raw.mfn_list + start.nr_pages() * 8 - 1);
+    let start_info = page_of(raw as *const abi::xen::StartInfo as u64);
+    let bootstrap = start.first_free_pfn(image_end);
+    if image.contains(&pfn) || p2m.contains(&pfn) || pfn == start_info || pfn >= bootstrap {
+        return Err(MapError::NotShareable(mfn));
+    }
+    let va = pfn_to_virt(pfn);
+    if memory.lookup(va)? & pte::WRITABLE == 0 {
+        return Err(MapError::NotShareable(mfn));
+    }
+    // SAFETY: the frame is ours and mapped writable at `va` in the physmap,
+    // which is never unmapped; it is none of the bootstrap structures Rust
+    // code reads (image, p2m, start_info), not a page table (writable), and
+    // below the first free frame, so the allocator never hands it out.
+    Ok(unsafe { SharedPage::from_va(va) })
+}
+
+// --- the map window ------------------------------------------------------
+
+struct Window {
+    slots: WindowSlots,
+    /// The window's L1 table exists.
+    ready: bool,
+}
+
+static WINDOW: Mutex<Window> = Mutex::new(Window {
+    slots: WindowSlots::new(),
+    ready: false,
+});
+
+/// A page of the map window, reserved for its holder until dropped: the
+/// place to map a frame that is not this domain's (a granted page). The
+/// holder must remove its mapping before dropping the slot.
+pub struct WindowSlot {
+    index: usize,
+}
+
+impl WindowSlot {
+    pub fn va(&self) -> u64 {
+        window::slot_va(self.index)
+    }
+}
+
+impl Drop for WindowSlot {
+    fn drop(&mut self) {
+        WINDOW.lock().slots.release(self.index);
+    }
+}
+
+/// Reserves a free page of the map window, creating the window's L1 table
+/// on first use.
+pub fn reserve_window_slot() -> Result<WindowSlot, MapError> {
+    let mut window = WINDOW.lock();
+    if !window.ready {
+        let mut memory = MEMORY.lock();
+        let l4 = memory.kernel_l4;
+        memory.walk(l4, MAP_WINDOW_VA, true)?;
+        window.ready = true;
+    }
+    let index = window.slots.take().ok_or(MapError::WindowFull)?;
+    Ok(WindowSlot { index })
 }
