@@ -4,11 +4,19 @@
 //! median_cycles=<n>` lines and prints one table: a row per measurement, a
 //! column group per hypervisor, and the platform it ran on. Never part of
 //! `cargo xtask test`.
+//!
+//! Then, on hv-core alone, a dom0 shell session measures what needs many
+//! domains (the dom0 toolstack runs on hv-core only, so Xen's column is
+//! n/a): the event-channel round trip between two pingpong guests and
+//! their grant-copy throughput beside memcpy (both as the guests report
+//! them), and the time from typing `create hello` to hello's first line on
+//! the serial console (host clock, see [`create_to_first_line`]).
 
 use std::process::Command;
 use std::time::Duration;
 
-use tests::{Ending, Hypervisor, InitialDomain, Kernel, guest_text};
+use tests::domains::domu_text;
+use tests::{Ending, Hypervisor, InitialDomain, Kernel, WAIT_PREFIX, guest_text};
 
 use crate::qemu::{self, Accel, Firmware, Machine};
 use crate::{Failure, Result, build, image, setup};
@@ -188,7 +196,209 @@ pub fn run(args: &[String]) -> Result<i32> {
         }
     );
     print!("{}", format_table(&groups));
-    Ok(if clean { 0 } else { 1 })
+    eprintln!("xtask: many-domains session on hv-core");
+    let domains = domain_rows(accel);
+    println!();
+    println!("many domains on hv-core (Xen: n/a, the dom0 toolstack runs on hv-core only)");
+    match &domains {
+        Ok(rows) => print!("{}", format_value_rows(rows)),
+        Err(Failure(why)) => println!("FAILED: {why}"),
+    }
+    Ok(if clean && domains.is_ok() { 0 } else { 1 })
+}
+
+/// Sequential `create hello` runs timed in the session.
+const CREATES: usize = 10;
+const SESSION_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The session's script: the pingpong pair, then `create hello` under
+/// names `hello1..` one after another, each once the last has ended.
+fn session_script() -> Vec<String> {
+    let mut lines = vec![
+        "create pingpong name=pong cmdline=\"peer=2\"".to_string(),
+        "create pingpong name=ping cmdline=\"peer=1\"".to_string(),
+        format!("{WAIT_PREFIX}domain # (ping) #"),
+        format!("{WAIT_PREFIX}domain # (pong) #"),
+    ];
+    for k in 1..=CREATES {
+        lines.push(format!("create hello name=hello{k}"));
+        lines.push(format!("{WAIT_PREFIX}domain # (hello{k}) #"));
+    }
+    lines.push("poweroff".to_string());
+    lines
+}
+
+/// Boots dom0 on hv-core, runs [`session_script`] and reads the rows.
+fn domain_rows(accel: Accel) -> Result<Vec<(String, String)>> {
+    let domain = InitialDomain {
+        kernel: Kernel::Dom0,
+        cmdline: "",
+    };
+    let iso = image::boot_image(
+        Hypervisor::HvCore,
+        "debug-exit=fatal",
+        Some(domain),
+        Vec::new(),
+        false,
+    )?;
+    let script = session_script();
+    let outcome = Machine::new(&iso, Firmware::Bios, accel)
+        .typing(&script, tests::DOM0_PROMPT)
+        .run_captured(SESSION_TIMEOUT, &[])?;
+    eprintln!(
+        "xtask: many-domains session: {} ({:.1} s)",
+        outcome.end,
+        outcome.elapsed.as_secs_f64()
+    );
+    let rows = session_rows(
+        &outcome.console,
+        &outcome.line_started,
+        &script,
+        &outcome.typed_at,
+    );
+    if rows.is_err() || outcome.end != tests::RunEnd::Exited(0) {
+        let lines: Vec<&str> = outcome.console.lines().collect();
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            eprintln!("{line}");
+        }
+    }
+    rows.map_err(Failure)
+}
+
+/// The rows of a finished session: `console` with the time each of its
+/// lines began to arrive, and the script with the time each typed line
+/// went out.
+pub fn session_rows(
+    console: &str,
+    line_started: &[Duration],
+    script: &[String],
+    typed_at: &[Duration],
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut rows = Vec::new();
+    let lines: Vec<&str> = console.lines().collect();
+    let round_trip = lines
+        .iter()
+        .filter_map(|l| domu_text(l, "ping"))
+        .find_map(round_trip_ns)
+        .ok_or("ping printed no mean round-trip time")?;
+    rows.push((
+        "evtchn-pingpong-round-trip".to_string(),
+        format!("mean {round_trip} ns (as ping measured it, pvclock)"),
+    ));
+    let (copy, memcpy) = lines
+        .iter()
+        .filter_map(|l| domu_text(l, "ping").or_else(|| domu_text(l, "pong")))
+        .find_map(copy_rates)
+        .ok_or("no pingpong guest printed `pingpong: grant copy <x> MB/s, memcpy <y> MB/s`")?;
+    rows.push(("grant-copy".to_string(), format!("{copy} MB/s")));
+    rows.push(("memcpy (same guest)".to_string(), format!("{memcpy} MB/s")));
+    let mut samples = create_to_first_line(&lines, line_started, script, typed_at)?;
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    rows.push((
+        "create-to-first-line".to_string(),
+        format!(
+            "min {:.0} ms, median {:.0} ms ({} creates; host clock on the serial stream)",
+            ms(samples[0]),
+            ms(samples[(samples.len() - 1) / 2]),
+            samples.len()
+        ),
+    ));
+    Ok(rows)
+}
+
+/// For each `create hello name=helloK` of the script: from the moment it
+/// was typed to the moment the first line the console back-end printed
+/// for `helloK` began to arrive. Both are host times on the serial stream,
+/// so the figure includes dom0 echoing the command, building the domain,
+/// the guest's start and dom0's console back-end.
+pub fn create_to_first_line(
+    lines: &[&str],
+    line_started: &[Duration],
+    script: &[String],
+    typed_at: &[Duration],
+) -> std::result::Result<Vec<Duration>, String> {
+    let typed: Vec<&String> = script
+        .iter()
+        .filter(|l| !l.starts_with(WAIT_PREFIX))
+        .collect();
+    let mut samples = Vec::new();
+    for (index, line) in typed.iter().enumerate() {
+        let Some(name) = line
+            .strip_prefix("create hello name=")
+            .map(|n| n.trim().to_string())
+        else {
+            continue;
+        };
+        let sent = *typed_at
+            .get(index)
+            .ok_or_else(|| format!("`{line}` was never typed"))?;
+        let first = lines
+            .iter()
+            .position(|l| domu_text(l, &name).is_some())
+            .ok_or_else(|| format!("{name} printed nothing"))?;
+        let arrived = *line_started
+            .get(first)
+            .ok_or_else(|| format!("no arrival time for console line {first}"))?;
+        samples.push(
+            arrived
+                .checked_sub(sent)
+                .ok_or_else(|| format!("{name}'s first line came before `{line}` was typed"))?,
+        );
+    }
+    if samples.is_empty() {
+        return Err("no `create hello` in the script".into());
+    }
+    Ok(samples)
+}
+
+/// The number before `unit` (a word of its own, or glued to the number:
+/// `123 ns`, `123ns`) in `text`, as a float.
+fn number_before(text: &str, unit: &str) -> Option<f64> {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.iter().enumerate().find_map(|(i, word)| {
+        if *word == unit {
+            words.get(i.checked_sub(1)?)?.parse().ok()
+        } else {
+            word.strip_suffix(unit)?.parse().ok()
+        }
+    })
+}
+
+/// pingpong's mean round trip: a `pingpong:` line about the round trip's
+/// mean, in ns.
+pub fn round_trip_ns(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix("pingpong: ")?;
+    if !(rest.contains("mean") && rest.contains("round trip")) {
+        return None;
+    }
+    number_before(rest, "ns").map(|n| n.round() as u64)
+}
+
+/// `pingpong: grant copy <x> MB/s, memcpy <y> MB/s`.
+pub fn copy_rates(text: &str) -> Option<(f64, f64)> {
+    let rest = text.strip_prefix("pingpong: grant copy ")?;
+    let (copy, memcpy) = rest.split_once("memcpy")?;
+    Some((number_before(copy, "MB/s")?, number_before(memcpy, "MB/s")?))
+}
+
+/// A two-column table: row name, value.
+pub fn format_value_rows(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.len())
+        .chain([3])
+        .max()
+        .unwrap_or(3);
+    let mut out = format!("{:width$} | value\n", "row");
+    out += &format!("{}-+-{}\n", "-".repeat(width), "-".repeat(5));
+    for (name, value) in rows {
+        out += &format!("{name:width$} | {value}\n");
+    }
+    out
 }
 
 /// Boots the bench guest on `host`: its rows, and whether the run was
@@ -277,6 +487,75 @@ fn qemu_version() -> String {
             })
         })
         .unwrap_or_else(|| "QEMU (version unknown)".into())
+}
+
+#[cfg(test)]
+mod many_domains {
+    use super::*;
+
+    #[test]
+    fn pingpong_lines_parse() {
+        assert_eq!(
+            round_trip_ns("pingpong: 100000 round trips, mean round trip 23456 ns"),
+            Some(23456)
+        );
+        assert_eq!(
+            round_trip_ns("pingpong: mean round trip: 1234.6ns over 100000"),
+            Some(1235)
+        );
+        assert_eq!(
+            round_trip_ns("pingpong: 100000 round trips, all payloads checked"),
+            None
+        );
+        assert_eq!(
+            copy_rates("pingpong: grant copy 85.5 MB/s, memcpy 912 MB/s"),
+            Some((85.5, 912.0))
+        );
+        assert_eq!(copy_rates("pingpong: grant copy fast"), None);
+    }
+
+    fn secs(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn create_to_first_line_pairs_each_create_with_its_guest() {
+        let script: Vec<String> = [
+            "create pingpong name=pong",
+            "wait:x",
+            "create hello name=hello1",
+            "wait:domain # (hello1) #",
+            "create hello name=hello2",
+            "poweroff",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let console = "(d0) dom0> create hello name=hello1\n\
+                       (d0) [hello1] Hello\n\
+                       (d0) [hello1] more\n\
+                       (d0) dom0> create hello name=hello2\n\
+                       (d0) [hello2] Hello\n";
+        let lines: Vec<&str> = console.lines().collect();
+        let started = [secs(100), secs(350), secs(360), secs(400), secs(900)];
+        let typed = [secs(10), secs(90), secs(390), secs(1000)];
+        assert_eq!(
+            create_to_first_line(&lines, &started, &script, &typed),
+            Ok(vec![secs(260), secs(510)])
+        );
+        let err = create_to_first_line(&lines[..3], &started, &script, &typed).unwrap_err();
+        assert!(err.contains("hello2 printed nothing"), "{err}");
+    }
+
+    #[test]
+    fn value_rows_line_up() {
+        let table = format_value_rows(&[
+            ("grant-copy".into(), "85 MB/s".into()),
+            ("create-to-first-line".into(), "min 1 ms".into()),
+        ]);
+        let bars: Vec<usize> = table.lines().map(|l| l.find(['|', '+']).unwrap()).collect();
+        assert!(bars.iter().all(|&b| b == bars[0]), "{table}");
+    }
 }
 
 #[cfg(test)]

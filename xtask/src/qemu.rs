@@ -57,6 +57,11 @@ pub struct Outcome {
     pub console: String,
     pub end: RunEnd,
     pub elapsed: Duration,
+    /// When each serial console line began to arrive, by line number in
+    /// `console`, from the start of the run (host-side timing).
+    pub line_started: Vec<Duration>,
+    /// When each scripted line was typed, in order, from the start.
+    pub typed_at: Vec<Duration>,
 }
 
 impl Machine {
@@ -200,6 +205,8 @@ impl Machine {
         drop(tx);
         let mut keyboard = child.stdin.take();
         let mut typist = tests::Typist::new(&self.typed, &self.prompt);
+        let mut line_started = Vec::new();
+        let mut typed_at = Vec::new();
 
         let mut console = Vec::new();
         let mut messages = Vec::new();
@@ -221,11 +228,18 @@ impl Machine {
                         let _ = std::io::stdout().flush();
                     }
                     if index == 0 {
-                        &mut console
+                        let now = start.elapsed();
+                        let mut line_start = console.last().is_none_or(|&b| b == b'\n');
+                        for &byte in &chunk {
+                            if line_start {
+                                line_started.push(now);
+                            }
+                            line_start = byte == b'\n';
+                        }
+                        console.extend(chunk);
                     } else {
-                        &mut messages
+                        messages.extend(chunk);
                     }
-                    .extend(chunk);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -238,6 +252,7 @@ impl Machine {
             {
                 let _ = input.write_all(format!("{line}\n").as_bytes());
                 let _ = input.flush();
+                typed_at.push(start.elapsed());
             }
             // Only whole lines are matched, so a line is judged once.
             while stop.is_none()
@@ -285,6 +300,8 @@ impl Machine {
             console: String::from_utf8_lossy(&console).replace('\r', ""),
             end,
             elapsed,
+            line_started,
+            typed_at,
         })
     }
 }
