@@ -157,6 +157,14 @@ fn count(result: &str, what: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Where a script stopped, replayed over the whole console: the step it
+/// never took (a line whose prompt never came, or a wait never met).
+fn stuck_at(script: &[String], console: &str) -> Option<String> {
+    let mut typist = tests::Typist::new(script, tests::DOM0_PROMPT);
+    while typist.poll(console.as_bytes()).is_some() {}
+    typist.pending().map(str::to_string)
+}
+
 /// Boots one scenario and judges it; the verdict and the run's seconds.
 fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
     let modules: Vec<ModuleFile> = scenario
@@ -194,6 +202,9 @@ fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
             eprintln!("{line}");
         }
         eprintln!("---- ({secs:.1} s, {}) ----", outcome.end);
+        if let Some(step) = stuck_at(&typed, &outcome.console) {
+            eprintln!("---- the script did not get past `{step}` ----");
+        }
     }
     Ok((verdict, secs))
 }
