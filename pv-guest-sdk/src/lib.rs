@@ -54,6 +54,7 @@ pub mod events;
 mod arch;
 #[cfg(target_os = "none")]
 pub mod console;
+pub mod console_ring;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod hypercall;

@@ -9,7 +9,11 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 fn panic(info: &core::panic::PanicInfo) -> ! {
     crate::events::disable();
     if !PANICKING.swap(true, Ordering::SeqCst) {
-        crate::println!("guest panic: {info}");
+        // Never waits on a console ring (the back-end may be what is
+        // stuck); what the ring cannot take goes to console_io.
+        use core::fmt::Write;
+        let mut console = crate::console::Console::nonblocking();
+        let _ = writeln!(console, "guest panic: {info}");
     }
     crate::sched::crash()
 }

@@ -3,7 +3,7 @@
 
 use spin::Once;
 
-use crate::start_info::StartInfo;
+use crate::start_info::{ConsoleInfo, StartInfo};
 use crate::{console, events, mm, println, shared, traps};
 
 static START_INFO: Once<StartInfo<'static>> = Once::new();
@@ -44,6 +44,7 @@ pub(crate) fn start_of_day(raw: &'static abi::xen::StartInfo) -> &'static StartI
         "setting up memory",
         mm::init(start, crate::arch::start::image_end()),
     );
+    attach_console(start);
     // A quarter of what is free, at most 64 MiB, for the heap.
     let heap_pages = (mm::free_frames() / 4).min(64 << 20 >> 12);
     let heap = mm::init_heap(heap_pages);
@@ -54,6 +55,19 @@ pub(crate) fn start_of_day(raw: &'static abi::xen::StartInfo) -> &'static StartI
     );
     events::enable();
     start
+}
+
+/// A domain other than the initial one talks through the console page the
+/// builder placed after start_info (and its event channel) from here on.
+fn attach_console(start: &'static StartInfo<'static>) {
+    if let ConsoleInfo::DomU { mfn, evtchn } = start.console()
+        && mfn != 0
+    {
+        match mm::start_of_day_page(start, crate::arch::start::image_end(), mfn) {
+            Ok(page) => console::attach_ring(page, evtchn),
+            Err(e) => println!("pv-guest-sdk: keeping console_io, console page refused: {e}"),
+        }
+    }
 }
 
 fn step<E: core::fmt::Display>(what: &str, result: Result<(), E>) {
