@@ -51,15 +51,14 @@ fn kernel_main(_start: &'static pv_guest_sdk::StartInfo) -> ! {
     } else {
         Ok(())
     };
-    match outcome {
-        Ok(()) => println!(
+    if outcome.is_ok() {
+        println!(
             "abi-cpuid: {} max leaf {:#x}, interface {}.{}",
             core::str::from_utf8(&signature).unwrap_or("?"),
             base[0],
             version >> 16,
             version & 0xffff
-        ),
-        Err(_) => {}
+        );
     }
     match outcome {
         Ok(()) => println!("PASS abi-cpuid"),

@@ -11,7 +11,9 @@
 //!
 //! 1. maps ref 8 read-only (retrying until it is granted): the pattern is
 //!    there and a write through the mapping faults; a writable map of the
-//!    read-only grant is refused;
+//!    read-only grant is refused, and so are maps and copies of a ref the
+//!    peer never granted (`GNTST_permission_denied`) and of one beyond its
+//!    table (`GNTST_bad_gntref`);
 //! 2. maps ref 9 writable, finds its pattern and writes a new one;
 //! 3. copies ref 10 into a page of its own (`GNTTABOP_copy`, source gref),
 //!    and 500 bytes of its own at offset 100 into ref 10 (dest gref); a
@@ -473,6 +475,54 @@ mod kernel {
             Err(status) => println!(
                 "{NAME}: writable map of read-only ref {REF_RO}: refused (status {status})"
             ),
+        }
+
+        // Refs the peer never granted, in and out of its one-frame table
+        // (copies go into a page of ours, so only the source is wrong).
+        let Ok(sink) = mm::alloc_frame() else {
+            c.check(false, "allocating a page to copy into");
+            return;
+        };
+        for (ref_, want, why) in [
+            (
+                REF_COPY + 1,
+                gnttab::GNTST_PERMISSION_DENIED,
+                "never granted",
+            ),
+            (600, gnttab::GNTST_BAD_GNTREF, "beyond the peer's table"),
+        ] {
+            for readonly in [true, false] {
+                let got = map(peer, ref_, rw_va, readonly);
+                let ok = c.check(
+                    got == Err(want),
+                    &format!("a map of ref {ref_} ({why}) gives status {want} (got {got:?})"),
+                );
+                println!(
+                    "{NAME}: map of ref {ref_} ({why}): {got:?} {}",
+                    if ok { "(refused)" } else { "WRONG" }
+                );
+            }
+            let got = copy(gnttab::Copy {
+                source: gnttab::CopyPtr {
+                    u: ref_ as u64,
+                    domid: peer,
+                    offset: 0,
+                    _pad: 0,
+                },
+                dest: gnttab::CopyPtr {
+                    u: sink.mfn,
+                    domid: DOMID_SELF,
+                    offset: 0,
+                    _pad: 0,
+                },
+                len: 8,
+                flags: gnttab::GNTCOPY_SOURCE_GREF,
+                ..Default::default()
+            });
+            c.check(
+                got.0 == 0 && got.1 == want,
+                &format!("a copy from ref {ref_} ({why}) gives status {want} (got {got:?})"),
+            );
         }
 
         let rw_handle = match map(peer, REF_RW, rw_va, false) {
