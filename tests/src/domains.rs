@@ -70,7 +70,8 @@ pub const SCENARIOS: &[Scenario] = &[
             expect: &[
                 "(d0) dom0> create hello",
                 "created domain 1 (hello)",
-                "[hello] ",
+                "[hello] Hello from domain 1!",
+                "[hello] hello: goodbye",
                 "domain 1 (hello) exited",
                 "(d0) dom0> list",
                 POWERED_OFF,
@@ -582,7 +583,8 @@ mod tests {
     fn hello_session(list_rows: &str) -> String {
         format!(
             "(d0) dom0> create hello\n(d0) created domain 1 (hello)\n(d0) dom0> \n\
-             (d0) [hello] Hello from domain 1\n(d0) domain 1 (hello) exited\n\
+             (d0) [hello] Hello from domain 1!\n(d0) [hello] hello: goodbye\n\
+             (d0) domain 1 (hello) exited\n\
              (d0) dom0> list\n\
              (d0) Name    ID   Mem VCPUs  State   Time(s)\n\
              (d0) Domain-0  0   64     1  r-----     1.5\n{list_rows}\
@@ -605,7 +607,7 @@ mod tests {
             matches!(&verdict, Verdict::Fail(why) if why.contains("still shows it")),
             "{verdict:?}"
         );
-        let no_output = hello_session("").replace("(d0) [hello] Hello from domain 1\n", "");
+        let no_output = hello_session("").replace("(d0) [hello] Hello from domain 1!\n", "");
         assert!(matches!(
             s.check(&no_output, &RunEnd::Exited(0)),
             Verdict::Fail(_)
