@@ -1,0 +1,42 @@
+//! `spin`: a CPU-bound guest. It computes forever without yielding or
+//! blocking, and about once per second of its own CPU time prints
+//! `spin: <n> iterations` (the total so far). Two of them side by side
+//! show whether the scheduler shares the CPU fairly; the iteration counts
+//! and dom0's `list` CPU column should grow alike. Its own CPU time is
+//! estimated from the clock (see `guests::spin`), so it needs nothing
+//! from the hypervisor beyond pvclock.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+pv_guest_sdk::entry!(kernel::main);
+
+#[cfg(target_os = "none")]
+mod kernel {
+    use guests::spin::CpuClock;
+    use pv_guest_sdk::{StartInfo, println, time};
+
+    /// Iterations between clock readings: well under a millisecond of
+    /// work, even under emulation.
+    const BATCH: u64 = 1024;
+    const REPORT_NS: u64 = 1_000_000_000;
+
+    pub fn main(_start: &'static StartInfo) -> ! {
+        let mut clock = CpuClock::new(time::now_ns());
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut iterations = 0u64;
+        let mut next_report = REPORT_NS;
+        loop {
+            for _ in 0..BATCH {
+                // xorshift64: cheap work the compiler cannot skip.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state = core::hint::black_box(state);
+            }
+            iterations += BATCH;
+            if clock.tick(time::now_ns()) >= next_report {
+                println!("spin: {iterations} iterations");
+                next_report += REPORT_NS;
+            }
+        }
+    }
+}
