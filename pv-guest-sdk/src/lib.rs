@@ -15,14 +15,25 @@
 //!   through the hypervisor, and the global heap;
 //! - [`time`]: pvclock time, the wallclock, sleeping on the one-shot timer;
 //! - [`user`]: guest user mode with its own page-table root and `syscall`;
-//! - [`sched`]: power-off and crash.
+//! - [`sched`]: power-off and crash;
+//! - [`evtchn`]: event channels between domains (allocate, bind, notify,
+//!   wait, close, status);
+//! - [`grant`]: this domain's grant table (grant, revoke) and mapping or
+//!   copying other domains' grants;
+//! - [`ring`]: Xen's `io/ring.h` shared ring, front and back halves;
+//! - [`shmem`]: [`shmem::SharedPage`], the one way to touch memory another
+//!   domain shares;
+//! - [`console_ring`]: the domU console page, which [`console`] uses when
+//!   the domain is not the initial one.
 //!
 //! A guest is a `no_std`, `no_main` binary that names its entry function
 //! with [`entry!`] and links with the SDK's linker script (see
 //! `docs/sdk.md`). `unsafe` code lives in `arch`, `hypercall`,
-//! `mm::paging`, `mm::heap` and `fn_cell`; the other modules deny it. The
+//! `mm::paging`, `mm::heap`, `fn_cell`, `shmem` and `grant::target` (where
+//! mapped grants become `SharedPage`s); the other modules deny it. The
 //! pure parts (start_info checks, pvclock arithmetic, event dispatch,
-//! frame allocation, p2m) build and are tested on the host.
+//! frame allocation, p2m, rings, grant entries and refs, the console page)
+//! build and are tested on the host.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 // On the host only the pure parts are built; their target-side users are not.
