@@ -1,4 +1,5 @@
-//! Building the bare-metal crates.
+//! Building the bare-metal crates, and the image bundle dom0 creates
+//! domains from.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,20 +31,107 @@ pub fn binary(name: &str) -> PathBuf {
     target_dir().join(TARGET).join("release").join(name)
 }
 
-/// Builds every bare-metal crate (release) and returns hv-core's ELF.
+/// The package of the example guests that ship with the project
+/// (`guests/`: hello, pingpong, spin).
+const EXAMPLE_GUESTS: &str = "guests";
+
+/// Where the example guests are built. A target directory of their own:
+/// `guests` and `test-guests` both have a `hello`, and one cargo run
+/// would write both to the same file.
+fn examples_target_dir() -> PathBuf {
+    target_dir().join("example-guests")
+}
+
+/// Builds every bare-metal crate (release), then the example guests, and
+/// returns hv-core's ELF.
 pub fn build_target() -> Result<PathBuf> {
     eprintln!("xtask: building {} for {TARGET}", TARGET_CRATES.join(", "));
+    let mut command = cargo_build();
+    for krate in TARGET_CRATES {
+        command.args(["-p", krate]);
+    }
+    if !command.status()?.success() {
+        return Err(Failure("building the bare-metal crates failed".into()));
+    }
+    if root().join(EXAMPLE_GUESTS).join("Cargo.toml").exists() {
+        eprintln!("xtask: building the example guests ({EXAMPLE_GUESTS}) for {TARGET}");
+        let mut command = cargo_build();
+        command
+            .args(["-p", EXAMPLE_GUESTS, "--target-dir"])
+            .arg(examples_target_dir());
+        if !command.status()?.success() {
+            return Err(Failure("building the example guests failed".into()));
+        }
+    }
+    Ok(binary("hv-core"))
+}
+
+fn cargo_build() -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(root())
         .args(["build", "--release", "--target", TARGET]);
-    for krate in TARGET_CRATES {
-        command.args(["-p", krate]);
+    command
+}
+
+/// The bin names of the `.rs` files directly in `dir` whose names start
+/// with `prefix`, sorted.
+fn bins_in(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let stem = path.file_stem()?.to_str()?;
+            (path.extension()? == "rs" && stem.starts_with(prefix)).then(|| stem.to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The images dom0 can create domains from, as (image name, built ELF):
+/// every example guest (each bin of `guests/`), then every domU test
+/// guest (the `domu-*` bins of `test-guests`).
+pub fn bundle_images() -> Vec<(String, PathBuf)> {
+    let examples = bins_in(&root().join(EXAMPLE_GUESTS).join("src/bin"), "");
+    let domu_tests = bins_in(&root().join("tests/guests/src/bin"), "domu-");
+    let example_dir = examples_target_dir().join(TARGET).join("release");
+    examples
+        .into_iter()
+        .map(|name| {
+            let path = example_dir.join(&name);
+            (name, path)
+        })
+        .chain(domu_tests.into_iter().map(|name| {
+            let path = binary(&name);
+            (name, path)
+        }))
+        .collect()
+}
+
+/// The image bundle: a ustar archive of [`bundle_images`], each ELF with
+/// its debug information and section headers dropped (only what the
+/// domain builder loads is kept). Builds nothing.
+pub fn bundle() -> Result<Vec<u8>> {
+    let mut files = Vec::new();
+    for (name, path) in bundle_images() {
+        let elf = std::fs::read(&path).map_err(|e| {
+            Failure(format!(
+                "guest image `{name}` was not built ({}: {e})",
+                path.display()
+            ))
+        })?;
+        files.push((name, crate::image::loadable_part(elf)));
     }
-    let status = command.status()?;
-    if !status.success() {
-        return Err(Failure("building the bare-metal crates failed".into()));
-    }
-    Ok(binary("hv-core"))
+    Ok(crate::image::ustar(&files))
+}
+
+/// Writes the bundle to `target/guests.tar` and returns that path.
+pub fn write_bundle() -> Result<PathBuf> {
+    let path = target_dir().join("guests.tar");
+    std::fs::write(&path, bundle()?)?;
+    Ok(path)
 }

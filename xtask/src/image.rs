@@ -1,7 +1,9 @@
 //! The GRUB image: one ISO made by grub-mkrescue that boots under both
 //! SeaBIOS (i386-pc) and UEFI (x86_64-efi), with a hypervisor as the
 //! multiboot2 kernel (hv-core, or Xen) and its modules after it. The first
-//! module is the initial domain's kernel, for either hypervisor.
+//! module is the initial domain's kernel, for either hypervisor; when that
+//! is dom0, the second is the image bundle (dom0's initrd), the guest
+//! kernels dom0's toolstack creates domains from.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -141,7 +143,7 @@ pub fn boot_image(
             format!("{} {cmdline}", xen::CMDLINE).trim_end().to_string(),
         ),
     };
-    let mut all = Vec::with_capacity(modules.len() + 1);
+    let mut all = Vec::with_capacity(modules.len() + 2);
     if let Some(domain) = initial_domain {
         let name = domain.kernel.binary();
         let path = build::binary(name);
@@ -166,12 +168,92 @@ pub fn boot_image(
             contents,
             cmdline: domain.cmdline.to_string(),
         });
+        if domain.kernel == Kernel::Dom0 {
+            all.push(ModuleFile {
+                name: BUNDLE_NAME.to_string(),
+                contents: build::bundle()?,
+                cmdline: String::new(),
+            });
+        }
     }
     all.extend(modules);
     make_iso(
         &IsoSpec::new(hypervisor, &kernel, &cmdline, &all),
         stable_name,
     )
+}
+
+/// The image bundle's file name under /boot.
+pub const BUNDLE_NAME: &str = "guests.tar";
+
+/// The part of an ELF image a domain builder reads: everything up to the
+/// end of the last segment's file bytes (headers, program headers, every
+/// loadable and note segment), with the section header table dropped.
+/// Debug information and symbol tables sit after the segments, so this
+/// strips them without a tool. Bytes that are no ELF64 image come back as
+/// they were.
+pub fn loadable_part(mut elf: Vec<u8>) -> Vec<u8> {
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let u64_at =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
+    if elf.len() < 64 || elf[..5] != *b"\x7fELF\x02" {
+        return elf;
+    }
+    let phoff = u64_at(&elf, 32) as usize;
+    let phentsize = usize::from(u16_at(&elf, 54));
+    let phnum = usize::from(u16_at(&elf, 56));
+    let table_end = phnum
+        .checked_mul(phentsize)
+        .and_then(|len| len.checked_add(phoff));
+    if phentsize < 56 || table_end.is_none_or(|end| end > elf.len()) {
+        return elf;
+    }
+    let mut end = table_end.unwrap_or(0).max(64);
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        let (offset, filesz) = (u64_at(&elf, ph + 8), u64_at(&elf, ph + 32));
+        match offset.checked_add(filesz) {
+            Some(seg_end) if seg_end <= elf.len() as u64 => end = end.max(seg_end as usize),
+            _ => return elf,
+        }
+    }
+    elf.truncate(end);
+    // No section headers: e_shoff, e_shnum, e_shstrndx.
+    elf[40..48].fill(0);
+    elf[60..64].fill(0);
+    elf
+}
+
+/// A ustar archive of `files` (name, contents): a 512-byte header per file
+/// (name, octal size, checksum), its bytes padded to 512, then two zero
+/// blocks. Names must fit the 100-byte name field.
+pub fn ustar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in files {
+        assert!(
+            name.len() < 100,
+            "image name `{name}` is too long for ustar"
+        );
+        let mut header = [0u8; 512];
+        header[..name.len()].copy_from_slice(name.as_bytes());
+        header[100..108].copy_from_slice(b"0000644\0");
+        header[108..116].copy_from_slice(b"0000000\0");
+        header[116..124].copy_from_slice(b"0000000\0");
+        header[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+        header[136..148].copy_from_slice(b"00000000000\0");
+        header[156] = b'0';
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        // The checksum counts its own field as blanks.
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(512), 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
 }
 
 /// Rewrites the image's `HvCore` ABI note (namesz 7, descsz 4, type 1,
@@ -187,6 +269,86 @@ pub fn claim_abi(mut image: Vec<u8>, major: u16, minor: u16) -> Option<Vec<u8>> 
     let version = (u32::from(major) << 16) | u32::from(minor);
     image[at..at + 4].copy_from_slice(&version.to_le_bytes());
     Some(image)
+}
+
+#[cfg(test)]
+mod bundle {
+    use tar_no_std::TarArchiveRef;
+
+    #[test]
+    fn the_archive_reads_back_with_dom0s_reader() {
+        let files = vec![
+            ("hello".to_string(), b"\x7fELF hello".repeat(70)),
+            ("domu-crash".to_string(), vec![0xaa; 512]),
+            ("empty".to_string(), Vec::new()),
+        ];
+        let archive = super::ustar(&files);
+        assert_eq!(archive.len() % 512, 0);
+        let read = TarArchiveRef::new(&archive).unwrap();
+        let entries: Vec<(String, Vec<u8>)> = read
+            .entries()
+            .map(|e| {
+                (
+                    e.filename().as_str().unwrap().to_string(),
+                    e.data().to_vec(),
+                )
+            })
+            .collect();
+        assert_eq!(entries, files);
+    }
+
+    #[test]
+    fn loadable_part_cuts_after_the_last_segment() {
+        let mut elf = vec![0u8; 0x100];
+        elf[..5].copy_from_slice(b"\x7fELF\x02");
+        elf[32] = 64; // e_phoff
+        elf[40] = 0x80; // e_shoff
+        elf[54] = 56; // e_phentsize
+        elf[56] = 1; // e_phnum
+        elf[60] = 3; // e_shnum
+        elf[64 + 8] = 0xc0; // p_offset
+        elf[64 + 32] = 0x20; // p_filesz
+        elf.extend_from_slice(&[0xdb; 0x200]); // "debug information"
+        let stripped = super::loadable_part(elf.clone());
+        assert_eq!(stripped.len(), 0xe0);
+        assert_eq!(&stripped[..40], &elf[..40]);
+        assert_eq!(&stripped[40..48], &[0; 8]);
+        assert_eq!(stripped[60], 0);
+    }
+
+    /// A built guest keeps its segments and notes and loses the rest.
+    #[test]
+    fn loadable_part_of_a_built_guest() {
+        let path = crate::build::binary("hello");
+        let Ok(elf) = std::fs::read(&path) else {
+            eprintln!("{} is not built: nothing to check", path.display());
+            return;
+        };
+        let stripped = super::loadable_part(elf.clone());
+        assert!(stripped.len() < elf.len());
+        assert_eq!(&stripped[..40], &elf[..40]);
+        assert_eq!(&stripped[40..48], &[0; 8], "no section headers");
+        let image = abi::image::PvImage::parse(&stripped).expect("still a PV image");
+        let original = abi::image::PvImage::parse(&elf).unwrap();
+        let segments = |i: &abi::image::PvImage<'_>| {
+            i.segments()
+                .map(|s| (s.virt_addr, s.data.to_vec(), s.mem_size))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(segments(&image), segments(&original));
+        assert_eq!(image.abi_version(), original.abi_version());
+    }
+
+    #[test]
+    fn loadable_part_leaves_other_bytes_alone() {
+        assert_eq!(super::loadable_part(vec![1, 2, 3]), vec![1, 2, 3]);
+        let mut truncated = b"\x7fELF\x02".to_vec();
+        truncated.resize(64, 0);
+        truncated[32] = 200; // program headers past the end
+        truncated[54] = 56;
+        truncated[56] = 1;
+        assert_eq!(super::loadable_part(truncated.clone()), truncated);
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `cargo xtask`: build, image, run and test the hypervisor.
 //!
 //! ```text
-//! cargo xtask build                 build every bare-metal crate and test guest
+//! cargo xtask build                 build every bare-metal crate, test guest and example
+//!                                   guest, and pack the image bundle
 //! cargo xtask iso [image options]   make the GRUB image; prints its path last
 //! cargo xtask run [image options] [--uefi] [--accel tcg|kvm] [-- QEMU args]
 //! cargo xtask test [FILTER]         host unit tests, then the QEMU scenarios
@@ -26,7 +27,9 @@ use tests::{Ending, Hypervisor, InitialDomain, Kernel};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  build                   build hv-core, dom0, the test guests and the other bare-metal crates
+  build                   build hv-core, dom0, the test guests, the example guests and the
+                          other bare-metal crates; pack the image bundle dom0 creates domains
+                          from (target/guests.tar: the example guests and the domu-* test guests)
   iso [image options]     make the GRUB multiboot2 image (BIOS + UEFI); prints its path
   run [image options] [run options] [-- qemu args]
                           build, make the image and boot it in QEMU, serial console on this terminal
@@ -151,6 +154,10 @@ fn run(args: &[String]) -> Result<i32> {
         "build" => {
             setup::ensure_toolchain()?;
             build::build_target()?;
+            let bundle = build::write_bundle()?;
+            let names: Vec<String> = build::bundle_images().into_iter().map(|(n, _)| n).collect();
+            eprintln!("xtask: image bundle: {}", names.join(", "));
+            println!("{}", bundle.display());
             Ok(0)
         }
         "iso" => {
