@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use tar_no_std::TarArchiveRef;
+use tar_no_std::{CorruptDataError, TarArchiveRef};
 
 /// One image of the bundle.
 pub struct Image<'a> {
@@ -26,8 +26,9 @@ pub struct Bundle<'a> {
 /// Why the module is not a bundle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BundleError {
-    /// Not a whole number of 512-byte tar blocks, or too short to be one.
-    NotAnArchive { len: usize },
+    /// The archive reader refused it (every header's checksum, type and
+    /// size are checked, and the end marker, before anything is read).
+    NotAnArchive { len: usize, why: CorruptDataError },
     /// An entry's name is not UTF-8.
     BadName,
 }
@@ -35,8 +36,8 @@ pub enum BundleError {
 impl fmt::Display for BundleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotAnArchive { len } => {
-                write!(f, "the {len}-byte module is not a tar archive")
+            Self::NotAnArchive { len, why } => {
+                write!(f, "the {len}-byte module is not a tar archive: {why}")
             }
             Self::BadName => f.write_str("an image name in the bundle is not UTF-8"),
         }
@@ -52,8 +53,10 @@ impl<'a> Bundle<'a> {
         if !bytes.is_empty() && bytes.len().is_multiple_of(512) && bytes.iter().all(|&b| b == 0) {
             return Ok(Self::default());
         }
-        let archive = TarArchiveRef::new(bytes)
-            .map_err(|_| BundleError::NotAnArchive { len: bytes.len() })?;
+        let archive = TarArchiveRef::new(bytes).map_err(|why| BundleError::NotAnArchive {
+            len: bytes.len(),
+            why,
+        })?;
         let mut images = Vec::new();
         for entry in archive.entries() {
             let name = entry.filename();
@@ -138,11 +141,33 @@ mod tests {
     fn other_bytes_are_refused() {
         assert_eq!(
             Bundle::parse(&[0u8; 700]).err(),
-            Some(BundleError::NotAnArchive { len: 700 })
+            Some(BundleError::NotAnArchive {
+                len: 700,
+                why: CorruptDataError::InvalidBlockSize
+            })
         );
-        assert_eq!(
-            Bundle::parse(&[]).err().unwrap().to_string(),
-            "the 0-byte module is not a tar archive"
+        assert!(
+            Bundle::parse(&[])
+                .err()
+                .unwrap()
+                .to_string()
+                .starts_with("the 0-byte module is not a tar archive: ")
         );
+    }
+
+    #[test]
+    fn a_damaged_header_or_a_short_archive_is_refused() {
+        let mut archive = ustar(&[("hello", b"abc")]);
+        archive[3] ^= 1; // the name, under the checksum
+        assert!(matches!(
+            Bundle::parse(&archive),
+            Err(BundleError::NotAnArchive {
+                why: CorruptDataError::InvalidChecksum { block_index: 0 },
+                ..
+            })
+        ));
+        // An entry claiming more bytes than the archive holds.
+        let archive = ustar(&[("hello", &[7; 600])]);
+        assert!(Bundle::parse(&archive[..1024 + 512]).is_err());
     }
 }
