@@ -161,7 +161,18 @@ fn count(result: &str, what: &str) -> usize {
 /// never took (a line whose prompt never came, or a wait never met).
 fn stuck_at(script: &[String], console: &str) -> Option<String> {
     let mut typist = tests::Typist::new(script, tests::DOM0_PROMPT);
-    while typist.poll(console.as_bytes()).is_some() {}
+    // Fed a line at a time, as it came in, so waits look only at what
+    // followed each typed line.
+    let bytes = console.as_bytes();
+    let ends = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+        .chain([bytes.len()]);
+    for end in ends {
+        while typist.poll(&bytes[..end]).is_some() {}
+    }
     typist.pending().map(str::to_string)
 }
 
