@@ -143,7 +143,7 @@ pub mod spin {
     //! domain had the CPU), so that gap counts as one typical batch.
 
     /// Gaps longer than this are time spent descheduled.
-    pub const GAP_NS: u64 = 2_000_000;
+    pub const GAP_NS: u64 = 5_000_000;
 
     #[derive(Clone, Copy, Debug, Default)]
     pub struct CpuClock {
