@@ -98,9 +98,21 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
     if let Some(platform) = platform {
         route_console_input(&platform);
     }
-    let module = info.module_tags().next().expect("counted above");
+    let mut module_tags = info.module_tags();
+    let module = module_tags.next().expect("counted above");
     let bytes = arch::module_bytes(module.start_address() as u64, module.module_size() as u64);
-    let frame = match dom0::build(bytes, module.cmdline().unwrap_or(""), options.dom0_mem) {
+    // The second module is dom0's initrd, as on Xen (the toolstack's
+    // bundle of guest images); further ones are not passed on.
+    let initrd = module_tags
+        .next()
+        .map(|m| arch::module_bytes(m.start_address() as u64, m.module_size() as u64))
+        .unwrap_or(&[]);
+    let frame = match dom0::build_with_initrd(
+        bytes,
+        module.cmdline().unwrap_or(""),
+        initrd,
+        options.dom0_mem,
+    ) {
         Ok(frame) => frame,
         Err(e) => {
             log::error!("dom0 image refused: {e}");
@@ -108,6 +120,7 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
         }
     };
     log::info!("starting dom0 in ring 3");
+    crate::scheduler::start(vtime::now_ns());
     arch::pv::enter_guest(&frame)
 }
 

@@ -97,14 +97,9 @@ fn alloc_for_dom0() -> Mfn {
 }
 
 /// Builds dom0 from `image` (with `cmdline`, from the module) and returns
-/// the frame its first vCPU starts from.
-pub fn build(image: &[u8], cmdline: &str, mem_bytes: u64) -> Result<TrapFrame, BuildError> {
-    build_with_initrd(image, cmdline, &[], mem_bytes)
-}
-
-/// As [`build`], with `initrd` (empty for none) mapped after the kernel
-/// and named by `start_info.mod_start`/`mod_len`, as Xen hands dom0 its
-/// second multiboot2 module.
+/// the frame its first vCPU starts from. `initrd` (empty for none) is
+/// mapped after the kernel and named by `start_info.mod_start`/`mod_len`,
+/// as Xen hands dom0 its second multiboot2 module.
 pub fn build_with_initrd(
     image: &[u8],
     cmdline: &str,
@@ -191,6 +186,8 @@ pub fn build_with_initrd(
     domain::create(0, true, shared_info).expect("dom0 is the first domain");
     domain::with(0, |d| {
         d.nr_pages = nr_pages;
+        d.max_pages = nr_pages;
+        d.vcpus[0].online = true;
         d.vcpus[0].kernel_root = l4;
         d.vcpus[0].periodic = Some((
             vtime::DEFAULT_PERIOD_NS,

@@ -6,9 +6,13 @@
 //! roots, the trap table and callbacks, the kernel stack for bounces, segment
 //! bases and its one-shot timer.
 //!
-//! Only one physical CPU runs and it runs one vCPU at a time (`CURRENT`); the
-//! table has room for more domains than issue-3 builds (dom0 alone) so the
-//! toolstack can add them.
+//! Only one physical CPU runs and it runs one vCPU at a time (`CURRENT`);
+//! a vCPU that is not running keeps its registers in [`Vcpu::frame`], and
+//! the scheduler (`scheduler`) swaps frames on the way out to a guest.
+//!
+//! Lock order: the domain table's lock is never held while taking another
+//! lock that may in turn take it (event delivery takes the frame of the
+//! domain it was given, never the table).
 
 use core::sync::atomic::{AtomicU16, Ordering};
 
@@ -16,13 +20,33 @@ use abi::xen::DomId;
 use hv_core::event_channel::EventChannels;
 use hv_core::frame_table::Mfn;
 
+use crate::arch::TrapFrame;
 use crate::arch::pv::SegmentBases;
 use crate::arch::shared::SharedPage;
 use crate::arch::sync::IrqMutex;
 
-pub const MAX_DOMAINS: usize = 4;
-/// vCPUs per domain (one until the scheduler runs several).
+/// Domains alive at once, dom0 included (dying ones count until their
+/// last frame is released).
+pub const MAX_DOMAINS: usize = 16;
+/// vCPUs per domain.
 pub const MAX_VCPUS: usize = 1;
+/// Ports a `SCHEDOP_poll` may wait on (Xen's limit is the same order).
+pub const MAX_POLL_PORTS: usize = 128;
+
+/// Why a vCPU is not running although it could.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait {
+    /// Runnable.
+    None,
+    /// `SCHEDOP_block`: until an upcall is pending.
+    Block,
+    /// `SCHEDOP_poll`: until one of the ports is pending or the deadline.
+    Poll {
+        ports: [u32; MAX_POLL_PORTS],
+        count: usize,
+        deadline: Option<u64>,
+    },
+}
 
 /// One trap-table entry: where to bounce a vector, and its flags
 /// (`TI_DPL_MASK`, `TI_MASK_EVENTS`).
@@ -59,6 +83,19 @@ pub struct Vcpu {
     /// every PV vCPU with a 10 ms one; guests stop it with
     /// `VCPUOP_stop_periodic_timer`.
     pub periodic: Option<(u64, u64)>,
+    /// The registers while the vCPU is not on the CPU.
+    pub frame: TrapFrame,
+    /// Brought up (dom0's at build, a domU's by `setvcpucontext`).
+    pub online: bool,
+    pub wait: Wait,
+    /// Woken from a wait and not yet run: runs before vCPUs that were
+    /// preempted (what lets a ping-pong of events go at event speed).
+    pub woken: bool,
+    /// CPU time consumed, ns.
+    pub cpu_time: u64,
+    /// The scheduler's virtual runtime: CPU time, raised on wake-up to the
+    /// least among runnable vCPUs so a long sleep earns no burst.
+    pub vruntime: u64,
 }
 
 impl Vcpu {
@@ -84,6 +121,12 @@ impl Vcpu {
             gs_base_user: 0,
             timer_deadline: None,
             periodic: None,
+            frame: TrapFrame::ZERO,
+            online: false,
+            wait: Wait::None,
+            woken: false,
+            cpu_time: 0,
+            vruntime: 0,
         }
     }
 
@@ -114,8 +157,12 @@ impl Vcpu {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Running,
-    /// Shut down with a `SHUTDOWN_*` reason.
+    /// Shut down with a `SHUTDOWN_*` reason; waits for the toolstack.
     Shutdown(u32),
+    /// Destroyed, but some of its frames are still referenced by another
+    /// domain (mapped by dom0, or granted and mapped); it goes away when
+    /// the last one is released.
+    Dying,
 }
 
 pub struct Domain {
@@ -127,8 +174,16 @@ pub struct Domain {
     pub events: EventChannels,
     pub vcpus: [Vcpu; MAX_VCPUS],
     pub state: State,
+    /// Paused by the toolstack (`XEN_DOMCTL_pausedomain`); domUs are
+    /// created paused.
+    pub paused: bool,
+    /// The reservation limit, in pages (`XEN_DOMCTL_max_mem`).
+    pub max_pages: u64,
+    /// The toolstack's handle (`xen_domain_handle_t`).
+    pub handle: [u8; 16],
     /// Whether the next console byte starts a line (for the prefix).
     pub console_at_line_start: bool,
+    pub grants: crate::grant::GrantTable,
 }
 
 impl Domain {
@@ -141,7 +196,11 @@ impl Domain {
             events: EventChannels::new(MAX_VCPUS as u32),
             vcpus: [const { Vcpu::new() }],
             state: State::Running,
+            paused: false,
+            max_pages: 0,
+            handle: [0; 16],
             console_at_line_start: true,
+            grants: crate::grant::GrantTable::new(),
         }
     }
 
@@ -195,4 +254,65 @@ pub fn for_each(mut f: impl FnMut(&mut Domain)) {
 /// Runs `f` on the running domain.
 pub fn with_current<R>(f: impl FnOnce(&mut Domain) -> R) -> R {
     with(current_id(), f).expect("the running domain exists")
+}
+
+/// Runs `f` on two distinct domains at once (interdomain events, grant
+/// maps and copies); `None` if either does not exist or they are the same.
+pub fn with_two<R>(a: DomId, b: DomId, f: impl FnOnce(&mut Domain, &mut Domain) -> R) -> Option<R> {
+    if a == b {
+        return None;
+    }
+    DOMAINS.with(|table| {
+        let mut first = None;
+        let mut second = None;
+        for d in table.iter_mut().flatten() {
+            if d.id == a {
+                first = Some(d);
+            } else if d.id == b {
+                second = Some(d);
+            }
+        }
+        Some(f(first?, second?))
+    })
+}
+
+/// Removes domain `id` from the table.
+pub fn remove(id: DomId) {
+    DOMAINS.with(|table| {
+        for slot in table.iter_mut() {
+            if slot.as_ref().is_some_and(|d| d.id == id) {
+                *slot = None;
+            }
+        }
+    });
+}
+
+/// Whether the current domain is the privileged one.
+pub fn current_is_privileged() -> bool {
+    with_current(|d| d.privileged)
+}
+
+/// The id for a new domain: the lowest free one above the last handed
+/// out (ids are not reused at once, as on Xen), wrapping below the
+/// reserved range.
+pub fn next_free_id() -> Option<DomId> {
+    static LAST: AtomicU16 = AtomicU16::new(0);
+    DOMAINS.with(|table| {
+        if table.iter().all(|slot| slot.is_some()) {
+            return None;
+        }
+        let taken = |id: DomId| table.iter().flatten().any(|d| d.id == id);
+        let mut id = LAST.load(Ordering::Relaxed);
+        loop {
+            id = if id + 1 >= abi::xen::DOMID_FIRST_RESERVED {
+                1
+            } else {
+                id + 1
+            };
+            if !taken(id) {
+                LAST.store(id, Ordering::Relaxed);
+                return Some(id);
+            }
+        }
+    })
 }

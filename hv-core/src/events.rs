@@ -60,11 +60,32 @@ fn in_range(port: Port) -> bool {
     (port as usize) < NR_PORTS
 }
 
-/// Marks `port` of domain `d` pending for `vcpu`.
+/// Marks `port` of domain `d` pending for `vcpu`; a vCPU waiting in
+/// another domain gets a scheduling decision (it may be what runs next).
 pub fn raise_in(d: &Domain, port: Port, vcpu: u32) {
     if in_range(port) {
         event_channel::set_pending(&mut Bits(d.shared_page()), port, vcpu);
+        let waiting = d
+            .vcpus
+            .get(vcpu as usize)
+            .is_some_and(|v| !matches!(v.wait, crate::domain::Wait::None));
+        if waiting {
+            crate::scheduler::request();
+        }
     }
+}
+
+/// Whether vCPU `v` of `d` has an upcall pending.
+pub fn upcall_pending_in(d: &Domain, v: usize) -> bool {
+    d.shared_page()
+        .u8(v * VCPU_INFO_SIZE + UPCALL_PENDING)
+        .load(SeqCst)
+        != 0
+}
+
+/// Whether `port` of `d` is pending.
+pub fn is_pending_in(d: &Domain, port: Port) -> bool {
+    in_range(port) && Bits(d.shared_page()).is_pending(port)
 }
 
 /// Marks `port` of the running domain pending for `vcpu`.
@@ -92,7 +113,7 @@ pub fn is_bound(port: Port) -> bool {
 }
 
 pub fn is_pending(port: Port) -> bool {
-    in_range(port) && domain::with_current(|d| Bits(d.shared_page()).is_pending(port))
+    domain::with_current(|d| is_pending_in(d, port))
 }
 
 /// A closed port leaves nothing pending behind (Xen clears it too).
@@ -116,12 +137,13 @@ pub fn enable_delivery(vcpu: usize) {
 
 /// Whether the vCPU has an upcall pending.
 pub fn upcall_pending(vcpu: usize) -> bool {
-    domain::with_current(|d| {
-        d.shared_page()
-            .u8(vcpu * VCPU_INFO_SIZE + UPCALL_PENDING)
-            .load(SeqCst)
-            != 0
-    })
+    domain::with_current(|d| upcall_pending_in(d, vcpu))
+}
+
+/// Tells dom0 that a domain shut down, crashed or finished dying
+/// (VIRQ_DOM_EXC); dom0 finds out which with getdomaininfo.
+pub fn notify_dom_exc() {
+    domain::with(0, |d| send_virq(d, abi::event_channel::VIRQ_DOM_EXC, 0));
 }
 
 /// Raises VIRQ_TIMER for `vcpu` of domain `d`.

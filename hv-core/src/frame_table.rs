@@ -432,6 +432,21 @@ impl<'a> FrameTable<'a> {
         value: u64,
         dom: DomId,
     ) -> Result<(), PageError> {
+        self.update_entry_for(mem, table, index, value, dom, dom)
+    }
+
+    /// [`Self::update_entry`] where an L1 entry maps a frame of `pg_owner`
+    /// (Xen's foreign mapping: dom0 building a domain, or a granted frame);
+    /// `dom` still owns the table.
+    pub fn update_entry_for(
+        &mut self,
+        mem: &mut impl PageTableMemory,
+        table: Mfn,
+        index: usize,
+        value: u64,
+        dom: DomId,
+        pg_owner: DomId,
+    ) -> Result<(), PageError> {
         let frame = *self.owned_frame(table, dom)?;
         let Some(level) = frame.ty.level().filter(|_| frame.type_count > 0) else {
             return Err(PageError::TypeConflict {
@@ -447,9 +462,33 @@ impl<'a> FrameTable<'a> {
             });
         }
         let old = mem.read_entry(table, index);
-        self.get_entry(mem, table, value, dom, level)?;
+        let target_owner = if level == 1 { pg_owner } else { dom };
+        self.get_entry(mem, table, value, target_owner, level)?;
         mem.write_entry(table, index, adjust_entry(value));
         self.put_entry(mem, old, level);
+        Ok(())
+    }
+
+    /// The first frame at or above `from` that `owner` holds.
+    pub fn next_of(&self, owner: Owner, from: Mfn) -> Option<Mfn> {
+        let start = usize::try_from(from).ok()?.min(self.frames.len());
+        self.frames[start..]
+            .iter()
+            .position(|f| f.owner == owner)
+            .map(|i| (start + i) as Mfn)
+    }
+
+    /// Takes a frame back from its owner once nothing references it.
+    pub fn release(&mut self, mfn: Mfn) -> Result<(), PageError> {
+        let frame = self.frame(mfn)?;
+        if frame.ref_count != 0 {
+            return Err(PageError::TypeConflict {
+                mfn,
+                have: frame.ty,
+                want: FrameType::None,
+            });
+        }
+        *frame = FrameInfo::FREE;
         Ok(())
     }
 }
@@ -602,6 +641,41 @@ mod tests {
         let after: Vec<_> = (0..64).map(|m| table.info(m).unwrap().ref_count).collect();
         assert_eq!(before, after);
         assert_eq!(mem.read_entry(4, 5), 0);
+    }
+
+    #[test]
+    fn a_foreign_mapping_holds_the_frame_until_unmapped() {
+        let mut storage = Vec::new();
+        let mut table = setup(&mut storage);
+        let mut mem = Memory::default();
+        tree(&mut mem);
+        table.pin(&mut mem, 1, DOM, FrameType::L4).unwrap();
+        // DOM maps OTHER's frame 41 writable on OTHER's behalf; only L1
+        // targets may be foreign.
+        table
+            .update_entry_for(&mut mem, 4, 5, pte(41, true), DOM, OTHER)
+            .unwrap();
+        assert_eq!(table.info(41).unwrap().ty, FrameType::Writable);
+        assert!(table.release(41).is_err());
+        // Writable elsewhere: OTHER cannot make it a page table.
+        assert!(matches!(
+            table.pin(&mut mem, 41, OTHER, FrameType::L1),
+            Err(PageError::TypeConflict { .. })
+        ));
+        table
+            .update_entry_for(&mut mem, 4, 5, 0, DOM, OTHER)
+            .unwrap();
+        table.pin(&mut mem, 41, OTHER, FrameType::L1).unwrap();
+        table.unpin(&mut mem, 41, OTHER).unwrap();
+        table.release(41).unwrap();
+        assert_eq!(table.info(41).unwrap().owner, Owner::Free);
+        assert_eq!(table.next_of(Owner::Domain(OTHER), 41), Some(42));
+        assert_eq!(table.next_of(Owner::Domain(OTHER), 50), None);
+        // A foreign upper-level entry is still refused.
+        assert!(matches!(
+            table.update_entry_for(&mut mem, 3, 7, pte(42, true), DOM, OTHER),
+            Err(PageError::NotOwner { mfn: 42, .. })
+        ));
     }
 
     #[test]

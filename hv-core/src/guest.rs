@@ -363,6 +363,7 @@ pub fn iret(frame: &mut TrapFrame) {
 /// The last step before `iretq` to a guest: deliver a pending upcall, and
 /// make sure the frame can be returned to (else the failsafe callback).
 pub fn exit_to_guest(frame: &mut TrapFrame) {
+    crate::scheduler::schedule(frame);
     let v = 0;
     let result = domain::with_current(|d| {
         if !selectors_ok(frame) {
@@ -420,7 +421,8 @@ fn selectors_ok(frame: &TrapFrame) -> bool {
 }
 
 /// Kills the running domain: prints the report and, for dom0, stops the
-/// machine with the failure status. Never returns to the guest.
+/// machine with the failure status; a domU is left crashed for the
+/// toolstack while the other domains run on. Never returns to the guest.
 pub fn kill_current(frame: &TrapFrame, reason: core::fmt::Arguments) -> ! {
     let id = domain::current_id();
     log::error!(
@@ -430,15 +432,27 @@ pub fn kill_current(frame: &TrapFrame, reason: core::fmt::Arguments) -> ! {
         frame.cs,
         frame.rflags
     );
-    domain::with(id, |d| d.state = State::Shutdown(abi::ops::SHUTDOWN_CRASH));
     shutdown_current(abi::ops::SHUTDOWN_CRASH)
 }
 
-/// The running domain has shut down. With dom0 alone, that ends the run:
-/// power off for a clean shutdown, the failure stop for a crash.
+/// The running domain has shut down. dom0's shutdown ends the run: power
+/// off for a clean shutdown, the failure stop for a crash. A domU's waits
+/// for the toolstack, which hears of it through VIRQ_DOM_EXC.
 pub fn shutdown_current(reason: u32) -> ! {
     let id = domain::current_id();
     domain::with(id, |d| d.state = State::Shutdown(reason));
+    if id != 0 {
+        let what = match reason {
+            abi::ops::SHUTDOWN_POWEROFF => "poweroff",
+            abi::ops::SHUTDOWN_REBOOT => "reboot",
+            abi::ops::SHUTDOWN_SUSPEND => "suspend",
+            abi::ops::SHUTDOWN_CRASH => "crash",
+            _ => "other",
+        };
+        log::info!("d{id} shut down ({what}, reason {reason})");
+        crate::events::notify_dom_exc();
+        crate::scheduler::abandon_current()
+    }
     match reason {
         abi::ops::SHUTDOWN_POWEROFF => {
             log::info!("d{id} shut down (poweroff): powering off");

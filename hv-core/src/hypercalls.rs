@@ -45,6 +45,8 @@ pub const IMPLEMENTED: &[Hypercall] = &[
     Hypercall::SchedOp,
     Hypercall::CallbackOp,
     Hypercall::EventChannelOp,
+    Hypercall::Sysctl,
+    Hypercall::Domctl,
 ];
 
 pub fn status(h: Hypercall) -> Status {
@@ -73,7 +75,11 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
         "MMU_PT_UPDATE_PRESERVE_AD",
         Status::Implemented,
     ),
-    (Hypercall::MmuUpdate, "foreign domain", Status::Refused),
+    (
+        Hypercall::MmuUpdate,
+        "foreign domain (dom0 only)",
+        Status::Implemented,
+    ),
     (
         Hypercall::MmuextOp,
         "MMUEXT_PIN_L1_TABLE..PIN_L4_TABLE",
@@ -127,8 +133,8 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
     ),
     (
         Hypercall::MemoryOp,
-        "XENMEM_populate_physmap",
-        Status::NotYet,
+        "XENMEM_populate_physmap, increase_reservation, decrease_reservation (own or, for dom0, another domain's)",
+        Status::Implemented,
     ),
     (Hypercall::XenVersion, "XENVER_version", Status::Implemented),
     (
@@ -173,7 +179,11 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
     ),
     (Hypercall::ConsoleIo, "CONSOLEIO_write", Status::Implemented),
     (Hypercall::ConsoleIo, "CONSOLEIO_read", Status::Implemented),
-    (Hypercall::ConsoleIo, "from a domU", Status::Refused),
+    (
+        Hypercall::ConsoleIo,
+        "CONSOLEIO_read from a domU",
+        Status::Refused,
+    ),
     (Hypercall::SchedOp, "SCHEDOP_yield", Status::Implemented),
     (Hypercall::SchedOp, "SCHEDOP_block", Status::Implemented),
     (Hypercall::SchedOp, "SCHEDOP_shutdown", Status::Implemented),
@@ -231,12 +241,12 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
     ),
     (
         Hypercall::EventChannelOp,
-        "EVTCHNOP_alloc_unbound (own domain)",
+        "EVTCHNOP_alloc_unbound (dom0: in any domain)",
         Status::Implemented,
     ),
     (
         Hypercall::EventChannelOp,
-        "EVTCHNOP_bind_interdomain (own domain)",
+        "EVTCHNOP_bind_interdomain",
         Status::Implemented,
     ),
     (
@@ -266,8 +276,38 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
     ),
     (
         Hypercall::GrantTableOp,
-        "GNTTABOP_setup_table, map, unmap, copy",
-        Status::NotYet,
+        "GNTTABOP_setup_table",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::GrantTableOp,
+        "GNTTABOP_map_grant_ref (host_map, readonly)",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::GrantTableOp,
+        "GNTTABOP_unmap_grant_ref",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::GrantTableOp,
+        "GNTTABOP_copy",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::Domctl,
+        "createdomain, destroydomain, pausedomain, unpausedomain",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::Domctl,
+        "getdomaininfo, max_mem, max_vcpus, setvcpucontext, getvcpuinfo",
+        Status::Implemented,
+    ),
+    (
+        Hypercall::Sysctl,
+        "physinfo, getdomaininfolist",
+        Status::Implemented,
     ),
 ];
 

@@ -21,13 +21,19 @@ mod domain;
 #[cfg(target_os = "none")]
 mod events;
 #[cfg(target_os = "none")]
+mod grant;
+#[cfg(target_os = "none")]
 mod guest;
 #[cfg(target_os = "none")]
 mod hypercall;
 #[cfg(target_os = "none")]
+mod lifecycle;
+#[cfg(target_os = "none")]
 mod logger;
 #[cfg(target_os = "none")]
 mod memory;
+#[cfg(target_os = "none")]
+mod scheduler;
 #[cfg(target_os = "none")]
 mod stop;
 #[cfg(target_os = "none")]

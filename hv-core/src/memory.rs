@@ -66,6 +66,24 @@ pub fn alloc_frame() -> Option<u64> {
     Some(phys)
 }
 
+/// Returns machine frame `mfn` (already released in the frame table) to
+/// the allocator; its M2P entry becomes invalid.
+pub fn free_frame(mfn: Mfn) {
+    set_m2p(mfn, INVALID_M2P_ENTRY);
+    ALLOCATOR.with(|a| {
+        if let Some(a) = a.as_mut()
+            && let Err(e) = a.free(mfn << 12)
+        {
+            log::error!("freeing frame {mfn:#x}: {e}");
+        }
+    });
+}
+
+/// Frames the allocator manages (free or not).
+pub fn total_frames() -> u64 {
+    ALLOCATOR.with(|a| a.as_ref().map_or(0, |a| a.managed_frames()))
+}
+
 pub fn free_frames() -> u64 {
     ALLOCATOR.with(|a| a.as_ref().map_or(0, |a| a.free_frames()))
 }

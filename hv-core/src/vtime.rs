@@ -145,6 +145,8 @@ pub fn check_timers() {
             }
         }
     });
+    crate::scheduler::tick(now);
+    let next = next.min(crate::scheduler::slice_end());
     if next != u64::MAX {
         lapic::arm_oneshot_ns(next.saturating_sub(now).max(1));
     }

@@ -1,5 +1,7 @@
-//! `event_channel_op`: binding VIRQs and IPIs, loopback channels within a
-//! domain, send, close, unmask, status.
+//! `event_channel_op`: the 2-level ABI. VIRQs and IPIs, channels within a
+//! domain and between domains, send, close, unmask, status. dom0 may
+//! allocate an unbound port in another domain (how the toolstack makes a
+//! guest's console channel) and ask any domain's port status.
 
 use abi::Errno;
 use abi::event_channel::{
@@ -10,10 +12,22 @@ use abi::event_channel::{
 };
 use hv_core::event_channel::{Binding, Delivery, EventError};
 
-// Interdomain channels to other domains arrive with the toolstack; until
-// then every `dom` must name the caller itself.
-use crate::domain::is_self;
+use crate::domain::{State, is_self};
 use crate::{domain, events, guest};
+
+/// The domain a `dom` field names: the caller, or for dom0 any live one.
+fn own_or_privileged(dom: u16) -> Result<u16, Errno> {
+    if is_self(dom) {
+        return Ok(domain::current_id());
+    }
+    if !domain::current_is_privileged() {
+        return Err(Errno::Perm);
+    }
+    match domain::with(dom, |d| d.state) {
+        Some(State::Dying) | None => Err(Errno::Srch),
+        Some(_) => Ok(dom),
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct EventChannelOp {
@@ -49,46 +63,80 @@ impl EventChannelOp {
             }
             EVTCHNOP_ALLOC_UNBOUND => {
                 let mut op: AllocUnbound = guest::read(arg)?;
-                if !is_self(op.dom) {
-                    return Err(Errno::Perm);
-                }
-                if !is_self(op.remote_dom) {
-                    return Err(Errno::Srch);
-                }
-                let own = domain::current_id();
-                op.port = domain::with_current(|d| d.events.alloc_unbound(own)).map_err(errno)?;
+                let dom = own_or_privileged(op.dom)?;
+                let remote = if is_self(op.remote_dom) {
+                    domain::current_id()
+                } else if op.remote_dom < abi::xen::DOMID_FIRST_RESERVED {
+                    op.remote_dom
+                } else {
+                    return Err(Errno::Inval);
+                };
+                op.port = domain::with(dom, |d| d.events.alloc_unbound(remote))
+                    .ok_or(Errno::Srch)?
+                    .map_err(errno)?;
                 guest::write(arg, &op)?;
                 Ok(0)
             }
             EVTCHNOP_BIND_INTERDOMAIN => {
                 let mut op: BindInterdomain = guest::read(arg)?;
-                if !is_self(op.remote_dom) {
-                    return Err(Errno::Srch);
-                }
                 let own = domain::current_id();
-                op.local_port = domain::with_current(|d| {
-                    match d.events.binding(op.remote_port) {
-                        Binding::Unbound { remote } if remote == own => {}
-                        _ => return Err(EventError::Invalid),
-                    }
-                    let local = d.events.bind_interdomain(own, op.remote_port)?;
-                    d.events.connect(op.remote_port, own, local);
-                    Ok(local)
-                })
-                .map_err(errno)?;
+                op.local_port = if is_self(op.remote_dom) {
+                    domain::with_current(|d| {
+                        match d.events.binding(op.remote_port) {
+                            Binding::Unbound { remote } if remote == own => {}
+                            _ => return Err(EventError::Invalid),
+                        }
+                        let local = d.events.bind_interdomain(own, op.remote_port)?;
+                        d.events.connect(op.remote_port, own, local);
+                        Ok(local)
+                    })
+                    .map_err(errno)?
+                } else {
+                    let remote_dom = op.remote_dom;
+                    domain::with_two(own, remote_dom, |me, peer| {
+                        if peer.state != State::Running {
+                            return Err(Errno::Srch);
+                        }
+                        match peer.events.binding(op.remote_port) {
+                            Binding::Unbound { remote } if remote == own => {}
+                            _ => return Err(Errno::Inval),
+                        }
+                        let local = me
+                            .events
+                            .bind_interdomain(remote_dom, op.remote_port)
+                            .map_err(errno)?;
+                        peer.events.connect(op.remote_port, own, local);
+                        Ok(local)
+                    })
+                    .ok_or(Errno::Srch)??
+                };
                 guest::write(arg, &op)?;
                 Ok(0)
             }
             EVTCHNOP_CLOSE => {
                 let op: PortOp = guest::read(arg)?;
-                domain::with_current(|d| {
+                let own = domain::current_id();
+                let binding = domain::with_current(|d| {
                     let binding = d.events.close(op.port)?;
-                    if let Binding::Interdomain { remote_port, .. } = binding {
+                    if let Binding::Interdomain {
+                        remote,
+                        remote_port,
+                    } = binding
+                        && remote == own
+                    {
                         d.events.disconnect(remote_port);
                     }
-                    Ok(())
+                    Ok(binding)
                 })
                 .map_err(errno)?;
+                if let Binding::Interdomain {
+                    remote,
+                    remote_port,
+                } = binding
+                    && remote != own
+                {
+                    domain::with(remote, |peer| peer.events.disconnect(remote_port));
+                }
                 events::clear_pending(op.port);
                 Ok(0)
             }
@@ -101,7 +149,15 @@ impl EventChannelOp {
                         let vcpu = domain::with_current(|d| d.events.notify_vcpu(port));
                         events::raise(port, vcpu);
                     }
-                    Delivery::Remote { .. } | Delivery::Dropped => {}
+                    Delivery::Remote { dom, port } => {
+                        domain::with(dom, |peer| {
+                            if peer.state == State::Running {
+                                let vcpu = peer.events.notify_vcpu(port);
+                                events::raise_in(peer, port, vcpu);
+                            }
+                        });
+                    }
+                    Delivery::Dropped => {}
                 }
                 Ok(0)
             }
@@ -115,15 +171,14 @@ impl EventChannelOp {
             }
             EVTCHNOP_STATUS => {
                 let mut op: Status = guest::read(arg)?;
-                if !is_self(op.dom) {
-                    return Err(Errno::Perm);
-                }
+                let dom = own_or_privileged(op.dom)?;
                 if op.port as usize >= hv_core::event_channel::NR_PORTS {
                     return Err(Errno::Inval);
                 }
-                let (binding, vcpu) = domain::with_current(|d| {
+                let (binding, vcpu) = domain::with(dom, |d| {
                     (d.events.binding(op.port), d.events.notify_vcpu(op.port))
-                });
+                })
+                .ok_or(Errno::Srch)?;
                 op.vcpu = vcpu;
                 op.u = [0, 0];
                 op.status = match binding {

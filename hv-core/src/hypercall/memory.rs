@@ -1,12 +1,103 @@
-//! `memory_op`: what a guest needs to learn its memory.
+//! `memory_op`: what a guest needs to learn its memory, and the
+//! reservation changes a domain makes to itself or dom0 makes to the
+//! domain it builds (populate, increase, decrease).
 
 use abi::Errno;
 use abi::ops::{
-    E820_RAM, E820Entry, MemoryMap, XENMEM_CURRENT_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE,
-    XENMEM_MAXIMUM_RESERVATION, XENMEM_MEMORY_MAP,
+    E820_RAM, E820Entry, MemoryMap, MemoryReservation, XENMEM_CURRENT_RESERVATION,
+    XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE,
+    XENMEM_MAXIMUM_RESERVATION, XENMEM_MEMORY_MAP, XENMEM_POPULATE_PHYSMAP,
 };
+use abi::xen::DomId;
+use hv_core::frame_table::Owner;
 
+use crate::domain::State;
 use crate::{domain, guest, memory};
+
+/// The domain a reservation names: the caller, or for dom0 any domain
+/// that is not dying.
+fn reservation_domain(dom: DomId) -> Result<DomId, Errno> {
+    if domain::is_self(dom) {
+        return Ok(domain::current_id());
+    }
+    if !domain::current_is_privileged() {
+        return Err(Errno::Perm);
+    }
+    match domain::with(dom, |d| d.state) {
+        Some(State::Dying) | None => Err(Errno::Srch),
+        Some(_) => Ok(dom),
+    }
+}
+
+/// Which reservation change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Frames given; their MFNs written back.
+    Increase,
+    /// Frames given for the gpfns listed; the M2P records them.
+    Populate,
+    /// The listed frames handed back.
+    Decrease,
+}
+
+/// Applies a reservation change extent by extent; returns how many
+/// extents were done (Xen's convention: a short count, not an error, when
+/// the domain's limit or free memory runs out).
+fn reservation(arg: u64, change: Change) -> Result<i64, Errno> {
+    let r: MemoryReservation = guest::read(arg)?;
+    if r.extent_order != 0 {
+        // Only single frames: PV guests see machine frames, and hv-core
+        // keeps no contiguous pools.
+        return Err(Errno::Inval);
+    }
+    let dom = reservation_domain(r.domid)?;
+    let mut done = 0i64;
+    for i in 0..r.nr_extents {
+        let slot = r.extent_start.wrapping_add(i * 8);
+        match change {
+            Change::Increase | Change::Populate => {
+                let gpfn: u64 = if change == Change::Populate {
+                    guest::read(slot)?
+                } else {
+                    0
+                };
+                let room = domain::with(dom, |d| d.nr_pages < d.max_pages).unwrap_or(false);
+                if !room {
+                    break;
+                }
+                let Some(phys) = memory::alloc_frame() else {
+                    break;
+                };
+                let mfn = phys >> 12;
+                memory::with_frame_table(|ft| ft.assign(mfn, Owner::Domain(dom)))
+                    .expect("a fresh frame has no references");
+                domain::with(dom, |d| d.nr_pages += 1);
+                if change == Change::Populate {
+                    memory::set_m2p(mfn, gpfn);
+                }
+                if r.extent_start != 0 {
+                    guest::write(slot, &mfn)?;
+                }
+            }
+            Change::Decrease => {
+                let mfn: u64 = guest::read(slot)?;
+                let released = memory::with_frame_table(|ft| {
+                    let owned = ft
+                        .info(mfn)
+                        .is_some_and(|f| f.owner == Owner::Domain(dom) && f.ref_count == 0);
+                    owned && ft.release(mfn).is_ok()
+                });
+                if !released {
+                    break;
+                }
+                memory::free_frame(mfn);
+                domain::with(dom, |d| d.nr_pages = d.nr_pages.saturating_sub(1));
+            }
+        }
+        done += 1;
+    }
+    Ok(done)
+}
 
 /// The command is in the low bits; Xen keeps continuation state above.
 const MEMOP_CMD_MASK: u64 = 0x3f;
@@ -38,12 +129,15 @@ impl MemoryOp {
             }
             XENMEM_MAXIMUM_RAM_PAGE => Ok(memory::max_mfn() as i64),
             XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
-                let dom: u16 = guest::read(self.arg)?;
-                if !domain::is_self(dom) {
-                    return Err(Errno::Perm);
-                }
-                Ok(domain::with_current(|d| d.nr_pages) as i64)
+                let dom = reservation_domain(guest::read(self.arg)?)?;
+                let maximum = self.cmd & MEMOP_CMD_MASK == XENMEM_MAXIMUM_RESERVATION as u64;
+                let pages = domain::with(dom, |d| if maximum { d.max_pages } else { d.nr_pages })
+                    .ok_or(Errno::Srch)?;
+                Ok(pages as i64)
             }
+            XENMEM_INCREASE_RESERVATION => reservation(self.arg, Change::Increase),
+            XENMEM_POPULATE_PHYSMAP => reservation(self.arg, Change::Populate),
+            XENMEM_DECREASE_RESERVATION => reservation(self.arg, Change::Decrease),
             _ => Err(Errno::NoSys),
         }
     }

@@ -50,20 +50,38 @@ fn refused(e: PageError) -> Errno {
     Errno::Inval
 }
 
-/// The domain a request acts on: only the caller itself for now.
-fn target_domain(foreigndom: u16) -> Result<u16, Errno> {
+/// The domain whose frames a request maps or pins (Xen's `pg_owner`): the
+/// caller, or for dom0 any other domain that is not dying (how the
+/// toolstack builds one).
+pub(super) fn target_domain(foreigndom: u16) -> Result<u16, Errno> {
     if domain::is_self(foreigndom) {
-        Ok(domain::current_id())
-    } else {
-        Err(Errno::Perm)
+        return Ok(domain::current_id());
     }
+    if !domain::current_is_privileged() {
+        return Err(Errno::Perm);
+    }
+    match domain::with(foreigndom, |d| d.state) {
+        Some(domain::State::Dying) | None => Err(Errno::Srch),
+        Some(_) => Ok(foreigndom),
+    }
+}
+
+fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, Errno> {
+    write_entry_for(table, index, value, dom, dom)
 }
 
 /// Writes `value` into entry `index` of `table`: through the frame table
 /// when `table` is a page table, as plain memory when it is an ordinary
-/// page of the domain (Xen allows both). Returns whether a present entry
-/// changed (so its translation must be flushed).
-fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, Errno> {
+/// page of the domain (Xen allows both). An L1 entry may map a frame of
+/// `pg_owner` (foreign mappings, grants); `dom` owns the table. Returns
+/// whether a present entry changed (so its translation must be flushed).
+pub(super) fn write_entry_for(
+    table: Mfn,
+    index: usize,
+    value: u64,
+    dom: u16,
+    pg_owner: u16,
+) -> Result<bool, Errno> {
     let mut mem = MachinePageTables;
     memory::with_frame_table(|ft| {
         let info = *ft.info(table).ok_or(Errno::Inval)?;
@@ -83,8 +101,11 @@ fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, E
             flush_if_stale();
         }
         if is_table {
-            ft.update_entry(&mut mem, table, index, value, dom)
+            ft.update_entry_for(&mut mem, table, index, value, dom, pg_owner)
                 .map_err(refused)?;
+        } else if pg_owner != dom {
+            // Only a page table can hold a foreign mapping safely.
+            return Err(Errno::Inval);
         } else {
             mem.write_entry(table, index, value);
         }
@@ -129,14 +150,14 @@ impl Batch {
         self,
         mut each: impl FnMut(T, u16) -> Result<(), Errno>,
     ) -> Result<i64, Errno> {
-        let dom = target_domain(self.foreigndom)?;
+        let pg_owner = target_domain(self.foreigndom)?;
         let size = core::mem::size_of::<T>() as u64;
         let mut result = Ok(0);
         let mut done = 0u32;
         for i in 0..self.count as u64 {
             let step = guest::read::<T>(self.base.wrapping_add(i * size))
                 .map_err(Errno::from)
-                .and_then(|req| each(req, dom));
+                .and_then(|req| each(req, pg_owner));
             if let Err(e) = step {
                 result = Err(e);
                 break;
@@ -160,12 +181,16 @@ impl Batch {
     }
 }
 
-fn mmu_update_one(req: abi::xen::MmuUpdate, dom: u16) -> Result<(), Errno> {
+/// One `mmu_update` request; page tables are the caller's, mapped frames
+/// and M2P entries `pg_owner`'s.
+fn mmu_update_one(req: abi::xen::MmuUpdate, pg_owner: u16) -> Result<(), Errno> {
+    let dom = pg_owner;
     match req.ptr & 3 {
         MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
             let table = req.ptr >> 12;
             let index = ((req.ptr & 0xfff) >> 3) as usize;
-            write_entry(table, index, req.val, dom).map(drop)
+            let caller = domain::current_id();
+            write_entry_for(table, index, req.val, caller, pg_owner).map(drop)
         }
         MMU_MACHPHYS_UPDATE => {
             let mfn = req.ptr >> 12;
@@ -189,7 +214,7 @@ pub struct UpdateVaMapping {
 }
 
 /// The L1 table and index that map `va` in the tree rooted at `root`.
-fn l1_slot(root: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
+pub(super) fn l1_slot(root: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
     let mem = MachinePageTables;
     let mut table = root;
     for level in (2..=4).rev() {
@@ -244,6 +269,9 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
             // The tree may have been live: drop translations through it.
             pv::flush_tlb_local();
             Ok(())
+        }
+        MMUEXT_NEW_BASEPTR | MMUEXT_NEW_USER_BASEPTR if dom != domain::current_id() => {
+            Err(Errno::Inval)
         }
         MMUEXT_NEW_BASEPTR => new_baseptr(op.arg1, dom, false),
         MMUEXT_NEW_USER_BASEPTR => new_baseptr(op.arg1, dom, true),

@@ -7,7 +7,9 @@
 //! `guest::write`; a bad pointer is `-EFAULT`.
 
 mod console;
+mod domctl;
 mod events;
+mod grant;
 mod memory;
 mod mm;
 mod sched;
@@ -43,6 +45,8 @@ enum Request {
     SchedOp(sched::SchedOp),
     CallbackOp(traps::CallbackOp),
     EventChannelOp(events::EventChannelOp),
+    Domctl { arg: u64 },
+    Sysctl { arg: u64 },
 }
 
 fn decode(nr: u64, a: Args) -> Result<Request, Errno> {
@@ -108,6 +112,8 @@ fn decode(nr: u64, a: Args) -> Result<Request, Errno> {
             cmd: a1 as u32,
             arg: a2,
         }),
+        H::Domctl => Request::Domctl { arg: a1 },
+        H::Sysctl => Request::Sysctl { arg: a1 },
         _ => return Err(Errno::NoSys),
     })
 }
@@ -124,13 +130,15 @@ fn handle(request: Request) -> Result<i64, Errno> {
         Request::SetTimerOp { timeout } => sched::set_timer_op(timeout),
         Request::XenVersion(r) => r.handle(),
         Request::ConsoleIo(r) => r.handle(),
-        Request::GrantTableOp { cmd, uop, count } => grant_table_op(cmd, uop, count),
+        Request::GrantTableOp { cmd, uop, count } => grant::grant_table_op(cmd, uop, count),
         Request::VcpuOp(r) => r.handle(),
         Request::SetSegmentBase(r) => r.handle(),
         Request::MmuextOp(r) => r.mmuext_op(),
         Request::SchedOp(r) => r.handle(),
         Request::CallbackOp(r) => r.handle(),
         Request::EventChannelOp(r) => r.handle(),
+        Request::Domctl { arg } => domctl::domctl(arg),
+        Request::Sysctl { arg } => domctl::sysctl(arg),
     }
 }
 
@@ -173,30 +181,3 @@ fn multicall(entries: u64, count: u32) -> Result<i64, Errno> {
     }
     Ok(0)
 }
-
-/// `grant_table_op`: only `query_size` so far; grant tables arrive with
-/// the toolstack.
-fn grant_table_op(cmd: u32, uop: u64, count: u32) -> Result<i64, Errno> {
-    use abi::grant_table::{GNTTABOP_QUERY_SIZE, QuerySize};
-    match cmd {
-        GNTTABOP_QUERY_SIZE => {
-            for i in 0..count as u64 {
-                let at = uop + i * core::mem::size_of::<QuerySize>() as u64;
-                let mut q: QuerySize = guest::read(at)?;
-                if crate::domain::is_self(q.dom) {
-                    q.nr_frames = 0;
-                    q.max_nr_frames = MAX_GRANT_FRAMES;
-                    q.status = 0;
-                } else {
-                    q.status = GNTST_BAD_DOMAIN;
-                }
-                guest::write(at, &q)?;
-            }
-            Ok(0)
-        }
-        _ => Err(Errno::NoSys),
-    }
-}
-
-const MAX_GRANT_FRAMES: u32 = 32;
-const GNTST_BAD_DOMAIN: i16 = -2;

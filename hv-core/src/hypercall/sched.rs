@@ -1,7 +1,9 @@
 //! Scheduling and timers: `sched_op`, `set_timer_op`, `vcpu_op`.
 //!
-//! One vCPU runs on the one CPU, so yield returns at once and block halts
-//! the CPU until an event is pending for the vCPU.
+//! Yield, block and poll only record what the vCPU waits for and ask the
+//! scheduler for a decision, which it takes on the way out (`scheduler`):
+//! the hypercall's result is already in the saved registers when another
+//! vCPU runs.
 
 use abi::Errno;
 use abi::ops::{
@@ -10,13 +12,11 @@ use abi::ops::{
     VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuSetSingleshotTimer,
 };
 
-use crate::{domain, events, guest, vtime};
+use crate::domain::{self, MAX_POLL_PORTS, Wait};
+use crate::{events, guest, scheduler, vtime};
 
 /// The shortest periodic timer Xen accepts (1 ms).
 const MIN_PERIOD_NS: u64 = 1_000_000;
-
-/// Ports a `SCHEDOP_poll` may wait on (Xen's limit is the same order).
-const MAX_POLL_PORTS: u32 = 128;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SchedOp {
@@ -27,10 +27,18 @@ pub struct SchedOp {
 impl SchedOp {
     pub fn handle(self) -> Result<i64, Errno> {
         match self.cmd {
-            SCHEDOP_YIELD => Ok(0),
+            SCHEDOP_YIELD => {
+                scheduler::request();
+                Ok(0)
+            }
             SCHEDOP_BLOCK => {
+                // Xen's order: unmask, then block only if nothing is
+                // pending, so an event that raced in is not slept through.
                 events::enable_delivery(0);
-                wait_until(|| events::upcall_pending(0), None);
+                if !events::upcall_pending(0) {
+                    domain::with_current(|d| d.vcpus[0].wait = Wait::Block);
+                    scheduler::request();
+                }
                 Ok(0)
             }
             SCHEDOP_SHUTDOWN => {
@@ -43,34 +51,36 @@ impl SchedOp {
     }
 }
 
-/// Halts until `done` holds or system time reaches `deadline`.
-fn wait_until(mut done: impl FnMut() -> bool, deadline: Option<u64>) {
-    if let Some(deadline) = deadline {
-        vtime::arm_wakeup(deadline);
-    }
-    loop {
-        if done() || deadline.is_some_and(|d| vtime::now_ns() >= d) {
-            return;
-        }
-        crate::arch::power::wait_for_interrupt();
-    }
-}
-
 fn poll(arg: u64) -> Result<i64, Errno> {
     let request: SchedPoll = guest::read(arg)?;
-    if request.nr_ports > MAX_POLL_PORTS {
+    if request.nr_ports as usize > MAX_POLL_PORTS {
         return Err(Errno::Inval);
     }
-    let mut ports = [0u32; MAX_POLL_PORTS as usize];
-    let ports = &mut ports[..request.nr_ports as usize];
-    for (i, port) in ports.iter_mut().enumerate() {
+    let count = request.nr_ports as usize;
+    let mut ports = [0u32; MAX_POLL_PORTS];
+    for (i, port) in ports[..count].iter_mut().enumerate() {
         *port = guest::read(request.ports + i as u64 * 4)?;
         if !events::is_bound(*port) {
             return Err(Errno::Inval);
         }
     }
     let deadline = (request.timeout != 0).then_some(request.timeout);
-    wait_until(|| ports.iter().any(|&p| events::is_pending(p)), deadline);
+    if ports[..count].iter().any(|&p| events::is_pending(p))
+        || deadline.is_some_and(|t| vtime::now_ns() >= t)
+    {
+        return Ok(0);
+    }
+    domain::with_current(|d| {
+        d.vcpus[0].wait = Wait::Poll {
+            ports,
+            count,
+            deadline,
+        }
+    });
+    if let Some(deadline) = deadline {
+        vtime::arm_wakeup(deadline);
+    }
+    scheduler::request();
     Ok(0)
 }
 

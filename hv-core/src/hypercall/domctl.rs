@@ -1,0 +1,294 @@
+//! `domctl` and `sysctl`: the toolstack's operations, dom0 only (a domU
+//! gets `-EPERM` for every one, before anything is read).
+
+use abi::Errno;
+use abi::domctl::{
+    CreateDomain, DomainInfo, Domctl, GetDomainInfoList, MaxMem, MaxVcpus, PhysInfo, Sysctl,
+    VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_ONLINE, VGCF_SYSCALL_DISABLES_EVENTS, VcpuContext,
+    VcpuGuestContext, VcpuInfoCtl, XEN_DOMCTL_CDF_HVM_GUEST, XEN_DOMCTL_CREATEDOMAIN,
+    XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_GETVCPUINFO,
+    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_PAUSEDOMAIN,
+    XEN_DOMCTL_SETVCPUCONTEXT, XEN_DOMCTL_UNPAUSEDOMAIN, XEN_DOMINF_BLOCKED, XEN_DOMINF_DYING,
+    XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
+    XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_INTERFACE_VERSION, XEN_SYSCTL_PHYSINFO,
+};
+use abi::xen::{DomId, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
+use hv_core::frame_table::FrameType;
+
+use crate::arch::TrapFrame;
+use crate::arch::pv::{self, MachinePageTables};
+use crate::domain::{self, Callbacks, Domain, State, TrapEntry, Wait};
+use crate::lifecycle::{self, CreateError};
+use crate::{guest, memory, scheduler, vtime};
+
+pub fn domctl(arg: u64) -> Result<i64, Errno> {
+    if !domain::current_is_privileged() {
+        return Err(Errno::Perm);
+    }
+    let mut op: Domctl = guest::read(arg)?;
+    if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
+        return Err(Errno::Acces);
+    }
+    let id = op.domain;
+    match op.cmd {
+        XEN_DOMCTL_CREATEDOMAIN => {
+            let create: CreateDomain = op.payload();
+            if create.flags & XEN_DOMCTL_CDF_HVM_GUEST != 0 || create.max_vcpus > 1 {
+                return Err(Errno::Inval);
+            }
+            op.domain = lifecycle::create(id, create.handle).map_err(|e| match e {
+                CreateError::NoRoom => Errno::NoSpc,
+                CreateError::IdTaken => Errno::Exist,
+                CreateError::NoMemory => Errno::NoMem,
+            })?;
+            guest::write(arg, &op)?;
+            Ok(0)
+        }
+        XEN_DOMCTL_DESTROYDOMAIN => {
+            other_domain(id)?;
+            lifecycle::destroy(id);
+            Ok(0)
+        }
+        XEN_DOMCTL_PAUSEDOMAIN | XEN_DOMCTL_UNPAUSEDOMAIN => {
+            other_domain(id)?;
+            let pause = op.cmd == XEN_DOMCTL_PAUSEDOMAIN;
+            domain::with(id, |d| {
+                if d.state == State::Dying {
+                    return Err(Errno::Inval);
+                }
+                d.paused = pause;
+                Ok(())
+            })
+            .ok_or(Errno::Srch)??;
+            scheduler::request();
+            Ok(0)
+        }
+        XEN_DOMCTL_GETDOMAININFO => {
+            lifecycle::reap_all();
+            let info = domain::with(id, |d| info_of(d)).ok_or(Errno::Srch)?;
+            op.set_payload(&info);
+            guest::write(arg, &op)?;
+            Ok(0)
+        }
+        XEN_DOMCTL_MAX_MEM => {
+            let max: MaxMem = op.payload();
+            domain::with(id, |d| d.max_pages = max.max_memkb / 4).ok_or(Errno::Srch)?;
+            Ok(0)
+        }
+        XEN_DOMCTL_MAX_VCPUS => {
+            let max: MaxVcpus = op.payload();
+            if max.max as usize > domain::MAX_VCPUS {
+                return Err(Errno::Inval);
+            }
+            domain::with(id, |_| ()).ok_or(Errno::Srch)?;
+            Ok(0)
+        }
+        XEN_DOMCTL_SETVCPUCONTEXT => {
+            other_domain(id)?;
+            let ctl: VcpuContext = op.payload();
+            if ctl.vcpu as usize >= domain::MAX_VCPUS {
+                return Err(Errno::Inval);
+            }
+            let ctxt: VcpuGuestContext = guest::read(ctl.ctxt)?;
+            set_vcpu_context(id, &ctxt)?;
+            Ok(0)
+        }
+        XEN_DOMCTL_GETVCPUINFO => {
+            let mut info: VcpuInfoCtl = op.payload();
+            if info.vcpu as usize >= domain::MAX_VCPUS {
+                return Err(Errno::Inval);
+            }
+            domain::with(id, |d| {
+                let v = &d.vcpus[0];
+                info.online = v.online as u8;
+                info.blocked = !matches!(v.wait, Wait::None) as u8;
+                info.running = (d.id == domain::current_id()) as u8;
+                info.cpu_time = scheduler::running_cpu_time(d);
+                info.cpu = 0;
+            })
+            .ok_or(Errno::Srch)?;
+            op.set_payload(&info);
+            guest::write(arg, &op)?;
+            Ok(0)
+        }
+        _ => Err(Errno::NoSys),
+    }
+}
+
+/// Operations that act on a domain other than dom0 itself.
+fn other_domain(id: DomId) -> Result<(), Errno> {
+    if id == 0 || domain::is_self(id) {
+        return Err(Errno::Inval);
+    }
+    domain::with(id, |_| ()).ok_or(Errno::Srch)
+}
+
+/// What `getdomaininfo` reports for `d`.
+fn info_of(d: &Domain) -> DomainInfo {
+    let mut flags = 0;
+    match d.state {
+        State::Running => {}
+        State::Shutdown(reason) => {
+            flags |= XEN_DOMINF_SHUTDOWN | (reason & 0xff) << XEN_DOMINF_SHUTDOWNSHIFT
+        }
+        State::Dying => flags |= XEN_DOMINF_DYING,
+    }
+    if d.paused {
+        flags |= XEN_DOMINF_PAUSED;
+    }
+    if d.id == domain::current_id() {
+        flags |= XEN_DOMINF_RUNNING;
+    } else if !matches!(d.vcpus[0].wait, Wait::None) {
+        flags |= XEN_DOMINF_BLOCKED;
+    }
+    let overhead = 1 + d.grants.nr_frames() as u64;
+    DomainInfo {
+        domain: d.id,
+        flags,
+        tot_pages: d.nr_pages + overhead,
+        max_pages: d.max_pages,
+        shared_info_frame: d.shared_info,
+        cpu_time: scheduler::running_cpu_time(d),
+        nr_online_vcpus: d.vcpus.iter().filter(|v| v.online).count() as u32,
+        max_vcpu_id: domain::MAX_VCPUS as u32 - 1,
+        handle: d.handle,
+        gpaddr_bits: 52,
+        ..DomainInfo::default()
+    }
+}
+
+/// `XEN_DOMCTL_setvcpucontext`: the domain builder's last step before
+/// unpausing. The kernel L4 (`ctrlreg[3]`) is validated as a page table of
+/// the domain, as on Xen; the registers are sanitised to ring 3.
+fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
+    let l4 = c.ctrlreg[3] >> 12;
+    if l4 == 0 {
+        return Err(Errno::Inval);
+    }
+    let running =
+        domain::with(id, |d| d.state == State::Running && !d.paused).ok_or(Errno::Srch)?;
+    if running {
+        // The context of a running vCPU is its own business.
+        return Err(Errno::Busy);
+    }
+    let mut mem = MachinePageTables;
+    memory::with_frame_table(|ft| ft.get_page_type(&mut mem, l4, id, FrameType::L4)).map_err(
+        |e| {
+            log::info!("d{id}: setvcpucontext: the kernel page tables do not validate: {e}");
+            Errno::Inval
+        },
+    )?;
+    let r = &c.user_regs;
+    let old_root = domain::with(id, |d| {
+        let v = &mut d.vcpus[0];
+        v.frame = TrapFrame {
+            r15: r.r15,
+            r14: r.r14,
+            r13: r.r13,
+            r12: r.r12,
+            r11: r.r11,
+            r10: r.r10,
+            r9: r.r9,
+            r8: r.r8,
+            rbp: r.rbp,
+            rdi: r.rdi,
+            rsi: r.rsi,
+            rdx: r.rdx,
+            rcx: r.rcx,
+            rbx: r.rbx,
+            rax: r.rax,
+            rip: r.rip,
+            cs: FLAT_KERNEL_CS64 as u64,
+            // Guests run with interrupts on and no I/O privilege.
+            rflags: (r.rflags & !(3 << 12)) | 0x202,
+            rsp: r.rsp,
+            ss: FLAT_KERNEL_SS64 as u64,
+            ..TrapFrame::ZERO
+        };
+        // A PV64 vCPU always starts in guest kernel mode.
+        v.kernel_mode = true;
+        v.kernel_sp = c.kernel_sp;
+        for t in c.trap_ctxt.iter().filter(|t| t.address != 0) {
+            v.traps[t.vector as usize] = TrapEntry {
+                address: t.address,
+                flags: t.flags,
+            };
+        }
+        v.callbacks = Callbacks {
+            event: c.event_callback_eip,
+            failsafe: c.failsafe_callback_eip,
+            syscall: c.syscall_callback_eip,
+            failsafe_masks_events: c.flags & VGCF_FAILSAFE_DISABLES_EVENTS != 0,
+            syscall_masks_events: c.flags & VGCF_SYSCALL_DISABLES_EVENTS != 0,
+        };
+        v.fs_base = c.fs_base;
+        v.gs_base_kernel = c.gs_base_kernel;
+        v.gs_base_user = c.gs_base_user;
+        v.online = c.flags & VGCF_ONLINE != 0;
+        v.wait = Wait::None;
+        v.periodic = Some((
+            vtime::DEFAULT_PERIOD_NS,
+            vtime::now_ns() + vtime::DEFAULT_PERIOD_NS,
+        ));
+        let old = core::mem::replace(&mut v.kernel_root, l4);
+        vtime::publish(d);
+        old
+    })
+    .ok_or(Errno::Srch)?;
+    if old_root != 0 {
+        memory::with_frame_table(|ft| ft.put_page_type(&mut mem, old_root));
+        pv::flush_tlb_local();
+    }
+    Ok(())
+}
+
+pub fn sysctl(arg: u64) -> Result<i64, Errno> {
+    if !domain::current_is_privileged() {
+        return Err(Errno::Perm);
+    }
+    let mut op: Sysctl = guest::read(arg)?;
+    if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
+        return Err(Errno::Acces);
+    }
+    match op.cmd {
+        XEN_SYSCTL_PHYSINFO => {
+            lifecycle::reap_all();
+            let info = PhysInfo {
+                threads_per_core: 1,
+                cores_per_socket: 1,
+                nr_cpus: 1,
+                nr_nodes: 1,
+                cpu_khz: (crate::arch::time::tsc_hz() / 1000) as u32,
+                total_pages: memory::total_frames(),
+                free_pages: memory::free_frames(),
+                max_mfn: memory::max_mfn().saturating_sub(1),
+                ..PhysInfo::default()
+            };
+            op.set_payload(&info);
+            guest::write(arg, &op)?;
+            Ok(0)
+        }
+        XEN_SYSCTL_GETDOMAININFOLIST => {
+            lifecycle::reap_all();
+            let mut list: GetDomainInfoList = op.payload();
+            let mut infos: heapless::Vec<DomainInfo, { domain::MAX_DOMAINS }> =
+                heapless::Vec::new();
+            domain::for_each(|d| {
+                if d.id >= list.first_domain {
+                    let _ = infos.push(info_of(d));
+                }
+            });
+            infos.sort_unstable_by_key(|i| i.domain);
+            let n = infos.len().min(list.max_domains as usize);
+            let size = core::mem::size_of::<DomainInfo>() as u64;
+            for (i, info) in infos[..n].iter().enumerate() {
+                guest::write(list.buffer + i as u64 * size, info)?;
+            }
+            list.num_domains = n as u32;
+            op.set_payload(&list);
+            guest::write(arg, &op)?;
+            Ok(0)
+        }
+        _ => Err(Errno::NoSys),
+    }
+}

@@ -1,0 +1,314 @@
+//! `grant_table_op`, version 1: setup_table, query_size, map_grant_ref,
+//! unmap_grant_ref, copy. Each op of a batch gets its own `GNTST_*` status;
+//! the call itself fails only when the batch cannot be read or written.
+//!
+//! A host mapping goes into the caller's current page tables at
+//! `host_addr`, whose L1 table must exist; it takes the frame references an
+//! ordinary mapping of the granter's frame would (so page-table rules hold:
+//! a granted page table can only be mapped read-only), and it pins the
+//! grant (`GTF_reading`/`GTF_writing`) until unmapped.
+
+use abi::Errno;
+use abi::grant_table::{
+    Copy, GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GNTMAP_CONTAINS_PTE, GNTMAP_HOST_MAP,
+    GNTMAP_READONLY, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF, GNTST_BAD_HANDLE, GNTST_BAD_PAGE,
+    GNTST_BAD_VIRT_ADDR, GNTST_GENERAL_ERROR, GNTST_NO_SPACE, GNTST_OKAY, GNTST_PERMISSION_DENIED,
+    GNTTABOP_COPY, GNTTABOP_MAP_GRANT_REF, GNTTABOP_QUERY_SIZE, GNTTABOP_SETUP_TABLE,
+    GNTTABOP_UNMAP_GRANT_REF, MapGrantRef, QuerySize, SetupTable, UnmapGrantRef,
+};
+use abi::xen::DomId;
+use hv_core::frame_table::{FrameType, Mfn, Owner, PageTableMemory, entry_mfn};
+use hv_core::layout::{HOLE_END, HOLE_START};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use super::mm;
+use crate::arch::pv::{self, MachinePageTables};
+use crate::arch::shared;
+use crate::domain::{self, State};
+use crate::grant::{GrantError, MAX_GRANT_FRAMES, Mapping};
+use crate::{guest, memory};
+
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 2;
+const USER: u64 = 4;
+const NX: u64 = 1 << 63;
+
+/// Each op is read, handled and written back in turn.
+fn each<T: FromBytes + IntoBytes + Immutable>(
+    uop: u64,
+    count: u32,
+    mut f: impl FnMut(&mut T),
+) -> Result<i64, Errno> {
+    let size = core::mem::size_of::<T>() as u64;
+    for i in 0..count as u64 {
+        let at = uop.checked_add(i * size).ok_or(Errno::Fault)?;
+        let mut op: T = guest::read(at)?;
+        f(&mut op);
+        guest::write(at, &op)?;
+    }
+    Ok(0)
+}
+
+pub fn grant_table_op(cmd: u32, uop: u64, count: u32) -> Result<i64, Errno> {
+    match cmd {
+        GNTTABOP_SETUP_TABLE => {
+            for i in 0..count as u64 {
+                let at = uop + i * core::mem::size_of::<SetupTable>() as u64;
+                let mut op: SetupTable = guest::read(at)?;
+                op.status = setup_table(&op)?;
+                guest::write(at, &op)?;
+            }
+            Ok(0)
+        }
+        GNTTABOP_QUERY_SIZE => each(uop, count, |q: &mut QuerySize| {
+            match table_owner(q.dom)
+                .and_then(|d| domain::with(d, |d| d.grants.nr_frames()).ok_or(GNTST_BAD_DOMAIN))
+            {
+                Ok(n) => {
+                    q.nr_frames = n as u32;
+                    q.max_nr_frames = MAX_GRANT_FRAMES as u32;
+                    q.status = GNTST_OKAY;
+                }
+                Err(status) => q.status = status,
+            }
+        }),
+        GNTTABOP_MAP_GRANT_REF => each(uop, count, |op: &mut MapGrantRef| match map(op) {
+            Ok((handle, mfn)) => {
+                op.handle = handle;
+                op.dev_bus_addr = mfn << 12;
+                op.status = GNTST_OKAY;
+            }
+            Err(status) => op.status = status,
+        }),
+        GNTTABOP_UNMAP_GRANT_REF => each(uop, count, |op: &mut UnmapGrantRef| {
+            op.status = match unmap(op.handle, op.host_addr) {
+                Ok(()) => GNTST_OKAY,
+                Err(status) => status,
+            };
+        }),
+        GNTTABOP_COPY => each(uop, count, |op: &mut Copy| {
+            op.status = match copy(op) {
+                Ok(()) => GNTST_OKAY,
+                Err(status) => status,
+            };
+        }),
+        _ => Err(Errno::NoSys),
+    }
+}
+
+/// The domain whose own table an op names: the caller, or any domain for
+/// dom0 (the toolstack seeds tables).
+fn table_owner(dom: DomId) -> Result<DomId, i16> {
+    if domain::is_self(dom) {
+        Ok(domain::current_id())
+    } else if domain::current_is_privileged() {
+        Ok(dom)
+    } else {
+        Err(GNTST_PERMISSION_DENIED)
+    }
+}
+
+/// Grows the table to `nr_frames` and returns its frames' MFNs.
+fn setup_table(op: &SetupTable) -> Result<i16, Errno> {
+    let dom = match table_owner(op.dom) {
+        Ok(d) => d,
+        Err(status) => return Ok(status),
+    };
+    let wanted = op.nr_frames as usize;
+    if wanted > MAX_GRANT_FRAMES {
+        return Ok(GNTST_GENERAL_ERROR);
+    }
+    let Some(have) = domain::with(dom, |d| d.grants.nr_frames()) else {
+        return Ok(GNTST_BAD_DOMAIN);
+    };
+    for _ in have..wanted {
+        let Some(mfn) = memory::alloc_frame().map(|phys| phys >> 12) else {
+            return Ok(GNTST_NO_SPACE);
+        };
+        memory::with_frame_table(|ft| ft.assign(mfn, Owner::SharedWith(dom)))
+            .expect("a fresh frame has no references");
+        domain::with(dom, |d| d.grants.add_frame(mfn));
+    }
+    let mut frames = [0u64; MAX_GRANT_FRAMES];
+    domain::with(dom, |d| {
+        let f = d.grants.frames();
+        frames[..f.len()].copy_from_slice(f)
+    });
+    for (i, mfn) in frames[..wanted].iter().enumerate() {
+        guest::write(op.frame_list + i as u64 * 8, mfn)?;
+    }
+    Ok(GNTST_OKAY)
+}
+
+/// The domain a map or copy reads grants from: an existing, live domain
+/// other than the caller.
+fn granter(dom: DomId) -> Result<DomId, i16> {
+    if domain::is_self(dom) {
+        return Err(GNTST_BAD_DOMAIN);
+    }
+    match domain::with(dom, |d| d.state) {
+        Some(State::Running) | Some(State::Shutdown(_)) => Ok(dom),
+        _ => Err(GNTST_BAD_DOMAIN),
+    }
+}
+
+fn grant_status(e: GrantError) -> i16 {
+    match e {
+        GrantError::BadRef => GNTST_BAD_GNTREF,
+        GrantError::Denied => GNTST_PERMISSION_DENIED,
+    }
+}
+
+/// `GNTTABOP_map_grant_ref` with `GNTMAP_host_map`.
+fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
+    if op.flags & GNTMAP_HOST_MAP == 0 || op.flags & GNTMAP_CONTAINS_PTE != 0 {
+        // Device (IOMMU) mappings and PTE-address mappings are not offered.
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    let readonly = op.flags & GNTMAP_READONLY != 0;
+    let me = domain::current_id();
+    let from = granter(op.dom)?;
+    if !pv::is_canonical(op.host_addr)
+        || op.host_addr % 4096 != 0
+        || (HOLE_START..HOLE_END).contains(&op.host_addr)
+    {
+        return Err(GNTST_BAD_VIRT_ADDR);
+    }
+    let root = domain::with_current(|d| d.vcpus[0].current_root());
+    let (l1, index) = mm::l1_slot(root, op.host_addr).map_err(|_| GNTST_BAD_VIRT_ADDR)?;
+    let l1_ok = memory::with_frame_table(|ft| {
+        ft.info(l1).is_some_and(|f| {
+            f.owner == Owner::Domain(me) && f.ty == FrameType::L1 && f.type_count > 0
+        })
+    });
+    if !l1_ok {
+        return Err(GNTST_BAD_VIRT_ADDR);
+    }
+
+    let granted = domain::with(from, |d| d.grants.acquire(op.ref_, me, readonly, true))
+        .ok_or(GNTST_BAD_DOMAIN)?
+        .map_err(grant_status)?;
+    let release = || domain::with(from, |d| d.grants.unpin(op.ref_, readonly));
+    let pte = granted.frame << 12 | PRESENT | USER | NX | if readonly { 0 } else { WRITABLE };
+    let owned_by_granter = memory::with_frame_table(|ft| {
+        ft.info(granted.frame)
+            .is_some_and(|f| f.owner == Owner::Domain(from))
+    });
+    if !owned_by_granter {
+        release();
+        return Err(GNTST_BAD_PAGE);
+    }
+    let mapping = Mapping {
+        granter: from,
+        gref: op.ref_,
+        host_addr: op.host_addr,
+        mfn: granted.frame,
+        readonly,
+    };
+    let Some(handle) = domain::with_current(|d| d.grants.track(mapping)) else {
+        release();
+        return Err(GNTST_NO_SPACE);
+    };
+    if mm::write_entry_for(l1, index, pte, me, from).is_err() {
+        domain::with_current(|d| d.grants.untrack(handle));
+        release();
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    pv::invlpg(op.host_addr);
+    Ok((handle, granted.frame))
+}
+
+/// `GNTTABOP_unmap_grant_ref`: clears the mapping (if the guest has not
+/// replaced it meanwhile) and drops the pin.
+fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
+    let me = domain::current_id();
+    let mapping = domain::with_current(|d| d.grants.mapping(handle)).ok_or(GNTST_BAD_HANDLE)?;
+    if host_addr != 0 && host_addr != mapping.host_addr {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    let root = domain::with_current(|d| d.vcpus[0].current_root());
+    if let Ok((l1, index)) = mm::l1_slot(root, mapping.host_addr) {
+        let entry = MachinePageTables.read_entry(l1, index);
+        if entry & PRESENT != 0 && entry_mfn(entry) == mapping.mfn {
+            mm::write_entry_for(l1, index, 0, me, mapping.granter)
+                .map_err(|_| GNTST_GENERAL_ERROR)?;
+            pv::invlpg(mapping.host_addr);
+        }
+    }
+    domain::with_current(|d| d.grants.untrack(handle));
+    domain::with(mapping.granter, |d| {
+        d.grants.unpin(mapping.gref, mapping.readonly)
+    });
+    Ok(())
+}
+
+/// One side of a copy, resolved to a frame the caller may use.
+fn copy_frame(gref_or_mfn: u64, dom: DomId, by_ref: bool, write: bool) -> Result<Mfn, i16> {
+    let me = domain::current_id();
+    if by_ref {
+        let from = granter(dom)?;
+        let gref = u32::try_from(gref_or_mfn).map_err(|_| GNTST_BAD_GNTREF)?;
+        let granted = domain::with(from, |d| d.grants.acquire(gref, me, !write, false))
+            .ok_or(GNTST_BAD_DOMAIN)?
+            .map_err(grant_status)?;
+        let ok = memory::with_frame_table(|ft| {
+            ft.info(granted.frame).is_some_and(|f| {
+                f.owner == Owner::Domain(from)
+                    && (!write || f.type_count == 0 || f.ty == FrameType::Writable)
+            })
+        });
+        return if ok {
+            Ok(granted.frame)
+        } else {
+            Err(GNTST_BAD_PAGE)
+        };
+    }
+    // A frame of the caller's own (dom0 may name any domain's).
+    let owner = if domain::is_self(dom) {
+        me
+    } else if domain::current_is_privileged() && domain::with(dom, |_| ()).is_some() {
+        dom
+    } else {
+        return Err(GNTST_PERMISSION_DENIED);
+    };
+    let ok = memory::with_frame_table(|ft| {
+        ft.info(gref_or_mfn).is_some_and(|f| {
+            f.owner == Owner::Domain(owner)
+                && (!write || f.type_count == 0 || f.ty == FrameType::Writable)
+        })
+    });
+    if ok {
+        Ok(gref_or_mfn)
+    } else {
+        Err(GNTST_BAD_PAGE)
+    }
+}
+
+/// `GNTTABOP_copy`: bytes between two frames, either given by grant ref or
+/// owned by the caller; a page table is never a destination.
+fn copy(op: &Copy) -> Result<(), i16> {
+    let len = op.len as usize;
+    if op.source.offset as usize + len > 4096 || op.dest.offset as usize + len > 4096 {
+        return Err(abi::grant_table::GNTST_BAD_COPY_ARG);
+    }
+    let src = copy_frame(
+        op.source.u,
+        op.source.domid,
+        op.flags & GNTCOPY_SOURCE_GREF != 0,
+        false,
+    )?;
+    let dst = copy_frame(
+        op.dest.u,
+        op.dest.domid,
+        op.flags & GNTCOPY_DEST_GREF != 0,
+        true,
+    )?;
+    shared::copy_between_frames(
+        src,
+        op.source.offset as usize,
+        dst,
+        op.dest.offset as usize,
+        len,
+    );
+    Ok(())
+}

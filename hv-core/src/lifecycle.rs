@@ -1,0 +1,224 @@
+//! Creating and destroying domains, and the accounting the toolstack sees.
+//!
+//! Destruction (Xen's `domain_kill` and `domain_relinquish_resources`):
+//! 1. close every event channel (peers' ends become unbound);
+//! 2. forget the grants this domain mapped (the granters' in-use flags
+//!    drop; the frame references go with the page tables in step 3);
+//! 3. drop the vCPU's page-table roots and every pin, which devalidates
+//!    the domain's page tables and so drops every reference they held;
+//! 4. free every frame of the domain that nothing references any more.
+//!
+//! A frame still referenced after step 3 is mapped by another domain (dom0
+//! not yet done with it, or a peer with a grant mapped). The domain then
+//! stays `Dying`, listed, until [`reap`] finds its last frame free; its
+//! shared_info and grant-table frames go last, because peers' unmaps still
+//! update its grant entries. When a domain is gone, dom0 gets VIRQ_DOM_EXC.
+
+use abi::xen::DomId;
+use hv_core::event_channel::Binding;
+use hv_core::frame_table::{Mfn, Owner};
+
+use crate::arch::pv::MachinePageTables;
+use crate::arch::shared::SharedPage;
+use crate::domain::{self, State, Wait};
+use crate::guest::UPCALL_MASK;
+use crate::{events, memory};
+
+/// Why a domain could not be created.
+#[derive(Clone, Copy, Debug)]
+pub enum CreateError {
+    /// The table is full.
+    NoRoom,
+    /// The wanted id is taken or reserved.
+    IdTaken,
+    NoMemory,
+}
+
+/// Creates a paused, unprivileged domain with no memory and no vCPU
+/// context yet; returns its id.
+pub fn create(wanted: DomId, handle: [u8; 16]) -> Result<DomId, CreateError> {
+    let id = if wanted == 0 {
+        domain::next_free_id().ok_or(CreateError::NoRoom)?
+    } else if wanted >= abi::xen::DOMID_FIRST_RESERVED || domain::with(wanted, |_| ()).is_some() {
+        return Err(CreateError::IdTaken);
+    } else {
+        wanted
+    };
+    let shared_info = memory::alloc_frame().ok_or(CreateError::NoMemory)? >> 12;
+    memory::with_frame_table(|ft| ft.assign(shared_info, Owner::SharedWith(id)))
+        .expect("a fresh frame has no references");
+    // vCPU 0's events start masked, as on Xen.
+    SharedPage::new(shared_info)
+        .u8(UPCALL_MASK)
+        .store(1, core::sync::atomic::Ordering::SeqCst);
+    if domain::create(id, false, shared_info).is_err() {
+        free_frame(shared_info);
+        return Err(CreateError::NoRoom);
+    }
+    domain::with(id, |d| {
+        d.paused = true;
+        d.handle = handle;
+    });
+    log::info!("d{id} created");
+    Ok(id)
+}
+
+fn free_frame(mfn: Mfn) {
+    memory::with_frame_table(|ft| ft.release(mfn)).expect("the frame is unreferenced");
+    memory::free_frame(mfn);
+}
+
+/// Destroys domain `id` (steps 1-3 above, then [`reap`]). Returns whether
+/// it is gone; if not, it is `Dying` until others release its frames.
+pub fn destroy(id: DomId) -> bool {
+    let Some(state) = domain::with(id, |d| d.state) else {
+        return true;
+    };
+    if state != State::Dying {
+        close_channels(id);
+        release_mapped_grants(id);
+        release_page_tables(id);
+        domain::with(id, |d| {
+            d.state = State::Dying;
+            d.vcpus[0].wait = Wait::None;
+            d.vcpus[0].online = false;
+        });
+        log::info!("d{id} destroyed");
+    }
+    reap(id)
+}
+
+fn close_channels(id: DomId) {
+    let mut peers: heapless::Vec<(DomId, u32), 64> = heapless::Vec::new();
+    domain::with(id, |d| {
+        for port in 1..hv_core::event_channel::NR_PORTS as u32 {
+            if let Ok(Binding::Interdomain {
+                remote,
+                remote_port,
+            }) = d.events.close(port)
+                && remote != id
+                && peers.push((remote, remote_port)).is_err()
+            {
+                log::warn!("d{id}: more interdomain channels than tracked at teardown");
+            }
+        }
+    });
+    for (peer, port) in peers {
+        domain::with(peer, |p| p.events.disconnect(port));
+    }
+}
+
+fn release_mapped_grants(id: DomId) {
+    let mut maps: heapless::Vec<crate::grant::Mapping, { crate::grant::MAX_MAPS }> =
+        heapless::Vec::new();
+    domain::with(id, |d| {
+        for m in d.grants.drain_maps() {
+            let _ = maps.push(m);
+        }
+    });
+    for m in maps {
+        domain::with(m.granter, |g| g.grants.unpin(m.gref, m.readonly));
+    }
+}
+
+fn release_page_tables(id: DomId) {
+    let Some((kernel, user)) = domain::with(id, |d| {
+        let v = &mut d.vcpus[0];
+        let kernel = core::mem::take(&mut v.kernel_root);
+        (kernel, v.user_root.take())
+    }) else {
+        return;
+    };
+    let mut mem = MachinePageTables;
+    memory::with_frame_table(|ft| {
+        for root in [Some(kernel).filter(|&k| k != 0), user]
+            .into_iter()
+            .flatten()
+        {
+            ft.put_page_type(&mut mem, root);
+        }
+        let mut next = 0;
+        while let Some(mfn) = ft.next_of(Owner::Domain(id), next) {
+            if ft.info(mfn).is_some_and(|f| f.pinned) {
+                let _ = ft.unpin(&mut mem, mfn, id);
+            }
+            next = mfn + 1;
+        }
+    });
+    crate::arch::pv::flush_tlb_local();
+}
+
+/// Frees what domain `id` no longer has referenced; removes it when
+/// nothing is left. Returns whether it is gone.
+pub fn reap(id: DomId) -> bool {
+    if domain::with(id, |d| d.state) != Some(State::Dying) {
+        return domain::with(id, |_| ()).is_none();
+    }
+    let mut remaining = 0u64;
+    let mut batch: heapless::Vec<Mfn, 256> = heapless::Vec::new();
+    let mut next = 0;
+    loop {
+        batch.clear();
+        memory::with_frame_table(|ft| {
+            while let Some(mfn) = ft.next_of(Owner::Domain(id), next) {
+                next = mfn + 1;
+                if ft.info(mfn).is_some_and(|f| f.ref_count == 0) {
+                    let _ = ft.release(mfn);
+                    // The batch has room: it is emptied before each pass
+                    // and the pass ends when it is full.
+                    let _ = batch.push(mfn);
+                    if batch.is_full() {
+                        break;
+                    }
+                } else {
+                    remaining += 1;
+                }
+            }
+        });
+        for &mfn in &batch {
+            memory::free_frame(mfn);
+        }
+        domain::with(id, |d| {
+            d.nr_pages = d.nr_pages.saturating_sub(batch.len() as u64)
+        });
+        if !batch.is_full() {
+            break;
+        }
+    }
+    let pinned_by_peers = domain::with(id, |d| d.grants.has_pins()).unwrap_or(false);
+    if remaining > 0 || pinned_by_peers {
+        return false;
+    }
+    // Last: shared_info and the grant table (peers' unmaps used it).
+    let Some((shared, (frames, n))) = domain::with(id, |d| (d.shared_info, d.grants.take_frames()))
+    else {
+        return true;
+    };
+    for mfn in core::iter::once(shared).chain(frames[..n].iter().copied()) {
+        let unreferenced =
+            memory::with_frame_table(|ft| ft.info(mfn).is_some_and(|f| f.ref_count == 0));
+        if unreferenced {
+            free_frame(mfn);
+        } else {
+            log::warn!("d{id}: frame {mfn:#x} still referenced at teardown; leaked");
+        }
+    }
+    domain::remove(id);
+    log::info!("d{id} released");
+    events::notify_dom_exc();
+    true
+}
+
+/// Frees what dying domains no longer have referenced (the toolstack
+/// calls in after unmapping what it held).
+pub fn reap_all() {
+    let mut dying: heapless::Vec<DomId, { domain::MAX_DOMAINS }> = heapless::Vec::new();
+    domain::for_each(|d| {
+        if d.state == State::Dying {
+            let _ = dying.push(d.id);
+        }
+    });
+    for id in dying {
+        reap(id);
+    }
+}

@@ -1,0 +1,197 @@
+//! The scheduler: which vCPU the one CPU runs.
+//!
+//! Every exit to a guest passes through [`schedule`]. Nothing happens there
+//! unless a reschedule was requested: by a vCPU that blocked, polled,
+//! yielded or shut down, by the timer at the end of a 10 ms slice, or by an
+//! event that woke a waiting vCPU of another domain. The choice is then:
+//! 1. a vCPU just woken from a wait (it is usually an event handler that
+//!    runs briefly: dom0 answering the console, one side of a ping-pong),
+//!    unless it has run more than a slice ahead of the others;
+//! 2. else the runnable vCPU with the least virtual runtime, so CPU-bound
+//!    vCPUs share the CPU evenly. Virtual runtime is CPU time, raised on
+//!    wake-up to the least among runnable vCPUs so a sleeper earns no burst.
+//!
+//! With nothing runnable the CPU halts (interrupts on) until an interrupt
+//! makes something runnable; idle time is charged to nobody.
+//!
+//! Switching saves the outgoing vCPU's registers into its `Vcpu::frame`,
+//! loads the incoming one's into the frame the exit path returns through,
+//! and switches page tables and segment bases.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use abi::xen::DomId;
+
+use crate::arch::TrapFrame;
+use crate::arch::pv;
+use crate::domain::{self, Domain, State, Wait};
+use crate::{events, vtime};
+
+/// One timeslice.
+pub const SLICE_NS: u64 = 10_000_000;
+
+static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+/// When the running vCPU's slice ends (system time, ns).
+static SLICE_END: AtomicU64 = AtomicU64::new(u64::MAX);
+/// When the running vCPU was last charged.
+static RUN_START: AtomicU64 = AtomicU64::new(0);
+/// The least virtual runtime among runnable vCPUs at the last decision.
+static MIN_VRUNTIME: AtomicU64 = AtomicU64::new(0);
+
+/// Asks for a scheduling decision on the next exit to a guest.
+pub fn request() {
+    NEED_RESCHED.store(true, Relaxed);
+}
+
+/// When the running slice ends, for the timer code to arm the LAPIC.
+pub fn slice_end() -> u64 {
+    SLICE_END.load(Relaxed)
+}
+
+/// Called by the timer code: the slice is over.
+pub fn tick(now: u64) {
+    if now >= SLICE_END.load(Relaxed) {
+        request();
+    }
+}
+
+/// Starts the clock for the first vCPU the boot code enters.
+pub fn start(now: u64) {
+    RUN_START.store(now, Relaxed);
+    SLICE_END.store(now + SLICE_NS, Relaxed);
+}
+
+/// Whether vCPU `v` of `d` can run now. A satisfied wait ends here: the
+/// vCPU is marked woken and its virtual runtime caught up.
+fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
+    if d.state != State::Running || d.paused || !d.vcpus[v].online {
+        return false;
+    }
+    let done = match &d.vcpus[v].wait {
+        Wait::None => return true,
+        Wait::Block => events::upcall_pending_in(d, v),
+        Wait::Poll {
+            ports,
+            count,
+            deadline,
+        } => {
+            deadline.is_some_and(|t| now >= t)
+                || ports[..*count].iter().any(|&p| events::is_pending_in(d, p))
+        }
+    };
+    if done {
+        let vcpu = &mut d.vcpus[v];
+        vcpu.wait = Wait::None;
+        vcpu.woken = true;
+        vcpu.vruntime = vcpu.vruntime.max(MIN_VRUNTIME.load(Relaxed));
+    }
+    done
+}
+
+/// The vCPU to run next, if any is runnable.
+fn pick(now: u64) -> Option<DomId> {
+    let mut best: Option<(bool, u64, DomId)> = None;
+    let mut min_vruntime = u64::MAX;
+    let floor = MIN_VRUNTIME.load(Relaxed);
+    domain::for_each(|d| {
+        if !runnable(d, 0, now) {
+            return;
+        }
+        let vcpu = &d.vcpus[0];
+        min_vruntime = min_vruntime.min(vcpu.vruntime);
+        let boosted = vcpu.woken && vcpu.vruntime <= floor + SLICE_NS;
+        // Boosted first, then least virtual runtime, then lowest id.
+        let key = (!boosted, vcpu.vruntime, d.id);
+        if best.is_none_or(|b| key < b) {
+            best = Some(key);
+        }
+    });
+    if min_vruntime != u64::MAX {
+        MIN_VRUNTIME.store(min_vruntime.max(floor), Relaxed);
+    }
+    best.map(|(_, _, id)| id)
+}
+
+/// Charges the running vCPU for the time since it was last charged.
+fn account(now: u64) {
+    let start = RUN_START.swap(now, Relaxed);
+    let ran = now.saturating_sub(start);
+    domain::with_current(|d| {
+        let vcpu = &mut d.vcpus[0];
+        vcpu.cpu_time += ran;
+        vcpu.vruntime += ran;
+    });
+}
+
+/// The running vCPU's CPU time including the part not yet charged.
+pub fn running_cpu_time(d: &Domain) -> u64 {
+    let mut t = d.vcpus[0].cpu_time;
+    if d.id == domain::current_id() && d.state == State::Running {
+        t += vtime::now_ns().saturating_sub(RUN_START.load(Relaxed));
+    }
+    t
+}
+
+/// On the way out to a guest: switches vCPUs if a decision is due.
+pub fn schedule(frame: &mut TrapFrame) {
+    if !NEED_RESCHED.swap(false, Relaxed) {
+        return;
+    }
+    let mut now = vtime::now_ns();
+    let current = domain::current_id();
+    account(now);
+    let next = loop {
+        if let Some(next) = pick(now) {
+            break next;
+        }
+        idle();
+        now = vtime::now_ns();
+        RUN_START.store(now, Relaxed);
+    };
+    if next != current {
+        switch(frame, current, next);
+    }
+    domain::with(next, |d| d.vcpus[0].woken = false);
+    SLICE_END.store(now + SLICE_NS, Relaxed);
+    vtime::check_timers();
+}
+
+/// Leaves a vCPU that will never run again (its domain crashed or shut
+/// down) for the next runnable one. Never returns.
+pub fn abandon_current() -> ! {
+    request();
+    let mut frame = TrapFrame::ZERO;
+    // The dead vCPU's registers are kept as they were; `frame` is only
+    // where the incoming vCPU's are loaded.
+    let dead = domain::current_id();
+    let saved = domain::with(dead, |d| d.vcpus[0].frame);
+    schedule(&mut frame);
+    if domain::current_id() == dead {
+        unreachable!("a domain that is not running was chosen to run");
+    }
+    if let Some(saved) = saved {
+        domain::with(dead, |d| d.vcpus[0].frame = saved);
+    }
+    crate::guest::exit_to_guest(&mut frame);
+    pv::enter_guest(&frame)
+}
+
+fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
+    domain::with(from, |d| d.vcpus[0].frame = *frame);
+    domain::with(to, |d| {
+        let vcpu = &d.vcpus[0];
+        *frame = vcpu.frame;
+        pv::load_page_table_root(vcpu.current_root());
+        pv::load_segment_bases(&vcpu.segment_bases());
+    })
+    .expect("the chosen domain exists");
+    domain::set_current(to);
+}
+
+/// Halts until an interrupt arrives (the timer, console input): the only
+/// place hv-core runs with interrupts enabled.
+fn idle() {
+    SLICE_END.store(u64::MAX, Relaxed);
+    vtime::check_timers();
+    crate::arch::power::wait_for_interrupt();
+}
