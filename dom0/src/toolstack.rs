@@ -284,29 +284,32 @@ impl Toolstack {
 
     // --- the console back-end and domain events --------------------------
 
-    /// Shows what every domain has written since the last call. Returns
-    /// whether there was anything.
+    /// Shows what every domain has written since the last call, at most a
+    /// ring's worth each, so a guest that writes without pause cannot keep
+    /// dom0 from its shell. Returns whether there was anything.
     pub fn drain_consoles(&mut self) -> bool {
         let mut any = false;
         for i in 0..self.guests.len() {
-            any |= self.drain(i);
+            any |= self.drain(i, 1);
         }
         any
     }
 
-    fn drain(&mut self, i: usize) -> bool {
+    /// Up to `rounds` ring's worth of guest `i`'s output.
+    fn drain(&mut self, i: usize, rounds: usize) -> bool {
         let mut buf = [0u8; CONSOLE_OUT_SIZE as usize];
         let mut any = false;
-        loop {
+        for _ in 0..rounds {
             let n = take_output(self.guests[i].console.page(), &mut buf);
             if n == 0 {
-                return any;
+                break;
             }
             any = true;
             // The guest may be waiting for room in its ring.
             let _ = hypercall::evtchn_send(self.guests[i].port);
             self.show(i, &buf[..n]);
         }
+        any
     }
 
     fn show(&mut self, i: usize, bytes: &[u8]) {
@@ -340,8 +343,9 @@ impl Toolstack {
                 i += 1;
                 continue;
             };
-            // What it wrote last comes before the report.
-            self.drain(i);
+            // What it wrote last comes before the report (it cannot write
+            // more: it has shut down).
+            self.drain(i, usize::MAX);
             let name = self.guests[i].name.clone();
             self.leave_prompt();
             if ending == Ending::Other(u32::MAX) {
@@ -358,7 +362,9 @@ impl Toolstack {
     /// Forgets guest `i`: its last partial line is shown, dom0's mapping
     /// and port go, and (with `destroy`) the domain is destroyed.
     fn remove(&mut self, i: usize, destroy: bool) {
-        self.drain(i);
+        // A running domain may still be writing: take what is there, but
+        // not for ever.
+        self.drain(i, 2);
         let mut guest = self.guests.remove(i);
         let name = guest.name.clone();
         guest.lines.flush(|line| println!("[{name}] {line}"));
@@ -383,7 +389,9 @@ impl Toolstack {
 
     /// Shows the rest of every console (before power-off).
     pub fn flush_all(&mut self) {
-        self.drain_consoles();
+        for i in 0..self.guests.len() {
+            self.drain(i, 2);
+        }
         for guest in &mut self.guests {
             let name = &guest.name;
             guest.lines.flush(|line| println!("[{name}] {line}"));
