@@ -112,7 +112,12 @@ pub fn bundle_images() -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// The image bundle: a ustar archive of [`bundle_images`], each ELF with
+/// The bundle's image that claims ABI 0.3 (the test guest `hello`, its
+/// note rewritten).
+pub const MISMATCHED_IMAGE: &str = "domu-abi-0.3";
+
+/// The image bundle: a ustar archive of [`bundle_images`] and
+/// [`MISMATCHED_IMAGE`], each ELF with
 /// its debug information and section headers dropped (only what the
 /// domain builder loads is kept). Builds nothing.
 pub fn bundle() -> Result<Vec<u8>> {
@@ -126,6 +131,13 @@ pub fn bundle() -> Result<Vec<u8>> {
         })?;
         files.push((name, crate::image::loadable_part(elf)));
     }
+    // A domU image built for another ABI, which `create` must refuse
+    // naming both versions.
+    let hello = std::fs::read(binary("hello"))
+        .map_err(|e| Failure(format!("test guest `hello` was not built: {e}")))?;
+    let claimed = crate::image::claim_abi(crate::image::loadable_part(hello), 0, 3)
+        .ok_or_else(|| Failure("`hello` has no HvCore ABI note to rewrite".into()))?;
+    files.push((MISMATCHED_IMAGE.to_string(), claimed));
     Ok(crate::image::ustar(&files))
 }
 

@@ -155,7 +155,9 @@ fn run(args: &[String]) -> Result<i32> {
             setup::ensure_toolchain()?;
             build::build_target()?;
             let bundle = build::write_bundle()?;
-            let names: Vec<String> = build::bundle_images().into_iter().map(|(n, _)| n).collect();
+            let mut names: Vec<String> =
+                build::bundle_images().into_iter().map(|(n, _)| n).collect();
+            names.push(build::MISMATCHED_IMAGE.to_string());
             eprintln!("xtask: image bundle: {}", names.join(", "));
             println!("{}", bundle.display());
             Ok(0)
