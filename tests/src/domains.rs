@@ -93,7 +93,7 @@ pub const SCENARIOS: &[Scenario] = &[
             Type("list"),
             Type("poweroff"),
         ],
-        600,
+        300,
         Judge::Shell {
             expect: &[
                 "created domain 1 (pong)",
@@ -247,7 +247,7 @@ pub const SCENARIOS: &[Scenario] = &[
             Type("info"),
             Type("poweroff"),
         ],
-        1500,
+        300,
         Judge::Shell {
             expect: &["free memory: # pages", "free memory: # pages", POWERED_OFF],
             anywhere: &[],
