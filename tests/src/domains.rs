@@ -151,6 +151,50 @@ pub const SCENARIOS: &[Scenario] = &[
             ending: Ending::PowerOff,
         },
     ),
+    // The builder refuses an image built for another ABI, naming both
+    // versions, before it creates anything; every bad argument gets one
+    // line and the shell goes on.
+    session(
+        "shell-refusals",
+        &[
+            Type("images"),
+            Type("create domu-abi-0.3"),
+            Type("create nosuch"),
+            Type("destroy 99"),
+            Type("pause"),
+            Type("create hello memory=abc"),
+            Type("unpause nobody"),
+            Type("list"),
+            Type("info"),
+            Type("poweroff"),
+        ],
+        120,
+        Judge::Shell {
+            expect: &[
+                "(d0) hello ",
+                "(d0) pingpong ",
+                "(d0) spin ",
+                "(d0) domu-hostile ",
+                "create: image `domu-abi-0.3` refused: built for ABI 0.3, this hypervisor implements ABI 0.1",
+                "(d0) dom0> create nosuch",
+                "create: no image `nosuch`",
+                "(d0) dom0> destroy 99",
+                "destroy: no domain `99`",
+                "(d0) dom0> pause",
+                "`pause` needs a domain",
+                "(d0) dom0> create hello memory=abc",
+                "create: memory= takes MiB",
+                "(d0) dom0> unpause nobody",
+                "unpause: no domain `nobody`",
+                "Domain-0 ",
+                "free memory: # pages",
+                POWERED_OFF,
+            ],
+            anywhere: &[],
+            check: nothing_created,
+            ending: Ending::PowerOff,
+        },
+    ),
     // A CPU-bound guest keeps running while four others crash in four
     // ways; dom0 reports each and the survivor is still listed.
     session(
@@ -447,6 +491,23 @@ fn grant_pair_passed(console: &str) -> Result<(), String> {
         }
     }
     last_table(console).map(drop)
+}
+
+fn nothing_created(console: &str) -> Result<(), String> {
+    if let Some(line) = console
+        .lines()
+        .find(|line| crate::line_matches(line, "(hv) d# created"))
+    {
+        return Err(format!("a refused create still made a domain: `{line}`"));
+    }
+    let table = last_table(console)?;
+    match table.as_slice() {
+        [dom0] if dom0.id == 0 => Ok(()),
+        rows => Err(format!(
+            "`list` shows {} domains, want Domain-0 alone",
+            rows.len()
+        )),
+    }
 }
 
 const CRASHERS: [&str; 4] = ["wild", "panic", "badhc", "ud2"];
