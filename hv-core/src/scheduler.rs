@@ -61,6 +61,13 @@ pub fn start(now: u64) {
     SLICE_END.store(now + SLICE_NS, Relaxed);
 }
 
+/// Brings a vCPU that starts running (a domain unpaused, a context set)
+/// up to the least virtual runtime, so a newcomer shares the CPU instead
+/// of running until it has caught up with everything before it.
+pub fn catch_up(vcpu: &mut crate::domain::Vcpu) {
+    vcpu.vruntime = vcpu.vruntime.max(MIN_VRUNTIME.load(Relaxed));
+}
+
 /// Whether vCPU `v` of `d` can run now. A satisfied wait ends here: the
 /// vCPU is marked woken and its virtual runtime caught up.
 fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {

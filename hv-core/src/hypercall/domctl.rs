@@ -56,6 +56,9 @@ pub fn domctl(arg: u64) -> Result<i64, Errno> {
                 if d.state == State::Dying {
                     return Err(Errno::Inval);
                 }
+                if d.paused && !pause {
+                    scheduler::catch_up(&mut d.vcpus[0]);
+                }
                 d.paused = pause;
                 Ok(())
             })
@@ -226,6 +229,7 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
         v.gs_base_user = c.gs_base_user;
         v.online = c.flags & VGCF_ONLINE != 0;
         v.wait = Wait::None;
+        scheduler::catch_up(v);
         v.periodic = Some((
             vtime::DEFAULT_PERIOD_NS,
             vtime::now_ns() + vtime::DEFAULT_PERIOD_NS,
