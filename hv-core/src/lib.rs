@@ -14,6 +14,7 @@ pub mod frames;
 pub mod hypercalls;
 pub mod layout;
 pub mod pvclock;
+pub mod sched_policy;
 pub mod wallclock;
 
 /// The product name and version printed in the banner.

@@ -1,4 +1,4 @@
-//! The scheduler: which vCPU the one CPU runs.
+//! The scheduler: which vCPU the one CPU runs, and switching to it.
 //!
 //! Every exit to a guest passes through [`schedule`]. Nothing happens there
 //! unless a reschedule was requested: by a vCPU that blocked, polled,
@@ -21,6 +21,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use abi::xen::DomId;
+use hv_core::sched_policy::{self, Candidate};
 
 use crate::arch::TrapFrame;
 use crate::arch::pv;
@@ -95,28 +96,27 @@ fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
     done
 }
 
-/// The vCPU to run next, if any is runnable.
+/// The vCPU to run next, if any is runnable (the choice itself is
+/// `hv_core::sched_policy`, host-tested).
 fn pick(now: u64) -> Option<DomId> {
-    let mut best: Option<(bool, u64, DomId)> = None;
-    let mut min_vruntime = u64::MAX;
-    let floor = MIN_VRUNTIME.load(Relaxed);
+    let mut candidates: heapless::Vec<Candidate, { domain::MAX_DOMAINS }> = heapless::Vec::new();
     domain::for_each(|d| {
-        if !runnable(d, 0, now) {
-            return;
-        }
-        let vcpu = &d.vcpus[0];
-        min_vruntime = min_vruntime.min(vcpu.vruntime);
-        let boosted = vcpu.woken && vcpu.vruntime <= floor + SLICE_NS;
-        // Boosted first, then least virtual runtime, then lowest id.
-        let key = (!boosted, vcpu.vruntime, d.id);
-        if best.is_none_or(|b| key < b) {
-            best = Some(key);
+        if runnable(d, 0, now) {
+            let vcpu = &d.vcpus[0];
+            // The table holds at most MAX_DOMAINS domains.
+            let _ = candidates.push(Candidate {
+                id: d.id,
+                woken: vcpu.woken,
+                vruntime: vcpu.vruntime,
+            });
         }
     });
-    if min_vruntime != u64::MAX {
-        MIN_VRUNTIME.store(min_vruntime.max(floor), Relaxed);
+    let mut floor = MIN_VRUNTIME.load(Relaxed);
+    if let Some(least) = candidates.iter().map(|c| c.vruntime).min() {
+        floor = floor.max(least);
+        MIN_VRUNTIME.store(floor, Relaxed);
     }
-    best.map(|(_, _, id)| id)
+    sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS)
 }
 
 /// Charges the running vCPU for the time since it was last charged.
