@@ -63,6 +63,26 @@ pub struct VcpuSetSingleshotTimer {
     pub _pad: u32,
 }
 
+/// `VCPUOP_get_runstate_info`: how long the vCPU has spent in each
+/// `RUNSTATE_*` (ns of system time), and the state it is in since when.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct VcpuRunstateInfo {
+    pub state: i32,
+    pub _pad: u32,
+    pub state_entry_time: u64,
+    pub time: [u64; 4],
+}
+
+/// Running on a physical CPU.
+pub const RUNSTATE_RUNNING: usize = 0;
+/// Could run, waiting for a CPU.
+pub const RUNSTATE_RUNNABLE: usize = 1;
+/// Waiting for an event (`SCHEDOP_block`, `SCHEDOP_poll`).
+pub const RUNSTATE_BLOCKED: usize = 2;
+/// Neither: paused, down, or shut down.
+pub const RUNSTATE_OFFLINE: usize = 3;
+
 /// Fail with -ETIME if the timeout is already in the past.
 pub const VCPU_SSHOTTMR_FUTURE: u32 = 1 << 0;
 
@@ -230,6 +250,8 @@ mod layout {
         assert_eq!(offset_of!(SchedPoll, nr_ports), 8);
         assert_eq!(offset_of!(SchedPoll, timeout), 16);
         assert_eq!(size_of::<VcpuSetSingleshotTimer>(), 16);
+        assert_eq!(size_of::<VcpuRunstateInfo>(), 48);
+        assert_eq!(offset_of!(VcpuRunstateInfo, time), 16);
         assert_eq!(size_of::<CallbackRegister>(), 16);
         assert_eq!(offset_of!(CallbackRegister, address), 8);
         assert_eq!(size_of::<MemoryReservation>(), 32);

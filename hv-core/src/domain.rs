@@ -91,8 +91,8 @@ pub struct Vcpu {
     /// Woken from a wait and not yet run: runs before vCPUs that were
     /// preempted (what lets a ping-pong of events go at event speed).
     pub woken: bool,
-    /// CPU time consumed, ns.
-    pub cpu_time: u64,
+    /// Time spent running, runnable, blocked and offline.
+    pub runstate: hv_core::runstate::Runstate,
     /// The scheduler's virtual runtime: CPU time, raised on wake-up to the
     /// least among runnable vCPUs so a long sleep earns no burst.
     pub vruntime: u64,
@@ -125,7 +125,7 @@ impl Vcpu {
             online: false,
             wait: Wait::None,
             woken: false,
-            cpu_time: 0,
+            runstate: hv_core::runstate::Runstate::new(0),
             vruntime: 0,
         }
     }

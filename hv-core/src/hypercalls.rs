@@ -210,6 +210,11 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
     ),
     (Hypercall::VcpuOp, "VCPUOP_is_up", Status::Implemented),
     (
+        Hypercall::VcpuOp,
+        "VCPUOP_get_runstate_info",
+        Status::Implemented,
+    ),
+    (
         Hypercall::CallbackOp,
         "CALLBACKOP_register (event, failsafe, syscall, nmi)",
         Status::Implemented,

@@ -14,6 +14,7 @@ pub mod frames;
 pub mod hypercalls;
 pub mod layout;
 pub mod pvclock;
+pub mod runstate;
 pub mod sched_policy;
 pub mod wallclock;
 

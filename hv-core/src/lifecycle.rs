@@ -58,6 +58,7 @@ pub fn create(wanted: DomId, handle: [u8; 16]) -> Result<DomId, CreateError> {
     domain::with(id, |d| {
         d.paused = true;
         d.handle = handle;
+        d.vcpus[0].runstate = hv_core::runstate::Runstate::new(crate::vtime::now_ns());
     });
     log::info!("d{id} created");
     Ok(id)

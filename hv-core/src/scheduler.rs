@@ -20,6 +20,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+use abi::ops::{RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use abi::xen::DomId;
 use hv_core::sched_policy::{self, Candidate};
 
@@ -59,6 +60,7 @@ pub fn tick(now: u64) {
 /// Starts the clock for the first vCPU the boot code enters.
 pub fn start(now: u64) {
     RUN_START.store(now, Relaxed);
+    domain::with_current(|d| d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now));
     SLICE_END.store(now + SLICE_NS, Relaxed);
 }
 
@@ -90,6 +92,7 @@ fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
     if done {
         let vcpu = &mut d.vcpus[v];
         vcpu.wait = Wait::None;
+        vcpu.runstate.enter(RUNSTATE_RUNNABLE, now);
         vcpu.woken = true;
         vcpu.vruntime = vcpu.vruntime.max(MIN_VRUNTIME.load(Relaxed));
     }
@@ -119,24 +122,28 @@ fn pick(now: u64) -> Option<DomId> {
     sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS)
 }
 
-/// Charges the running vCPU for the time since it was last charged.
+/// Charges the running vCPU's virtual runtime for the time since it was
+/// last charged (its run state keeps the real totals).
 fn account(now: u64) {
     let start = RUN_START.swap(now, Relaxed);
     let ran = now.saturating_sub(start);
-    domain::with_current(|d| {
-        let vcpu = &mut d.vcpus[0];
-        vcpu.cpu_time += ran;
-        vcpu.vruntime += ran;
-    });
+    domain::with_current(|d| d.vcpus[0].vruntime += ran);
 }
 
-/// The running vCPU's CPU time including the part not yet charged.
+/// The CPU time vCPU 0 of `d` has used, up to now.
 pub fn running_cpu_time(d: &Domain) -> u64 {
-    let mut t = d.vcpus[0].cpu_time;
-    if d.id == domain::current_id() && d.state == State::Running {
-        t += vtime::now_ns().saturating_sub(RUN_START.load(Relaxed));
+    d.vcpus[0].runstate.totals(vtime::now_ns())[RUNSTATE_RUNNING]
+}
+
+/// The state a vCPU that is not on the CPU is in.
+pub fn resting_state(d: &Domain, v: usize) -> usize {
+    if d.state != State::Running || d.paused || !d.vcpus[v].online {
+        RUNSTATE_OFFLINE
+    } else if matches!(d.vcpus[v].wait, Wait::None) {
+        RUNSTATE_RUNNABLE
+    } else {
+        RUNSTATE_BLOCKED
     }
-    t
 }
 
 /// On the way out to a guest: switches vCPUs if a decision is due.
@@ -147,6 +154,12 @@ pub fn schedule(frame: &mut TrapFrame) {
     let mut now = vtime::now_ns();
     let current = domain::current_id();
     account(now);
+    // The running vCPU leaves the CPU for the decision (and comes straight
+    // back if it is chosen again).
+    domain::with(current, |d| {
+        let state = resting_state(d, 0);
+        d.vcpus[0].runstate.enter(state, now);
+    });
     let next = loop {
         if let Some(next) = pick(now) {
             break next;
@@ -158,7 +171,10 @@ pub fn schedule(frame: &mut TrapFrame) {
     if next != current {
         switch(frame, current, next);
     }
-    domain::with(next, |d| d.vcpus[0].woken = false);
+    domain::with(next, |d| {
+        d.vcpus[0].woken = false;
+        d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now);
+    });
     SLICE_END.store(now + SLICE_NS, Relaxed);
     vtime::check_timers();
 }

@@ -153,6 +153,23 @@ pub fn vcpu_is_up(vcpu: u32) -> Result<bool> {
     Error::check(ret).map(|up| up != 0)
 }
 
+/// `VCPUOP_get_runstate_info`: the time vCPU `vcpu` has spent running,
+/// runnable, blocked and offline (`time[abi::ops::RUNSTATE_*]`, ns).
+pub fn vcpu_runstate_info(vcpu: u32) -> Result<abi::ops::VcpuRunstateInfo> {
+    let mut info = abi::ops::VcpuRunstateInfo::default();
+    let ret = call(
+        Hypercall::VcpuOp,
+        [
+            ops::VCPUOP_GET_RUNSTATE_INFO as u64,
+            vcpu as u64,
+            ptr_mut(&mut info),
+            0,
+            0,
+        ],
+    );
+    Error::check(ret).map(|_| info)
+}
+
 // --- version -------------------------------------------------------------
 
 /// `XENVER_version`: the hypervisor's interface version, `major << 16 | minor`.

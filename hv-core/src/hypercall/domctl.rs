@@ -60,6 +60,8 @@ pub fn domctl(arg: u64) -> Result<i64, Errno> {
                     scheduler::catch_up(&mut d.vcpus[0]);
                 }
                 d.paused = pause;
+                let state = scheduler::resting_state(d, 0);
+                d.vcpus[0].runstate.enter(state, vtime::now_ns());
                 Ok(())
             })
             .ok_or(Errno::Srch)??;
@@ -235,6 +237,8 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
             vtime::now_ns() + vtime::DEFAULT_PERIOD_NS,
         ));
         let old = core::mem::replace(&mut v.kernel_root, l4);
+        let state = scheduler::resting_state(d, 0);
+        d.vcpus[0].runstate.enter(state, vtime::now_ns());
         vtime::publish(d);
         old
     })

@@ -8,8 +8,9 @@
 use abi::Errno;
 use abi::ops::{
     SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
-    VCPUOP_IS_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
-    VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuSetSingleshotTimer,
+    VCPUOP_GET_RUNSTATE_INFO, VCPUOP_IS_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
+    VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuRunstateInfo,
+    VcpuSetSingleshotTimer,
 };
 
 use crate::domain::{self, MAX_POLL_PORTS, Wait};
@@ -128,6 +129,21 @@ impl VcpuOp {
                 Ok(0)
             }
             VCPUOP_IS_UP => Ok(1),
+            VCPUOP_GET_RUNSTATE_INFO => {
+                let now = vtime::now_ns();
+                let (state, entry, time) = domain::with_current(|d| {
+                    let r = &d.vcpus[self.vcpu as usize].runstate;
+                    (r.state, r.entry, r.totals(now))
+                });
+                let info = VcpuRunstateInfo {
+                    state: state as i32,
+                    _pad: 0,
+                    state_entry_time: entry,
+                    time,
+                };
+                guest::write(self.arg, &info)?;
+                Ok(0)
+            }
             _ => Err(Errno::NoSys),
         }
     }
