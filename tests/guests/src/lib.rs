@@ -1423,6 +1423,31 @@ pub mod hc {
 }
 
 #[cfg(target_os = "none")]
+pub mod host {
+    //! Which hypervisor a test guest runs on, for the few answers where
+    //! hv-core follows the project's contract rather than Xen 4.17's exact
+    //! code, so each host is held to its own answer.
+
+    /// Whether the hypervisor is hv-core (`XENVER_extraversion` names it).
+    pub fn is_hv_core() -> bool {
+        pv_guest_sdk::hypercall::xen_extraversion()
+            .is_ok_and(|extra| extra.windows(7).any(|w| w == b"hv-core"))
+    }
+
+    /// The grant status for a ref that exists but is not granted to the
+    /// caller (never granted, revoked, or for another domain): the
+    /// contract's `GNTST_permission_denied` on hv-core; Xen 4.17 answers
+    /// `GNTST_general_error` ("Bad flags or dom" in `_set_status`).
+    pub fn not_granted_status() -> i16 {
+        if is_hv_core() {
+            abi::grant_table::GNTST_PERMISSION_DENIED
+        } else {
+            abi::grant_table::GNTST_GENERAL_ERROR
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
 pub mod scratch {
     //! A window of guest virtual addresses that no Rust object ever
     //! occupies (L4 slot 2, outside both the user slot 0 and the SDK's
