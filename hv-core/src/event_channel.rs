@@ -204,12 +204,28 @@ impl EventChannels {
     }
 
     /// Turns the other end of a closed interdomain channel back into an
-    /// unbound port, as Xen does.
-    pub fn disconnect(&mut self, port: Port) {
-        if let Some(b @ Binding::Interdomain { .. }) = self.ports.get_mut(port as usize)
-            && let Binding::Interdomain { remote, .. } = *b
+    /// unbound port, as Xen does; only if `port` really is the end that
+    /// pointed at (`remote`, `remote_port`).
+    pub fn disconnect(&mut self, port: Port, remote: u16, remote_port: Port) {
+        if let Some(b) = self.ports.get_mut(port as usize)
+            && *b
+                == (Binding::Interdomain {
+                    remote,
+                    remote_port,
+                })
         {
             *b = Binding::Unbound { remote };
+        }
+    }
+
+    /// Every port connected to domain `dead` becomes unbound (teardown).
+    pub fn disconnect_domain(&mut self, dead: u16) {
+        for b in self.ports.iter_mut() {
+            if let Binding::Interdomain { remote, .. } = *b
+                && remote == dead
+            {
+                *b = Binding::Unbound { remote };
+            }
         }
     }
 
@@ -385,7 +401,16 @@ mod tests {
         assert_eq!(ch.send(unbound), Ok(Delivery::Dropped));
         assert_eq!(ch.send(inter), Ok(Delivery::Remote { dom: 4, port: 9 }));
         assert_eq!(ch.send(77), Err(EventError::Invalid));
-        ch.disconnect(inter);
+        // Only the end that points back at the closed port is undone.
+        ch.disconnect(inter, 4, 10);
+        assert_eq!(
+            ch.binding(inter),
+            Binding::Interdomain {
+                remote: 4,
+                remote_port: 9
+            }
+        );
+        ch.disconnect(inter, 4, 9);
         assert_eq!(ch.binding(inter), Binding::Unbound { remote: 4 });
     }
 

@@ -35,6 +35,11 @@ pub struct Mapping {
     pub granter: DomId,
     pub gref: u32,
     pub host_addr: u64,
+    /// The L1 table and slot the mapping was written to: the only entry
+    /// that can hold it (a grant PTE cannot be copied elsewhere, because
+    /// the frame is not the mapper's).
+    pub l1: Mfn,
+    pub slot: usize,
     pub mfn: Mfn,
     pub readonly: bool,
 }
@@ -83,6 +88,13 @@ impl GrantTable {
     pub fn add_frame(&mut self, mfn: Mfn) {
         self.frames[self.nr_frames] = mfn;
         self.nr_frames += 1;
+    }
+
+    /// Gives back frames taken with [`Self::take_frames`] (teardown found
+    /// them still mapped).
+    pub fn put_back_frames(&mut self, frames: [Mfn; MAX_GRANT_FRAMES], n: usize) {
+        self.frames = frames;
+        self.nr_frames = n;
     }
 
     /// Forgets the table's frames (teardown; the caller frees them).

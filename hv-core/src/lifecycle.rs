@@ -15,7 +15,6 @@
 //! update its grant entries. When a domain is gone, dom0 gets VIRQ_DOM_EXC.
 
 use abi::xen::DomId;
-use hv_core::event_channel::Binding;
 use hv_core::frame_table::{Mfn, Owner};
 
 use crate::arch::pv::MachinePageTables;
@@ -90,23 +89,15 @@ pub fn destroy(id: DomId) -> bool {
 }
 
 fn close_channels(id: DomId) {
-    let mut peers: heapless::Vec<(DomId, u32), 64> = heapless::Vec::new();
-    domain::with(id, |d| {
-        for port in 1..hv_core::event_channel::NR_PORTS as u32 {
-            if let Ok(Binding::Interdomain {
-                remote,
-                remote_port,
-            }) = d.events.close(port)
-                && remote != id
-                && peers.push((remote, remote_port)).is_err()
-            {
-                log::warn!("d{id}: more interdomain channels than tracked at teardown");
+    domain::for_each(|d| {
+        if d.id == id {
+            for port in 1..hv_core::event_channel::NR_PORTS as u32 {
+                let _ = d.events.close(port);
             }
+        } else {
+            d.events.disconnect_domain(id);
         }
     });
-    for (peer, port) in peers {
-        domain::with(peer, |p| p.events.disconnect(port));
-    }
 }
 
 fn release_mapped_grants(id: DomId) {
@@ -195,14 +186,17 @@ pub fn reap(id: DomId) -> bool {
     else {
         return true;
     };
-    for mfn in core::iter::once(shared).chain(frames[..n].iter().copied()) {
-        let unreferenced =
-            memory::with_frame_table(|ft| ft.info(mfn).is_some_and(|f| f.ref_count == 0));
-        if unreferenced {
-            free_frame(mfn);
-        } else {
-            log::warn!("d{id}: frame {mfn:#x} still referenced at teardown; leaked");
-        }
+    let shared_frames = || core::iter::once(shared).chain(frames[..n].iter().copied());
+    let still_mapped = memory::with_frame_table(|ft| {
+        shared_frames().any(|mfn| ft.info(mfn).is_some_and(|f| f.ref_count != 0))
+    });
+    if still_mapped {
+        // dom0 still maps its shared_info or grant table: wait for it.
+        domain::with(id, |d| d.grants.put_back_frames(frames, n));
+        return false;
+    }
+    for mfn in shared_frames() {
+        free_frame(mfn);
     }
     domain::remove(id);
     log::info!("d{id} released");

@@ -216,5 +216,9 @@ fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
 fn idle() {
     SLICE_END.store(u64::MAX, Relaxed);
     vtime::check_timers();
+    // A timer that just fired may have woken someone: look again first.
+    if NEED_RESCHED.swap(false, Relaxed) {
+        return;
+    }
     crate::arch::power::wait_for_interrupt();
 }

@@ -24,7 +24,6 @@ static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 /// Wallclock seconds at system time 0.
 static BOOT_WALLCLOCK: AtomicU64 = AtomicU64::new(0);
 /// The earliest armed deadline of a sleeping hypercall (`SCHEDOP_poll`).
-static WAKEUP: AtomicU64 = AtomicU64::new(u64::MAX);
 
 const TIME_INFO: usize = 32;
 const WC_VERSION: usize = 3072;
@@ -100,12 +99,6 @@ pub fn set_periodic(v: usize, period_ns: Option<u64>) {
     check_timers();
 }
 
-/// Asks for an interrupt at `deadline` (a sleeping hypercall's timeout).
-pub fn arm_wakeup(deadline: u64) {
-    WAKEUP.fetch_min(deadline, SeqCst);
-    check_timers();
-}
-
 /// Fires every expired vCPU timer (raising VIRQ_TIMER) and arms the LAPIC
 /// for the next deadline. Called from the timer interrupt and whenever a
 /// deadline changes; a timer that the LAPIC ends slightly early is simply
@@ -115,13 +108,21 @@ pub fn check_timers() {
         return;
     }
     let now = now_ns();
-    if WAKEUP.load(SeqCst) <= now {
-        WAKEUP.store(u64::MAX, SeqCst);
-    }
-    let mut next = WAKEUP.load(SeqCst);
+    let mut next = u64::MAX;
     domain::for_each(|d| {
         for v in 0..d.vcpus.len() {
             let vcpu = &mut d.vcpus[v];
+            // A poll's timeout: the scheduler sees it has passed.
+            if let crate::domain::Wait::Poll {
+                deadline: Some(t), ..
+            } = vcpu.wait
+            {
+                if t <= now {
+                    crate::scheduler::request();
+                } else {
+                    next = next.min(t);
+                }
+            }
             let mut fire = false;
             if vcpu.timer_deadline.is_some_and(|t| t <= now) {
                 vcpu.timer_deadline = None;

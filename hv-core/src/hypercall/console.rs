@@ -28,6 +28,12 @@ impl ConsoleIo {
                 let mut done = 0usize;
                 let mut chunk = [0u8; CHUNK];
                 while done < self.count as usize {
+                    if !super::spend() {
+                        let rest = self.count as u64 - done as u64;
+                        let at = self.buffer + done as u64;
+                        super::continue_with([self.cmd as u64, rest, at, 0, 0, 0]);
+                        return Ok(0);
+                    }
                     let n = (self.count as usize - done).min(CHUNK);
                     guest::read_bytes(&mut chunk[..n], self.buffer + done as u64)?;
                     write_prefixed(id, &chunk[..n]);

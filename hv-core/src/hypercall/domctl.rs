@@ -170,12 +170,30 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
     if l4 == 0 {
         return Err(Errno::Inval);
     }
-    let running =
-        domain::with(id, |d| d.state == State::Running && !d.paused).ok_or(Errno::Srch)?;
-    if running {
+    let (state, paused) = domain::with(id, |d| (d.state, d.paused)).ok_or(Errno::Srch)?;
+    if state == State::Dying {
+        return Err(Errno::Srch);
+    }
+    if state == State::Running && !paused {
         // The context of a running vCPU is its own business.
         return Err(Errno::Busy);
     }
+    let addresses = [
+        c.user_regs.rip,
+        c.user_regs.rsp,
+        c.kernel_sp,
+        c.event_callback_eip,
+        c.failsafe_callback_eip,
+        c.syscall_callback_eip,
+        c.fs_base,
+        c.gs_base_kernel,
+        c.gs_base_user,
+    ];
+    let traps = c.trap_ctxt.iter().map(|t| t.address);
+    if !addresses.into_iter().chain(traps).all(pv::is_canonical) {
+        return Err(Errno::Inval);
+    }
+    super::mm::flush_if_stale();
     let mut mem = MachinePageTables;
     memory::with_frame_table(|ft| ft.get_page_type(&mut mem, l4, id, FrameType::L4)).map_err(
         |e| {

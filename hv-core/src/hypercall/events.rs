@@ -124,7 +124,7 @@ impl EventChannelOp {
                     } = binding
                         && remote == own
                     {
-                        d.events.disconnect(remote_port);
+                        d.events.disconnect(remote_port, own, op.port);
                     }
                     Ok(binding)
                 })
@@ -135,7 +135,9 @@ impl EventChannelOp {
                 } = binding
                     && remote != own
                 {
-                    domain::with(remote, |peer| peer.events.disconnect(remote_port));
+                    domain::with(remote, |peer| {
+                        peer.events.disconnect(remote_port, own, op.port)
+                    });
                 }
                 events::clear_pending(op.port);
                 Ok(0)

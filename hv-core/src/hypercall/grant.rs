@@ -33,17 +33,23 @@ const WRITABLE: u64 = 2;
 const USER: u64 = 4;
 const NX: u64 = 1 << 63;
 
-/// Each op is read, handled and written back in turn.
+/// Each op is read, handled and written back in turn; past the
+/// hypercall's budget the rest is left for a continuation.
 fn each<T: FromBytes + IntoBytes + Immutable>(
+    cmd: u32,
     uop: u64,
     count: u32,
-    mut f: impl FnMut(&mut T),
+    mut f: impl FnMut(&mut T) -> Result<(), Errno>,
 ) -> Result<i64, Errno> {
     let size = core::mem::size_of::<T>() as u64;
     for i in 0..count as u64 {
         let at = uop.checked_add(i * size).ok_or(Errno::Fault)?;
+        if !super::spend() {
+            super::continue_with([cmd as u64, at, count as u64 - i, 0, 0, 0]);
+            return Ok(0);
+        }
         let mut op: T = guest::read(at)?;
-        f(&mut op);
+        f(&mut op)?;
         guest::write(at, &op)?;
     }
     Ok(0)
@@ -51,19 +57,14 @@ fn each<T: FromBytes + IntoBytes + Immutable>(
 
 pub fn grant_table_op(cmd: u32, uop: u64, count: u32) -> Result<i64, Errno> {
     match cmd {
-        GNTTABOP_SETUP_TABLE => {
-            for i in 0..count as u64 {
-                let at = uop + i * core::mem::size_of::<SetupTable>() as u64;
-                let mut op: SetupTable = guest::read(at)?;
-                op.status = setup_table(&op)?;
-                guest::write(at, &op)?;
-            }
-            Ok(0)
-        }
-        GNTTABOP_QUERY_SIZE => each(uop, count, |q: &mut QuerySize| {
-            match table_owner(q.dom)
-                .and_then(|d| domain::with(d, |d| d.grants.nr_frames()).ok_or(GNTST_BAD_DOMAIN))
-            {
+        GNTTABOP_SETUP_TABLE => each(cmd, uop, count, |op: &mut SetupTable| {
+            op.status = setup_table(op)?;
+            Ok(())
+        }),
+        GNTTABOP_QUERY_SIZE => each(cmd, uop, count, |q: &mut QuerySize| {
+            let frames = table_owner(q.dom)
+                .and_then(|d| domain::with(d, |d| d.grants.nr_frames()).ok_or(GNTST_BAD_DOMAIN));
+            match frames {
                 Ok(n) => {
                     q.nr_frames = n as u32;
                     q.max_nr_frames = MAX_GRANT_FRAMES as u32;
@@ -71,26 +72,32 @@ pub fn grant_table_op(cmd: u32, uop: u64, count: u32) -> Result<i64, Errno> {
                 }
                 Err(status) => q.status = status,
             }
+            Ok(())
         }),
-        GNTTABOP_MAP_GRANT_REF => each(uop, count, |op: &mut MapGrantRef| match map(op) {
-            Ok((handle, mfn)) => {
-                op.handle = handle;
-                op.dev_bus_addr = mfn << 12;
-                op.status = GNTST_OKAY;
+        GNTTABOP_MAP_GRANT_REF => each(cmd, uop, count, |op: &mut MapGrantRef| {
+            match map(op) {
+                Ok((handle, mfn)) => {
+                    op.handle = handle;
+                    op.dev_bus_addr = mfn << 12;
+                    op.status = GNTST_OKAY;
+                }
+                Err(status) => op.status = status,
             }
-            Err(status) => op.status = status,
+            Ok(())
         }),
-        GNTTABOP_UNMAP_GRANT_REF => each(uop, count, |op: &mut UnmapGrantRef| {
+        GNTTABOP_UNMAP_GRANT_REF => each(cmd, uop, count, |op: &mut UnmapGrantRef| {
             op.status = match unmap(op.handle, op.host_addr) {
                 Ok(()) => GNTST_OKAY,
                 Err(status) => status,
             };
+            Ok(())
         }),
-        GNTTABOP_COPY => each(uop, count, |op: &mut Copy| {
+        GNTTABOP_COPY => each(cmd, uop, count, |op: &mut Copy| {
             op.status = match copy(op) {
                 Ok(()) => GNTST_OKAY,
                 Err(status) => status,
             };
+            Ok(())
         }),
         _ => Err(Errno::NoSys),
     }
@@ -202,6 +209,8 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
         granter: from,
         gref: op.ref_,
         host_addr: op.host_addr,
+        l1,
+        slot: index,
         mfn: granted.frame,
         readonly,
     };
@@ -218,27 +227,42 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
     Ok((handle, granted.frame))
 }
 
-/// `GNTTABOP_unmap_grant_ref`: clears the mapping (if the guest has not
-/// replaced it meanwhile) and drops the pin.
+/// `GNTTABOP_unmap_grant_ref`: clears the mapping's entry if it still
+/// holds the grant, then drops the pin. The entry is found where the map
+/// wrote it, not by walking the current tables at `host_addr` (which the
+/// guest may have rearranged): if its table is still a live L1 holding
+/// the frame, the entry is cleared; otherwise the reference it held is
+/// already gone (entry overwritten, or table devalidated) and so may be
+/// the pin.
 fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
     let me = domain::current_id();
     let mapping = domain::with_current(|d| d.grants.mapping(handle)).ok_or(GNTST_BAD_HANDLE)?;
     if host_addr != 0 && host_addr != mapping.host_addr {
         return Err(GNTST_GENERAL_ERROR);
     }
-    let root = domain::with_current(|d| d.vcpus[0].current_root());
-    if let Ok((l1, index)) = mm::l1_slot(root, mapping.host_addr) {
-        let entry = MachinePageTables.read_entry(l1, index);
+    let live_l1 = memory::with_frame_table(|ft| {
+        ft.info(mapping.l1).is_some_and(|f| {
+            f.owner == Owner::Domain(me) && f.ty == FrameType::L1 && f.type_count > 0
+        })
+    });
+    if live_l1 {
+        let entry = MachinePageTables.read_entry(mapping.l1, mapping.slot);
         if entry & PRESENT != 0 && entry_mfn(entry) == mapping.mfn {
-            mm::write_entry_for(l1, index, 0, me, mapping.granter)
+            mm::write_entry_for(mapping.l1, mapping.slot, 0, me, mapping.granter)
                 .map_err(|_| GNTST_GENERAL_ERROR)?;
-            pv::invlpg(mapping.host_addr);
+            // The table may be linked at several addresses.
+            pv::flush_tlb_local();
         }
     }
     domain::with_current(|d| d.grants.untrack(handle));
-    domain::with(mapping.granter, |d| {
-        d.grants.unpin(mapping.gref, mapping.readonly)
+    let granter_dying = domain::with(mapping.granter, |d| {
+        d.grants.unpin(mapping.gref, mapping.readonly);
+        d.state == State::Dying
     });
+    if granter_dying == Some(true) {
+        // This may have been the last reference keeping it.
+        crate::lifecycle::reap(mapping.granter);
+    }
     Ok(())
 }
 

@@ -34,12 +34,15 @@ use crate::{domain, guest, memory};
 const PRESENT: u64 = 1;
 const PAGE_SIZE_BIT: u64 = 1 << 7;
 
+/// Xen's `MMU_UPDATE_PREEMPTED`: set in `count` of a resumed batch.
+const PREEMPTED: u32 = 1 << 31;
+
 /// Some present entry changed since the last flush.
 static STALE: AtomicBool = AtomicBool::new(false);
 
 /// Flushes if a changed entry may still be cached, before a frame can
 /// become a page table.
-fn flush_if_stale() {
+pub(super) fn flush_if_stale() {
     if STALE.swap(false, Ordering::SeqCst) {
         pv::flush_tlb_local();
     }
@@ -152,9 +155,26 @@ impl Batch {
     ) -> Result<i64, Errno> {
         let pg_owner = target_domain(self.foreigndom)?;
         let size = core::mem::size_of::<T>() as u64;
+        // A batch resumed after preemption carries Xen's flag in `count`
+        // and adds to the `done` the earlier part wrote.
+        let resumed = self.count & PREEMPTED != 0;
+        let count = self.count & !PREEMPTED;
+        let mut done = if resumed && self.done != 0 {
+            guest::read::<u32>(self.done)?
+        } else {
+            0
+        };
         let mut result = Ok(0);
-        let mut done = 0u32;
-        for i in 0..self.count as u64 {
+        for i in 0..count as u64 {
+            if !super::spend() {
+                if self.done != 0 {
+                    guest::write(self.done, &done)?;
+                }
+                let rest = (count as u64 - i) | PREEMPTED as u64;
+                let next = self.base.wrapping_add(i * size);
+                super::continue_with([next, rest, self.done, self.foreigndom as u64, 0, 0]);
+                return Ok(0);
+            }
             let step = guest::read::<T>(self.base.wrapping_add(i * size))
                 .map_err(Errno::from)
                 .and_then(|req| each(req, pg_owner));
@@ -172,7 +192,12 @@ impl Batch {
 
     /// `mmu_update(reqs, count, done, foreigndom)`.
     pub fn mmu_update(self) -> Result<i64, Errno> {
-        self.run(mmu_update_one)
+        let result = self.run(mmu_update_one);
+        if domain::current_is_privileged() {
+            // dom0 unmapping its window may release a dying domain.
+            crate::lifecycle::reap_all();
+        }
+        result
     }
 
     /// `mmuext_op(ops, count, done, foreigndom)`.

@@ -16,9 +16,13 @@ mod sched;
 mod traps;
 mod version;
 
+use core::sync::atomic::AtomicU32;
+use core::sync::atomic::Ordering::Relaxed;
+
 use abi::{Errno, Hypercall};
 
 use crate::arch::TrapFrame;
+use crate::arch::sync::IrqMutex;
 use crate::guest;
 
 /// The six argument registers, in ABI order.
@@ -150,16 +154,51 @@ pub fn call(nr: u64, args: Args) -> i64 {
     }
 }
 
+/// Ops (batch entries, copy chunks) one hypercall may do before it lets
+/// the CPU go: interrupts are off in hv-core, so an unbounded batch would
+/// stall every domain.
+const BUDGET: u32 = 1024;
+
+static WORK: AtomicU32 = AtomicU32::new(0);
+/// Arguments to resume a preempted hypercall with.
+static CONTINUATION: IrqMutex<Option<[u64; 6]>> = IrqMutex::new(None);
+
+/// Counts one op of the running hypercall; false once its budget is
+/// spent, when the handler must stop and [`continue_with`] the rest.
+pub(super) fn spend() -> bool {
+    WORK.fetch_add(1, Relaxed) < BUDGET
+}
+
+/// Ends the running hypercall early: the guest re-issues it (same number)
+/// with `args` as soon as it is back on the CPU, as Xen's
+/// `hypercall_create_continuation` does.
+pub(super) fn continue_with(args: [u64; 6]) {
+    CONTINUATION.with(|c| *c = Some(args));
+}
+
 /// A hypercall from guest kernel mode.
 pub fn dispatch(frame: &mut TrapFrame) {
     if frame.rax == Hypercall::Iret as u64 {
         guest::iret(frame);
         return;
     }
+    let nr = frame.rax;
     let args = Args([
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ]);
-    frame.rax = call(frame.rax, args) as u64;
+    WORK.store(0, Relaxed);
+    let result = call(nr, args);
+    match CONTINUATION.with(Option::take) {
+        Some(a) => {
+            // Back to the `syscall` instruction (2 bytes), to run again.
+            [
+                frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+            ] = a;
+            frame.rax = nr;
+            frame.rip -= 2;
+        }
+        None => frame.rax = result as u64,
+    }
 }
 
 /// `multicall(entries, count)`: each entry's result is written back into
@@ -168,15 +207,27 @@ fn multicall(entries: u64, count: u32) -> Result<i64, Errno> {
     let size = core::mem::size_of::<abi::xen::MulticallEntry>() as u64;
     for i in 0..count as u64 {
         let at = entries.checked_add(i * size).ok_or(Errno::Fault)?;
+        if !spend() {
+            continue_with([at, count as u64 - i, 0, 0, 0, 0]);
+            return Ok(0);
+        }
         let mut entry: abi::xen::MulticallEntry = guest::read(at)?;
-        entry.result =
-            if entry.op == Hypercall::Iret as u64 || entry.op == Hypercall::Multicall as u64 {
-                // Neither can be batched: iret replaces the caller's frame and
-                // multicalls do not nest.
-                Errno::Inval.to_ret()
-            } else {
-                call(entry.op, Args(entry.args))
-            };
+        if entry.op == Hypercall::Iret as u64 || entry.op == Hypercall::Multicall as u64 {
+            // Neither can be batched: iret replaces the caller's frame and
+            // multicalls do not nest.
+            entry.result = Errno::Inval.to_ret();
+        } else {
+            let result = call(entry.op, Args(entry.args));
+            if let Some(rest) = CONTINUATION.with(Option::take) {
+                // The entry ran out of budget: it resumes with what is
+                // left, and so does the multicall, from this entry.
+                entry.args = rest;
+                guest::write(at, &entry)?;
+                continue_with([at, count as u64 - i, 0, 0, 0, 0]);
+                return Ok(0);
+            }
+            entry.result = result;
+        }
         guest::write(at, &entry)?;
     }
     Ok(0)

@@ -78,9 +78,8 @@ fn poll(arg: u64) -> Result<i64, Errno> {
             deadline,
         }
     });
-    if let Some(deadline) = deadline {
-        vtime::arm_wakeup(deadline);
-    }
+    // The timer code arms the LAPIC for the deadline.
+    vtime::check_timers();
     scheduler::request();
     Ok(0)
 }
