@@ -148,9 +148,11 @@ pub fn resting_state(d: &Domain, v: usize) -> usize {
 
 /// On the way out to a guest: switches vCPUs if a decision is due.
 pub fn schedule(frame: &mut TrapFrame) {
-    if !NEED_RESCHED.swap(false, Relaxed) {
+    // Every exit passes here: a plain load, not a locked exchange.
+    if !NEED_RESCHED.load(Relaxed) {
         return;
     }
+    NEED_RESCHED.store(false, Relaxed);
     let mut now = vtime::now_ns();
     let current = domain::current_id();
     account(now);

@@ -166,7 +166,11 @@ static CONTINUATION: IrqMutex<Option<[u64; 6]>> = IrqMutex::new(None);
 /// Counts one op of the running hypercall; false once its budget is
 /// spent, when the handler must stop and [`continue_with`] the rest.
 pub(super) fn spend() -> bool {
-    WORK.fetch_add(1, Relaxed) < BUDGET
+    // One CPU with interrupts off: a plain load and store (no locked
+    // instruction on this hot path) cannot be torn.
+    let spent = WORK.load(Relaxed);
+    WORK.store(spent + 1, Relaxed);
+    spent < BUDGET
 }
 
 /// Ends the running hypercall early: the guest re-issues it (same number)
