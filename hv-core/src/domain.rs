@@ -85,6 +85,7 @@ pub struct Vcpu {
     pub periodic: Option<(u64, u64)>,
     /// The registers while the vCPU is not on the CPU.
     pub frame: TrapFrame,
+    pub fpu: crate::arch::pv::FpuState,
     /// Brought up (dom0's at build, a domU's by `setvcpucontext`).
     pub online: bool,
     pub wait: Wait,
@@ -122,6 +123,7 @@ impl Vcpu {
             timer_deadline: None,
             periodic: None,
             frame: TrapFrame::ZERO,
+            fpu: crate::arch::pv::FpuState::INIT,
             online: false,
             wait: Wait::None,
             woken: false,

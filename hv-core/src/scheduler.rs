@@ -14,9 +14,9 @@
 //! With nothing runnable the CPU halts (interrupts on) until an interrupt
 //! makes something runnable; idle time is charged to nobody.
 //!
-//! Switching saves the outgoing vCPU's registers into its `Vcpu::frame`,
-//! loads the incoming one's into the frame the exit path returns through,
-//! and switches page tables and segment bases.
+//! Switching saves the outgoing vCPU's registers into its `Vcpu::frame`
+//! and its floating-point state into `Vcpu::fpu`, loads the incoming
+//! one's, and switches page tables and segment bases.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -202,9 +202,13 @@ pub fn abandon_current() -> ! {
 }
 
 fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
-    domain::with(from, |d| d.vcpus[0].frame = *frame);
+    domain::with(from, |d| {
+        d.vcpus[0].frame = *frame;
+        d.vcpus[0].fpu.save();
+    });
     domain::with(to, |d| {
         let vcpu = &d.vcpus[0];
+        vcpu.fpu.restore();
         *frame = vcpu.frame;
         pv::load_page_table_root(vcpu.current_root());
         pv::load_segment_bases(&vcpu.segment_bases());

@@ -243,6 +243,45 @@ pub fn invlpg(va: u64) {
     }
 }
 
+/// A vCPU's x87/MMX (and, once enabled, SSE) registers, in the FXSAVE
+/// image. Every vCPU has its own: a domain must neither see another's
+/// floating-point registers nor have its own changed under it.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+pub struct FpuState([u8; 512]);
+
+impl FpuState {
+    /// The state after `fninit` (control word 0x37f) with MXCSR's reset
+    /// value 0x1f80: what a new vCPU starts with.
+    pub const INIT: Self = {
+        let mut image = [0u8; 512];
+        image[0] = 0x7f;
+        image[1] = 0x03;
+        image[24] = 0x80;
+        image[25] = 0x1f;
+        Self(image)
+    };
+
+    /// Saves this CPU's floating-point registers here.
+    pub fn save(&mut self) {
+        // SAFETY: the buffer is 512 bytes, 16-byte aligned and ours;
+        // FXSAVE writes exactly that image and nothing else.
+        unsafe {
+            core::arch::asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack));
+        }
+    }
+
+    /// Loads this image into the CPU's floating-point registers.
+    pub fn restore(&self) {
+        // SAFETY: the image is 16-byte aligned and was written by FXSAVE
+        // or is INIT, whose reserved fields and MXCSR are valid, so
+        // FXRSTOR cannot fault; hv-core itself uses no floating point.
+        unsafe {
+            core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack));
+        }
+    }
+}
+
 /// Whether `addr` is canonical (may be loaded into RIP, RSP or a base MSR).
 pub const fn is_canonical(addr: u64) -> bool {
     let top = addr >> 47;
