@@ -127,6 +127,31 @@ pub const SCENARIOS: &[Scenario] = &[
             ending: Ending::PowerOff,
         },
     ),
+    // Each domain keeps its own floating-point registers: two guests
+    // with different values in st(0) yield to each other 5000 times.
+    session(
+        "fpu-isolation",
+        &[
+            Type("create domu-fpu name=fpa cmdline=\"seed=1111\""),
+            Type("create domu-fpu name=fpb cmdline=\"seed=2222\""),
+            WaitFor("domain # (fpa) #"),
+            WaitFor("domain # (fpb) #"),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        120,
+        Judge::Shell {
+            expect: &["Domain-0 ", POWERED_OFF],
+            anywhere: &[
+                "[fpa] domu-fpu: x87 state kept across at least 5000 yields",
+                "[fpb] domu-fpu: x87 state kept across at least 5000 yields",
+                "domain 1 (fpa) exited",
+                "domain 2 (fpb) exited",
+            ],
+            check: both_fpu_guests_gone,
+            ending: Ending::PowerOff,
+        },
+    ),
     // Two guests exchange 100,000 messages over an interdomain event
     // channel and a granted page, check every payload, and the granting
     // side's revoke is refused while the page is mapped.
@@ -491,6 +516,14 @@ fn pingpong_clean(console: &str) -> Result<(), String> {
     }
     let table = last_table(console)?;
     match table.iter().find(|r| r.name == "ping" || r.name == "pong") {
+        Some(row) => Err(format!("`list` still shows {} after it exited", row.name)),
+        None => Ok(()),
+    }
+}
+
+fn both_fpu_guests_gone(console: &str) -> Result<(), String> {
+    let table = last_table(console)?;
+    match table.iter().find(|r| r.name.starts_with("fp")) {
         Some(row) => Err(format!("`list` still shows {} after it exited", row.name)),
         None => Ok(()),
     }
