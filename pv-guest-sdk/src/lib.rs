@@ -119,10 +119,10 @@ mod docs {
     #[test]
     fn the_guide_quotes_the_hello_guest_as_built() {
         let guide = include_str!("../../docs/sdk.md");
-        let hello = include_str!("../../tests/guests/src/bin/hello.rs");
+        let hello = include_str!("../../tests/guests/src/bin/sdk-hello.rs");
         assert!(
             guide.contains(hello.trim_end()),
-            "docs/sdk.md must quote tests/guests/src/bin/hello.rs exactly"
+            "docs/sdk.md must quote tests/guests/src/bin/sdk-hello.rs exactly"
         );
     }
 }

@@ -491,7 +491,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         cmdline: "debug-exit",
         initial_domain: Some(InitialDomain {
-            kernel: Kernel::GuestClaimingAbi("hello", 0, 3),
+            kernel: Kernel::GuestClaimingAbi("sdk-hello", 0, 3),
             cmdline: "",
         }),
         judge: Judge::Console {
@@ -549,7 +549,7 @@ macro_rules! on_both {
 /// result line naming itself (its bin name) and then shuts down.
 pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     // Start of day, console output and power-off: the SDK's smallest guest.
-    on_both!("hello"),
+    on_both!("sdk-hello"),
     // The ABI itself, in raw hypercalls and frames.
     on_both!("abi-hypercall"),
     on_both!("abi-traps"),

@@ -133,10 +133,10 @@ pub fn bundle() -> Result<Vec<u8>> {
     }
     // A domU image built for another ABI, which `create` must refuse
     // naming both versions.
-    let hello = std::fs::read(binary("hello"))
-        .map_err(|e| Failure(format!("test guest `hello` was not built: {e}")))?;
+    let hello = std::fs::read(binary("sdk-hello"))
+        .map_err(|e| Failure(format!("test guest `sdk-hello` was not built: {e}")))?;
     let claimed = crate::image::claim_abi(crate::image::loadable_part(hello), 0, 3)
-        .ok_or_else(|| Failure("`hello` has no HvCore ABI note to rewrite".into()))?;
+        .ok_or_else(|| Failure("`sdk-hello` has no HvCore ABI note to rewrite".into()))?;
     files.push((MISMATCHED_IMAGE.to_string(), claimed));
     Ok(crate::image::ustar(&files))
 }

@@ -319,7 +319,7 @@ mod bundle {
     /// A built guest keeps its segments and notes and loses the rest.
     #[test]
     fn loadable_part_of_a_built_guest() {
-        let path = crate::build::binary("hello");
+        let path = crate::build::binary("sdk-hello");
         let Ok(elf) = std::fs::read(&path) else {
             eprintln!("{} is not built: nothing to check", path.display());
             return;

@@ -12,6 +12,6 @@ fn kernel_main(start: &'static pv_guest_sdk::StartInfo) -> ! {
         start.nr_pages(),
         start.cmdline()
     );
-    println!("PASS hello");
+    println!("PASS sdk-hello");
     sched::poweroff()
 }
