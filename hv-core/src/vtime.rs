@@ -23,8 +23,6 @@ static SCALE: Once<TscScale> = Once::new();
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 /// Wallclock seconds at system time 0.
 static BOOT_WALLCLOCK: AtomicU64 = AtomicU64::new(0);
-/// The earliest armed deadline of a sleeping hypercall (`SCHEDOP_poll`).
-
 const TIME_INFO: usize = 32;
 const WC_VERSION: usize = 3072;
 const WC_SEC: usize = 3076;

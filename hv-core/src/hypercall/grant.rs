@@ -176,7 +176,7 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
     let me = domain::current_id();
     let from = granter(op.dom)?;
     if !pv::is_canonical(op.host_addr)
-        || op.host_addr % 4096 != 0
+        || !op.host_addr.is_multiple_of(4096)
         || (HOLE_START..HOLE_END).contains(&op.host_addr)
     {
         return Err(GNTST_BAD_VIRT_ADDR);
