@@ -192,11 +192,11 @@ impl Batch {
 
     /// `mmu_update(reqs, count, done, foreigndom)`.
     pub fn mmu_update(self) -> Result<i64, Errno> {
-        let result = self.run(mmu_update_one);
-        if domain::current_is_privileged() {
-            // dom0 unmapping its window may release a dying domain.
-            crate::lifecycle::reap_all();
-        }
+        let caller = domain::current_id();
+        let result = self.run(|req, pg_owner| mmu_update_one(req, caller, pg_owner));
+        // dom0 unmapping its window may release a dying domain (one load
+        // when none is dying).
+        crate::lifecycle::reap_all();
         result
     }
 
@@ -208,13 +208,12 @@ impl Batch {
 
 /// One `mmu_update` request; page tables are the caller's, mapped frames
 /// and M2P entries `pg_owner`'s.
-fn mmu_update_one(req: abi::xen::MmuUpdate, pg_owner: u16) -> Result<(), Errno> {
+fn mmu_update_one(req: abi::xen::MmuUpdate, caller: u16, pg_owner: u16) -> Result<(), Errno> {
     let dom = pg_owner;
     match req.ptr & 3 {
         MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
             let table = req.ptr >> 12;
             let index = ((req.ptr & 0xfff) >> 3) as usize;
-            let caller = domain::current_id();
             write_entry_for(table, index, req.val, caller, pg_owner).map(drop)
         }
         MMU_MACHPHYS_UPDATE => {

@@ -16,8 +16,8 @@ mod sched;
 mod traps;
 mod version;
 
-use core::sync::atomic::AtomicU32;
 use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicBool, AtomicU32};
 
 use abi::{Errno, Hypercall};
 
@@ -160,8 +160,19 @@ pub fn call(nr: u64, args: Args) -> i64 {
 const BUDGET: u32 = 1024;
 
 static WORK: AtomicU32 = AtomicU32::new(0);
-/// Arguments to resume a preempted hypercall with.
+/// Arguments to resume a preempted hypercall with; `PREEMPTED` says they
+/// are set, so the common case reads one flag and takes no lock.
 static CONTINUATION: IrqMutex<Option<[u64; 6]>> = IrqMutex::new(None);
+static PREEMPTED: AtomicBool = AtomicBool::new(false);
+
+/// The continuation the last call asked for, if any.
+fn take_continuation() -> Option<[u64; 6]> {
+    if !PREEMPTED.load(Relaxed) {
+        return None;
+    }
+    PREEMPTED.store(false, Relaxed);
+    CONTINUATION.with(Option::take)
+}
 
 /// Counts one op of the running hypercall; false once its budget is
 /// spent, when the handler must stop and [`continue_with`] the rest.
@@ -178,6 +189,7 @@ pub(super) fn spend() -> bool {
 /// `hypercall_create_continuation` does.
 pub(super) fn continue_with(args: [u64; 6]) {
     CONTINUATION.with(|c| *c = Some(args));
+    PREEMPTED.store(true, Relaxed);
 }
 
 /// A hypercall from guest kernel mode.
@@ -192,7 +204,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
     ]);
     WORK.store(0, Relaxed);
     let result = call(nr, args);
-    match CONTINUATION.with(Option::take) {
+    match take_continuation() {
         Some(a) => {
             // Back to the `syscall` instruction (2 bytes), to run again.
             [
@@ -222,7 +234,7 @@ fn multicall(entries: u64, count: u32) -> Result<i64, Errno> {
             entry.result = Errno::Inval.to_ret();
         } else {
             let result = call(entry.op, Args(entry.args));
-            if let Some(rest) = CONTINUATION.with(Option::take) {
+            if let Some(rest) = take_continuation() {
                 // The entry ran out of budget: it resumes with what is
                 // left, and so does the multicall, from this entry.
                 entry.args = rest;
