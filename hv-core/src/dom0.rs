@@ -21,7 +21,6 @@ use crate::arch::TrapFrame;
 use crate::arch::pv::{self, MachinePageTables};
 use crate::arch::shared::SharedPage;
 use crate::domain;
-use crate::guest::UPCALL_MASK;
 use crate::{memory, vtime};
 
 const PAGE: u64 = 4096;
@@ -148,13 +147,7 @@ pub fn build_with_initrd(
         memory::set_m2p(mfn, pfn);
     }
 
-    let shared_info = memory::alloc_frame().expect("counted above") >> 12;
-    memory::with_frame_table(|ft| ft.assign(shared_info, Owner::SharedWith(0)))
-        .expect("a fresh frame has no references");
-    // vCPU 0's events start masked, as on Xen.
-    SharedPage::new(shared_info)
-        .u8(UPCALL_MASK)
-        .store(1, core::sync::atomic::Ordering::SeqCst);
+    let shared_info = crate::lifecycle::alloc_shared_info(0).expect("counted above");
 
     // Kernel segments (the bss is already zero: frames come zeroed), the
     // initrd, the hypercall page, start_info and the page tables.

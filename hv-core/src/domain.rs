@@ -291,6 +291,22 @@ pub fn remove(id: DomId) {
     });
 }
 
+/// The domain a request's `dom` field names: the caller (`DOMID_SELF` or
+/// its own id), or for dom0 any other domain that is not dying. A domU
+/// naming another domain gets `-EPERM`; a missing or dying one `-ESRCH`.
+pub fn resolve(dom: DomId) -> Result<DomId, abi::Errno> {
+    if is_self(dom) {
+        return Ok(current_id());
+    }
+    if !current_is_privileged() {
+        return Err(abi::Errno::Perm);
+    }
+    match with(dom, |d| d.state) {
+        Some(State::Dying) | None => Err(abi::Errno::Srch),
+        Some(_) => Ok(dom),
+    }
+}
+
 /// Whether the current domain is the privileged one.
 pub fn current_is_privileged() -> bool {
     with_current(|d| d.privileged)

@@ -46,13 +46,7 @@ pub fn create(wanted: DomId, handle: [u8; 16]) -> Result<DomId, CreateError> {
     } else {
         wanted
     };
-    let shared_info = memory::alloc_frame().ok_or(CreateError::NoMemory)? >> 12;
-    memory::with_frame_table(|ft| ft.assign(shared_info, Owner::SharedWith(id)))
-        .expect("a fresh frame has no references");
-    // vCPU 0's events start masked, as on Xen.
-    SharedPage::new(shared_info)
-        .u8(UPCALL_MASK)
-        .store(1, core::sync::atomic::Ordering::SeqCst);
+    let shared_info = alloc_shared_info(id).ok_or(CreateError::NoMemory)?;
     if domain::create(id, false, shared_info).is_err() {
         free_frame(shared_info);
         return Err(CreateError::NoRoom);
@@ -64,6 +58,19 @@ pub fn create(wanted: DomId, handle: [u8; 16]) -> Result<DomId, CreateError> {
     });
     log::info!("d{id} created");
     Ok(id)
+}
+
+/// A zeroed shared_info page for domain `id` (dom0's builder and
+/// `createdomain` alike): shared with the domain, vCPU 0's events masked
+/// as on Xen.
+pub fn alloc_shared_info(id: DomId) -> Option<Mfn> {
+    let mfn = memory::alloc_frame()? >> 12;
+    memory::with_frame_table(|ft| ft.assign(mfn, Owner::SharedWith(id)))
+        .expect("a fresh frame has no references");
+    SharedPage::new(mfn)
+        .u8(UPCALL_MASK)
+        .store(1, core::sync::atomic::Ordering::SeqCst);
+    Some(mfn)
 }
 
 fn free_frame(mfn: Mfn) {

@@ -15,20 +15,6 @@ use hv_core::event_channel::{Binding, Delivery, EventError};
 use crate::domain::{State, is_self};
 use crate::{domain, events, guest};
 
-/// The domain a `dom` field names: the caller, or for dom0 any live one.
-fn own_or_privileged(dom: u16) -> Result<u16, Errno> {
-    if is_self(dom) {
-        return Ok(domain::current_id());
-    }
-    if !domain::current_is_privileged() {
-        return Err(Errno::Perm);
-    }
-    match domain::with(dom, |d| d.state) {
-        Some(State::Dying) | None => Err(Errno::Srch),
-        Some(_) => Ok(dom),
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 pub struct EventChannelOp {
     pub cmd: u32,
@@ -63,7 +49,7 @@ impl EventChannelOp {
             }
             EVTCHNOP_ALLOC_UNBOUND => {
                 let mut op: AllocUnbound = guest::read(arg)?;
-                let dom = own_or_privileged(op.dom)?;
+                let dom = domain::resolve(op.dom)?;
                 let remote = if is_self(op.remote_dom) {
                     domain::current_id()
                 } else if op.remote_dom < abi::xen::DOMID_FIRST_RESERVED {
@@ -173,7 +159,7 @@ impl EventChannelOp {
             }
             EVTCHNOP_STATUS => {
                 let mut op: Status = guest::read(arg)?;
-                let dom = own_or_privileged(op.dom)?;
+                let dom = domain::resolve(op.dom)?;
                 if op.port as usize >= hv_core::event_channel::NR_PORTS {
                     return Err(Errno::Inval);
                 }

@@ -8,26 +8,9 @@ use abi::ops::{
     XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE,
     XENMEM_MAXIMUM_RESERVATION, XENMEM_MEMORY_MAP, XENMEM_POPULATE_PHYSMAP,
 };
-use abi::xen::DomId;
 use hv_core::frame_table::Owner;
 
-use crate::domain::State;
 use crate::{domain, guest, memory};
-
-/// The domain a reservation names: the caller, or for dom0 any domain
-/// that is not dying.
-fn reservation_domain(dom: DomId) -> Result<DomId, Errno> {
-    if domain::is_self(dom) {
-        return Ok(domain::current_id());
-    }
-    if !domain::current_is_privileged() {
-        return Err(Errno::Perm);
-    }
-    match domain::with(dom, |d| d.state) {
-        Some(State::Dying) | None => Err(Errno::Srch),
-        Some(_) => Ok(dom),
-    }
-}
 
 /// Which reservation change.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,7 +33,7 @@ fn reservation(arg: u64, change: Change) -> Result<i64, Errno> {
         // keeps no contiguous pools.
         return Err(Errno::Inval);
     }
-    let dom = reservation_domain(r.domid)?;
+    let dom = domain::resolve(r.domid)?;
     let mut done = 0i64;
     for i in 0..r.nr_extents {
         let slot = r.extent_start.wrapping_add(i * 8);
@@ -129,7 +112,7 @@ impl MemoryOp {
             }
             XENMEM_MAXIMUM_RAM_PAGE => Ok(memory::max_mfn() as i64),
             XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
-                let dom = reservation_domain(guest::read(self.arg)?)?;
+                let dom = domain::resolve(guest::read(self.arg)?)?;
                 let maximum = self.cmd & MEMOP_CMD_MASK == XENMEM_MAXIMUM_RESERVATION as u64;
                 let pages = domain::with(dom, |d| if maximum { d.max_pages } else { d.nr_pages })
                     .ok_or(Errno::Srch)?;

@@ -53,22 +53,6 @@ fn refused(e: PageError) -> Errno {
     Errno::Inval
 }
 
-/// The domain whose frames a request maps or pins (Xen's `pg_owner`): the
-/// caller, or for dom0 any other domain that is not dying (how the
-/// toolstack builds one).
-pub(super) fn target_domain(foreigndom: u16) -> Result<u16, Errno> {
-    if domain::is_self(foreigndom) {
-        return Ok(domain::current_id());
-    }
-    if !domain::current_is_privileged() {
-        return Err(Errno::Perm);
-    }
-    match domain::with(foreigndom, |d| d.state) {
-        Some(domain::State::Dying) | None => Err(Errno::Srch),
-        Some(_) => Ok(foreigndom),
-    }
-}
-
 fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, Errno> {
     write_entry_for(table, index, value, dom, dom)
 }
@@ -153,7 +137,8 @@ impl Batch {
         self,
         mut each: impl FnMut(T, u16) -> Result<(), Errno>,
     ) -> Result<i64, Errno> {
-        let pg_owner = target_domain(self.foreigndom)?;
+        // Xen's `pg_owner`: whose frames the requests map or pin.
+        let pg_owner = domain::resolve(self.foreigndom)?;
         let size = core::mem::size_of::<T>() as u64;
         // A batch resumed after preemption carries Xen's flag in `count`
         // and adds to the `done` the earlier part wrote.
