@@ -35,8 +35,6 @@ pub const SLICE_NS: u64 = 10_000_000;
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 /// When the running vCPU's slice ends (system time, ns).
 static SLICE_END: AtomicU64 = AtomicU64::new(u64::MAX);
-/// When the running vCPU was last charged.
-static RUN_START: AtomicU64 = AtomicU64::new(0);
 /// The least virtual runtime among runnable vCPUs at the last decision.
 static MIN_VRUNTIME: AtomicU64 = AtomicU64::new(0);
 
@@ -59,7 +57,6 @@ pub fn tick(now: u64) {
 
 /// Starts the clock for the first vCPU the boot code enters.
 pub fn start(now: u64) {
-    RUN_START.store(now, Relaxed);
     domain::with_current(|d| d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now));
     SLICE_END.store(now + SLICE_NS, Relaxed);
 }
@@ -71,10 +68,16 @@ pub fn catch_up(vcpu: &mut crate::domain::Vcpu) {
     vcpu.vruntime = vcpu.vruntime.max(MIN_VRUNTIME.load(Relaxed));
 }
 
+/// Whether vCPU `v` of `d` may run at all: up, in a live domain, not
+/// paused (waits aside).
+fn may_run(d: &Domain, v: usize) -> bool {
+    d.state == State::Running && !d.paused && d.vcpus[v].online
+}
+
 /// Whether vCPU `v` of `d` can run now. A satisfied wait ends here: the
 /// vCPU is marked woken and its virtual runtime caught up.
 fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
-    if d.state != State::Running || d.paused || !d.vcpus[v].online {
+    if !may_run(d, v) {
         return false;
     }
     let done = match &d.vcpus[v].wait {
@@ -94,7 +97,7 @@ fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
         vcpu.wait = Wait::None;
         vcpu.runstate.enter(RUNSTATE_RUNNABLE, now);
         vcpu.woken = true;
-        vcpu.vruntime = vcpu.vruntime.max(MIN_VRUNTIME.load(Relaxed));
+        catch_up(vcpu);
     }
     done
 }
@@ -122,14 +125,6 @@ fn pick(now: u64) -> Option<DomId> {
     sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS)
 }
 
-/// Charges the running vCPU's virtual runtime for the time since it was
-/// last charged (its run state keeps the real totals).
-fn account(now: u64) {
-    let start = RUN_START.swap(now, Relaxed);
-    let ran = now.saturating_sub(start);
-    domain::with_current(|d| d.vcpus[0].vruntime += ran);
-}
-
 /// The CPU time vCPU 0 of `d` has used, up to now.
 pub fn running_cpu_time(d: &Domain) -> u64 {
     d.vcpus[0].runstate.totals(vtime::now_ns())[RUNSTATE_RUNNING]
@@ -137,7 +132,7 @@ pub fn running_cpu_time(d: &Domain) -> u64 {
 
 /// The state a vCPU that is not on the CPU is in.
 pub fn resting_state(d: &Domain, v: usize) -> usize {
-    if d.state != State::Running || d.paused || !d.vcpus[v].online {
+    if !may_run(d, v) {
         RUNSTATE_OFFLINE
     } else if matches!(d.vcpus[v].wait, Wait::None) {
         RUNSTATE_RUNNABLE
@@ -155,12 +150,16 @@ pub fn schedule(frame: &mut TrapFrame) {
     NEED_RESCHED.store(false, Relaxed);
     let mut now = vtime::now_ns();
     let current = domain::current_id();
-    account(now);
     // The running vCPU leaves the CPU for the decision (and comes straight
-    // back if it is chosen again).
+    // back if it is chosen again); the stretch it ran since entering the
+    // running state is charged to its virtual runtime.
     domain::with(current, |d| {
         let state = resting_state(d, 0);
-        d.vcpus[0].runstate.enter(state, now);
+        let vcpu = &mut d.vcpus[0];
+        if vcpu.runstate.state == RUNSTATE_RUNNING {
+            vcpu.vruntime += now.saturating_sub(vcpu.runstate.entry);
+        }
+        vcpu.runstate.enter(state, now);
     });
     let next = loop {
         if let Some(next) = pick(now) {
@@ -168,7 +167,6 @@ pub fn schedule(frame: &mut TrapFrame) {
         }
         idle();
         now = vtime::now_ns();
-        RUN_START.store(now, Relaxed);
     };
     if next != current {
         switch(frame, current, next);
@@ -185,17 +183,13 @@ pub fn schedule(frame: &mut TrapFrame) {
 /// down) for the next runnable one. Never returns.
 pub fn abandon_current() -> ! {
     request();
+    // Only where the incoming vCPU's registers are loaded: `switch` keeps
+    // nothing of a vCPU that cannot run again.
     let mut frame = TrapFrame::ZERO;
-    // The dead vCPU's registers are kept as they were; `frame` is only
-    // where the incoming vCPU's are loaded.
     let dead = domain::current_id();
-    let saved = domain::with(dead, |d| d.vcpus[0].frame);
     schedule(&mut frame);
     if domain::current_id() == dead {
         unreachable!("a domain that is not running was chosen to run");
-    }
-    if let Some(saved) = saved {
-        domain::with(dead, |d| d.vcpus[0].frame = saved);
     }
     crate::guest::exit_to_guest(&mut frame);
     pv::enter_guest(&frame)
@@ -203,8 +197,12 @@ pub fn abandon_current() -> ! {
 
 fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
     domain::with(from, |d| {
-        d.vcpus[0].frame = *frame;
-        d.vcpus[0].fpu.save();
+        // A dead vCPU's last registers stay as they were (the kill report
+        // has printed those at the crash).
+        if d.state == State::Running {
+            d.vcpus[0].frame = *frame;
+            d.vcpus[0].fpu.save();
+        }
     });
     domain::with(to, |d| {
         let vcpu = &d.vcpus[0];
