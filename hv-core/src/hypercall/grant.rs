@@ -269,43 +269,29 @@ fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
 /// One side of a copy, resolved to a frame the caller may use.
 fn copy_frame(gref_or_mfn: u64, dom: DomId, by_ref: bool, write: bool) -> Result<Mfn, i16> {
     let me = domain::current_id();
-    if by_ref {
+    let (mfn, owner) = if by_ref {
         let from = granter(dom)?;
         let gref = u32::try_from(gref_or_mfn).map_err(|_| GNTST_BAD_GNTREF)?;
         let granted = domain::with(from, |d| d.grants.acquire(gref, me, !write, false))
             .ok_or(GNTST_BAD_DOMAIN)?
             .map_err(grant_status)?;
-        let ok = memory::with_frame_table(|ft| {
-            ft.info(granted.frame).is_some_and(|f| {
-                f.owner == Owner::Domain(from)
-                    && (!write || f.type_count == 0 || f.ty == FrameType::Writable)
-            })
-        });
-        return if ok {
-            Ok(granted.frame)
-        } else {
-            Err(GNTST_BAD_PAGE)
-        };
-    }
-    // A frame of the caller's own (dom0 may name any domain's).
-    let owner = if domain::is_self(dom) {
-        me
+        (granted.frame, from)
+    } else if domain::is_self(dom) {
+        // A frame of the caller's own (dom0 may name any domain's).
+        (gref_or_mfn, me)
     } else if domain::current_is_privileged() && domain::with(dom, |_| ()).is_some() {
-        dom
+        (gref_or_mfn, dom)
     } else {
         return Err(GNTST_PERMISSION_DENIED);
     };
-    let ok = memory::with_frame_table(|ft| {
-        ft.info(gref_or_mfn).is_some_and(|f| {
+    // The owner's, and never a page table when written.
+    let usable = memory::with_frame_table(|ft| {
+        ft.info(mfn).is_some_and(|f| {
             f.owner == Owner::Domain(owner)
                 && (!write || f.type_count == 0 || f.ty == FrameType::Writable)
         })
     });
-    if ok {
-        Ok(gref_or_mfn)
-    } else {
-        Err(GNTST_BAD_PAGE)
-    }
+    if usable { Ok(mfn) } else { Err(GNTST_BAD_PAGE) }
 }
 
 /// `GNTTABOP_copy`: bytes between two frames, either given by grant ref or
