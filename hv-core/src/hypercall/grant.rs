@@ -183,12 +183,7 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
     }
     let root = domain::with_current(|d| d.vcpus[0].current_root());
     let (l1, index) = mm::l1_slot(root, op.host_addr).map_err(|_| GNTST_BAD_VIRT_ADDR)?;
-    let l1_ok = memory::with_frame_table(|ft| {
-        ft.info(l1).is_some_and(|f| {
-            f.owner == Owner::Domain(me) && f.ty == FrameType::L1 && f.type_count > 0
-        })
-    });
-    if !l1_ok {
+    if !mm::is_live_l1(l1, me) {
         return Err(GNTST_BAD_VIRT_ADDR);
     }
 
@@ -240,12 +235,7 @@ fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
     if host_addr != 0 && host_addr != mapping.host_addr {
         return Err(GNTST_GENERAL_ERROR);
     }
-    let live_l1 = memory::with_frame_table(|ft| {
-        ft.info(mapping.l1).is_some_and(|f| {
-            f.owner == Owner::Domain(me) && f.ty == FrameType::L1 && f.type_count > 0
-        })
-    });
-    if live_l1 {
+    if mm::is_live_l1(mapping.l1, me) {
         let entry = MachinePageTables.read_entry(mapping.l1, mapping.slot);
         if entry & PRESENT != 0 && entry_mfn(entry) == mapping.mfn {
             mm::write_entry_for(mapping.l1, mapping.slot, 0, me, mapping.granter)

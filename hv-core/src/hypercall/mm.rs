@@ -222,6 +222,16 @@ pub struct UpdateVaMapping {
     pub flags: u64,
 }
 
+/// Whether `mfn` is an L1 page table of `owner` in use (typed), the only
+/// kind of table a single mapping may be written into.
+pub(super) fn is_live_l1(mfn: Mfn, owner: u16) -> bool {
+    memory::with_frame_table(|ft| {
+        ft.info(mfn).is_some_and(|f| {
+            f.owner == Owner::Domain(owner) && f.ty == FrameType::L1 && f.type_count > 0
+        })
+    })
+}
+
 /// The L1 table and index that map `va` in the tree rooted at `root`.
 pub(super) fn l1_slot(root: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
     let mem = MachinePageTables;
@@ -245,8 +255,7 @@ impl UpdateVaMapping {
         let dom = domain::current_id();
         let root = domain::with_current(|d| d.vcpus[0].current_root());
         let (l1, index) = l1_slot(root, self.va)?;
-        let info = memory::with_frame_table(|ft| ft.info(l1).copied());
-        if !info.is_some_and(|f| f.ty == FrameType::L1 && f.type_count > 0) {
+        if !is_live_l1(l1, dom) {
             return Err(Errno::Inval);
         }
         write_entry(l1, index, self.pte, dom)?;
