@@ -94,7 +94,7 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
     }
 
     vtime::init();
-    arch::pv::init(features.smap);
+    arch::pv::init(features.smap, &features.vendor == b"GenuineIntel");
     if let Some(platform) = platform {
         route_console_input(&platform);
     }

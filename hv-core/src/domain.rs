@@ -62,9 +62,16 @@ pub struct TrapEntry {
 pub struct Callbacks {
     pub event: u64,
     pub failsafe: u64,
+    /// `syscall` from 64-bit guest user mode.
     pub syscall: u64,
+    /// `syscall` from the 32-bit code segment, in either guest mode.
+    pub syscall32: u64,
+    /// `sysenter`, in either guest mode.
+    pub sysenter: u64,
     pub failsafe_masks_events: bool,
     pub syscall_masks_events: bool,
+    pub syscall32_masks_events: bool,
+    pub sysenter_masks_events: bool,
 }
 
 pub struct Vcpu {
@@ -116,8 +123,12 @@ impl Vcpu {
                 event: 0,
                 failsafe: 0,
                 syscall: 0,
+                syscall32: 0,
+                sysenter: 0,
                 failsafe_masks_events: false,
                 syscall_masks_events: false,
+                syscall32_masks_events: false,
+                sysenter_masks_events: false,
             },
             fs_base: 0,
             gs_base_kernel: 0,

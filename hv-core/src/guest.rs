@@ -285,6 +285,28 @@ fn emulate_forced_cpuid(d: &mut Domain, frame: &mut TrapFrame) -> bool {
     true
 }
 
+/// Bounces exception `vector` (with `error_code` where it has one) to the
+/// guest's trap table, as if the instruction at `frame.rip` had raised it.
+fn inject_exception(
+    d: &mut Domain,
+    v: usize,
+    frame: &mut TrapFrame,
+    vector: u8,
+    error_code: u64,
+) -> Result<(), &'static str> {
+    let entry = d.vcpus[v].traps[vector as usize];
+    let bounce = Bounce {
+        target: entry.address,
+        error_code: has_error_code(vector).then_some(error_code),
+        mask_events: entry.flags & TI_MASK_EVENTS != 0,
+        failsafe: false,
+    };
+    create_bounce_frame(d, v, frame, bounce)
+}
+
+/// The length of `syscall`, `sysenter` and `int $n`.
+const TWO_BYTE_INSN: u64 = 2;
+
 /// A `syscall` from the guest.
 pub fn syscall(frame: &mut TrapFrame) {
     let v = 0;
@@ -295,16 +317,12 @@ pub fn syscall(frame: &mut TrapFrame) {
     }
     let result = domain::with_current(|d| {
         let callbacks = d.vcpus[v].callbacks;
-        create_bounce_frame(
+        bounce_system_call(
             d,
             v,
             frame,
-            Bounce {
-                target: callbacks.syscall,
-                error_code: None,
-                mask_events: callbacks.syscall_masks_events,
-                failsafe: false,
-            },
+            callbacks.syscall,
+            callbacks.syscall_masks_events,
         )
     });
     if let Err(reason) = result {
@@ -312,6 +330,82 @@ pub fn syscall(frame: &mut TrapFrame) {
             frame,
             format_args!("syscall from guest user mode: {reason}"),
         );
+    }
+}
+
+/// A `syscall` from the 32-bit code segment (through CSTAR). As on Xen,
+/// for a 64-bit PV guest it is never a hypercall: in either guest mode it
+/// goes to the syscall32 callback.
+pub fn syscall32(frame: &mut TrapFrame) {
+    let v = 0;
+    let result = domain::with_current(|d| {
+        let callbacks = d.vcpus[v].callbacks;
+        bounce_system_call(
+            d,
+            v,
+            frame,
+            callbacks.syscall32,
+            callbacks.syscall32_masks_events,
+        )
+    });
+    if let Err(reason) = result {
+        kill_current(frame, format_args!("compat-mode syscall: {reason}"));
+    }
+}
+
+/// Sends a system call to its callback, or, without one, raises #UD at
+/// the instruction as Xen does (a CPU without the instruction would).
+fn bounce_system_call(
+    d: &mut Domain,
+    v: usize,
+    frame: &mut TrapFrame,
+    target: u64,
+    mask_events: bool,
+) -> Result<(), &'static str> {
+    if target == 0 {
+        frame.rip = advance_rip(frame, TWO_BYTE_INSN.wrapping_neg());
+        return inject_exception(d, v, frame, 6, 0);
+    }
+    let bounce = Bounce {
+        target,
+        error_code: None,
+        mask_events,
+        failsafe: false,
+    };
+    create_bounce_frame(d, v, frame, bounce)
+}
+
+/// A `sysenter` (Intel CPUs; AMD's raise #UD in long mode). The CPU keeps
+/// neither RIP nor RSP, so the frame holds zeros and a null ring-3 CS, as
+/// on Xen; it goes to the sysenter callback, or raises #GP(0) without one.
+pub fn sysenter(frame: &mut TrapFrame) {
+    let v = 0;
+    let result = domain::with_current(|d| {
+        let callbacks = d.vcpus[v].callbacks;
+        if callbacks.sysenter == 0 {
+            return inject_exception(d, v, frame, 13, 0);
+        }
+        let bounce = Bounce {
+            target: callbacks.sysenter,
+            error_code: None,
+            mask_events: callbacks.sysenter_masks_events,
+            failsafe: false,
+        };
+        create_bounce_frame(d, v, frame, bounce)
+    });
+    if let Err(reason) = result {
+        kill_current(frame, format_args!("sysenter: {reason}"));
+    }
+}
+
+/// `frame.rip` moved by `delta` bytes, wrapping at 4 GiB in a 32-bit code
+/// segment as the CPU's EIP does.
+fn advance_rip(frame: &TrapFrame, delta: u64) -> u64 {
+    let rip = frame.rip.wrapping_add(delta);
+    if frame.cs as u16 == FLAT_RING3_CS32 {
+        rip & 0xffff_ffff
+    } else {
+        rip
     }
 }
 

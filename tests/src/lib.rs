@@ -564,6 +564,8 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("sdk-memory"),
     on_both!("sdk-events"),
     on_both!("sdk-usermode"),
+    // Security regressions (docs/security.md), one guest per finding.
+    on_both!("sec-compat-syscall"),
 ];
 
 /// Every scenario `cargo xtask test` runs, in order.

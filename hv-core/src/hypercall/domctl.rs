@@ -243,6 +243,12 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
             syscall: c.syscall_callback_eip,
             failsafe_masks_events: c.flags & VGCF_FAILSAFE_DISABLES_EVENTS != 0,
             syscall_masks_events: c.flags & VGCF_SYSCALL_DISABLES_EVENTS != 0,
+            // The 64-bit context has no slots for these (Xen's neither):
+            // the guest registers them with callback_op.
+            syscall32: 0,
+            sysenter: 0,
+            syscall32_masks_events: false,
+            sysenter_masks_events: false,
         };
         v.fs_base = c.fs_base;
         v.gs_base_kernel = c.gs_base_kernel;

@@ -4,7 +4,8 @@
 use abi::Errno;
 use abi::ops::{
     CALLBACKF_MASK_EVENTS, CALLBACKOP_REGISTER, CALLBACKOP_UNREGISTER, CALLBACKTYPE_EVENT,
-    CALLBACKTYPE_FAILSAFE, CALLBACKTYPE_NMI, CALLBACKTYPE_SYSCALL, CallbackRegister,
+    CALLBACKTYPE_FAILSAFE, CALLBACKTYPE_NMI, CALLBACKTYPE_SYSCALL, CALLBACKTYPE_SYSCALL32,
+    CALLBACKTYPE_SYSENTER, CallbackRegister,
 };
 use abi::xen::{SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, TrapInfo};
 
@@ -104,8 +105,13 @@ impl CallbackOp {
                 set_callback(cb.type_, cb.address, cb.flags & CALLBACKF_MASK_EVENTS != 0)
             }
             CALLBACKOP_UNREGISTER => {
+                // As Xen: only the NMI callback can be unregistered; the
+                // others are cleared by registering address 0.
                 let kind: u16 = guest::read(self.arg)?;
-                set_callback(kind, 0, false)
+                match kind {
+                    CALLBACKTYPE_NMI => Ok(0),
+                    _ => Err(Errno::Inval),
+                }
             }
             _ => Err(Errno::NoSys),
         }
@@ -124,6 +130,14 @@ fn set_callback(kind: u16, address: u64, mask_events: bool) -> Result<i64, Errno
             CALLBACKTYPE_SYSCALL => {
                 c.syscall = address;
                 c.syscall_masks_events = mask_events;
+            }
+            CALLBACKTYPE_SYSCALL32 => {
+                c.syscall32 = address;
+                c.syscall32_masks_events = mask_events;
+            }
+            CALLBACKTYPE_SYSENTER => {
+                c.sysenter = address;
+                c.sysenter_masks_events = mask_events;
             }
             // hv-core never injects NMIs into guests; accepting the
             // registration keeps guests that always make it working.

@@ -129,6 +129,10 @@ impl TrapFrame {
 
 /// The `vector` of a frame built by the syscall entry.
 pub const SYSCALL_VECTOR: u64 = 0x100;
+/// The `vector` of a frame built by the compat-mode syscall entry (CSTAR).
+pub const SYSCALL32_VECTOR: u64 = 0x101;
+/// The `vector` of a frame built by the sysenter entry.
+pub const SYSENTER_VECTOR: u64 = 0x102;
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
 

@@ -42,6 +42,38 @@ syscall_entry:
     pushq ${vector}                 /* vector: syscall */
     jmp trap_common
 
+    /* IA32_CSTAR: `syscall` from the 32-bit ring-3 code segment. The
+       same frame with the 32-bit CS and its own vector; it is never a
+       hypercall (see `guest::syscall32`). */
+    .global syscall32_entry
+syscall32_entry:
+    mov %rsp, syscall_guest_rsp(%rip)
+    mov guest_entry_rsp0(%rip), %rsp
+    pushq ${ds}                     /* ss */
+    pushq syscall_guest_rsp(%rip)   /* rsp */
+    push %r11                       /* rflags */
+    pushq ${cs32}                   /* cs */
+    push %rcx                       /* rip */
+    pushq $0                        /* error code */
+    pushq ${vector32}               /* vector: compat syscall */
+    jmp trap_common
+
+    /* IA32_SYSENTER_EIP: RSP is IA32_SYSENTER_ESP (the guest-entry stack
+       top) and IF is clear, but TF and AC may still be set (see
+       `traps::dispatch` for TF; trap_common clears AC). The CPU keeps
+       neither the guest's RIP nor its RSP: as on Xen, the frame says 0
+       and a null ring-3 CS. */
+    .global sysenter_entry
+sysenter_entry:
+    pushq ${ds}                     /* ss */
+    pushq $0                        /* rsp */
+    pushfq                          /* rflags */
+    pushq $3                        /* cs: null, RPL 3 */
+    pushq $0                        /* rip */
+    pushq $0                        /* error code */
+    pushq ${vector_sysenter}        /* vector: sysenter */
+    jmp trap_common
+
     /* enter_guest_frame(frame): iretq into the guest from a frame at the
        top of the guest-entry stack. */
     .global enter_guest_frame
@@ -85,11 +117,16 @@ guest_entry_rsp0:
     ds = const GUEST_DS,
     cs = const GUEST_CS64,
     vector = const super::entry::SYSCALL_VECTOR,
+    cs32 = const super::cpu::GUEST_CS32,
+    vector32 = const super::entry::SYSCALL32_VECTOR,
+    vector_sysenter = const super::entry::SYSENTER_VECTOR,
     options(att_syntax)
 );
 
 unsafe extern "C" {
     fn syscall_entry();
+    fn syscall32_entry();
+    fn sysenter_entry();
     fn enter_guest_frame(frame: *const TrapFrame) -> !;
     fn guest_copy_smap(dst: *mut u8, src: *const u8, len: usize) -> usize;
     fn guest_copy_plain(dst: *mut u8, src: *const u8, len: usize) -> usize;
@@ -102,10 +139,24 @@ unsafe extern "C" {
 
 static SMAP: AtomicBool = AtomicBool::new(false);
 
+const MSR_CSTAR: u32 = 0xc000_0083;
+const MSR_SYSENTER_CS: u32 = 0x174;
+const MSR_SYSENTER_ESP: u32 = 0x175;
+const MSR_SYSENTER_EIP: u32 = 0x176;
+
 /// Prepares the CPU for guests: `syscall` enters at [`syscall_entry`] with
 /// interrupts off and hv-core's selectors, and `sysret` would use Xen's
 /// flat ring-3 selectors.
-pub fn init(smap: bool) {
+///
+/// Every way into ring 0 a guest can take must land on an entry stub:
+/// besides LSTAR, `syscall` from a 32-bit code segment uses CSTAR (AMD;
+/// Intel raises #UD) and `sysenter` the SYSENTER MSRs. Left as the
+/// firmware set them, either could enter ring 0 at a guest-chosen or null
+/// address. `sysenter` exists in long mode on Intel CPUs only: there it
+/// enters [`sysenter_entry`]; elsewhere (AMD raises #UD, but QEMU's TCG
+/// runs it) SYSENTER_CS is null, so the instruction faults with #GP(0)
+/// before it changes privilege, as under Xen.
+pub fn init(smap: bool, intel: bool) {
     SMAP.store(smap, Ordering::Relaxed);
     // SAFETY: only the boot CPU runs here and no guest runs yet, so nothing
     // reads the slot concurrently.
@@ -123,6 +174,16 @@ pub fn init(smap: bool) {
                 | RFlags::ALIGNMENT_CHECK
                 | RFlags::NESTED_TASK,
         );
+        Msr::new(MSR_CSTAR).write(syscall32_entry as *const () as u64);
+        if intel {
+            Msr::new(MSR_SYSENTER_CS).write(HV_CS as u64);
+            Msr::new(MSR_SYSENTER_ESP).write(boot::guest_entry_stack_top());
+            Msr::new(MSR_SYSENTER_EIP).write(sysenter_entry as *const () as u64);
+        } else {
+            Msr::new(MSR_SYSENTER_CS).write(0);
+            Msr::new(MSR_SYSENTER_ESP).write(0);
+            Msr::new(MSR_SYSENTER_EIP).write(0);
+        }
         Efer::update(|e| e.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
     }
     debug_assert_eq!(HV_DS, HV_CS + 8);
@@ -147,6 +208,13 @@ pub fn enter_guest(frame: &TrapFrame) -> ! {
         at.write(*frame);
         enter_guest_frame(at)
     }
+}
+
+/// Whether `rip` is the first instruction of the `sysenter` entry: a
+/// single-step trap there comes from a guest that ran `sysenter` with TF
+/// set (the instruction does not clear it).
+pub fn is_sysenter_entry(rip: u64) -> bool {
+    rip == sysenter_entry as *const () as u64
 }
 
 /// Where a fault inside a guest copy resumes, if `rip` is that copy.

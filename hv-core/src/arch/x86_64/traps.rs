@@ -6,8 +6,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
 
-use super::entry::{SYSCALL_VECTOR, TrapFrame};
+use super::entry::{SYSCALL_VECTOR, SYSCALL32_VECTOR, SYSENTER_VECTOR, TrapFrame};
 use super::{cpu, lapic, pv, serial, time};
+
+const RFLAGS_TF: u64 = 1 << 8;
 
 /// How many times the LAPIC timer has fired, and the TSC when it last did.
 pub static TIMER_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
@@ -17,7 +19,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
     let from_guest = frame.cs & 3 == 3;
     match frame.vector {
         SYSCALL_VECTOR => crate::guest::syscall(frame),
+        SYSCALL32_VECTOR => crate::guest::syscall32(frame),
+        SYSENTER_VECTOR => crate::guest::sysenter(frame),
         0..=31 if from_guest => crate::guest::exception(frame, Cr2::read_raw()),
+        // A guest's `sysenter` with TF set traps on the entry stub's first
+        // instruction: step on without it (the guest's TF is dropped).
+        1 if pv::is_sysenter_entry(frame.rip) => frame.rflags &= !RFLAGS_TF,
         // A guest pointer that faulted inside the checked copy.
         13 | 14 if let Some(resume) = pv::fixup(frame.rip) => frame.rip = resume,
         0..=31 => fatal_exception(frame),
