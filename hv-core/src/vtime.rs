@@ -93,7 +93,9 @@ pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
 /// period from now.
 pub fn set_periodic(v: usize, period_ns: Option<u64>) {
     let now = now_ns();
-    domain::with_current(|d| d.vcpus[v].periodic = period_ns.map(|p| (p, now + p)));
+    domain::with_current(|d| {
+        d.vcpus[v].periodic = period_ns.map(|p| (p, now.saturating_add(p)));
+    });
     check_timers();
 }
 
@@ -130,8 +132,14 @@ pub fn check_timers() {
                 && due <= now
             {
                 // Missed ticks are not replayed, as on Xen.
+                // Saturating: a guest's period is bounded (2^62 ns), but
+                // nothing here may wrap a deadline into the past.
                 let missed = (now - due) / period;
-                vcpu.periodic = Some((period, due + (missed + 1) * period));
+                let next = (missed + 1)
+                    .checked_mul(period)
+                    .and_then(|step| due.checked_add(step))
+                    .unwrap_or(u64::MAX);
+                vcpu.periodic = Some((period, next));
                 fire = true;
             }
             next = vcpu

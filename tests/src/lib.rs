@@ -208,6 +208,13 @@ pub enum Judge {
     },
     /// The named test guest's single result line decides.
     ResultLine(&'static str),
+    /// As [`Judge::ResultLine`], and then `check` on the whole console:
+    /// for what a guest cannot see itself, such as how its output
+    /// reached the console.
+    ResultLineAndConsole {
+        guest: &'static str,
+        check: fn(&str) -> Result<(), String>,
+    },
     /// A dom0 shell session: `expect` in order as for [`Judge::Console`],
     /// each of `anywhere` on some line in any order (guests running side
     /// by side print in no fixed order), then `check` on the whole
@@ -503,7 +510,95 @@ pub const SCENARIOS: &[Scenario] = &[
         },
         ..boot("abi-mismatch-refused", Firmware::Bios, Accel::Tcg)
     },
+    // Security finding 6 (hv-core only): not-present PTEs with unsafe
+    // addresses (L1TF) are refused. Xen 4.17 checks only on L1TF-affected
+    // CPUs (never under TCG), and crashes or shadows the domain instead.
+    guest_test("sec-l1tf-pte@hv-core", "sec-l1tf-pte", Hypervisor::HvCore),
+    // Security finding 8 (hv-core only): no domain text reaches the
+    // console looking like hv-core's, or able to drive the terminal.
+    Scenario {
+        cmdline: "debug-exit=fatal loglevel=debug",
+        judge: Judge::ResultLineAndConsole {
+            guest: "sec-console-spoof",
+            check: spoof_check,
+        },
+        ..guest_test(
+            "sec-console-spoof@hv-core",
+            "sec-console-spoof",
+            Hypervisor::HvCore,
+        )
+    },
+    // Security finding 4 (hv-core only): a 128 KiB console_io write lets
+    // the CPU go while it is under way.
+    guest_test(
+        "sec-console-stall@hv-core",
+        "sec-console-stall",
+        Hypervisor::HvCore,
+    ),
 ];
+
+/// The console after `sec-console-spoof` (the initial domain, d0): no raw
+/// ESC byte; no line that starts with `(hv)` holds the guest's forged
+/// text; every line of the guest's text starts with `(d0) `; hv-core's
+/// lines after the guest left a line open (its logged refusal, its
+/// power-off line) start lines of their own.
+pub fn spoof_check(console: &str) -> Result<(), String> {
+    // Control bytes shown, not sent to the terminal reading this.
+    let shown = |line: &str| -> String {
+        line.chars()
+            .map(|c| match c {
+                c if c.is_control() => format!("\\x{:02x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    };
+    let mut problems = Vec::new();
+    // From hv-core's first line on (the boot loader draws its menu with
+    // escape sequences of its own).
+    if let Some(line) = console
+        .lines()
+        .skip_while(|line| !line.starts_with("(hv) "))
+        .find(|line| line.contains('\x1b'))
+    {
+        problems.push(format!(
+            "a raw ESC byte reached the console: `{}`",
+            shown(line)
+        ));
+    }
+    for line in console.lines() {
+        let line = line.trim_end();
+        let guests = line.contains("FORGED") || line.contains("sec-console-spoof");
+        if line.starts_with("(hv)") && line.contains("FORGED") {
+            problems.push(format!(
+                "the guest's text reached the console as an hv-core line: `{}`",
+                shown(line)
+            ));
+        } else if guests && !line.starts_with("(d0) ") {
+            problems.push(format!(
+                "a line of the guest's text does not start with `(d0) `: `{}`",
+                shown(line)
+            ));
+        }
+    }
+    for (what, text) in [
+        ("the refused mmu_update", "page-table request refused"),
+        ("the power-off", "shut down (poweroff)"),
+    ] {
+        match console.lines().find(|line| line.contains(text)) {
+            None => problems.push(format!("hv-core logged no line about {what} (`{text}`)")),
+            Some(line) if !line.starts_with("(hv) ") => problems.push(format!(
+                "hv-core's line about {what} did not start a line: `{}`",
+                shown(line)
+            )),
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
 
 /// One test guest as the initial domain on `hypervisor`, judged by its
 /// result line. hv-core runs with `debug-exit=fatal`: the guest's power-off
@@ -566,6 +661,10 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("sdk-usermode"),
     // Security regressions (docs/security.md), one guest per finding.
     on_both!("sec-compat-syscall"),
+    // Finding 3: a huge page-table validation is cut into passes, with
+    // events delivered in between.
+    on_both!("sec-pt-preempt"),
+    on_both!("sec-timer-overflow"),
 ];
 
 /// Every scenario `cargo xtask test` runs, in order.
@@ -748,6 +847,12 @@ impl Scenario {
         match self.judge {
             Judge::Console { expect, ending } => self.check_console(console, end, expect, ending),
             Judge::ResultLine(guest) => self.check_result_line(console, end, guest),
+            Judge::ResultLineAndConsole { guest, check } => {
+                match self.check_result_line(console, end, guest) {
+                    Verdict::Pass => check(console).map_or_else(Verdict::Fail, |()| Verdict::Pass),
+                    other => other,
+                }
+            }
             Judge::Shell {
                 expect,
                 anywhere,
@@ -1174,6 +1279,84 @@ mod tests {
         assert!(err.contains("debug-exit failure"), "{err}");
         let err = failure(guest_on(Hypervisor::HvCore).check("PASS demo\n", &RunEnd::TimedOut));
         assert!(err.contains("timed out after 60 s"), "{err}");
+    }
+
+    fn spoof_scenario() -> &'static Scenario {
+        SCENARIOS
+            .iter()
+            .find(|s| s.name == "sec-console-spoof@hv-core")
+            .unwrap()
+    }
+
+    /// What sec-console-spoof's console looks like with output sanitised
+    /// and tagged per UART line.
+    const SPOOF_CLEAN: &str = "(hv) starting dom0 in ring 3\n\
+        (d0) sec-console-spoof: a line left open\n\
+        (hv) d0: page-table request refused: frame 0 is not the domain's\n\
+        (d0) (hv) FORGED after hv-core's line\n\
+        (d0) sec-console-spoof: ?[2K(hv) FORGED2 over an erased line\n\
+        (d0) \n\
+        (d0) (hv) FORGED3 after a newline of its own\n\
+        (d0) PASS sec-console-spoof\n\
+        (d0) sec-console-spoof: a line left open at power-off\n\
+        (hv) d0 shut down (poweroff): powering off\n";
+
+    #[test]
+    fn the_spoof_judge_passes_tagged_sanitised_output() {
+        assert_eq!(
+            spoof_scenario().check(SPOOF_CLEAN, &RunEnd::Exited(0)),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn the_spoof_judge_fails_a_forged_line_an_escape_or_a_joined_line() {
+        let forged = SPOOF_CLEAN.replace("(d0) (hv) FORGED after", "(hv) FORGED after");
+        let err = failure(spoof_scenario().check(&forged, &RunEnd::Exited(0)));
+        assert!(err.contains("as an hv-core line"), "{err}");
+
+        // The boot loader's own escapes before hv-core's first line are
+        // not the guest's.
+        let grub = format!("\x1b[H\x1b[J  Booting `hv-core'\n{SPOOF_CLEAN}");
+        assert_eq!(
+            spoof_scenario().check(&grub, &RunEnd::Exited(0)),
+            Verdict::Pass
+        );
+        let escaped = SPOOF_CLEAN.replace("?[2K", "\x1b[2K");
+        let err = failure(spoof_scenario().check(&escaped, &RunEnd::Exited(0)));
+        assert!(err.contains("a raw ESC byte"), "{err}");
+
+        let joined = SPOOF_CLEAN.replace("open\n(hv) d0: page", "open(hv) d0: page");
+        let err = failure(spoof_scenario().check(&joined, &RunEnd::Exited(0)));
+        assert!(
+            err.contains("about the refused mmu_update did not start a line"),
+            "{err}"
+        );
+
+        let untagged = SPOOF_CLEAN.replace(
+            "(d0) sec-console-spoof: a line left open\n",
+            "sec-console-spoof: a line left open\n",
+        );
+        let err = failure(spoof_scenario().check(&untagged, &RunEnd::Exited(0)));
+        assert!(err.contains("does not start with `(d0) `"), "{err}");
+
+        let no_power_off = SPOOF_CLEAN.replace("(hv) d0 shut down (poweroff): powering off\n", "");
+        let err = failure(spoof_scenario().check(&no_power_off, &RunEnd::Exited(0)));
+        assert!(err.contains("no line about the power-off"), "{err}");
+    }
+
+    #[test]
+    fn the_spoof_judge_lets_the_result_line_decide_first() {
+        let console = SPOOF_CLEAN.replace(
+            "PASS sec-console-spoof",
+            "FAIL sec-console-spoof: console_io refused",
+        );
+        assert_eq!(
+            spoof_scenario().check(&console, &RunEnd::Exited(0)),
+            Verdict::Fail("console_io refused".into())
+        );
+        let err = failure(spoof_scenario().check(SPOOF_CLEAN, &RunEnd::Exited(35)));
+        assert!(err.contains("printed PASS, then"), "{err}");
     }
 
     #[test]

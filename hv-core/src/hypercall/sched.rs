@@ -18,6 +18,14 @@ use crate::{events, guest, scheduler, vtime};
 
 /// The shortest periodic timer Xen accepts (1 ms).
 const MIN_PERIOD_NS: u64 = 1_000_000;
+/// The longest (Xen's `STIME_DELTA_MAX`, 2^62 - 1 ns): system time plus
+/// a period then cannot overflow for the next 146 years of uptime.
+const MAX_PERIOD_NS: u64 = u64::MAX >> 2;
+/// `set_timer_op` deadlines further ahead than this (about 13 days) are
+/// treated as Xen treats them (see [`set_timer_op`]).
+const TIMER_OP_HORIZON_NS: u64 = 1 << 50;
+/// Where such a deadline goes instead: 100 ms from now.
+const TIMER_OP_FALLBACK_NS: u64 = 100_000_000;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SchedOp {
@@ -86,8 +94,20 @@ fn poll(arg: u64) -> Result<i64, Errno> {
 
 /// `set_timer_op(timeout)`: a one-shot VIRQ_TIMER at system time
 /// `timeout` (ns); 0 cancels.
+///
+/// As on Xen, the deadline is signed system time: a negative one, or one
+/// more than 2^50 ns ahead (old Linux wraps its jiffies so), fires in
+/// 100 ms rather than never or at once.
 pub fn set_timer_op(timeout: u64) -> Result<i64, Errno> {
-    vtime::set_timer(0, (timeout != 0).then_some(timeout));
+    let now = vtime::now_ns();
+    let deadline = match timeout {
+        0 => None,
+        t if (t as i64) < 0 || t.saturating_sub(now) >= TIMER_OP_HORIZON_NS => {
+            Some(now + TIMER_OP_FALLBACK_NS)
+        }
+        t => Some(t),
+    };
+    vtime::set_timer(0, deadline);
     Ok(0)
 }
 
@@ -108,12 +128,18 @@ impl VcpuOp {
                 // Xen 4.17 no longer honours VCPU_SSHOTTMR_future: a past
                 // deadline simply fires at once.
                 let timer: VcpuSetSingleshotTimer = guest::read(self.arg)?;
-                vtime::set_timer(self.vcpu as usize, Some(timer.timeout_abs_ns));
+                // Signed system time, as on Xen: a deadline of 2^63 or
+                // more is in the past and fires at once.
+                let deadline = match timer.timeout_abs_ns {
+                    t if (t as i64) < 0 => 0,
+                    t => t,
+                };
+                vtime::set_timer(self.vcpu as usize, Some(deadline));
                 Ok(0)
             }
             VCPUOP_SET_PERIODIC_TIMER => {
                 let period_ns: u64 = guest::read(self.arg)?;
-                if period_ns < MIN_PERIOD_NS {
+                if !(MIN_PERIOD_NS..=MAX_PERIOD_NS).contains(&period_ns) {
                     return Err(Errno::Inval);
                 }
                 vtime::set_periodic(self.vcpu as usize, Some(period_ns));

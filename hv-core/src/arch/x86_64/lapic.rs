@@ -151,7 +151,7 @@ pub fn init_timer(tsc_deadline: bool) -> TimerMode {
 pub fn arm_oneshot_ns(ns: u64) {
     match ONESHOT_HZ.load(Ordering::Relaxed) {
         0 => {
-            let deadline = time::rdtsc() + time::ns_to_ticks(ns).max(1);
+            let deadline = time::rdtsc().saturating_add(time::ns_to_ticks(ns).max(1));
             // SAFETY: the timer is in TSC-deadline mode (ONESHOT_HZ is 0 only
             // then), where this MSR arms it.
             unsafe { Msr::new(IA32_TSC_DEADLINE).write(deadline) };

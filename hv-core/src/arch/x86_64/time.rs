@@ -32,8 +32,9 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     }
 }
 
+/// Saturates rather than wraps: a far deadline must stay far.
 pub fn ns_to_ticks(ns: u64) -> u64 {
-    (ns as u128 * tsc_hz() as u128 / 1_000_000_000) as u64
+    (ns as u128 * tsc_hz() as u128 / 1_000_000_000).min(u64::MAX as u128) as u64
 }
 
 /// Busy-waits `ns` nanoseconds (after calibration).
