@@ -253,7 +253,7 @@ fn bounce_software_interrupt(
     if entry.address == 0 || entry.flags & TI_DPL_MASK < needed {
         return Ok(false);
     }
-    frame.rip += 2;
+    frame.rip = advance_rip(frame, TWO_BYTE_INSN);
     create_bounce_frame(
         d,
         v,
@@ -281,7 +281,7 @@ fn emulate_forced_cpuid(d: &mut Domain, frame: &mut TrapFrame) -> bool {
     frame.rbx = b as u64;
     frame.rcx = c as u64;
     frame.rdx = dx as u64;
-    frame.rip += PREFIX.len() as u64;
+    frame.rip = advance_rip(frame, PREFIX.len() as u64);
     true
 }
 
@@ -476,6 +476,13 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
                 },
             )
             .map_err(|_| "bad segment selectors and no usable failsafe callback")?;
+        }
+        if frame.cs as u16 == FLAT_RING3_CS32 && frame.rip > u32::MAX as u64 {
+            // iretq would raise #GP in hv-core (QEMU truncates instead).
+            // Xen's iretq fault turns into a #GP(0) for the guest at that
+            // frame: so here, before the instruction.
+            inject_exception(d, v, frame, 13, 0)
+                .map_err(|_| "32-bit code segment with RIP above 4 GiB, and no #GP handler")?;
         }
         if !is_canonical(frame.rip) || !is_canonical(frame.rsp) {
             return Err("return address or stack pointer is not canonical");

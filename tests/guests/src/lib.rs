@@ -13,7 +13,9 @@
 //! - [`frame`]: word access and permission changes for frames a test
 //!   allocated for probing;
 //! - [`usermode`]: guest user mode with its own system-call entry, which
-//!   returns to user mode with `HYPERVISOR_iret` + `VGCF_in_syscall`.
+//!   returns to user mode with `HYPERVISOR_iret` + `VGCF_in_syscall`;
+//! - [`compat`]: the guest's own 32-bit code, entered by far jump or
+//!   `HYPERVISOR_iret`, and the ways back from it.
 //!
 //! The instruction-level code (`unsafe`) is in [`arch`]; the rest is safe.
 //! `verdict` and `stats` are pure and tested on the host.
@@ -1668,6 +1670,259 @@ pub mod usermode {
             pv_guest_sdk::events::restore(was_enabled);
             Ok(value)
         }
+    }
+}
+
+#[cfg(target_os = "none")]
+pub mod compat {
+    //! The guest's own 32-bit code: pages below 4 GiB, a far jump into the
+    //! flat 32-bit ring-3 code segment (0xe023), and the ways back to 64-bit
+    //! guest kernel mode (a syscall32 callback, or an exception whose
+    //! handler resumes in 64-bit code). For the security tests of what a
+    //! guest can do from compat mode.
+    //!
+    //! The 32-bit code runs on a stack below 4 GiB ([`STACK_TOP`]), so
+    //! that the hypervisor's bounce frames land in memory the guest has.
+
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    use abi::xen::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_RING3_CS32, IretContext};
+    use pv_guest_sdk::mm::{self, MapError, pte};
+    use pv_guest_sdk::traps::{self, Exception, TrapFrame};
+
+    /// The compat stack: one page below 4 GiB.
+    pub const STACK_AT: u64 = 0x10_1000;
+    pub const STACK_TOP: u64 = 0x10_2000;
+
+    #[allow(unsafe_code)]
+    mod stubs {
+        core::arch::global_asm!(
+            r#"
+        .section .text.tg_compat, "ax"
+        /* tg_compat_jump(target32, stack_top) -> 1 (syscall32 callback) or
+           2 (resumed by a trap handler): far-jumps into the 32-bit segment
+           at `target32` on the given stack. A far jump rather than a far
+           return: QEMU's TCG pops a far return's frame as a supervisor
+           access, which SMAP refuses. The pointer is m16:32, the form AMD
+           and Intel both take. */
+        .global tg_compat_jump
+tg_compat_jump:
+        call tg_compat_save
+        mov %rsi, %rsp
+        mov %edi, tg_compat_target(%rip)
+        ljmpl *tg_compat_target(%rip)
+
+        /* tg_compat_iret(context) -> 2: HYPERVISOR_iret with RSP at the
+           iret context; comes back through a trap handler. */
+        .global tg_compat_iret
+tg_compat_iret:
+        call tg_compat_save
+        mov %rdi, %rsp
+        mov ${iret}, %eax
+        syscall
+        ud2
+
+tg_compat_save:
+        pop %rax
+        push %rbx
+        push %rbp
+        push %r12
+        push %r13
+        push %r14
+        push %r15
+        mov %rsp, tg_compat_saved_rsp(%rip)
+        jmp *%rax
+
+        /* A syscall32 callback: 64-bit guest kernel mode, Xen's bounce
+           frame (rcx, r11, rip, cs, rflags, rsp, ss) at RSP. */
+        .global tg_compat_landing
+tg_compat_landing:
+        lea tg_compat_frame(%rip), %rax
+        .set i, 0
+        .rept 7
+        mov i*8(%rsp), %rcx
+        mov %rcx, i*8(%rax)
+        .set i, i + 1
+        .endr
+        mov tg_compat_saved_rsp(%rip), %rsp
+        mov $1, %eax
+        jmp tg_compat_return
+
+        .global tg_compat_trap_resume
+tg_compat_trap_resume:
+        mov tg_compat_saved_rsp(%rip), %rsp
+        mov $2, %eax
+tg_compat_return:
+        pop %r15
+        pop %r14
+        pop %r13
+        pop %r12
+        pop %rbp
+        pop %rbx
+        ret
+
+        .section .data.tg_compat, "aw"
+        .balign 8
+tg_compat_saved_rsp:
+        .quad 0
+tg_compat_target:
+        .long 0
+        .word {cs32}
+        .balign 8
+        .global tg_compat_frame
+tg_compat_frame:
+        .zero 56
+        "#,
+            cs32 = const super::FLAT_RING3_CS32,
+            iret = const abi::Hypercall::Iret as u32,
+            options(att_syntax)
+        );
+    }
+
+    #[allow(unsafe_code)]
+    unsafe extern "C" {
+        fn tg_compat_jump(target: u64, stack_top: u64) -> u64;
+        fn tg_compat_iret(context: *const IretContext) -> u64;
+        fn tg_compat_landing();
+        fn tg_compat_trap_resume();
+        static tg_compat_frame: [u64; 7];
+    }
+
+    /// How the 32-bit code came back.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Came {
+        /// Through the syscall32 callback at [`landing`], with this bounce
+        /// frame: rcx, r11, rip, cs, rflags, rsp, ss.
+        Callback([u64; 7]),
+        /// Through an exception.
+        Trap(Trapped),
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Trapped {
+        pub vector: u8,
+        pub error_code: u64,
+        pub rip: u64,
+        /// The selector, without the saved upcall mask.
+        pub cs: u64,
+        pub cr2: u64,
+    }
+
+    impl core::fmt::Display for Came {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                Came::Callback(frame) => write!(f, "the syscall32 callback (RIP {:#x})", frame[2]),
+                Came::Trap(t) => write!(
+                    f,
+                    "vector {} (error {:#x}) at {:#x}, CS {:#x}, CR2 {:#x}",
+                    t.vector, t.error_code, t.rip, t.cs, t.cr2
+                ),
+            }
+        }
+    }
+
+    static TRAPPED: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+    fn on_trap(exception: &Exception, frame: &mut TrapFrame) -> bool {
+        for (slot, value) in TRAPPED.iter().zip([
+            exception.vector as u64 + 1,
+            exception.error_code,
+            frame.rip,
+            frame.cs & 0xffff,
+            exception.cr2.unwrap_or(0),
+        ]) {
+            slot.store(value, Ordering::SeqCst);
+        }
+        // Back to 64-bit guest kernel mode (RPL 0 in an iret frame means
+        // kernel mode) at the resume label, which reloads its own stack.
+        frame.rip = tg_compat_trap_resume as *const () as u64;
+        frame.cs = (frame.cs & !0xffff) | (FLAT_KERNEL_CS64 as u64 & !3);
+        frame.ss = FLAT_KERNEL_SS64 as u64;
+        true
+    }
+
+    /// Catches #UD, #NP, #GP and #PF for [`jump`] and [`iret`].
+    pub fn install() {
+        for vector in [
+            traps::INVALID_OPCODE,
+            traps::SEGMENT_NOT_PRESENT,
+            traps::GENERAL_PROTECTION,
+            traps::PAGE_FAULT,
+        ] {
+            traps::set_handler(vector, on_trap);
+        }
+    }
+
+    /// The address a syscall32 callback must be registered at for
+    /// [`Came::Callback`].
+    pub fn landing() -> u64 {
+        tg_compat_landing as *const () as u64
+    }
+
+    fn came(how: u64) -> Came {
+        pv_guest_sdk::events::enable();
+        let v: [u64; 5] = core::array::from_fn(|i| TRAPPED[i].swap(0, Ordering::SeqCst));
+        if how == 1 && v[0] == 0 {
+            #[allow(unsafe_code)]
+            // SAFETY: a plain static the landing stub filled.
+            let frame = unsafe { core::ptr::read_volatile(&raw const tg_compat_frame) };
+            return Came::Callback(frame);
+        }
+        Came::Trap(Trapped {
+            vector: v[0].saturating_sub(1) as u8,
+            error_code: v[1],
+            rip: v[2],
+            cs: v[3],
+            cr2: v[4],
+        })
+    }
+
+    /// Far-jumps to 32-bit code at `target` (mapped by [`map_code`]) on
+    /// the compat stack; needs [`install`] and [`map_stack`].
+    pub fn jump(target: u64) -> Came {
+        #[allow(unsafe_code)]
+        // SAFETY: the target is the caller's 32-bit code, which ends in a
+        // bounce to the landing stub or a trap whose handler resumes at
+        // the resume label; both restore the stack and callee-saved
+        // registers tg_compat_jump saved.
+        let how = unsafe { tg_compat_jump(target, STACK_TOP) };
+        came(how)
+    }
+
+    /// `HYPERVISOR_iret` to `cs:rip` in guest kernel mode (the frame's CS
+    /// has RPL 0; RPL 3 would mean user mode) on the compat stack, which
+    /// the test expects to trap; needs [`install`] and [`map_stack`].
+    pub fn iret(cs: u16, rip: u64) -> Came {
+        let context = IretContext {
+            rip,
+            cs: (cs & !3) as u64,
+            rflags: 0x202,
+            rsp: STACK_TOP,
+            ss: abi::xen::FLAT_RING3_SS32 as u64,
+            ..IretContext::default()
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: as for `jump`: the return lands in a trap whose handler
+        // resumes at the resume label.
+        let how = unsafe { tg_compat_iret(&context) };
+        came(how)
+    }
+
+    /// Maps a fresh page holding `bytes` at `va` (below 4 GiB),
+    /// executable and read-only.
+    pub fn map_code(va: u64, bytes: &[u8]) -> Result<(), MapError> {
+        let frame = mm::alloc_frame_filled(bytes)?;
+        mm::map(va, frame.mfn, pte::PRESENT | pte::USER)
+    }
+
+    /// Maps the compat stack.
+    pub fn map_stack() -> Result<(), MapError> {
+        let stack = mm::alloc_frame()?;
+        mm::map(
+            STACK_AT,
+            stack.mfn,
+            pte::PRESENT | pte::WRITABLE | pte::USER | pte::NO_EXECUTE,
+        )
     }
 }
 

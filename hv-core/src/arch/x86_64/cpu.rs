@@ -106,6 +106,7 @@ pub fn init_descriptor_tables() {
         SS::set_reg(SegmentSelector(HV_DS));
         load_tss(SegmentSelector(TSS_SELECTOR));
     }
+    load_null_ldt();
 
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
@@ -161,6 +162,22 @@ pub fn init_descriptor_tables() {
         idt
     });
     idt.load();
+}
+
+/// Makes the LDT empty. Firmware leaves LDTR as it was at reset (base 0,
+/// limit 0xffff), and linear 0 is the guest's page: left so, a guest
+/// could write a call gate to hv-core's code segment there and reach
+/// ring 0 through it. With a null LDTR every selector with TI set is
+/// refused (#GP) before any descriptor is read. No guest can change it:
+/// `MMUEXT_SET_LDT` is not offered, so a switch between vCPUs has nothing
+/// to load; the day it is, the LDT becomes per-vCPU state the switch
+/// loads like CR3.
+pub fn load_null_ldt() {
+    // SAFETY: `lldt` with the null selector marks the LDT unusable; it
+    // touches no memory and hv-core uses no LDT selector.
+    unsafe {
+        core::arch::asm!("lldt {0:x}", in(reg) 0u16, options(nostack, preserves_flags));
+    }
 }
 
 /// The CPU features hv-core reports and uses.
