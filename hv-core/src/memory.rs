@@ -8,6 +8,8 @@
 //! them and each is reached by index through the direct map. The M2P is
 //! also mapped read-only for guests at `layout::M2P_BASE`.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use hv_core::frame_table::{FrameInfo, FrameTable, Mfn};
 use hv_core::frames::{FRAME_SIZE, FrameAllocator, UsableRanges};
 
@@ -59,16 +61,34 @@ pub fn m2p_range() -> (u64, u64) {
     })
 }
 
+/// A frame was freed since the TLB was last flushed: some vCPU may still
+/// hold a translation to it (a guest may unmap a page without flushing, as
+/// on Xen, and give the frame back at once).
+static FREED_SINCE_FLUSH: AtomicBool = AtomicBool::new(false);
+
 /// A zeroed frame, or `None` when memory is exhausted.
+///
+/// A frame changes hands only here (every new owner gets it from the
+/// allocator), so this is where a stale translation to a freed frame is
+/// flushed: before the frame is zeroed and given to anyone, as Xen's TLB
+/// flush clock does on allocation. One flush covers every frame freed
+/// before it; a burst of frees (a teardown) costs one flush, not one each.
+/// One CPU: the local TLB is every TLB (SMP needs a shootdown here).
 pub fn alloc_frame() -> Option<u64> {
     let phys = ALLOCATOR.with(|a| a.as_mut()?.alloc())?;
+    if FREED_SINCE_FLUSH.swap(false, Ordering::Relaxed) {
+        crate::arch::pv::flush_tlb_local();
+    }
     crate::arch::zero_frame(paging::phys_to_virt(phys));
     Some(phys)
 }
 
 /// Returns machine frame `mfn` (already released in the frame table) to
-/// the allocator; its M2P entry becomes invalid.
+/// the allocator; its M2P entry becomes invalid. A translation the last
+/// owner may still cache is flushed before the frame is handed out again
+/// (see [`alloc_frame`]).
 pub fn free_frame(mfn: Mfn) {
+    FREED_SINCE_FLUSH.store(true, Ordering::Relaxed);
     set_m2p(mfn, INVALID_M2P_ENTRY);
     ALLOCATOR.with(|a| {
         if let Some(a) = a.as_mut()

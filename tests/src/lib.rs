@@ -670,6 +670,7 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("sec-pt-preempt"),
     on_both!("sec-timer-overflow"),
     on_both!("sec-null-ldt"),
+    on_both!("sec-decrease-flush"),
 ];
 
 /// Every scenario `cargo xtask test` runs, in order.
