@@ -124,7 +124,8 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
     arch::pv::enter_guest(&frame)
 }
 
-/// COM1 input interrupts, so dom0's console can be typed at.
+/// COM1's interrupt: input, so dom0's console can be typed at, and the
+/// transmit ring's drain (without it, output stays polled).
 fn route_console_input(platform: &arch::acpi::Platform) {
     let Some((ioapic, base)) = platform.ioapic else {
         log::warn!("no IOAPIC: console input is unavailable");
@@ -140,7 +141,7 @@ fn route_console_input(platform: &arch::acpi::Platform) {
         level,
         active_low,
     );
-    arch::serial::enable_receive_interrupt();
+    arch::serial::enable_interrupts();
 }
 
 fn report_cpu(f: &cpu::Features) {

@@ -95,6 +95,8 @@ pub struct Vcpu {
     /// The registers while the vCPU is not on the CPU.
     pub frame: TrapFrame,
     pub fpu: crate::arch::pv::FpuState,
+    /// DS, ES, FS and GS while the vCPU is not on the CPU.
+    pub selectors: crate::arch::pv::DataSelectors,
     /// Brought up (dom0's at build, a domU's by `setvcpucontext`).
     pub online: bool,
     pub wait: Wait,
@@ -137,6 +139,12 @@ impl Vcpu {
             periodic: None,
             frame: TrapFrame::ZERO,
             fpu: crate::arch::pv::FpuState::INIT,
+            selectors: crate::arch::pv::DataSelectors {
+                ds: 0,
+                es: 0,
+                fs: 0,
+                gs: 0,
+            },
             online: false,
             wait: Wait::None,
             woken: false,

@@ -1,5 +1,6 @@
-//! Event delivery into a domain's shared_info, and the console input that
-//! raises VIRQ_CONSOLE.
+//! Event delivery into a domain's shared_info; the console input that
+//! raises VIRQ_CONSOLE, and the `console_io` writers waiting for room in
+//! COM1's transmit ring.
 //!
 //! The binding of each port lives in `Domain::events`; its pending and mask
 //! bits live in shared_info, which the guest writes concurrently, so every
@@ -9,12 +10,13 @@
 use core::sync::atomic::Ordering::SeqCst;
 
 use abi::event_channel::{VIRQ_CONSOLE, VIRQ_TIMER};
+use abi::xen::DomId;
 use hv_core::event_channel::{self, Binding, EventBits, NR_PORTS, Port};
 
 use crate::arch::serial;
 use crate::arch::shared::SharedPage;
 use crate::arch::sync::IrqMutex;
-use crate::domain::{self, Domain};
+use crate::domain::{self, Domain, MAX_POLL_PORTS, Wait};
 use crate::guest::{PENDING_SEL, UPCALL_MASK, UPCALL_PENDING, VCPU_INFO_SIZE};
 
 const EVTCHN_PENDING: usize = 2048;
@@ -154,19 +156,92 @@ pub fn timer_fired(d: &Domain, vcpu: u32) {
 /// Bytes typed on COM1, waiting for dom0's `console_io` read.
 static CONSOLE_INPUT: IrqMutex<heapless::Deque<u8, 1024>> = IrqMutex::new(heapless::Deque::new());
 
+/// Domains whose vCPU waits for room in COM1's transmit ring, in the
+/// order they came.
+static CONSOLE_WRITERS: IrqMutex<heapless::Vec<DomId, { domain::MAX_DOMAINS }>> =
+    IrqMutex::new(heapless::Vec::new());
+
+fn queue_input(byte: u8) {
+    CONSOLE_INPUT.with(|q| {
+        // A full queue drops the newest byte, like a real UART overrun.
+        let _ = q.push_back(byte);
+    });
+}
+
 /// Moves whatever COM1 received into the input queue and tells dom0.
 pub fn poll_console_input() {
     let mut got = false;
     serial::drain_input(|byte| {
-        CONSOLE_INPUT.with(|q| {
-            // A full queue drops the newest byte, like a real UART overrun.
-            let _ = q.push_back(byte);
-        });
+        queue_input(byte);
         got = true;
     });
     if got {
         domain::with(0, |d| send_virq(d, VIRQ_CONSOLE, 0));
     }
+}
+
+/// COM1's interrupt: typed input for dom0, and the transmit ring served;
+/// once it has drained enough, the writers waiting for room go on.
+pub fn serial_interrupt() {
+    let mut got = false;
+    let room = serial::transmit_interrupt(|byte| {
+        queue_input(byte);
+        got = true;
+    });
+    if got {
+        domain::with(0, |d| send_virq(d, VIRQ_CONSOLE, 0));
+    }
+    if room {
+        wake_console_writers();
+    }
+}
+
+/// The running vCPU's `console_io` write found the transmit ring full:
+/// it waits (blocked, so other domains run) until the UART has drained
+/// the ring, then re-issues the rest of its write (the caller has set the
+/// continuation). Nothing is dropped; the writer goes at the UART's speed.
+pub fn wait_for_console_room() {
+    let id = domain::current_id();
+    CONSOLE_WRITERS.with(|w| {
+        if !w.contains(&id) {
+            // One entry per domain: the table has room for all of them.
+            let _ = w.push(id);
+        }
+    });
+    // A poll of no ports without a deadline: only the wake below ends it.
+    domain::with_current(|d| {
+        d.vcpus[0].wait = Wait::Poll {
+            ports: [0; MAX_POLL_PORTS],
+            count: 0,
+            deadline: None,
+        }
+    });
+    crate::scheduler::request();
+}
+
+/// Ends the wait of every writer waiting for room, in the order they
+/// came: the deadline of its empty poll becomes "now", which the
+/// scheduler sees as a wake-up like any other.
+fn wake_console_writers() {
+    let writers = CONSOLE_WRITERS.with(core::mem::take);
+    if writers.is_empty() {
+        return;
+    }
+    for id in writers {
+        // A domain destroyed meanwhile is gone from the table; a vCPU
+        // waiting for something else keeps waiting.
+        domain::with(id, |d| {
+            if let Wait::Poll {
+                count: 0,
+                deadline: deadline @ None,
+                ..
+            } = &mut d.vcpus[0].wait
+            {
+                *deadline = Some(0);
+            }
+        });
+    }
+    crate::scheduler::request();
 }
 
 /// Takes up to `buf.len()` queued input bytes.

@@ -8,6 +8,7 @@
 
 pub mod acpi_sleep;
 pub mod cmdline;
+pub mod console;
 pub mod event_channel;
 pub mod frame_table;
 pub mod frames;

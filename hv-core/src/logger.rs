@@ -1,5 +1,7 @@
-//! The `log` backend: every record goes to COM1, one line each, prefixed
-//! `(hv)` so that hypervisor lines can be told apart from guests' output.
+//! The `log` backend: every record goes to COM1, one line each, tagged
+//! `(hv) ` (by `hv_core::console`, which also starts it on a line of its
+//! own when a domain left one unfinished) so that hypervisor lines can be
+//! told apart from guests' output.
 
 use core::fmt::{self, Write};
 
@@ -12,8 +14,8 @@ struct SerialLog;
 
 static LOGGER: SerialLog = SerialLog;
 
-/// Formats into a fixed line buffer so each record reaches the UART in one
-/// locked write and lines from different contexts never interleave.
+/// Formats into a fixed line buffer so each record reaches the console in
+/// one locked write (a longer one in several, each continuing the line).
 struct Line {
     buf: [u8; 256],
     len: usize,
@@ -47,9 +49,9 @@ impl Log for SerialLog {
             len: 0,
         };
         let _ = match record.level() {
-            Level::Error => writeln!(line, "(hv) ERROR: {}", record.args()),
-            Level::Warn => writeln!(line, "(hv) WARNING: {}", record.args()),
-            _ => writeln!(line, "(hv) {}", record.args()),
+            Level::Error => writeln!(line, "ERROR: {}", record.args()),
+            Level::Warn => writeln!(line, "WARNING: {}", record.args()),
+            _ => writeln!(line, "{}", record.args()),
         };
         serial::write(&line.buf[..line.len]);
     }

@@ -14,9 +14,10 @@
 //! With nothing runnable the CPU halts (interrupts on) until an interrupt
 //! makes something runnable; idle time is charged to nobody.
 //!
-//! Switching saves the outgoing vCPU's registers into its `Vcpu::frame`
-//! and its floating-point state into `Vcpu::fpu`, loads the incoming
-//! one's, and switches page tables and segment bases.
+//! Switching saves the outgoing vCPU's registers into its `Vcpu::frame`,
+//! its floating-point state into `Vcpu::fpu` and its data segment
+//! selectors into `Vcpu::selectors`, loads the incoming one's, and
+//! switches page tables and segment bases.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -202,6 +203,7 @@ fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
         if d.state == State::Running {
             d.vcpus[0].frame = *frame;
             d.vcpus[0].fpu.save();
+            d.vcpus[0].selectors = pv::DataSelectors::read();
         }
     });
     domain::with(to, |d| {
@@ -209,6 +211,8 @@ fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
         vcpu.fpu.restore();
         *frame = vcpu.frame;
         pv::load_page_table_root(vcpu.current_root());
+        // Selectors first: loading FS and GS resets their bases.
+        vcpu.selectors.load();
         pv::load_segment_bases(&vcpu.segment_bases());
     })
     .expect("the chosen domain exists");

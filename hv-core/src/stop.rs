@@ -40,7 +40,9 @@ pub fn set_soft_off(off: Option<SoftOff>) {
 }
 
 /// Powers the machine off. On QEMU test runs, exits with the success code.
+/// Queued console output goes out first (the last lines say why).
 pub fn power_off() -> ! {
+    arch::serial::flush();
     if mode() == DebugExit::All {
         power::debug_exit(EXIT_SUCCESS);
     }
@@ -55,7 +57,8 @@ pub fn power_off() -> ! {
     fatal("power-off failed")
 }
 
-/// Stops the machine after a fatal error, whose report is already printed.
+/// Stops the machine after a fatal error, whose report is already printed
+/// (`write_forced` drains queued output before it writes).
 pub fn fatal(reason: &str) -> ! {
     arch::serial::write_forced(b"(hv) hv-core stopped: ");
     arch::serial::write_forced(reason.as_bytes());

@@ -152,6 +152,26 @@ pub const SCENARIOS: &[Scenario] = &[
             ending: Ending::PowerOff,
         },
     ),
+    // Security finding 9: each domain keeps its own data segment
+    // selectors, two guests with different DS and ES yielding to each
+    // other.
+    session(
+        "segment-isolation",
+        &[
+            Type("create domu-segment-leak name=sega cmdline=\"seed=1\""),
+            Type("create domu-segment-leak name=segb cmdline=\"seed=2\""),
+            WaitFor("domain # (sega) #"),
+            WaitFor("domain # (segb) #"),
+            Type("poweroff"),
+        ],
+        120,
+        Judge::Shell {
+            expect: &[POWERED_OFF],
+            anywhere: &["domain 1 (sega) exited", "domain 2 (segb) exited"],
+            check: both_segment_guests_passed,
+            ending: Ending::PowerOff,
+        },
+    ),
     // Two guests exchange 100,000 messages over an interdomain event
     // channel and a granted page, check every payload, and the granting
     // side's revoke is refused while the page is mapped.
@@ -519,6 +539,17 @@ fn pingpong_clean(console: &str) -> Result<(), String> {
         Some(row) => Err(format!("`list` still shows {} after it exited", row.name)),
         None => Ok(()),
     }
+}
+
+fn both_segment_guests_passed(console: &str) -> Result<(), String> {
+    for name in ["sega", "segb"] {
+        match domu_verdict(console, name, "domu-segment-leak")? {
+            Verdict::Pass => {}
+            Verdict::Fail(why) => return Err(format!("{name}: {why}")),
+            Verdict::Skip(why) => return Err(format!("{name} skipped: {why}")),
+        }
+    }
+    Ok(())
 }
 
 fn both_fpu_guests_gone(console: &str) -> Result<(), String> {

@@ -1,17 +1,27 @@
-//! `console_io`: the hypervisor console on COM1. Output is prefixed per
-//! line with the domain (`(d0) `) so it is told apart from hv-core's
-//! `(hv) ` lines. Any domain may write (a domU's real console is its ring
-//! page, served by dom0; this is the debug path Xen also keeps); only dom0
-//! reads the input typed on COM1 (see `crate::events`).
+//! `console_io`: the hypervisor console on COM1. Any domain may write (a
+//! domU's real console is its ring page, served by dom0; this is the
+//! debug path Xen also keeps); only dom0 reads the input typed on COM1
+//! (see `crate::events`).
+//!
+//! A write never holds the CPU for long: each pass copies at most
+//! [`PASS_BYTES`] into COM1's transmit ring (drained by the UART's
+//! interrupt, `arch::serial`) and continues the rest by re-issuing the
+//! hypercall. When the ring is full (for a domU: half full, so dom0 keeps
+//! room) the vCPU waits until the UART has drained it and other domains
+//! run meanwhile; nothing is dropped. What reaches the UART is tagged
+//! `(dN) ` per console line and sanitised (`hv_core::console`).
 
 use abi::Errno;
 use abi::xen::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 
-use crate::arch::serial;
+use crate::arch::serial::{self, Share};
 use crate::{domain, events, guest};
 
 /// Bytes copied from the guest per step.
 const CHUNK: usize = 128;
+
+/// Bytes one pass of a write may take before it lets the CPU go.
+const PASS_BYTES: usize = 1024;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ConsoleIo {
@@ -25,19 +35,28 @@ impl ConsoleIo {
         let (id, privileged) = domain::with_current(|d| (d.id, d.privileged));
         match self.cmd {
             CONSOLEIO_WRITE => {
+                let share = if privileged {
+                    Share::Whole
+                } else {
+                    Share::Half
+                };
+                let count = self.count as usize;
                 let mut done = 0usize;
                 let mut chunk = [0u8; CHUNK];
-                while done < self.count as usize {
-                    if !super::spend() {
-                        let rest = self.count as u64 - done as u64;
-                        let at = self.buffer + done as u64;
-                        super::continue_with([self.cmd as u64, rest, at, 0, 0, 0]);
+                while done < count {
+                    if done >= PASS_BYTES || !super::spend() {
+                        self.continue_after(done);
                         return Ok(0);
                     }
-                    let n = (self.count as usize - done).min(CHUNK);
+                    let n = (count - done).min(CHUNK);
                     guest::read_bytes(&mut chunk[..n], self.buffer + done as u64)?;
-                    write_prefixed(id, &chunk[..n]);
-                    done += n;
+                    let taken = serial::write_domain(id, &chunk[..n], share);
+                    done += taken;
+                    if taken < n {
+                        events::wait_for_console_room();
+                        self.continue_after(done);
+                        return Ok(0);
+                    }
                 }
                 Ok(0)
             }
@@ -53,38 +72,11 @@ impl ConsoleIo {
             _ => Err(Errno::NoSys),
         }
     }
-}
 
-fn write_prefixed(id: u16, bytes: &[u8]) {
-    let mut at_start = domain::with_current(|d| d.console_at_line_start);
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        if at_start {
-            let mut prefix = [0u8; 10];
-            let prefix = format_prefix(id, &mut prefix);
-            serial::write(prefix);
-        }
-        serial::write(line);
-        at_start = line.ends_with(b"\n");
+    /// Re-issues the write for what is left after `done` bytes.
+    fn continue_after(self, done: usize) {
+        let rest = self.count as u64 - done as u64;
+        let at = self.buffer + done as u64;
+        super::continue_with([self.cmd as u64, rest, at, 0, 0, 0]);
     }
-    domain::with_current(|d| d.console_at_line_start = at_start);
-}
-
-fn format_prefix(id: u16, buf: &mut [u8; 10]) -> &[u8] {
-    use core::fmt::Write;
-    struct Cursor<'a>(&'a mut [u8], usize);
-    impl Write for Cursor<'_> {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            let end = self.1 + s.len();
-            self.0
-                .get_mut(self.1..end)
-                .ok_or(core::fmt::Error)?
-                .copy_from_slice(s.as_bytes());
-            self.1 = end;
-            Ok(())
-        }
-    }
-    let mut cursor = Cursor(buf, 0);
-    let _ = write!(cursor, "(d{id}) ");
-    let n = cursor.1;
-    &buf[..n]
 }

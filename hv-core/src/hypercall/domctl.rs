@@ -250,6 +250,15 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
             syscall32_masks_events: false,
             sysenter_masks_events: false,
         };
+        // As Xen loads them on the first switch; a selector no guest
+        // could load becomes null.
+        v.selectors = crate::arch::pv::DataSelectors {
+            ds: r.ds,
+            es: r.es,
+            fs: r.fs,
+            gs: r.gs,
+        }
+        .sanitised();
         v.fs_base = c.fs_base;
         v.gs_base_kernel = c.gs_base_kernel;
         v.gs_base_user = c.gs_base_user;

@@ -20,7 +20,7 @@ use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask, Sta
 use x86_64::registers::rflags::RFlags;
 use x86_64::{PhysAddr, VirtAddr};
 
-use super::cpu::{GUEST_CS64, GUEST_DS, HV_CS, HV_DS};
+use super::cpu::{GUEST_CS32, GUEST_CS64, GUEST_DS, HV_CS, HV_DS};
 use super::entry::TrapFrame;
 use super::{boot, paging};
 
@@ -354,6 +354,80 @@ impl FpuState {
 pub const fn is_canonical(addr: u64) -> bool {
     let top = addr >> 47;
     top == 0 || top == 0x1ffff
+}
+
+/// A vCPU's data segment selectors. The CPU leaves them as the guest
+/// loaded them across every entry to hv-core (hv-core never loads them),
+/// so they are part of the vCPU: saved and loaded with the rest on a
+/// switch, or one domain reads another's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataSelectors {
+    pub ds: u16,
+    pub es: u16,
+    pub fs: u16,
+    pub gs: u16,
+}
+
+impl DataSelectors {
+    /// The selectors the CPU holds now.
+    pub fn read() -> Self {
+        let (ds, es, fs, gs): (u16, u16, u16, u16);
+        // SAFETY: reading segment registers has no side effect.
+        unsafe {
+            core::arch::asm!(
+                "mov {0:x}, ds",
+                "mov {1:x}, es",
+                "mov {2:x}, fs",
+                "mov {3:x}, gs",
+                out(reg) ds,
+                out(reg) es,
+                out(reg) fs,
+                out(reg) gs,
+                options(nomem, nostack, preserves_flags)
+            );
+        }
+        Self { ds, es, fs, gs }
+    }
+
+    /// Keeps a selector only if it names a descriptor a guest may load
+    /// (null, or one of the flat ring-3 segments, any RPL); anything else
+    /// becomes null, so loading can never fault in hv-core.
+    pub fn sanitised(self) -> Self {
+        let ok = |sel: u16| match sel & !3 {
+            0 => sel,
+            s if s == GUEST_CS32 & !3 || s == GUEST_DS & !3 || s == GUEST_CS64 & !3 => sel,
+            _ => 0,
+        };
+        Self {
+            ds: ok(self.ds),
+            es: ok(self.es),
+            fs: ok(self.fs),
+            gs: ok(self.gs),
+        }
+    }
+
+    /// Loads the selectors. Loading FS and GS resets their bases: load the
+    /// vCPU's bases ([`load_segment_bases`]) after this.
+    pub fn load(self) {
+        let s = self.sanitised();
+        // SAFETY: after `sanitised` each selector is null or names a
+        // present ring-3 descriptor of hv-core's GDT (DPL 3, so loadable
+        // at CPL 0 with any RPL); hv-core's own code uses none of DS, ES,
+        // FS and GS in 64-bit mode.
+        unsafe {
+            core::arch::asm!(
+                "mov ds, {0:x}",
+                "mov es, {1:x}",
+                "mov fs, {2:x}",
+                "mov gs, {3:x}",
+                in(reg) s.ds,
+                in(reg) s.es,
+                in(reg) s.fs,
+                in(reg) s.gs,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
 }
 
 const MSR_FS_BASE: u32 = 0xc000_0100;
