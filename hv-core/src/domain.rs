@@ -204,8 +204,6 @@ pub struct Domain {
     pub max_pages: u64,
     /// The toolstack's handle (`xen_domain_handle_t`).
     pub handle: [u8; 16],
-    /// Whether the next console byte starts a line (for the prefix).
-    pub console_at_line_start: bool,
     pub grants: crate::grant::GrantTable,
 }
 
@@ -222,7 +220,6 @@ impl Domain {
             paused: false,
             max_pages: 0,
             handle: [0; 16],
-            console_at_line_start: true,
             grants: crate::grant::GrantTable::new(),
         }
     }
