@@ -8,6 +8,12 @@
 //!    the domain's page tables and so drops every reference they held;
 //! 4. free every frame of the domain that nothing references any more.
 //!
+//! Step 3 can be long (a hostile domain may hold millions of validated
+//! entries), so it spends the budget of the `destroydomain` that runs it
+//! and, when that runs out, asks for the hypercall to be issued again; the
+//! domain is `Dying` from the first pass on and its frames are freed once
+//! the release is complete.
+//!
 //! A frame still referenced after step 3 is mapped by another domain (dom0
 //! not yet done with it, or a peer with a grant mapped). The domain then
 //! stays `Dying`, listed, until [`reap`] finds its last frame free; its
@@ -78,8 +84,11 @@ fn free_frame(mfn: Mfn) {
     memory::free_frame(mfn);
 }
 
-/// Destroys domain `id` (steps 1-3 above, then [`reap`]). Returns whether
-/// it is gone; if not, it is `Dying` until others release its frames.
+/// Destroys domain `id` (steps 1-3 above, then [`reap`]), from the
+/// `destroydomain` hypercall: when the budget does not cover releasing its
+/// page tables, the hypercall is restarted to go on. Returns whether it is
+/// gone; if not, it is `Dying` until its tables are released and others
+/// release its frames.
 pub fn destroy(id: DomId) -> bool {
     let Some(state) = domain::with(id, |d| d.state) else {
         return true;
@@ -87,7 +96,7 @@ pub fn destroy(id: DomId) -> bool {
     if state != State::Dying {
         close_channels(id);
         release_mapped_grants(id);
-        release_page_tables(id);
+        drop_roots(id);
         DYING.fetch_add(1, Relaxed);
         domain::with(id, |d| {
             d.state = State::Dying;
@@ -95,6 +104,10 @@ pub fn destroy(id: DomId) -> bool {
             d.vcpus[0].online = false;
         });
         log::info!("d{id} destroyed");
+    }
+    if !release_page_tables(id) {
+        crate::hypercall::restart();
+        return false;
     }
     reap(id)
 }
@@ -124,7 +137,9 @@ fn release_mapped_grants(id: DomId) {
     }
 }
 
-fn release_page_tables(id: DomId) {
+/// Drops the vCPU's page-table roots (what their release does not cover
+/// is left to [`release_page_tables`]).
+fn drop_roots(id: DomId) {
     let Some((kernel, user)) = domain::with(id, |d| {
         let v = &mut d.vcpus[0];
         let kernel = core::mem::take(&mut v.kernel_root);
@@ -134,21 +149,28 @@ fn release_page_tables(id: DomId) {
     };
     let mut mem = MachinePageTables;
     memory::with_frame_table(|ft| {
-        for root in [Some(kernel).filter(|&k| k != 0), user]
-            .into_iter()
-            .flatten()
-        {
-            ft.put_page_type(&mut mem, root);
-        }
-        let mut next = 0;
-        while let Some(mfn) = ft.next_of(Owner::Domain(id), next) {
-            if ft.info(mfn).is_some_and(|f| f.pinned) {
-                let _ = ft.unpin(&mut mem, mfn, id);
+        crate::hypercall::with_budget(|b| {
+            for root in [Some(kernel).filter(|&k| k != 0), user]
+                .into_iter()
+                .flatten()
+            {
+                ft.put_page_type_within(&mut mem, root, b);
             }
-            next = mfn + 1;
-        }
+        });
     });
     crate::arch::pv::flush_tlb_local();
+}
+
+/// Drops every pin and every page-table reference still held for the
+/// domain, within the running hypercall's budget; whether that is done.
+fn release_page_tables(id: DomId) -> bool {
+    let mut mem = MachinePageTables;
+    let done = memory::with_frame_table(|ft| {
+        crate::hypercall::with_budget(|b| ft.release_tables(&mut mem, id, b))
+    })
+    .is_ok();
+    crate::arch::pv::flush_tlb_local();
+    done
 }
 
 /// Frees what domain `id` no longer has referenced; removes it when

@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use hv_core::frame_table::{FrameInfo, FrameTable, Mfn};
+use hv_core::frame_table::{FrameInfo, FrameTable, Mfn, NotPresentRule};
 use hv_core::frames::{FRAME_SIZE, FrameAllocator, UsableRanges};
 
 use crate::arch::paging;
@@ -47,7 +47,9 @@ pub fn init(mut usable: UsableRanges, max_mfn: u64) -> Result<(), &'static str> 
     m2p.fill(INVALID_M2P_ENTRY);
 
     ALLOCATOR.with(|a| *a = Some(FrameAllocator::new(bitmap, &usable)));
-    FRAMES.with(|t| *t = Some(FrameTable::new(storage)));
+    let mut table = FrameTable::new(storage);
+    table.set_not_present_rule(NotPresentRule::for_address_bits(physical_address_bits()));
+    FRAMES.with(|t| *t = Some(table));
     M2P.with(|m| *m = Some(m2p));
     Ok(())
 }
@@ -97,6 +99,14 @@ pub fn free_frame(mfn: Mfn) {
             log::error!("freeing frame {mfn:#x}: {e}");
         }
     });
+}
+
+/// The CPU's physical address width (CPUID 0x80000008), which decides
+/// which not-present entries are L1TF-safe; 36 bits if it does not say.
+fn physical_address_bits() -> u32 {
+    raw_cpuid::CpuId::new()
+        .get_processor_capacity_feature_info()
+        .map_or(36, |info| u32::from(info.physical_address_bits()))
 }
 
 /// Frames the allocator manages (free or not).

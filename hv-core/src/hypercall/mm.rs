@@ -11,7 +11,17 @@
 //! base pointer, or an update of an L2-L4 entry. The reverse (a table
 //! devalidated, so it may become writable) only happens when an L2-L4
 //! entry changes, a table is unpinned or a base pointer replaced, and each
-//! of those flushes at once.
+//! of those flushes at once. (A release the budget cuts short goes on in
+//! later operations, but the tables it releases were unlinked, and the
+//! translations through them flushed, when it began.)
+//!
+//! Preemption: pins, upper-level updates and base-pointer changes validate
+//! (and releases devalidate) whole subtrees, so they spend the hypercall's
+//! budget per entry visited (`super::with_budget`). When it runs out the
+//! frame table keeps the partial work and answers `Preempted`, which
+//! becomes `Errno::Restart` here, never seen by the guest: a batch
+//! continues from the same request (`MMU_UPDATE_PREEMPTED`, `done` counting
+//! only completed requests), a single call is re-issued as it was.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,7 +33,7 @@ use abi::xen::{
     MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNPIN_TABLE,
     UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
-use hv_core::frame_table::{FrameType, Mfn, Owner, PageError, PageTableMemory};
+use hv_core::frame_table::{FrameType, Mfn, Owner, PageError, PageTableMemory, Progress};
 use hv_core::layout::{HOLE_END, HOLE_START};
 
 use zerocopy::{FromBytes, IntoBytes};
@@ -49,8 +59,20 @@ pub(super) fn flush_if_stale() {
 }
 
 fn refused(e: PageError) -> Errno {
+    if let PageError::Preempted(_) = e {
+        return Errno::Restart;
+    }
     log::debug!("d{}: page-table request refused: {e}", domain::current_id());
     Errno::Inval
+}
+
+/// Finishes devalidation work `dom`'s earlier requests left (see
+/// `FrameTable::finish_deferred`) before a request that may need the frames
+/// it holds; `Errno::Restart` when the budget runs out first.
+fn finish_deferred(dom: u16) -> Result<(), Errno> {
+    let mut mem = MachinePageTables;
+    memory::with_frame_table(|ft| super::with_budget(|b| ft.finish_deferred(&mut mem, dom, b)))
+        .map_err(refused)
 }
 
 fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, Errno> {
@@ -62,6 +84,8 @@ fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, E
 /// page of the domain (Xen allows both). An L1 entry may map a frame of
 /// `pg_owner` (foreign mappings, grants); `dom` owns the table. Returns
 /// whether a present entry changed (so its translation must be flushed).
+/// An L2-L4 entry may end in `Errno::Restart` (its subtree's validation
+/// ran out of budget): the caller repeats the request.
 pub(super) fn write_entry_for(
     table: Mfn,
     index: usize,
@@ -88,8 +112,10 @@ pub(super) fn write_entry_for(
             flush_if_stale();
         }
         if is_table {
-            ft.update_entry_for(&mut mem, table, index, value, dom, pg_owner)
-                .map_err(refused)?;
+            super::with_budget(|b| {
+                ft.update_entry_within(&mut mem, table, index, value, dom, pg_owner, b)
+            })
+            .map_err(refused)?;
         } else if pg_owner != dom {
             // Only a page table can hold a foreign mapping safely.
             return Err(Errno::Inval);
@@ -163,6 +189,17 @@ impl Batch {
             let step = guest::read::<T>(self.base.wrapping_add(i * size))
                 .map_err(Errno::from)
                 .and_then(|req| each(req, pg_owner));
+            if step == Err(Errno::Restart) {
+                // The request ran out of budget part-way: it is not done,
+                // and the batch resumes with it.
+                if self.done != 0 {
+                    guest::write(self.done, &done)?;
+                }
+                let rest = (count as u64 - i) | PREEMPTED as u64;
+                let next = self.base.wrapping_add(i * size);
+                super::continue_with([next, rest, self.done, self.foreigndom as u64, 0, 0]);
+                return Ok(0);
+            }
             if let Err(e) = step {
                 result = Err(e);
                 break;
@@ -199,6 +236,9 @@ fn mmu_update_one(req: abi::xen::MmuUpdate, caller: u16, pg_owner: u16) -> Resul
         MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
             let table = req.ptr >> 12;
             let index = ((req.ptr & 0xfff) >> 3) as usize;
+            // Tables an earlier request is still releasing may be what
+            // this one maps.
+            finish_deferred(caller)?;
             write_entry_for(table, index, req.val, caller, pg_owner).map(drop)
         }
         MMU_MACHPHYS_UPDATE => {
@@ -227,7 +267,10 @@ pub struct UpdateVaMapping {
 pub(super) fn is_live_l1(mfn: Mfn, owner: u16) -> bool {
     memory::with_frame_table(|ft| {
         ft.info(mfn).is_some_and(|f| {
-            f.owner == Owner::Domain(owner) && f.ty == FrameType::L1 && f.type_count > 0
+            f.owner == Owner::Domain(owner)
+                && f.ty == FrameType::L1
+                && f.type_count > 0
+                && f.progress == Progress::Complete
         })
     })
 }
@@ -253,6 +296,13 @@ impl UpdateVaMapping {
             return Err(Errno::Inval);
         }
         let dom = domain::current_id();
+        match finish_deferred(dom) {
+            Err(Errno::Restart) => {
+                super::restart();
+                return Ok(0);
+            }
+            other => other?,
+        }
         let root = domain::with_current(|d| d.vcpus[0].current_root());
         let (l1, index) = l1_slot(root, self.va)?;
         if !is_live_l1(l1, dom) {
@@ -275,7 +325,10 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
     let mut mem = MachinePageTables;
     let mut pin = |ty| {
         flush_if_stale();
-        memory::with_frame_table(|ft| ft.pin(&mut mem, op.arg1, dom, ty)).map_err(refused)
+        memory::with_frame_table(|ft| {
+            super::with_budget(|b| ft.pin_within(&mut mem, op.arg1, dom, ty, b))
+        })
+        .map_err(refused)
     };
     match op.cmd {
         MMUEXT_PIN_L1_TABLE => pin(FrameType::L1),
@@ -283,7 +336,10 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
         MMUEXT_PIN_L3_TABLE => pin(FrameType::L3),
         MMUEXT_PIN_L4_TABLE => pin(FrameType::L4),
         MMUEXT_UNPIN_TABLE => {
-            memory::with_frame_table(|ft| ft.unpin(&mut mem, op.arg1, dom)).map_err(refused)?;
+            memory::with_frame_table(|ft| {
+                super::with_budget(|b| ft.unpin_within(&mut mem, op.arg1, dom, b))
+            })
+            .map_err(refused)?;
             // The tree may have been live: drop translations through it.
             pv::flush_tlb_local();
             Ok(())
@@ -312,8 +368,10 @@ fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
     let mut mem = MachinePageTables;
     flush_if_stale();
     if !(user && mfn == 0) {
-        memory::with_frame_table(|ft| ft.get_page_type(&mut mem, mfn, dom, FrameType::L4))
-            .map_err(refused)?;
+        memory::with_frame_table(|ft| {
+            super::with_budget(|b| ft.get_page_type_within(&mut mem, mfn, dom, FrameType::L4, b))
+        })
+        .map_err(refused)?;
     }
     let (old, load) = domain::with_current(|d| {
         let vcpu = &mut d.vcpus[0];
@@ -330,7 +388,9 @@ fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
         pv::load_page_table_root(domain::with_current(|d| d.vcpus[0].current_root()));
     }
     if let Some(old) = old {
-        memory::with_frame_table(|ft| ft.put_page_type(&mut mem, old));
+        memory::with_frame_table(|ft| {
+            super::with_budget(|b| ft.put_page_type_within(&mut mem, old, b))
+        });
         // The old tree may have been devalidated (see `write_entry`).
         pv::flush_tlb_local();
     }

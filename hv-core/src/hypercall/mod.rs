@@ -21,6 +21,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32};
 
 use abi::{Errno, Hypercall};
 
+use hv_core::frame_table::Budget;
+
 use crate::arch::TrapFrame;
 use crate::arch::sync::IrqMutex;
 use crate::guest;
@@ -148,15 +150,20 @@ fn handle(request: Request) -> Result<i64, Errno> {
 
 /// One hypercall by number, as from registers or from a multicall entry.
 pub fn call(nr: u64, args: Args) -> i64 {
-    match decode(nr, args).and_then(handle) {
+    let result = match decode(nr, args).and_then(handle) {
         Ok(value) => value,
         Err(errno) => errno.to_ret(),
+    };
+    if RESTART.load(Relaxed) {
+        RESTART.store(false, Relaxed);
+        continue_with(args.0);
     }
+    result
 }
 
-/// Ops (batch entries, copy chunks) one hypercall may do before it lets
-/// the CPU go: interrupts are off in hv-core, so an unbounded batch would
-/// stall every domain.
+/// Ops (batch entries, copy chunks, page-table entries visited) one
+/// hypercall may do before it lets the CPU go: interrupts are off in
+/// hv-core, so unbounded work would stall every domain.
 const BUDGET: u32 = 1024;
 
 static WORK: AtomicU32 = AtomicU32::new(0);
@@ -164,6 +171,8 @@ static WORK: AtomicU32 = AtomicU32::new(0);
 /// are set, so the common case reads one flag and takes no lock.
 static CONTINUATION: IrqMutex<Option<[u64; 6]>> = IrqMutex::new(None);
 static PREEMPTED: AtomicBool = AtomicBool::new(false);
+/// Set by [`restart`]; turned into a continuation by [`call`].
+static RESTART: AtomicBool = AtomicBool::new(false);
 
 /// The continuation the last call asked for, if any.
 fn take_continuation() -> Option<[u64; 6]> {
@@ -182,6 +191,28 @@ pub(super) fn spend() -> bool {
     let spent = WORK.load(Relaxed);
     WORK.store(spent + 1, Relaxed);
     spent < BUDGET
+}
+
+/// Runs `f` with what is left of the running hypercall's budget, counted
+/// in page-table entries, and charges what it used: a (de)validation
+/// shares the budget with the batch it is part of.
+pub(crate) fn with_budget<R>(f: impl FnOnce(&mut Budget) -> R) -> R {
+    let spent = WORK.load(Relaxed);
+    let mut budget = Budget::new(u64::from(BUDGET.saturating_sub(spent)));
+    let before = budget.left();
+    let result = f(&mut budget);
+    let used = u32::try_from(before - budget.left()).unwrap_or(BUDGET);
+    WORK.store(spent.saturating_add(used), Relaxed);
+    result
+}
+
+/// Asks for the running hypercall to be issued again with the arguments
+/// it came with, once the guest is back on the CPU: for a handler whose
+/// work was cut short but whose request itself says where to go on (a
+/// pin's partial validation is kept in the frame table, a teardown's in
+/// the dying domain), as Xen's `-ERESTART`.
+pub(crate) fn restart() {
+    RESTART.store(true, Relaxed);
 }
 
 /// Ends the running hypercall early: the guest re-issues it (same number)
