@@ -169,6 +169,25 @@ fn report_cpu(f: &cpu::Features) {
         on_off(f.smep),
         on_off(f.smap)
     );
+    report_meltdown(f);
+}
+
+/// One line on whether PV domUs are isolated on this CPU (Meltdown):
+/// hv-core has no XPTI, so an affected CPU gets a warning, not a fix.
+fn report_meltdown(f: &cpu::Features) {
+    use hv_core::speculation::{CpuFacts, Meltdown};
+    let facts = CpuFacts {
+        vendor: &f.vendor,
+        arch_capabilities: f.arch_capabilities,
+    };
+    match Meltdown::of(&facts) {
+        Meltdown::NotAffectedVendor => log::info!("meltdown: not affected (not an Intel CPU)"),
+        Meltdown::NotAffectedRdclNo => log::info!("meltdown: not affected (RDCL_NO)"),
+        Meltdown::Affected => log::warn!(
+            "meltdown: this CPU is affected and hv-core has no XPTI: PV domUs are not isolated \
+             here (a domU can read all memory); see docs/security.md"
+        ),
+    }
 }
 
 fn on_off(on: bool) -> &'static str {

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod pvclock;
 pub mod runstate;
 pub mod sched_policy;
+pub mod speculation;
 pub mod wallclock;
 
 /// The product name and version printed in the banner.

@@ -197,6 +197,8 @@ pub struct Features {
     pub invariant_tsc: bool,
     pub pge: bool,
     pub hypervisor: bool,
+    /// IA32_ARCH_CAPABILITIES, where CPUID says the MSR exists.
+    pub arch_capabilities: Option<u64>,
 }
 
 static FEATURES: Once<Features> = Once::new();
@@ -219,6 +221,14 @@ pub fn features() -> &'static Features {
         if let Some(ext) = cpuid.get_extended_feature_info() {
             f.smep = ext.has_smep();
             f.smap = ext.has_smap();
+        }
+        // CPUID.(7,0):EDX[29] says IA32_ARCH_CAPABILITIES exists.
+        if core::arch::x86_64::__cpuid_count(0, 0).eax >= 7
+            && core::arch::x86_64::__cpuid_count(7, 0).edx & (1 << 29) != 0
+        {
+            // SAFETY: CPUID says the MSR exists; reading it has no effect.
+            f.arch_capabilities =
+                Some(unsafe { x86_64::registers::model_specific::Msr::new(0x10a).read() });
         }
         if let Some(ext) = cpuid.get_extended_processor_and_feature_identifiers() {
             f.nx = ext.has_execute_disable();
