@@ -216,12 +216,12 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
     ),
     (
         Hypercall::CallbackOp,
-        "CALLBACKOP_register (event, failsafe, syscall, nmi)",
+        "CALLBACKOP_register (event, failsafe, syscall, syscall32, sysenter, nmi)",
         Status::Implemented,
     ),
     (
         Hypercall::CallbackOp,
-        "CALLBACKOP_unregister",
+        "CALLBACKOP_unregister (nmi; the others -EINVAL, as on Xen)",
         Status::Implemented,
     ),
     (
