@@ -112,9 +112,7 @@ mod kernel {
         register_syscall32(compat::landing())?;
         let [rcx, _r11, rip, cs, _rflags, rsp, ss] = match compat::jump(CODE_AT) {
             Came::Callback(frame) => frame,
-            other => fail!(
-                "compat syscall with a syscall32 callback came back through {other}"
-            ),
+            other => fail!("compat syscall with a syscall32 callback came back through {other}"),
         };
         ensure_eq!(rip, CODE_AT + 2, "bounce frame RIP");
         ensure_eq!(rcx, CODE_AT + 2, "bounce frame RCX");
@@ -161,9 +159,7 @@ mod kernel {
             "not tried (Intel)"
         } else {
             match compat::jump(SYSENTER_AT) {
-                Came::Trap(Trapped {
-                    vector: 6, rip, ..
-                }) if rip == SYSENTER_AT => "#UD",
+                Came::Trap(Trapped { vector: 6, rip, .. }) if rip == SYSENTER_AT => "#UD",
                 Came::Trap(Trapped {
                     vector: 13,
                     error_code: 0,

@@ -61,7 +61,13 @@ mod kernel {
         unsafe {
             test_guests::arch::hypercall(
                 Hypercall::MemoryOp as u32,
-                [cmd as u64, &reservation as *const MemoryReservation as u64, 0, 0, 0],
+                [
+                    cmd as u64,
+                    &reservation as *const MemoryReservation as u64,
+                    0,
+                    0,
+                    0,
+                ],
             )
         }
     }
@@ -115,7 +121,11 @@ mod kernel {
             1,
             "increase_reservation after it"
         );
-        let reused = if second == first { "the same frame" } else { "another frame" };
+        let reused = if second == first {
+            "the same frame"
+        } else {
+            "another frame"
+        };
         match probe::read(va) {
             Err(t) if t.vector == 14 && t.error_code & 1 == 0 => {}
             Err(t) => fail!(

@@ -86,9 +86,9 @@ mod kernel {
                 Came::Trap(Trapped { vector: 6, rip, .. }) if rip == start + REFUSED_AT => {}
                 Came::Trap(Trapped {
                     vector: 13, rip, ..
-                }) if rip == start + ACCEPTED_AT => fail!(
-                    "lar accepted LDT selector {selector:#x}: the LDT is the guest's page 0"
-                ),
+                }) if rip == start + ACCEPTED_AT => {
+                    fail!("lar accepted LDT selector {selector:#x}: the LDT is the guest's page 0")
+                }
                 Came::Trap(Trapped {
                     vector: 14, cr2, ..
                 }) => fail!(
@@ -107,9 +107,15 @@ mod kernel {
                 rip,
                 ..
             }) if rip == start + LOAD_AT => {
-                ensure_eq!(error_code, 0x4, "#GP error code for loading LDT selector 0x7");
+                ensure_eq!(
+                    error_code,
+                    0x4,
+                    "#GP error code for loading LDT selector 0x7"
+                );
             }
-            other => fail!("loading LDT selector 0x7 into ES came back through {other}; expected #GP(0x4)"),
+            other => fail!(
+                "loading LDT selector 0x7 into ES came back through {other}; expected #GP(0x4)"
+            ),
         }
         println!("{NAME}: LDT selectors refused without reading the guest's page 0");
         Ok(())

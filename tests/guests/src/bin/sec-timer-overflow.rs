@@ -87,12 +87,7 @@ mod kernel {
             0,
             "VCPUOP_stop_periodic_timer"
         );
-        for period in [
-            LONGEST_PERIOD + 1,
-            1 << 63,
-            u64::MAX - MS,
-            u64::MAX,
-        ] {
+        for period in [LONGEST_PERIOD + 1, 1 << 63, u64::MAX - MS, u64::MAX] {
             let ret = set_periodic(period);
             if ret == 0 {
                 let storm = count_during(30 * MS);
