@@ -7,10 +7,11 @@
 //! 2. `createdomain` (it starts paused), `max_vcpus` 1, `max_mem`.
 //! 3. `populate_physmap` for every guest frame; the hypervisor hands back
 //!    the machine frames, which become the p2m list.
-//! 4. Map the frames the start of day writes (foreign `mmu_update`) and
-//!    fill them with the same code hv-core builds dom0 with
-//!    (`abi::start_of_day::build`): kernel, p2m list, hypercall page,
-//!    `start_info` (console page and port, no privileges), page tables.
+//! 4. Map the frames the start of day writes (foreign `mmu_update`), zero
+//!    them (Xen's frames need not come zeroed), and fill them with the same
+//!    code hv-core builds dom0 with (`abi::start_of_day::build`): kernel,
+//!    p2m list, hypercall page, `start_info` (console page and port, no
+//!    privileges), page tables.
 //! 5. Unmap all of it (a writable mapping would stop the tables from
 //!    validating), pin the L4 for the domain (foreign `mmuext_op`) and set
 //!    vCPU 0's context.
@@ -172,6 +173,7 @@ fn fill_domain(
         mapped: Vec::new(),
         error: None,
     };
+    clear_start_of_day(&mut memory, plan);
     fill::load_kernel(&mut memory, plan, image);
     fill::write_p2m_list(&mut memory, plan);
     fill::fill_hypercall_page(&mut memory, plan);
@@ -215,6 +217,25 @@ fn fill_domain(
         console,
         console_port,
     })
+}
+
+/// Zeroes every frame of the start-of-day structures (the image, the p2m
+/// list, `start_info`, the store and console pages, the page tables, the
+/// stack), the way libxc zeroes each segment it allocates and clears the
+/// console and store pages. The shared filler writes only the bytes it
+/// means and counts on zeroed frames, but `populate_physmap` does not
+/// promise any: on Xen the first domain built after boot gets frames that
+/// still hold whatever the boot loader put there (freed boot modules,
+/// dom0's own ELF among them). A console page left like that has
+/// impossible ring indices, so the guest's front-end gives up on the ring
+/// and its output is lost.
+fn clear_start_of_day(memory: &mut ForeignMemory<'_, '_>, plan: &StartOfDay) {
+    const ZERO: [u8; 4096] = [0; 4096];
+    // The stack is the last structure; the frames after it are the guest's.
+    let end = plan.stack.pfn + plan.stack.pages();
+    for pfn in 0..end {
+        memory.write(pfn, 0, &ZERO);
+    }
 }
 
 /// The new domain's frames as the shared builder writes them: each frame

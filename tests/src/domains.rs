@@ -102,8 +102,9 @@ const GRANT_MAP_COPY: Scenario = session(
     },
 );
 
-pub const SCENARIOS: &[Scenario] = &[
-    // The first check: hello runs, prints, exits, and is gone.
+/// hello runs, prints, exits, and is gone; `expect` is what the console
+/// shows, in order.
+const fn create_hello(expect: &'static [&'static str]) -> Scenario {
     session(
         "create-hello",
         &[
@@ -114,18 +115,37 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         120,
         Judge::Shell {
-            expect: &[
-                "created domain 1 (hello)",
-                "[hello] Hello from domain 1!",
-                "[hello] hello: goodbye",
-                "domain 1 (hello) exited",
-                "Domain-0 ",
-                POWERED_OFF,
-            ],
+            expect,
             anywhere: &[],
             check: hello_is_gone,
             ending: Ending::PowerOff,
         },
+    )
+}
+
+pub const SCENARIOS: &[Scenario] = &[
+    // The first check.
+    create_hello(&[
+        "created domain 1 (hello)",
+        "[hello] Hello from domain 1!",
+        "[hello] hello: goodbye",
+        "domain 1 (hello) exited",
+        "Domain-0 ",
+        POWERED_OFF,
+    ]),
+    // The first domain after boot on Xen 4.17 gets frames Xen has not
+    // cleared (they held the boot modules): its console page must still
+    // start with empty rings, or the guest gives up on them and nothing
+    // it prints arrives.
+    on_xen(
+        "create-hello@xen",
+        create_hello(&[
+            "created domain 1 (hello)",
+            "[hello] Hello from domain 1!",
+            "[hello] hello: goodbye",
+            "domain 1 (hello) exited",
+            "Domain-0 ",
+        ]),
     ),
     // Each domain keeps its own floating-point registers: two guests
     // with different values in st(0) yield to each other 5000 times.

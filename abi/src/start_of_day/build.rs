@@ -8,8 +8,10 @@
 //! `start_info`, the hypercall page and the bootstrap page tables.
 //!
 //! Every function writes whole frames or byte runs inside one frame, never
-//! reads guest memory back, and assumes the frames came zeroed (both
-//! builders' frames do: the bss and all padding are left as they are).
+//! reads guest memory back, and assumes the frames came zeroed: the bss and
+//! all padding (the console and store pages entirely) are left as they
+//! are. hv-core zeroes every frame it allocates; Xen's `populate_physmap`
+//! promises nothing of the kind, so dom0's builder clears the frames first.
 
 use zerocopy::{FromZeros, IntoBytes};
 
