@@ -38,6 +38,10 @@ pub const fn l4_slot(addr: u64) -> usize {
     ((addr >> 39) & 511) as usize
 }
 
+// The regions do not overlap: checked when the crate builds.
+const _: () = assert!(MMIO_BASE + MMIO_SIZE <= IMAGE_OFFSET);
+const _: () = assert!(IMAGE_OFFSET + (1 << 30) <= DIRECT_MAP_BASE);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,11 +66,5 @@ mod tests {
         assert_eq!(l4_slot(DIRECT_MAP_BASE), 262);
         assert_eq!(l4_slot(IMAGE_OFFSET), 261);
         assert_eq!(l4_slot(MMIO_BASE), 261);
-    }
-
-    #[test]
-    fn regions_do_not_overlap() {
-        assert!(MMIO_BASE + MMIO_SIZE <= IMAGE_OFFSET);
-        assert!(IMAGE_OFFSET + (1 << 30) <= DIRECT_MAP_BASE);
     }
 }
