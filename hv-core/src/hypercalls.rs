@@ -110,7 +110,11 @@ pub const OPS: &[(Hypercall, &str, Status)] = &[
         "MMUEXT_INVLPG_LOCAL/MULTI/ALL",
         Status::Implemented,
     ),
-    (Hypercall::MmuextOp, "MMUEXT_SET_LDT", Status::NotYet),
+    (
+        Hypercall::MmuextOp,
+        "MMUEXT_SET_LDT (the null LDT; others -EOPNOTSUPP)",
+        Status::Implemented,
+    ),
     (
         Hypercall::MemoryOp,
         "XENMEM_memory_map",

@@ -30,8 +30,8 @@ use abi::xen::{
     MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_INVLPG_ALL,
     MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_MULTI, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR,
     MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE,
-    MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNPIN_TABLE,
-    UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI,
+    MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use hv_core::frame_table::{FrameType, Mfn, Owner, PageError, PageTableMemory, Progress};
 use hv_core::layout::{HOLE_END, HOLE_START};
@@ -358,7 +358,33 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
             pv::invlpg(op.arg1);
             Ok(())
         }
+        // nr_ents is a 32-bit field in Xen's union.
+        MMUEXT_SET_LDT => set_ldt(op.arg1, op.arg2 & 0xffff_ffff, dom),
         _ => Err(Errno::NoSys),
+    }
+}
+
+/// The most LDT entries Xen accepts (a full 64 KiB table).
+const MAX_LDT_ENTRIES: u64 = 8192;
+
+/// `MMUEXT_SET_LDT(linear_addr, nr_ents)`, Xen's argument checks. Only the
+/// null LDT (no entries) is offered: every CPU runs with it from boot and
+/// no vCPU can have another, so a switch has no LDT to load. Linux sets
+/// the null LDT on every switch to a task without one, so this must be
+/// accepted; a real LDT (which needs its frames typed as descriptor pages
+/// and each descriptor checked, as Xen does) is refused by name.
+fn set_ldt(linear_addr: u64, entries: u64, dom: u16) -> Result<(), Errno> {
+    if dom != domain::current_id() {
+        return Err(Errno::Perm);
+    }
+    let base = if entries == 0 { 0 } else { linear_addr };
+    if base % 4096 != 0 || !pv::guest_range_ok(base, 4096) || entries > MAX_LDT_ENTRIES {
+        return Err(Errno::Inval);
+    }
+    if entries == 0 {
+        Ok(())
+    } else {
+        Err(Errno::OpNotSupp)
     }
 }
 

@@ -14,7 +14,10 @@
 //! - `lar` of LDT selectors 0x7 and 0xf reports them invalid (ZF clear)
 //!   without faulting;
 //! - loading 0x7 into ES raises #GP with error code 0x4 (the selector),
-//!   not a page fault and not success.
+//!   not a page fault and not success;
+//! - `MMUEXT_SET_LDT` accepts the null LDT and refuses bad arguments as
+//!   Xen does (a real LDT: taken by Xen, refused by hv-core with
+//!   -EOPNOTSUPP, see docs/abi.md).
 //!
 //! On hv-core at 0cd41cd (SMAP on) `lar` read page 0 and faulted.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -26,10 +29,11 @@ pv_guest_sdk::entry!(kernel::main);
 
 #[cfg(target_os = "none")]
 mod kernel {
+    use abi::xen::{MMUEXT_SET_LDT, MmuextOp};
     use pv_guest_sdk::{StartInfo, println};
     use test_guests::compat::{self, Came, Trapped};
     use test_guests::verdict::{Outcome, finish};
-    use test_guests::{ensure_eq, fail};
+    use test_guests::{ensure_eq, fail, hc, host};
 
     const NAME: &str = "sec-null-ldt";
     const CODE_AT: u64 = 0x10_0000;
@@ -54,6 +58,45 @@ mod kernel {
     /// `mov $0x7, %ecx; mov %ecx, %es; ud2`: the load at offset 5.
     const LOAD_ES: [u8; 9] = [0xb9, 0x07, 0, 0, 0, 0x8e, 0xc1, 0x0f, 0x0b];
     const LOAD_AT: u64 = 5;
+
+    fn set_ldt(linear_addr: u64, entries: u64) -> i64 {
+        let op = MmuextOp {
+            cmd: MMUEXT_SET_LDT,
+            _pad: 0,
+            arg1: linear_addr,
+            arg2: entries,
+        };
+        hc::mmuext_op(&[op]).0
+    }
+
+    /// `MMUEXT_SET_LDT`: the null LDT is accepted (Linux sets it on every
+    /// switch), bad arguments refused as Xen refuses them; hv-core refuses
+    /// a real LDT by name, Xen takes it (and is put back to null).
+    fn set_ldt_checks() -> Outcome {
+        ensure_eq!(set_ldt(0, 0), 0, "MMUEXT_SET_LDT of the null LDT");
+        ensure_eq!(
+            set_ldt(0x10_0800, 1),
+            -22,
+            "MMUEXT_SET_LDT at an unaligned address"
+        );
+        ensure_eq!(
+            set_ldt(0x10_0000, 8193),
+            -22,
+            "MMUEXT_SET_LDT of 8193 entries"
+        );
+        let real = set_ldt(0x10_0000, 1);
+        if host::is_hv_core() {
+            ensure_eq!(
+                real,
+                -95,
+                "MMUEXT_SET_LDT of one entry (-EOPNOTSUPP on hv-core)"
+            );
+        } else {
+            ensure_eq!(real, 0, "MMUEXT_SET_LDT of one entry on Xen");
+            ensure_eq!(set_ldt(0, 0), 0, "MMUEXT_SET_LDT back to the null LDT");
+        }
+        Ok(())
+    }
 
     pub fn main(_start: &'static StartInfo) -> ! {
         compat::install();
@@ -117,6 +160,7 @@ mod kernel {
                 "loading LDT selector 0x7 into ES came back through {other}; expected #GP(0x4)"
             ),
         }
+        set_ldt_checks()?;
         println!("{NAME}: LDT selectors refused without reading the guest's page 0");
         Ok(())
     }
