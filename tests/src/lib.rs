@@ -671,6 +671,7 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("sec-timer-overflow"),
     on_both!("sec-null-ldt"),
     on_both!("sec-decrease-flush"),
+    on_both!("sec-reservation-preempt"),
 ];
 
 /// Every scenario `cargo xtask test` runs, in order.

@@ -26,17 +26,40 @@ enum Change {
 /// Applies a reservation change extent by extent; returns how many
 /// extents were done (Xen's convention: a short count, not an error, when
 /// the domain's limit or free memory runs out).
-fn reservation(arg: u64, change: Change) -> Result<i64, Errno> {
+///
+/// Preemptible as every batch: after the budget, the call continues as
+/// Xen's does, with the extent to start from in the command's bits above
+/// [`MEMOP_CMD_MASK`]; the final result counts every pass's extents.
+fn reservation(cmd: u64, arg: u64, change: Change) -> Result<i64, Errno> {
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
     let r: MemoryReservation = guest::read(arg)?;
     if r.extent_order != 0 {
         // Only single frames: PV guests see machine frames, and hv-core
         // keeps no contiguous pools.
         return Err(Errno::Inval);
     }
+    if start >= r.nr_extents || r.nr_extents > u64::MAX >> MEMOP_EXTENT_SHIFT {
+        // Xen answers so too: nothing (more) to do.
+        return Ok(start as i64);
+    }
     let dom = domain::resolve(r.domid)?;
-    let mut done = 0i64;
-    for i in 0..r.nr_extents {
-        let slot = r.extent_start.wrapping_add(i * 8);
+    let mut done = start as i64;
+    for i in start..r.nr_extents {
+        if !super::spend() {
+            super::continue_with([
+                (cmd & MEMOP_CMD_MASK) | i << MEMOP_EXTENT_SHIFT,
+                arg,
+                0,
+                0,
+                0,
+                0,
+            ]);
+            return Ok(0);
+        }
+        let slot = i
+            .checked_mul(8)
+            .and_then(|offset| r.extent_start.checked_add(offset))
+            .ok_or(Errno::Fault)?;
         match change {
             Change::Increase | Change::Populate => {
                 let gpfn: u64 = if change == Change::Populate {
@@ -84,6 +107,7 @@ fn reservation(arg: u64, change: Change) -> Result<i64, Errno> {
 
 /// The command is in the low bits; Xen keeps continuation state above.
 const MEMOP_CMD_MASK: u64 = 0x3f;
+const MEMOP_EXTENT_SHIFT: u32 = 6;
 
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryOp {
@@ -118,9 +142,9 @@ impl MemoryOp {
                     .ok_or(Errno::Srch)?;
                 Ok(pages as i64)
             }
-            XENMEM_INCREASE_RESERVATION => reservation(self.arg, Change::Increase),
-            XENMEM_POPULATE_PHYSMAP => reservation(self.arg, Change::Populate),
-            XENMEM_DECREASE_RESERVATION => reservation(self.arg, Change::Decrease),
+            XENMEM_INCREASE_RESERVATION => reservation(self.cmd, self.arg, Change::Increase),
+            XENMEM_POPULATE_PHYSMAP => reservation(self.cmd, self.arg, Change::Populate),
+            XENMEM_DECREASE_RESERVATION => reservation(self.cmd, self.arg, Change::Decrease),
             _ => Err(Errno::NoSys),
         }
     }

@@ -15,7 +15,9 @@
 //! - [`usermode`]: guest user mode with its own system-call entry, which
 //!   returns to user mode with `HYPERVISOR_iret` + `VGCF_in_syscall`;
 //! - [`compat`]: the guest's own 32-bit code, entered by far jump or
-//!   `HYPERVISOR_iret`, and the ways back from it.
+//!   `HYPERVISOR_iret`, and the ways back from it;
+//! - [`preempt`]: whether one long hypercall lets the CPU go between
+//!   passes (an upcall finds the guest at its `syscall`).
 //!
 //! The instruction-level code (`unsafe`) is in [`arch`]; the rest is safe.
 //! `verdict` and `stats` are pure and tested on the host.
@@ -1923,6 +1925,175 @@ tg_compat_frame:
             stack.mfn,
             pte::PRESENT | pte::WRITABLE | pte::USER | pte::NO_EXECUTE,
         )
+    }
+}
+
+#[cfg(target_os = "none")]
+pub mod preempt {
+    //! Whether the hypervisor lets the CPU go in the middle of one long
+    //! hypercall. A hypercall continued in passes (Xen's continuations)
+    //! rewinds the guest to its `syscall` between passes, with the
+    //! argument registers saying how far it got; an event upcall that
+    //! arrives then finds the guest at that `syscall`. So: arm a one-shot
+    //! timer, issue the call through [`call`], and [`upcall`] says where
+    //! the timer's upcall found the guest and with which RDI and RSI.
+    //! The only timing fact used is that order.
+
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    use abi::event_channel::{Port, VIRQ_TIMER};
+    use abi::ops::{CALLBACKTYPE_EVENT, VCPUOP_STOP_PERIODIC_TIMER};
+    use pv_guest_sdk::{events, hypercall};
+
+    #[allow(unsafe_code)]
+    mod stubs {
+        core::arch::global_asm!(
+            r#"
+        .section .text.tg_preempt, "ax"
+        /* tg_preempt_call(nr, a1, a2, a3, a4, a5): the hypercall, issued
+           from here so that a continuation rewinds the guest to
+           `tg_preempt_syscall`. */
+        .global tg_preempt_call
+tg_preempt_call:
+        mov %rdi, %rax
+        mov %rsi, %rdi
+        mov %rdx, %rsi
+        mov %rcx, %rdx
+        mov %r8, %r10
+        mov %r9, %r8
+        .global tg_preempt_syscall
+tg_preempt_syscall:
+        syscall
+        ret
+
+        /* The event callback. Bounce frame at RSP: rcx, r11, rip, cs,
+           rflags, rsp, ss; RDI and RSI are still the interrupted code's. */
+        .global tg_preempt_event_entry
+tg_preempt_event_entry:
+        push %rax
+        mov 24(%rsp), %rax
+        mov %rax, tg_preempt_rip(%rip)
+        mov %rdi, tg_preempt_rdi(%rip)
+        mov %rsi, tg_preempt_rsi(%rip)
+        pop %rax
+        jmp pv_event_entry
+
+        .section .data.tg_preempt, "aw"
+        .balign 8
+        .global tg_preempt_rip, tg_preempt_rdi, tg_preempt_rsi
+tg_preempt_rip:
+        .quad 0
+tg_preempt_rdi:
+        .quad 0
+tg_preempt_rsi:
+        .quad 0
+        "#,
+            options(att_syntax)
+        );
+    }
+
+    #[allow(unsafe_code)]
+    unsafe extern "C" {
+        fn tg_preempt_call(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64;
+        fn tg_preempt_syscall();
+        fn tg_preempt_event_entry();
+        static tg_preempt_rip: u64;
+        static tg_preempt_rdi: u64;
+        static tg_preempt_rsi: u64;
+    }
+
+    /// Where the timer's upcall found the guest.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Upcall {
+        pub rip: u64,
+        pub rdi: u64,
+        pub rsi: u64,
+    }
+
+    impl Upcall {
+        /// Whether the guest was at [`call`]'s `syscall`: the hypercall
+        /// was under way, between two passes.
+        pub fn during_call(&self) -> bool {
+            self.rip == syscall_address()
+        }
+    }
+
+    static FIRED: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+    fn on_timer(_: Port) {
+        #[allow(unsafe_code)]
+        // SAFETY: plain statics the callback stub wrote before this upcall
+        // (upcalls do not nest: events are masked in the callback).
+        let seen = unsafe {
+            [
+                core::ptr::read_volatile(&raw const tg_preempt_rip),
+                core::ptr::read_volatile(&raw const tg_preempt_rdi),
+                core::ptr::read_volatile(&raw const tg_preempt_rsi),
+            ]
+        };
+        if FIRED[0].load(Ordering::SeqCst) == 0 {
+            FIRED[1].store(seen[1], Ordering::SeqCst);
+            FIRED[2].store(seen[2], Ordering::SeqCst);
+            FIRED[0].store(seen[0], Ordering::SeqCst);
+        }
+    }
+
+    /// Binds VIRQ_TIMER, stops the periodic timer (only the one-shot may
+    /// raise it) and registers the callback stub in front of the SDK's
+    /// event entry.
+    pub fn install() -> Result<(), &'static str> {
+        events::bind_virq(VIRQ_TIMER, on_timer).map_err(|_| "binding VIRQ_TIMER")?;
+        if crate::hc::vcpu_op_null(VCPUOP_STOP_PERIODIC_TIMER, 0) != 0 {
+            return Err("VCPUOP_stop_periodic_timer");
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the stub saves nothing it does not restore and then
+        // enters the SDK's event entry with the frame untouched.
+        let registered = unsafe {
+            hypercall::callback_register(
+                CALLBACKTYPE_EVENT,
+                tg_preempt_event_entry as *const () as u64,
+                true,
+            )
+        };
+        registered.map_err(|_| "registering the event callback")
+    }
+
+    /// Arms the one-shot timer at `deadline` (system time) and forgets
+    /// any earlier upcall.
+    pub fn arm(deadline: u64) -> Result<(), &'static str> {
+        for slot in &FIRED {
+            slot.store(0, Ordering::SeqCst);
+        }
+        hypercall::set_timer_op(deadline).map_err(|_| "set_timer_op")
+    }
+
+    /// The first upcall since [`arm`], if it came.
+    pub fn upcall() -> Option<Upcall> {
+        let rip = FIRED[0].load(Ordering::SeqCst);
+        (rip != 0).then(|| Upcall {
+            rip,
+            rdi: FIRED[1].load(Ordering::SeqCst),
+            rsi: FIRED[2].load(Ordering::SeqCst),
+        })
+    }
+
+    /// The address of [`call`]'s `syscall`.
+    pub fn syscall_address() -> u64 {
+        tg_preempt_syscall as *const () as u64
+    }
+
+    /// Hypercall `nr` from the known `syscall`.
+    ///
+    /// # Safety
+    /// As [`crate::arch::hypercall`]: pointer arguments must suit the
+    /// operation and must not let the hypervisor change memory or
+    /// mappings Rust code relies on.
+    #[allow(unsafe_code)]
+    pub unsafe fn call(nr: abi::Hypercall, args: [u64; 5]) -> i64 {
+        // SAFETY: the stub is an ordinary hypercall; the caller vouches
+        // for the arguments.
+        unsafe { tg_preempt_call(nr as u64, args[0], args[1], args[2], args[3], args[4]) }
     }
 }
 
