@@ -19,12 +19,23 @@ pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
     ((shifted as u128 * mul as u128) >> 32) as u64
 }
 
-/// System time in ns at TSC value `tsc`, from a consistent snapshot. A TSC
-/// reading from before the snapshot yields the snapshot's time.
+/// System time in ns at TSC value `tsc`, from a consistent snapshot.
+///
+/// The difference from the snapshot's TSC is signed: a hypervisor may
+/// stamp `tsc_timestamp` a little ahead of what the guest's TSC reads
+/// (Xen 4.17 does, for a domU), and the time is then that much before
+/// `system_time`. Clamping such a reading to the snapshot (as this did)
+/// stops the clock until the next update, about once a second on Xen.
 pub fn system_time(info: &VcpuTimeInfo, tsc: u64) -> u64 {
-    let delta = tsc.saturating_sub(info.tsc_timestamp);
-    info.system_time
-        .wrapping_add(scale_delta(delta, info.tsc_to_system_mul, info.tsc_shift))
+    let (mul, shift) = (info.tsc_to_system_mul, info.tsc_shift);
+    match tsc.checked_sub(info.tsc_timestamp) {
+        Some(ahead) => info
+            .system_time
+            .wrapping_add(scale_delta(ahead, mul, shift)),
+        None => info
+            .system_time
+            .saturating_sub(scale_delta(info.tsc_timestamp - tsc, mul, shift)),
+    }
 }
 
 /// Wallclock (seconds, nanoseconds since the epoch) given the wallclock
@@ -138,9 +149,14 @@ mod tests {
     }
 
     #[test]
-    fn tsc_before_the_snapshot_clamps() {
-        let i = info(1000, 77, 1 << 31, 1);
-        assert_eq!(system_time(&i, 10), 77);
+    fn tsc_before_the_snapshot_counts_back() {
+        // One ns a tick: 990 ticks before the stamp is 990 ns earlier,
+        // and the clock keeps moving between two such readings.
+        let i = info(1000, 77_000, 1 << 31, 1);
+        assert_eq!(system_time(&i, 10), 76_010);
+        assert_eq!(system_time(&i, 500), 76_500);
+        // Never below zero.
+        assert_eq!(system_time(&info(1000, 5, 1 << 31, 1), 0), 0);
     }
 
     #[test]
