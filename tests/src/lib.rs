@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod domains;
+pub mod fuzz;
 
 use std::time::Duration;
 
@@ -680,6 +681,7 @@ pub fn scenarios() -> impl Iterator<Item = &'static Scenario> {
         .iter()
         .chain(GUEST_TESTS.as_flattened())
         .chain(domains::SCENARIOS)
+        .chain([&fuzz::SCENARIO])
 }
 
 /// Whether `line` contains `pattern`, where `#` in the pattern stands for

@@ -7,11 +7,14 @@
 //! cargo xtask run [image options] [--uefi] [--accel tcg|kvm] [-- QEMU args]
 //! cargo xtask test [FILTER]         host unit tests, then the QEMU scenarios
 //! cargo xtask bench [--guest NAME]  the bench guest on hv-core and on Xen 4.17
+//! cargo xtask fuzz [--minutes N] [--seed S]
+//!                                   the hypercall fuzzer and its canary under dom0
 //! ```
 #![deny(unsafe_code)]
 
 mod bench;
 mod build;
+mod fuzz;
 mod image;
 mod qemu;
 mod setup;
@@ -37,6 +40,10 @@ commands:
                           scenarios whose names contain it (and no host tests)
   bench [--guest NAME]    boot the bench guest (tests/guests/src/bin/bench.rs) on hv-core and on
                           Xen 4.17 and print one table of its BENCH lines
+  fuzz [--minutes N] [--secs N] [--seed S] [--trace-from N]
+                          dom0 creates a canary domU and the hypercall fuzzer (domu-fuzz), which
+                          makes random hypercalls for N minutes (default 2, seed random unless
+                          given); one verdict line: hv-core alive, canary intact, dom0 responsive
 
 image options:
   --xen                   boot Xen 4.17 (the reference host) instead of hv-core
@@ -219,6 +226,7 @@ fn run(args: &[String]) -> Result<i32> {
             _ => Err(Failure(format!("`test` takes at most a filter\n\n{USAGE}"))),
         },
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
