@@ -498,7 +498,11 @@ pub const SCENARIOS: &[Scenario] = &[
     // Security finding 7 (hv-core only): a 32-bit CS with RIP at 4 GiB is
     // refused before hv-core's iretq. Under TCG Xen returns to the
     // truncated RIP, as QEMU does for any iretq, so it cannot agree.
-    guest_test("sec-compat-rip@hv-core", "sec-compat-rip", Hypervisor::HvCore),
+    guest_test(
+        "sec-compat-rip@hv-core",
+        "sec-compat-rip",
+        Hypervisor::HvCore,
+    ),
     // An image built for another ABI is refused, naming both versions.
     Scenario {
         cmdline: "debug-exit",

@@ -23,7 +23,8 @@ pub fn target_dir() -> PathBuf {
 
 /// The crates that run on the machine rather than the host; `test-guests`
 /// builds every test guest kernel (one bin each).
-const TARGET_CRATES: &[&str] = &["hv-core", "dom0", "pv-guest-sdk", "abi", "test-guests"];
+pub(crate) const TARGET_CRATES: &[&str] =
+    &["hv-core", "dom0", "pv-guest-sdk", "abi", "test-guests"];
 
 /// A bare-metal binary built by [`build_target`]: `hv-core`, `dom0`, or a
 /// test guest's bin name.
@@ -33,12 +34,12 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// The package of the example guests that ship with the project
 /// (`guests/`: hello, pingpong, spin).
-const EXAMPLE_GUESTS: &str = "guests";
+pub(crate) const EXAMPLE_GUESTS: &str = "guests";
 
 /// Where the example guests are built. A target directory of their own:
 /// `guests` and `test-guests` both have a `hello`, and one cargo run
 /// would write both to the same file.
-fn examples_target_dir() -> PathBuf {
+pub(crate) fn examples_target_dir() -> PathBuf {
     target_dir().join("example-guests")
 }
 

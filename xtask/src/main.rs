@@ -16,6 +16,7 @@ mod bench;
 mod build;
 mod fuzz;
 mod image;
+mod lint;
 mod qemu;
 mod setup;
 mod test;
@@ -36,8 +37,10 @@ commands:
   iso [image options]     make the GRUB multiboot2 image (BIOS + UEFI); prints its path
   run [image options] [run options] [-- qemu args]
                           build, make the image and boot it in QEMU, serial console on this terminal
-  test [FILTER]           host unit tests, then every QEMU scenario; with FILTER, only the
-                          scenarios whose names contain it (and no host tests)
+  test [FILTER]           lint, host unit tests, then every QEMU scenario; with FILTER, only
+                          the scenarios whose names contain it (no lint, no host tests)
+  lint                    rustfmt --check and clippy (host and x86_64-unknown-none), warnings
+                          as errors
   bench [--guest NAME]    boot the bench guest (tests/guests/src/bin/bench.rs) on hv-core and on
                           Xen 4.17 and print one table of its BENCH lines
   fuzz [--minutes N] [--secs N] [--seed S] [--trace-from N]
@@ -56,6 +59,7 @@ run options:
   --accel tcg|kvm         choose the accelerator (default: kvm only where the CPU has vmx/svm)";
 
 /// A failed step, with the message the user sees.
+#[derive(Debug)]
 pub struct Failure(pub String);
 
 impl<E: std::fmt::Display> From<E> for Failure {
@@ -225,6 +229,7 @@ fn run(args: &[String]) -> Result<i32> {
             [filter] if !filter.starts_with('-') => test::run(Some(filter)),
             _ => Err(Failure(format!("`test` takes at most a filter\n\n{USAGE}"))),
         },
+        "lint" => lint::run(),
         "bench" => bench::run(rest),
         "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: host unit tests, then every QEMU scenario, then one
-//! plain `N passed, N failed, N skipped` line. Exits non-zero on any failure.
+//! `cargo xtask test`: the lint checks (one result line), host unit tests,
+//! then every QEMU scenario, then one plain `N passed, N failed, N skipped`
+//! line. Exits non-zero on any failure.
 //! Xen 4.17 is fetched first if any scenario boots it.
 
 use std::process::Command;
@@ -55,6 +56,7 @@ pub fn run(filter: Option<&str>) -> Result<i32> {
     }
     let mut tally = Tally::default();
     if filter.is_none() {
+        lint(&mut tally)?;
         host_tests(&mut tally)?;
     }
     // Scenarios would boot stale binaries after a failed build: none run,
@@ -118,6 +120,19 @@ impl Tally {
         );
         if self.failed == 0 { 0 } else { 1 }
     }
+}
+
+/// `cargo xtask lint`'s checks, as one result line.
+fn lint(tally: &mut Tally) -> Result {
+    let failed = crate::lint::failures()?;
+    if failed.is_empty() {
+        println!("PASS lint");
+        tally.passed += 1;
+    } else {
+        println!("FAIL lint: {} (see above)", failed.join(", "));
+        tally.failed += 1;
+    }
+    Ok(())
 }
 
 /// `cargo test --workspace` on the host, counted from its result lines.
