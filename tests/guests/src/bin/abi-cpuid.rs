@@ -8,6 +8,7 @@ pv_guest_sdk::entry!(kernel_main);
 
 /// CPUID through the forced-emulation prefix.
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 fn pv_cpuid(leaf: u32) -> [u32; 4] {
     let (a, b, c, d): (u32, u32, u32, u32);
     // SAFETY: the prefix raises #UD, which the hypervisor recognises and

@@ -7,6 +7,7 @@
 pv_guest_sdk::entry!(kernel_main);
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 fn kernel_main(_start: &'static pv_guest_sdk::StartInfo) -> ! {
     use pv_guest_sdk::println;
     use test_guests::arch;
