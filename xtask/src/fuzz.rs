@@ -29,8 +29,8 @@ struct Options {
     secs: u64,
     seed: u64,
     trace_from: Option<u64>,
-    /// `--only NR`: the fuzzer makes only hypercall NR (reduction).
-    only: Option<u64>,
+    /// `--only NR[.NR...]`: the fuzzer makes only these hypercalls.
+    only: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -50,7 +50,16 @@ fn parse(args: &[String]) -> Result<Options> {
             "--secs" => secs = number("a number of seconds")?,
             "--seed" => seed = Some(number("a number")?),
             "--trace-from" => trace_from = Some(number("a hypercall count")?),
-            "--only" => only = Some(number("a hypercall number")?),
+            "--only" => {
+                only = Some(
+                    args.next()
+                        .filter(|v| v.split('.').all(|n| n.parse::<u32>().is_ok()))
+                        .cloned()
+                        .ok_or_else(|| {
+                            Failure("--only needs hypercall numbers (`1.14.26`)".into())
+                        })?,
+                )
+            }
             other => return Err(Failure(format!("`fuzz`: unknown option `{other}`"))),
         }
     }
@@ -87,6 +96,7 @@ fn session(options: &Options, trace_from: Option<u64>) -> Result<Outcome> {
     )?;
     let extra = options
         .only
+        .as_ref()
         .map_or(String::new(), |nr| format!("only={nr}"));
     let script = fuzz::script(options.seed, options.secs, trace_from, &extra);
     Machine::new(&iso, Firmware::Bios, Accel::Tcg)

@@ -31,7 +31,11 @@
 //!   replace the 2-level one the SDK uses), `EVTCHNOP_reset` and
 //!   `SCHEDOP_remote_shutdown` of itself, `EVTCHNOP_close`/`bind_vcpu` of
 //!   its console and timer ports;
-//! - safe arguments: `SCHEDOP_block` only after arming a 200 us timer;
+//! - left out only because of an open hv-core bug (`BLOCK_EXCLUDED`;
+//!   remove once fixed): `SCHEDOP_block`, after which the fuzzer, in a
+//!   mix with `vcpu_op`, sometimes never runs again;
+//! - safe arguments: `SCHEDOP_block` (when made) only after arming a
+//!   200 us timer;
 //!   `SCHEDOP_poll` always with a timeout at most 1 ms away; console_io
 //!   writes only of 0 bytes or from unreadable buffers (they go straight
 //!   to the serial line); multicall entries come from the same generators
@@ -115,6 +119,11 @@ mod kernel {
     /// the scratch window, 256-271 the hypervisor's, 510-511 the SDK's).
     const FREE_L4_SLOTS: core::ops::Range<u64> = 3..16;
     const SACRIFICIAL_FRAMES: usize = 32;
+    /// OPEN BUG (remove once fixed): with SCHEDOP_block in a mix with
+    /// vcpu_op, the fuzzer stops running after 0.1-0.4 M calls (seed 1,
+    /// `--only 29.24`) although a 200 us timer is armed before every
+    /// block: it never wakes. Without block the same mix runs its budget.
+    const BLOCK_EXCLUDED: bool = true;
 
     // --- the ring of recent calls ----------------------------------------
 
@@ -458,9 +467,9 @@ mod kernel {
         arena: u64,
         /// Building a multicall entry: no nested sched_op, no oracles.
         in_multicall: bool,
-        /// `only=<nr>`: every call is this implemented hypercall (for
-        /// reducing a failure to one generator).
-        only: Option<Hypercall>,
+        /// `only=<nr>[.<nr>...]`: every call is one of these implemented
+        /// hypercalls (for reducing a failure to a few generators).
+        only: Vec<Hypercall>,
     }
 
     const IMPLEMENTED: &[(Hypercall, u64)] = &[
@@ -780,7 +789,8 @@ mod kernel {
 
         fn generate(&mut self) -> Call {
             self.arena = 0;
-            if let Some(h) = self.only {
+            if !self.only.is_empty() {
+                let h = self.rng.pick(&self.only);
                 return self.implemented(h);
             }
             if self.rng.one_in(10) {
@@ -1488,7 +1498,7 @@ mod kernel {
             };
             match choice {
                 // Block: the timer is armed just before it is made.
-                1 => Call::new(
+                1 if !BLOCK_EXCLUDED => Call::new(
                     Hypercall::SchedOp,
                     [ops::SCHEDOP_BLOCK as u64, self.value(), 0, 0, 0],
                 ),
@@ -1947,9 +1957,12 @@ mod kernel {
             in_multicall: false,
             only: start
                 .cmdline_option("only")
-                .and_then(|n| n.parse::<u64>().ok())
-                .and_then(Hypercall::from_number)
-                .filter(|h| IMPLEMENTED.iter().any(|(i, _)| i == h)),
+                .unwrap_or("")
+                .split('.')
+                .filter_map(|n| n.parse::<u64>().ok())
+                .filter_map(Hypercall::from_number)
+                .filter(|h| IMPLEMENTED.iter().any(|(i, _)| i == h))
+                .collect(),
         };
         let begin = time::now_ns();
         let end = begin + budget;
