@@ -5,7 +5,7 @@
 //! (see `tests::fuzz`). The seed is printed first; without `--seed` it
 //! comes from the clock. Exits non-zero on failure.
 //!
-//! On a failure the whole console is kept in `target/fuzz-<seed>.log` and
+//! The whole console is kept in `target/fuzz-<seed>.log`; on a failure
 //! its last lines are shown. When the fuzzer did not finish (hv-core
 //! stopped, or the fuzzer was killed or hung), the same seed is run again
 //! with the fuzzer printing every hypercall from its last progress count
@@ -31,6 +31,9 @@ struct Options {
     trace_from: Option<u64>,
     /// `--only NR[.NR...]`: the fuzzer makes only these hypercalls.
     only: Option<String>,
+    /// `--watch PAGE`: the fuzzer checks after every call that this
+    /// scratch buffer page is still mapped, and prints its ring if not.
+    watch: Option<u64>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -38,6 +41,7 @@ fn parse(args: &[String]) -> Result<Options> {
     let mut seed = None;
     let mut trace_from = None;
     let mut only = None;
+    let mut watch = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut number = |what: &str| -> Result<u64> {
@@ -50,6 +54,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--secs" => secs = number("a number of seconds")?,
             "--seed" => seed = Some(number("a number")?),
             "--trace-from" => trace_from = Some(number("a hypercall count")?),
+            "--watch" => watch = Some(number("a scratch page number")?),
             "--only" => {
                 only = Some(
                     args.next()
@@ -78,6 +83,7 @@ fn parse(args: &[String]) -> Result<Options> {
         seed,
         trace_from,
         only,
+        watch,
     })
 }
 
@@ -98,6 +104,10 @@ fn session(options: &Options, trace_from: Option<u64>) -> Result<Outcome> {
         .only
         .as_ref()
         .map_or(String::new(), |nr| format!("only={nr}"));
+    let extra = match options.watch {
+        Some(page) => format!("{extra} watch={page}").trim().to_string(),
+        None => extra,
+    };
     let script = fuzz::script(options.seed, options.secs, trace_from, &extra);
     Machine::new(&iso, Firmware::Bios, Accel::Tcg)
         .typing(&script, tests::DOM0_PROMPT)
@@ -116,9 +126,9 @@ pub fn run(args: &[String]) -> Result<i32> {
     let report = Report::read(&outcome.console);
     let ending = Ending::of(Hypervisor::HvCore, &outcome.end);
     let (line, ok) = fuzz::verdict(&report, options.seed, ending, &outcome.end.to_string());
+    let log = build::target_dir().join(format!("fuzz-{}.log", options.seed));
+    std::fs::write(&log, &outcome.console)?;
     if !ok {
-        let log = build::target_dir().join(format!("fuzz-{}.log", options.seed));
-        std::fs::write(&log, &outcome.console)?;
         eprintln!(
             "---- the console's last lines (all of it: {}) ----",
             log.display()

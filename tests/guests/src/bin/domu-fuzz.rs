@@ -470,6 +470,10 @@ mod kernel {
         /// `only=<nr>[.<nr>...]`: every call is one of these implemented
         /// hypercalls (for reducing a failure to a few generators).
         only: Vec<Hypercall>,
+        /// `watch=<page>`: after every call, check that this buffer page
+        /// of the scratch window is still mapped (for finding the call
+        /// that unmapped it).
+        watch: Option<u64>,
     }
 
     const IMPLEMENTED: &[(Hypercall, u64)] = &[
@@ -967,14 +971,42 @@ mod kernel {
                     let at = self.disposable_mfn().wrapping_mul(4096) + self.rng.below(512) * 8;
                     (at | cmd, self.pte_value(), None)
                 }
-                7 => (self.rng.next() & !3 | cmd, self.pte_value(), None),
+                7 => {
+                    let (ptr, val) = (self.rng.next() & !3 | cmd, self.pte_value());
+                    (self.harmless_ptr(ptr), val, None)
+                }
                 // Unaligned, into the scratch L1.
                 8 => (
                     self.w.window.entry_maddr(FUZZ_FIRST) + 4 | cmd,
                     self.pte_value(),
                     None,
                 ),
-                _ => (self.value(), self.value(), None),
+                _ => {
+                    let (ptr, val) = (self.value(), self.value());
+                    (self.harmless_ptr(ptr), val, None)
+                }
+            }
+        }
+
+        /// A raw `ptr` of an mmu_update request, kept off our own page
+        /// tables and the M2P entries of frames we use: a random value
+        /// there (a PTE value of one of our tables reads as a machine
+        /// address with a command in its low bits) would be a legitimate
+        /// request that rewrites a live mapping or hides a table from the
+        /// SDK, and the fuzzer would only be killing itself.
+        fn harmless_ptr(&mut self, ptr: u64) -> u64 {
+            let cmd = ptr & 3;
+            let mfn = ptr >> 12;
+            let ours = self.w.tables.contains(&mfn) || self.w.is_live(mfn);
+            if !ours {
+                ptr
+            } else if cmd == xen::MMU_MACHPHYS_UPDATE {
+                self.sacrificial().mfn << 12 | cmd
+            } else {
+                self.w
+                    .window
+                    .entry_maddr(FUZZ_FIRST + self.rng.below(512 - FUZZ_FIRST))
+                    | cmd
             }
         }
 
@@ -1724,6 +1756,26 @@ mod kernel {
             // bases) is put back below before any Rust code relies on it.
             let ret = unsafe { test_guests::arch::hypercall(call.nr, call.args) };
             record(call.nr, &call.args, ret);
+            if let Some(page) = self.watch {
+                let va = self.w.window.va(page);
+                if !pte::is_present(mm::lookup(va).unwrap_or(0)) {
+                    dump_ring(&format!(
+                        "watched scratch page {page} ({va:#x}) no longer mapped"
+                    ));
+                    // The words the call's pointer arguments named, as it
+                    // left them (the request itself, for a batch).
+                    for &arg in &call.args[..2] {
+                        let words: Vec<u64> = (0..6).map(|i| self.peek(arg + i * 8)).collect();
+                        direct(&format!("{NAME}: at {arg:#x}: {words:#x?}"));
+                    }
+                    let entry = mm::read_table_entry(self.w.window.l1, page as usize);
+                    direct(&format!(
+                        "{NAME}: scratch L1 {:#x} entry {page} is now {entry:x?}",
+                        self.w.window.l1
+                    ));
+                    self.watch = None;
+                }
+            }
             if call.after.restore_traps {
                 restore_traps();
             }
@@ -1955,6 +2007,7 @@ mod kernel {
             w: world,
             arena: 0,
             in_multicall: false,
+            watch: start.cmdline_option("watch").and_then(|p| p.parse().ok()),
             only: start
                 .cmdline_option("only")
                 .unwrap_or("")
