@@ -946,7 +946,7 @@ mod kernel {
                 4 => {
                     let slot = FREE_L4_SLOTS.start
                         + self.rng.below(FREE_L4_SLOTS.end - FREE_L4_SLOTS.start);
-                    (self.w.l4 * 4096 + slot * 8 | cmd, self.pte_value(), None)
+                    ((self.w.l4 * 4096 + slot * 8) | cmd, self.pte_value(), None)
                 }
                 // A live entry, rewritten with its own value.
                 5 => {
@@ -964,7 +964,7 @@ mod kernel {
                     } else {
                         current
                     };
-                    (table * 4096 + index as u64 * 8 | cmd, val, None)
+                    ((table * 4096 + index as u64 * 8) | cmd, val, None)
                 }
                 // Somewhere that is no page table of ours.
                 6 => {
@@ -977,7 +977,7 @@ mod kernel {
                 }
                 // Unaligned, into the scratch L1.
                 8 => (
-                    self.w.window.entry_maddr(FUZZ_FIRST) + 4 | cmd,
+                    (self.w.window.entry_maddr(FUZZ_FIRST) + 4) | cmd,
                     self.pte_value(),
                     None,
                 ),
@@ -2024,7 +2024,7 @@ mod kernel {
             let index = COUNT.load(Relaxed);
             let call = fuzzer.generate();
             fuzzer.issue(&call, index >= trace_from);
-            if index % CLOCK_EVERY == 0 {
+            if index.is_multiple_of(CLOCK_EVERY) {
                 fuzzer.check_guards();
                 let now = time::now_ns();
                 if now >= next_progress {
