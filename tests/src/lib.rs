@@ -750,6 +750,15 @@ pub struct Typist {
     typed_at: usize,
     /// Start offsets of the lines waits have taken since then.
     taken: Vec<usize>,
+    /// Where the pending wait goes on looking (the whole lines before it
+    /// were checked against its pattern).
+    wait_from: usize,
+    /// Where the next prompt search goes on looking (no prompt starts
+    /// between `prompt_from` and here).
+    prompt_scanned: usize,
+    /// Console bytes looked at so far, all polls together: a cost
+    /// measure (the host tests hold it linear in the console's length).
+    examined: usize,
 }
 
 /// The script-line prefix of a wait step (see [`Typist`]).
@@ -764,6 +773,9 @@ impl Typist {
             prompt_from: 0,
             typed_at: 0,
             taken: Vec::new(),
+            wait_from: 0,
+            prompt_scanned: 0,
+            examined: 0,
         }
     }
 
@@ -781,39 +793,69 @@ impl Typist {
     /// newline), if the script has one ready. Waits that are met are
     /// passed in the same call.
     pub fn poll(&mut self, console: &[u8]) -> Option<String> {
-        while let Some(step) = self.script.get(self.next) {
+        while let Some(step) = self.script.get(self.next).cloned() {
             if let Some(pattern) = step.strip_prefix(WAIT_PREFIX) {
                 let line = self.untaken_line_matching(console, pattern)?;
                 self.taken.push(line);
-                self.next += 1;
+                self.next_step();
                 continue;
             }
-            let prompt = self.prompt.as_bytes();
-            if prompt.is_empty() || console.len() < self.prompt_from {
-                return None;
-            }
-            let at = console[self.prompt_from..]
-                .windows(prompt.len())
-                .position(|w| w == prompt)?;
-            self.prompt_from += at + prompt.len();
+            let at = self.find_prompt(console)?;
+            self.prompt_from = at + self.prompt.len();
+            self.prompt_scanned = self.prompt_from;
             self.typed_at = console.len();
             self.taken.clear();
-            self.next += 1;
-            return Some(step.clone());
+            self.next_step();
+            return Some(step);
         }
         None
     }
 
+    /// On to the next step; a wait there looks from the last typed line
+    /// again (waits are met in any order).
+    fn next_step(&mut self) {
+        self.next += 1;
+        self.wait_from = self.typed_at;
+    }
+
+    /// Where the first prompt after the last one used starts. Each byte
+    /// is searched once, however often this is asked while none comes.
+    fn find_prompt(&mut self, console: &[u8]) -> Option<usize> {
+        let prompt = self.prompt.as_bytes();
+        if prompt.is_empty() {
+            return None;
+        }
+        let from = self.prompt_scanned.max(self.prompt_from);
+        if console.len() < from + prompt.len() {
+            return None;
+        }
+        self.examined += console.len() - from;
+        match console[from..]
+            .windows(prompt.len())
+            .position(|w| w == prompt)
+        {
+            Some(at) => Some(from + at),
+            None => {
+                // A prompt cut short at the end may still be completed.
+                self.prompt_scanned = console.len() + 1 - prompt.len();
+                None
+            }
+        }
+    }
+
     /// The start offset of the first whole line after the last typed line
-    /// that matches `pattern` and no earlier wait took.
-    fn untaken_line_matching(&self, console: &[u8], pattern: &str) -> Option<usize> {
-        let mut start = self.typed_at.min(console.len());
+    /// that matches `pattern` and no earlier wait took. Each line is
+    /// checked once per wait step, however often this is asked.
+    fn untaken_line_matching(&mut self, console: &[u8], pattern: &str) -> Option<usize> {
+        let mut start = self.wait_from.max(self.typed_at).min(console.len());
         while let Some(len) = console[start..].iter().position(|&b| b == b'\n') {
+            self.examined += len + 1;
             let line = String::from_utf8_lossy(&console[start..start + len]).replace('\r', "");
             if !self.taken.contains(&start) && line_matches(&line, pattern) {
                 return Some(start);
             }
             start += len + 1;
+            self.wait_from = start;
         }
         None
     }
@@ -1042,6 +1084,36 @@ mod tests {
         assert_eq!(t.poll(&console), None);
         console.extend(b"domain 2 (ping) exited\n");
         assert_eq!(t.poll(&console).as_deref(), Some("list"));
+    }
+
+    /// A console that grows a line at a time (a guest tracing every
+    /// hypercall writes megabytes) is read once, not once per poll: the
+    /// xtask polls after every chunk it receives, and a quadratic typist
+    /// fell so far behind a fuzzer's trace that the run timed out with
+    /// the fuzzer's end still unread.
+    #[test]
+    fn the_typist_reads_a_growing_console_in_linear_time() {
+        let mut t = script(&["go", "wait:the end", "list"]);
+        let mut console = b"dom0> ".to_vec();
+        assert_eq!(t.poll(&console).as_deref(), Some("go"));
+        for i in 0..3_000 {
+            console.extend(format!("(d2) trace #{i} XenVersion(17) 0x1 0x2\n").as_bytes());
+            assert_eq!(t.poll(&console), None);
+        }
+        console.extend(b"the end\n");
+        assert_eq!(t.poll(&console), None, "no prompt since `go`");
+        for _ in 0..3_000 {
+            console.extend(b"(d0) no prompt in this line\n");
+            assert_eq!(t.poll(&console), None);
+        }
+        console.extend(b"dom0> ");
+        assert_eq!(t.poll(&console).as_deref(), Some("list"));
+        assert!(
+            t.examined < 4 * console.len(),
+            "{} bytes looked at for a console of {}",
+            t.examined,
+            console.len()
+        );
     }
 
     #[test]

@@ -122,6 +122,9 @@ impl Machine {
             ));
         }
         qemu.args(&self.extra);
+        if let Ok(more) = std::env::var("XTASK_QEMU_DEBUG") {
+            qemu.args(more.split_whitespace());
+        }
         Ok(qemu)
     }
 
