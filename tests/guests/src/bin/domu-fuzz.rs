@@ -31,11 +31,8 @@
 //!   replace the 2-level one the SDK uses), `EVTCHNOP_reset` and
 //!   `SCHEDOP_remote_shutdown` of itself, `EVTCHNOP_close`/`bind_vcpu` of
 //!   its console and timer ports;
-//! - left out only because of an open hv-core bug (`BLOCK_EXCLUDED`;
-//!   remove once fixed): `SCHEDOP_block`, after which the fuzzer, in a
-//!   mix with `vcpu_op`, sometimes never runs again;
-//! - safe arguments: `SCHEDOP_block` (when made) only after arming a
-//!   200 us timer;
+//! - safe arguments: `SCHEDOP_block` only after arming a 200 us timer
+//!   with events masked (the block unmasks them);
 //!   `SCHEDOP_poll` always with a timeout at most 1 ms away; console_io
 //!   writes only of 0 bytes or from unreadable buffers (they go straight
 //!   to the serial line); multicall entries come from the same generators
@@ -119,11 +116,11 @@ mod kernel {
     /// the scratch window, 256-271 the hypervisor's, 510-511 the SDK's).
     const FREE_L4_SLOTS: core::ops::Range<u64> = 3..16;
     const SACRIFICIAL_FRAMES: usize = 32;
-    /// OPEN BUG (remove once fixed): with SCHEDOP_block in a mix with
-    /// vcpu_op, the fuzzer stops running after 0.1-0.4 M calls (seed 1,
-    /// `--only 29.24`) although a 200 us timer is armed before every
-    /// block: it never wakes. Without block the same mix runs its budget.
-    const BLOCK_EXCLUDED: bool = true;
+    /// The most any call writes through an [`out_ptr`] of unknown length
+    /// (`XENVER_capabilities`/`commandline`; console reads, memory maps
+    /// and grant frame lists are shorter). Calls that write longer
+    /// arrays (a reservation's extent list) use [`out_array`].
+    const OUT_MAX: u64 = 1024;
 
     // --- the ring of recent calls ----------------------------------------
 
@@ -680,7 +677,10 @@ mod kernel {
         }
 
         /// A pointer the hypervisor may write through without harming us
-        /// (and may read anything from).
+        /// (and may read anything from), for writes of at most
+        /// [`OUT_MAX`] bytes: a longer write from a sacrificial frame's
+        /// physmap address would run on into the next physmap page, which
+        /// may be any frame of ours (heap, stack, code).
         fn out_ptr(&mut self) -> u64 {
             match self.rng.below(12) {
                 0..=2 => self.bad_ptr(),
@@ -693,9 +693,19 @@ mod kernel {
                     .w
                     .window
                     .va(FUZZ_FIRST + self.rng.below(512 - FUZZ_FIRST)),
-                6 => self.sacrificial().va() + self.rng.below(4096),
+                6 => self.sacrificial().va() + self.rng.below(4096 - OUT_MAX),
                 7 => self.w.buf_end() - 1 - self.rng.below(16),
                 _ => self.alloc(64),
+            }
+        }
+
+        /// Where the hypervisor may write an array of any length: every
+        /// choice ends in a guard page or refuses the first write.
+        fn out_array(&mut self) -> u64 {
+            match self.rng.below(4) {
+                0 => self.bad_ptr(),
+                1 => self.w.window.va(RO_PAGE) + self.rng.below(4096),
+                _ => self.w.buf_end() - 8 * (1 + self.rng.below(16)),
             }
         }
 
@@ -1167,7 +1177,7 @@ mod kernel {
                     let decrease = cmd == ops::XENMEM_DECREASE_RESERVATION as u64;
                     let n = self.count();
                     let list = if self.rng.one_in(6) {
-                        self.out_ptr()
+                        self.out_array()
                     } else {
                         self.array(n.min(16), n, 8)
                     };
@@ -1530,7 +1540,7 @@ mod kernel {
             };
             match choice {
                 // Block: the timer is armed just before it is made.
-                1 if !BLOCK_EXCLUDED => Call::new(
+                1 => Call::new(
                     Hypercall::SchedOp,
                     [ops::SCHEDOP_BLOCK as u64, self.value(), 0, 0, 0],
                 ),
@@ -1740,11 +1750,18 @@ mod kernel {
                     describe(index, call.nr as u64, &call.args)
                 ));
             }
-            let masks = call.after.restore_callbacks;
+            let blocks =
+                call.nr == Hypercall::SchedOp as u32 && call.args[0] == ops::SCHEDOP_BLOCK as u64;
+            let masks = call.after.restore_callbacks || blocks;
             let was_enabled = masks && events::disable();
-            if call.nr == Hypercall::SchedOp as u32 && call.args[0] == ops::SCHEDOP_BLOCK as u64 {
+            if blocks {
                 // Something must end the block: a timer 200 us from now,
-                // whatever the fuzzer did to timers before.
+                // whatever the fuzzer did to timers before. Events stay
+                // masked from before the timer is armed (Xen's idiom, and
+                // Linux's idle): `SCHEDOP_block` unmasks and returns at
+                // once if the timer's event is already pending. Unmasked,
+                // the upcall could take the event before the block, which
+                // would then never end.
                 let _ = hypercall::set_timer_op(time::now_ns() + 200_000);
             }
             #[allow(unsafe_code)]
@@ -1779,8 +1796,10 @@ mod kernel {
             if call.after.restore_traps {
                 restore_traps();
             }
-            if masks {
+            if call.after.restore_callbacks {
                 restore_callbacks();
+            }
+            if masks {
                 events::restore(was_enabled);
             }
             if let Some(which) = call.after.segment_base {
