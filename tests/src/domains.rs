@@ -123,7 +123,73 @@ const fn create_hello(expect: &'static [&'static str]) -> Scenario {
     )
 }
 
+/// One's own kernel, as a user makes it: the crate `cargo xtask
+/// new-guest` writes, built with a plain `cargo build --release` outside
+/// the workspace, booted as the initial domain (`cargo xtask run --kernel
+/// PATH`, what `cargo run --release` in the crate does).
+const NEW_GUEST_INITIAL: Scenario = Scenario {
+    cmdline: "debug-exit=fatal",
+    initial_domain: Some(InitialDomain {
+        kernel: Kernel::NewGuest,
+        cmdline: "",
+    }),
+    timeout: Duration::from_secs(60),
+    judge: Judge::Console {
+        expect: &[
+            "mykernel: hello from my own kernel (# pages, command line \"\")",
+            "mykernel: slept # ms",
+            "mykernel: goodbye",
+        ],
+        ending: Ending::PowerOff,
+    },
+    ..boot("new-guest@hv-core", Firmware::Bios, crate::Accel::Tcg)
+};
+
+/// The same kernel in dom0's bundle (`cargo xtask run --image
+/// mykernel=PATH`), created as a domU.
+const NEW_GUEST_DOMU: Scenario = Scenario {
+    bundle_extra: &[(crate::NEW_GUEST, Kernel::NewGuest)],
+    ..session(
+        "new-guest-domu@hv-core",
+        &[
+            Type("create mykernel"),
+            WaitFor("domain # (mykernel) #"),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        120,
+        Judge::Shell {
+            expect: &[
+                "created domain 1 (mykernel)",
+                "[mykernel] mykernel: hello from my own kernel (# pages, command line \"\")",
+                "[mykernel] mykernel: slept # ms",
+                "[mykernel] mykernel: goodbye",
+                "domain 1 (mykernel) exited",
+                "Domain-0 ",
+            ],
+            anywhere: &[],
+            check: new_guest_is_gone,
+            ending: Ending::PowerOff,
+        },
+    )
+};
+
+fn new_guest_is_gone(console: &str) -> Result<(), String> {
+    let table = last_table(console)?;
+    match table.iter().find(|r| r.name == crate::NEW_GUEST) {
+        Some(row) => Err(format!(
+            "`list` after mykernel exited still shows it (id {}, state {})",
+            row.id, row.state
+        )),
+        None => Ok(()),
+    }
+}
+
 pub const SCENARIOS: &[Scenario] = &[
+    NEW_GUEST_INITIAL,
+    on_xen("new-guest@xen", NEW_GUEST_INITIAL),
+    NEW_GUEST_DOMU,
+    on_xen("new-guest-domu@xen", NEW_GUEST_DOMU),
     // The first check.
     create_hello(&[
         "created domain 1 (hello)",

@@ -178,14 +178,26 @@ pub enum Kernel {
     /// A test guest whose `HvCore` ABI note the xtask rewrites to claim
     /// another ABI version (`major.minor`), to test the refusal.
     GuestClaimingAbi(&'static str, u16, u16),
+    /// A PV kernel image anywhere on disk (one's own:
+    /// `cargo xtask run --kernel PATH`).
+    File(&'static str),
+    /// The guest crate `cargo xtask new-guest` writes, made and built by
+    /// the xtask outside the workspace ([`NEW_GUEST`]).
+    NewGuest,
 }
 
+/// The name of the crate the new-guest scenarios make with `cargo xtask
+/// new-guest` (and of its image in dom0's bundle).
+pub const NEW_GUEST: &str = "mykernel";
+
 impl Kernel {
-    /// The binary's name under `target/x86_64-unknown-none/release/`.
+    /// The image's name: its binary's name under
+    /// `target/x86_64-unknown-none/release/`, or a file's path.
     pub const fn binary(self) -> &'static str {
         match self {
             Self::Dom0 => "dom0",
-            Self::Guest(name) | Self::GuestClaimingAbi(name, ..) => name,
+            Self::Guest(name) | Self::GuestClaimingAbi(name, ..) | Self::File(name) => name,
+            Self::NewGuest => NEW_GUEST,
         }
     }
 }
@@ -279,6 +291,9 @@ pub struct Scenario {
     pub initial_domain: Option<InitialDomain>,
     /// Zero-filled modules, after the initial domain.
     pub modules: &'static [Module],
+    /// Images added to dom0's bundle under these names (as `cargo xtask
+    /// run --image NAME=PATH` adds them), beside the project's own.
+    pub bundle_extra: &'static [(&'static str, Kernel)],
     pub timeout: Duration,
     pub judge: Judge,
     /// What is typed at dom0's shell, a line per prompt ([`DOM0_PROMPT`]).
@@ -312,6 +327,7 @@ const fn boot(name: &'static str, firmware: Firmware, accel: Accel) -> Scenario 
         cmdline: "debug-exit",
         initial_domain: None,
         modules: &[],
+        bundle_extra: &[],
         timeout: Duration::from_secs(120),
         judge: Judge::Console {
             expect: NO_DOM0,
@@ -631,6 +647,7 @@ pub const fn guest_test(
             cmdline: "",
         }),
         modules: &[],
+        bundle_extra: &[],
         timeout: Duration::from_secs(60),
         judge: Judge::ResultLine(guest),
         input: &[],

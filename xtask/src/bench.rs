@@ -253,7 +253,7 @@ fn domain_rows(host: Hypervisor, accel: Accel) -> Result<Vec<(String, String)>> 
         Hypervisor::HvCore => "debug-exit=fatal",
         Hypervisor::Xen => "",
     };
-    let iso = image::boot_image(host, cmdline, Some(domain), Vec::new(), false)?;
+    let iso = image::boot_image(host, cmdline, Some(domain), Vec::new(), &[], false)?;
     let script = session_script();
     let stop_on: Vec<&str> = host.terminal_lines().iter().map(|(l, _)| *l).collect();
     let outcome = Machine::new(&iso, Firmware::Bios, accel)
@@ -468,7 +468,7 @@ fn bench_on(
         kernel: Kernel::Guest(leak(guest)),
         cmdline: "",
     };
-    let iso = image::boot_image(host, cmdline, Some(domain), Vec::new(), false)?;
+    let iso = image::boot_image(host, cmdline, Some(domain), Vec::new(), &[], false)?;
     let stop_on: Vec<&str> = host.terminal_lines().iter().map(|(l, _)| *l).collect();
     let outcome = Machine::new(&iso, Firmware::Bios, accel).run_captured(TIMEOUT, &stop_on)?;
     let mut rows = Vec::new();

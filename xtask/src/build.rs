@@ -117,11 +117,11 @@ pub fn bundle_images() -> Vec<(String, PathBuf)> {
 /// note rewritten).
 pub const MISMATCHED_IMAGE: &str = "domu-abi-0.3";
 
-/// The image bundle: a ustar archive of [`bundle_images`] and
-/// [`MISMATCHED_IMAGE`], each ELF with
-/// its debug information and section headers dropped (only what the
+/// The image bundle: a ustar archive of [`bundle_images`],
+/// [`MISMATCHED_IMAGE`] and `extra` (one's own kernels, by name), each ELF
+/// with its debug information and section headers dropped (only what the
 /// domain builder loads is kept). Builds nothing.
-pub fn bundle() -> Result<Vec<u8>> {
+pub fn bundle(extra: &[(String, PathBuf)]) -> Result<Vec<u8>> {
     let mut files = Vec::new();
     for (name, path) in bundle_images() {
         let elf = std::fs::read(&path).map_err(|e| {
@@ -139,12 +139,29 @@ pub fn bundle() -> Result<Vec<u8>> {
     let claimed = crate::image::claim_abi(crate::image::loadable_part(hello), 0, 3)
         .ok_or_else(|| Failure("`sdk-hello` has no HvCore ABI note to rewrite".into()))?;
     files.push((MISMATCHED_IMAGE.to_string(), claimed));
+    for (name, path) in extra {
+        if !crate::new_guest::valid_name(name) {
+            return Err(Failure(format!(
+                "`{name}` cannot name an image: use lower-case letters, digits, `-` and `_`, \
+                 starting with a letter"
+            )));
+        }
+        if files.iter().any(|(n, _)| n == name) {
+            return Err(Failure(format!(
+                "the bundle already has an image named `{name}`; choose another name"
+            )));
+        }
+        let elf = std::fs::read(path)
+            .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+        crate::image::check_kernel(path, &elf, abi::image::AbiNote::Required, false)?;
+        files.push((name.clone(), crate::image::loadable_part(elf)));
+    }
     Ok(crate::image::ustar(&files))
 }
 
 /// Writes the bundle to `target/guests.tar` and returns that path.
 pub fn write_bundle() -> Result<PathBuf> {
     let path = target_dir().join("guests.tar");
-    std::fs::write(&path, bundle()?)?;
+    std::fs::write(&path, bundle(&[])?)?;
     Ok(path)
 }

@@ -98,6 +98,7 @@ fn session(options: &Options, trace_from: Option<u64>) -> Result<Outcome> {
         "debug-exit=fatal",
         Some(domain),
         Vec::new(),
+        &[],
         false,
     )?;
     let extra = options

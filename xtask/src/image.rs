@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use abi::image::{AbiNote, PvImage};
 use tests::{Hypervisor, InitialDomain, Kernel};
 
 use crate::build::{self, target_dir};
@@ -134,6 +135,7 @@ pub fn boot_image(
     cmdline: &str,
     initial_domain: Option<InitialDomain>,
     modules: Vec<ModuleFile>,
+    bundle_extra: &[(String, PathBuf)],
     stable_name: bool,
 ) -> Result<PathBuf> {
     let (kernel, cmdline) = match hypervisor {
@@ -145,33 +147,16 @@ pub fn boot_image(
     };
     let mut all = Vec::with_capacity(modules.len() + 2);
     if let Some(domain) = initial_domain {
-        let name = domain.kernel.binary();
-        let path = build::binary(name);
-        let contents = fs::read(&path).map_err(|e| {
-            Failure(match domain.kernel {
-                Kernel::Guest(_) => format!(
-                    "test guest `{name}` was not built ({}: {e}); is there a tests/guests/src/bin/{name}.rs?",
-                    path.display()
-                ),
-                Kernel::Dom0 | Kernel::GuestClaimingAbi(..) => {
-                    format!("cannot read {}: {e}", path.display())
-                }
-            })
-        })?;
-        let contents = match domain.kernel {
-            Kernel::GuestClaimingAbi(_, major, minor) => claim_abi(contents, major, minor)
-                .ok_or_else(|| Failure(format!("`{name}` has no HvCore ABI note to rewrite")))?,
-            _ => contents,
-        };
+        let (name, contents) = initial_kernel(hypervisor, domain.kernel)?;
         all.push(ModuleFile {
-            name: name.to_string(),
+            name,
             contents,
             cmdline: domain.cmdline.to_string(),
         });
         if domain.kernel == Kernel::Dom0 {
             all.push(ModuleFile {
                 name: BUNDLE_NAME.to_string(),
-                contents: build::bundle()?,
+                contents: build::bundle(bundle_extra)?,
                 cmdline: String::new(),
             });
         }
@@ -181,6 +166,76 @@ pub fn boot_image(
         &IsoSpec::new(hypervisor, &kernel, &cmdline, &all),
         stable_name,
     )
+}
+
+/// Where a kernel's image is on disk.
+pub fn kernel_path(kernel: Kernel) -> PathBuf {
+    match kernel {
+        Kernel::File(path) => PathBuf::from(path),
+        Kernel::NewGuest => crate::new_guest::scenario_image(),
+        Kernel::Dom0 | Kernel::Guest(_) | Kernel::GuestClaimingAbi(..) => {
+            build::binary(kernel.binary())
+        }
+    }
+}
+
+/// The initial domain's module: its file name under /boot and its bytes.
+fn initial_kernel(hypervisor: Hypervisor, kernel: Kernel) -> Result<(String, Vec<u8>)> {
+    let path = kernel_path(kernel);
+    let name = kernel.binary();
+    let contents = fs::read(&path).map_err(|e| {
+        Failure(match kernel {
+            Kernel::Guest(_) => format!(
+                "test guest `{name}` was not built ({}: {e}); is there a tests/guests/src/bin/{name}.rs?",
+                path.display()
+            ),
+            _ => format!("cannot read {}: {e}", path.display()),
+        })
+    })?;
+    match kernel {
+        Kernel::GuestClaimingAbi(_, major, minor) => {
+            let claimed = claim_abi(contents, major, minor)
+                .ok_or_else(|| Failure(format!("`{name}` has no HvCore ABI note to rewrite")))?;
+            Ok((name.to_string(), claimed))
+        }
+        Kernel::File(_) | Kernel::NewGuest => {
+            // One's own kernel: refused here, with the reason, rather than
+            // by the hypervisor after a boot.
+            let note = match hypervisor {
+                Hypervisor::HvCore => AbiNote::Required,
+                Hypervisor::Xen => AbiNote::Optional,
+            };
+            check_kernel(&path, &contents, note, true)?;
+            let file = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| crate::new_guest::valid_name(n))
+                .unwrap_or("kernel");
+            Ok((file.to_string(), contents))
+        }
+        Kernel::Dom0 | Kernel::Guest(_) => Ok((name.to_string(), contents)),
+    }
+}
+
+/// Checks that `bytes` (read from `path`) is a PV kernel the domain
+/// builders take: an x86-64 ELF executable with Xen's notes, built for
+/// this ABI (when `note` requires the project's ABI note), and able to
+/// run as the initial domain if `initial`. The error names the file.
+pub fn check_kernel(path: &Path, bytes: &[u8], note: AbiNote, initial: bool) -> Result {
+    let refused = |why: String| {
+        Failure(format!(
+            "{} is not a PV kernel we can boot: {why}",
+            path.display()
+        ))
+    };
+    let image = PvImage::parse(bytes).map_err(|e| refused(e.to_string()))?;
+    image
+        .check_abi(abi::HV_ABI_VERSION, note)
+        .map_err(|e| refused(e.to_string()))?;
+    if initial {
+        image.check_dom0().map_err(|e| refused(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The image bundle's file name under /boot.

@@ -9,6 +9,7 @@
 //! cargo xtask bench [--guest NAME]  the bench guest on hv-core and on Xen 4.17
 //! cargo xtask fuzz [--minutes N] [--seed S]
 //!                                   the hypercall fuzzer and its canary under dom0
+//! cargo xtask new-guest DIR         a PV guest crate of one's own, from a template
 //! ```
 #![deny(unsafe_code)]
 
@@ -17,6 +18,7 @@ mod build;
 mod fuzz;
 mod image;
 mod lint;
+mod new_guest;
 mod qemu;
 mod setup;
 mod test;
@@ -48,8 +50,14 @@ commands:
                           makes random hypercalls for N minutes (default 2, seed random unless
                           given); one verdict line: hv-core alive, canary intact, dom0 responsive
 
+  new-guest DIR           write a PV guest kernel crate of one's own in DIR (a template that
+                          greets and powers off); `cargo run --release` in DIR boots it
+
 image options:
   --xen                   boot Xen 4.17 (the reference host) instead of hv-core
+  --kernel PATH           the initial domain is the PV kernel (ELF) at PATH instead of dom0
+  --image NAME=PATH       add the PV kernel at PATH to dom0's image bundle as NAME, so that
+                          `create NAME` at dom0's shell runs it as a domU (repeatable)
   --guest NAME            the initial domain is test guest NAME (tests/guests/src/bin/NAME.rs)
                           instead of dom0
   --no-dom0               no initial domain (hv-core only)
@@ -77,6 +85,8 @@ struct RunOptions {
     firmware: Option<Firmware>,
     accel: Option<Accel>,
     cmdline: Option<String>,
+    /// `--image NAME=PATH`: one's own kernels for dom0's bundle.
+    images: Vec<(String, std::path::PathBuf)>,
     qemu_args: Vec<String>,
 }
 
@@ -88,6 +98,7 @@ impl Default for RunOptions {
             firmware: None,
             accel: None,
             cmdline: None,
+            images: Vec::new(),
             qemu_args: Vec::new(),
         }
     }
@@ -107,6 +118,35 @@ fn parse_run_options(args: &[String], allow_run_only: bool) -> Result<RunOptions
                 // Scenario data names guests statically; this one is named
                 // once per run.
                 options.kernel = Some(Kernel::Guest(Box::leak(name.clone().into_boxed_str())));
+            }
+            "--kernel" => {
+                let path = args
+                    .next()
+                    .ok_or_else(|| Failure("--kernel needs the path of a PV kernel".into()))?;
+                let path = std::path::absolute(path)?;
+                if !path.is_file() {
+                    return Err(Failure(format!("--kernel: no file {}", path.display())));
+                }
+                let path = path.display().to_string();
+                options.kernel = Some(Kernel::File(Box::leak(path.into_boxed_str())));
+            }
+            "--image" => {
+                let spec = args
+                    .next()
+                    .ok_or_else(|| Failure("--image needs NAME=PATH".into()))?;
+                let Some((name, path)) = spec.split_once('=') else {
+                    return Err(Failure(format!(
+                        "--image takes NAME=PATH (the name `create` will use), not `{spec}`"
+                    )));
+                };
+                let path = std::path::absolute(path)?;
+                if !path.is_file() {
+                    return Err(Failure(format!(
+                        "--image {name}: no file {}",
+                        path.display()
+                    )));
+                }
+                options.images.push((name.to_string(), path));
             }
             "--uefi" if allow_run_only => options.firmware = Some(Firmware::Uefi),
             "--bios" if allow_run_only => options.firmware = Some(Firmware::Bios),
@@ -135,6 +175,12 @@ fn parse_run_options(args: &[String], allow_run_only: bool) -> Result<RunOptions
             other => return Err(Failure(format!("unknown option `{other}`\n\n{USAGE}"))),
         }
     }
+    if !options.images.is_empty() && options.kernel != Some(Kernel::Dom0) {
+        return Err(Failure(
+            "--image adds to dom0's bundle; it cannot go with --kernel, --guest or --no-dom0"
+                .into(),
+        ));
+    }
     if options.hypervisor == Hypervisor::Xen && options.kernel.is_none() {
         return Err(Failure(
             "Xen needs an initial domain; drop --no-dom0".into(),
@@ -154,7 +200,14 @@ fn image_for(options: &RunOptions, cmdline: &str, stable_name: bool) -> Result<s
         kernel,
         cmdline: "",
     });
-    image::boot_image(options.hypervisor, cmdline, domain, Vec::new(), stable_name)
+    image::boot_image(
+        options.hypervisor,
+        cmdline,
+        domain,
+        Vec::new(),
+        &options.images,
+        stable_name,
+    )
 }
 
 fn run(args: &[String]) -> Result<i32> {
@@ -232,6 +285,7 @@ fn run(args: &[String]) -> Result<i32> {
         "lint" => lint::run(),
         "bench" => bench::run(rest),
         "fuzz" => fuzz::run(rest),
+        "new-guest" => new_guest::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)

@@ -191,6 +191,17 @@ fn stuck_at(script: &[String], console: &str) -> Option<String> {
     typist.pending().map(str::to_string)
 }
 
+/// Whether a scenario boots the crate `cargo xtask new-guest` makes.
+fn uses_new_guest(scenario: &Scenario) -> bool {
+    scenario
+        .initial_domain
+        .is_some_and(|d| d.kernel == tests::Kernel::NewGuest)
+        || scenario
+            .bundle_extra
+            .iter()
+            .any(|&(_, kernel)| kernel == tests::Kernel::NewGuest)
+}
+
 /// Boots one scenario and judges it; the verdict and the run's seconds.
 fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
     let modules: Vec<ModuleFile> = scenario
@@ -202,11 +213,20 @@ fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
             cmdline: m.cmdline.to_string(),
         })
         .collect();
+    if uses_new_guest(scenario) {
+        crate::new_guest::prepare_scenario_image()?;
+    }
+    let bundle_extra: Vec<(String, std::path::PathBuf)> = scenario
+        .bundle_extra
+        .iter()
+        .map(|&(name, kernel)| (name.to_string(), image::kernel_path(kernel)))
+        .collect();
     let iso = image::boot_image(
         scenario.hypervisor,
         scenario.cmdline,
         scenario.initial_domain,
         modules,
+        &bundle_extra,
         false,
     )?;
     let stop_on: Vec<&str> = scenario
