@@ -21,20 +21,26 @@ pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
 
 /// System time in ns at TSC value `tsc`, from a consistent snapshot.
 ///
-/// The difference from the snapshot's TSC is signed: a hypervisor may
-/// stamp `tsc_timestamp` a little ahead of what the guest's TSC reads
-/// (Xen 4.17 does, for a domU), and the time is then that much before
-/// `system_time`. Clamping such a reading to the snapshot (as this did)
-/// stops the clock until the next update, about once a second on Xen.
+/// The difference from the snapshot's TSC is the signed, wrapping one
+/// (TSC values are modulo 2^64):
+/// - a hypervisor may stamp `tsc_timestamp` a little ahead of what the
+///   guest's TSC reads (Xen 4.17 does, for a domU), and the time is then
+///   that much before `system_time`; clamping such a reading to the
+///   snapshot stops the clock until the next update (about once a second
+///   on Xen);
+/// - Xen 4.17 starts a domU's TSC near 0 and may stamp its first time
+///   info at a TSC from just before, near 2^64; an unsigned comparison
+///   takes that for a stamp 2^64 ticks ahead and the clock reads 0 until
+///   the next update.
 pub fn system_time(info: &VcpuTimeInfo, tsc: u64) -> u64 {
     let (mul, shift) = (info.tsc_to_system_mul, info.tsc_shift);
-    match tsc.checked_sub(info.tsc_timestamp) {
-        Some(ahead) => info
-            .system_time
-            .wrapping_add(scale_delta(ahead, mul, shift)),
-        None => info
-            .system_time
-            .saturating_sub(scale_delta(info.tsc_timestamp - tsc, mul, shift)),
+    let delta = tsc.wrapping_sub(info.tsc_timestamp) as i64;
+    if delta >= 0 {
+        info.system_time
+            .wrapping_add(scale_delta(delta as u64, mul, shift))
+    } else {
+        info.system_time
+            .saturating_sub(scale_delta(delta.unsigned_abs(), mul, shift))
     }
 }
 
@@ -157,6 +163,19 @@ mod tests {
         assert_eq!(system_time(&i, 500), 76_500);
         // Never below zero.
         assert_eq!(system_time(&info(1000, 5, 1 << 31, 1), 0), 0);
+    }
+
+    #[test]
+    fn a_stamp_before_the_tsc_wrapped_counts_forward() {
+        // Xen 4.17 starts a domU's TSC near 0 and may stamp its first time
+        // info at a TSC from just before that (0xffff...f0885a3e seen):
+        // the difference wraps, and is small and positive.
+        let i = info(0u64.wrapping_sub(2_000), 77_000, 1 << 31, 1);
+        assert_eq!(system_time(&i, 500), 79_500);
+        assert_eq!(system_time(&i, 0), 79_000);
+        // A stamp just after a TSC near the top is just ahead of it.
+        let i = info(5, 77_000, 1 << 31, 1);
+        assert_eq!(system_time(&i, u64::MAX), 76_994);
     }
 
     #[test]
