@@ -180,5 +180,5 @@ fn link(parent: u64, index: usize, child: u64) -> Result<(), MapError> {
     // Rust uses.
     unsafe { pv_guest_sdk::hypercall::mmu_update(&[request], DOMID_SELF) }
         .map(drop)
-        .map_err(MapError::Refused)
+        .map_err(MapError::from)
 }

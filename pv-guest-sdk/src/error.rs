@@ -4,12 +4,16 @@ use core::fmt;
 
 use abi::Errno;
 
-/// A failed hypercall: the hypervisor's error number, or a raw negative
-/// return value the ABI does not name.
+use crate::mm::MapError;
+
+/// Why an SDK call failed: the hypervisor's error number, a raw negative
+/// return value the ABI does not name, or a mapping the SDK could not make
+/// (`MapError`, from `mm` and `user`; `?` converts it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     Hypervisor(Errno),
     Unknown(i64),
+    Map(crate::mm::MapError),
 }
 
 pub type Result<T> = core::result::Result<T, Error>;
@@ -24,11 +28,13 @@ impl Error {
         }
     }
 
-    /// The error number, when the ABI names it.
+    /// The hypervisor's error number, when the ABI names it.
     pub fn errno(self) -> Option<Errno> {
         match self {
-            Error::Hypervisor(errno) => Some(errno),
-            Error::Unknown(_) => None,
+            Error::Hypervisor(errno) | Error::Map(MapError::Refused(Refusal::Errno(errno))) => {
+                Some(errno)
+            }
+            Error::Unknown(_) | Error::Map(_) => None,
         }
     }
 }
@@ -38,6 +44,43 @@ impl fmt::Display for Error {
         match self {
             Error::Hypervisor(errno) => write!(f, "{errno}"),
             Error::Unknown(raw) => write!(f, "unknown error {raw}"),
+            Error::Map(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A hypercall's failure, as a [`MapError`] keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Errno(Errno),
+    Raw(i64),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Errno(errno) => write!(f, "{errno}"),
+            Refusal::Raw(raw) => write!(f, "unknown error {raw}"),
+        }
+    }
+}
+
+impl From<MapError> for Error {
+    fn from(e: MapError) -> Self {
+        match e {
+            MapError::Refused(Refusal::Errno(errno)) => Error::Hypervisor(errno),
+            MapError::Refused(Refusal::Raw(raw)) => Error::Unknown(raw),
+            other => Error::Map(other),
+        }
+    }
+}
+
+impl From<Error> for MapError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Hypervisor(errno) => MapError::Refused(Refusal::Errno(errno)),
+            Error::Unknown(raw) => MapError::Refused(Refusal::Raw(raw)),
+            Error::Map(map) => map,
         }
     }
 }
@@ -59,5 +102,24 @@ mod tests {
         assert_eq!(Error::check(-22), Err(Error::Hypervisor(Errno::Inval)));
         assert_eq!(Error::check(-38).unwrap_err().errno(), Some(Errno::NoSys));
         assert_eq!(Error::check(-4095), Err(Error::Unknown(-4095)));
+    }
+
+    #[test]
+    fn map_errors_convert_both_ways_and_keep_their_reason() {
+        fn load() -> Result<()> {
+            Err(MapError::AlreadyMapped(0x4000))?;
+            Ok(())
+        }
+        assert_eq!(load(), Err(Error::Map(MapError::AlreadyMapped(0x4000))));
+        assert_eq!(load().unwrap_err().to_string(), "0x4000 is already mapped");
+        // A refused update is the hypervisor's error, either way round.
+        let refused = MapError::from(Error::Hypervisor(Errno::Perm));
+        assert_eq!(refused, MapError::Refused(Refusal::Errno(Errno::Perm)));
+        assert_eq!(Error::from(refused), Error::Hypervisor(Errno::Perm));
+        assert_eq!(Error::Map(refused).errno(), Some(Errno::Perm));
+        assert_eq!(
+            MapError::from(Error::from(MapError::WindowFull)),
+            MapError::WindowFull
+        );
     }
 }

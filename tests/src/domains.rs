@@ -212,6 +212,71 @@ fn clock_passed(console: &str) -> Result<(), String> {
     }
 }
 
+/// The pingpong pair (see its entry in [`SCENARIOS`]); `expect` as for
+/// [`create_hello`].
+const fn pingpong(expect: &'static [&'static str]) -> Scenario {
+    session(
+        "pingpong",
+        &[
+            Type("create pingpong name=pong cmdline=\"peer=2\""),
+            Type("create pingpong name=ping cmdline=\"peer=1\""),
+            WaitFor("domain # (ping) #"),
+            WaitFor("domain # (pong) #"),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        300,
+        Judge::Shell {
+            expect,
+            anywhere: &[
+                "[ping] pingpong: 100000 round trips, all payloads checked",
+                "[pong] pingpong: 100000 round trips, all payloads checked",
+                "[pong] pingpong: end_access refused while the peer has the page mapped",
+                "[pong] pingpong: end_access succeeded after the peer unmapped",
+                "[ping] pingpong: grant copy of the shared page: right bytes",
+                "[ping] pingpong: grant copy # MB/s, memcpy # MB/s",
+                "domain 1 (pong) exited",
+                "domain 2 (ping) exited",
+            ],
+            check: pingpong_clean,
+            ending: Ending::PowerOff,
+        },
+    )
+}
+
+/// `spin` reports twice, is destroyed, and is gone from `list`.
+const fn spin_until_destroyed(expect: &'static [&'static str]) -> Scenario {
+    session(
+        "spin",
+        &[
+            Type("create spin"),
+            WaitFor("[spin] spin: # iterations"),
+            WaitFor("[spin] spin: # iterations"),
+            Type("destroy spin"),
+            Type("list"),
+            Type("poweroff"),
+        ],
+        120,
+        Judge::Shell {
+            expect,
+            anywhere: &[],
+            check: spin_is_gone,
+            ending: Ending::PowerOff,
+        },
+    )
+}
+
+fn spin_is_gone(console: &str) -> Result<(), String> {
+    let table = last_table(console)?;
+    match table.iter().find(|r| r.name == "spin") {
+        Some(row) => Err(format!(
+            "`list` after `destroy spin` still shows it (id {}, state {})",
+            row.id, row.state
+        )),
+        None => Ok(()),
+    }
+}
+
 pub const SCENARIOS: &[Scenario] = &[
     CLOCK_IN_A_DOMU,
     on_xen("domu-clock@xen", CLOCK_IN_A_DOMU),
@@ -290,37 +355,25 @@ pub const SCENARIOS: &[Scenario] = &[
     // Two guests exchange 100,000 messages over an interdomain event
     // channel and a granted page, check every payload, and the granting
     // side's revoke is refused while the page is mapped.
-    session(
-        "pingpong",
-        &[
-            Type("create pingpong name=pong cmdline=\"peer=2\""),
-            Type("create pingpong name=ping cmdline=\"peer=1\""),
-            WaitFor("domain # (ping) #"),
-            WaitFor("domain # (pong) #"),
-            Type("list"),
-            Type("poweroff"),
-        ],
-        300,
-        Judge::Shell {
-            expect: &[
-                "created domain 1 (pong)",
-                "created domain 2 (ping)",
-                "Domain-0 ",
-                POWERED_OFF,
-            ],
-            anywhere: &[
-                "[ping] pingpong: 100000 round trips, all payloads checked",
-                "[pong] pingpong: 100000 round trips, all payloads checked",
-                "[pong] pingpong: end_access refused while the peer has the page mapped",
-                "[pong] pingpong: end_access succeeded after the peer unmapped",
-                "[ping] pingpong: grant copy of the shared page: right bytes",
-                "[ping] pingpong: grant copy # MB/s, memcpy # MB/s",
-                "domain 1 (pong) exited",
-                "domain 2 (ping) exited",
-            ],
-            check: pingpong_clean,
-            ending: Ending::PowerOff,
-        },
+    pingpong(&[
+        "created domain 1 (pong)",
+        "created domain 2 (ping)",
+        "Domain-0 ",
+        POWERED_OFF,
+    ]),
+    on_xen(
+        "pingpong@xen",
+        pingpong(&[
+            "created domain 1 (pong)",
+            "created domain 2 (ping)",
+            "Domain-0 ",
+        ]),
+    ),
+    // spin runs as a domU until destroyed, on both hosts.
+    spin_until_destroyed(&["created domain 1 (spin)", "Domain-0 ", POWERED_OFF]),
+    on_xen(
+        "spin@xen",
+        spin_until_destroyed(&["created domain 1 (spin)", "Domain-0 "]),
     ),
     GRANT_MAP_COPY,
     // The same pair on Xen 4.17: the test guests agree with the reference.

@@ -37,8 +37,8 @@ pub fn binary(name: &str) -> PathBuf {
 pub(crate) const EXAMPLE_GUESTS: &str = "guests";
 
 /// Where the example guests are built. A target directory of their own:
-/// `guests` and `test-guests` both have a `hello`, and one cargo run
-/// would write both to the same file.
+/// an example and a test guest of the same name would otherwise be
+/// written to the same file.
 pub(crate) fn examples_target_dir() -> PathBuf {
     target_dir().join("example-guests")
 }

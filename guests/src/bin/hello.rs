@@ -4,6 +4,7 @@
 //! and shuts itself down with `SCHEDOP_shutdown(poweroff)`, after which
 //! dom0 sees it gone.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 pv_guest_sdk::entry!(kernel::main);
 

@@ -21,6 +21,7 @@
 //! the client has unmapped it (and said so over the channel) it must
 //! succeed. Both then power off.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 pv_guest_sdk::entry!(kernel::main);
 

@@ -7,6 +7,7 @@
 //! where that call is missing it is estimated from the clock (see
 //! `guests::spin`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 pv_guest_sdk::entry!(kernel::main);
 

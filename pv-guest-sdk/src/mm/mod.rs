@@ -41,7 +41,7 @@ pub enum MapError {
     /// In the hypervisor's hole, or not canonical.
     BadAddress(u64),
     /// The hypervisor refused the update.
-    Refused(crate::Error),
+    Refused(crate::error::Refusal),
     /// Every page of the map window is in use.
     WindowFull,
     /// The frame is not one of the start-of-day pages a guest shares (a
@@ -64,11 +64,5 @@ impl core::fmt::Display for MapError {
                 write!(f, "frame {mfn:#x} is not a start-of-day page to share")
             }
         }
-    }
-}
-
-impl From<crate::Error> for MapError {
-    fn from(e: crate::Error) -> Self {
-        MapError::Refused(e)
     }
 }
