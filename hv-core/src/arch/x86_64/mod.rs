@@ -5,6 +5,7 @@ pub mod acpi;
 mod boot;
 pub mod cpu;
 mod entry;
+pub mod extable;
 pub mod ioapic;
 pub mod lapic;
 pub mod paging;

@@ -81,30 +81,32 @@ enter_guest_frame:
     mov %rdi, %rsp
     jmp trap_exit
 
-    /* guest_copy(dst, src, len) -> bytes not copied. */
+    /* guest_copy(dst, src, len) -> bytes not copied. A fault on the
+       copy resumes after it (the exception table entry), with RCX the
+       bytes left. */
     .global guest_copy_smap
 guest_copy_smap:
     mov %rdx, %rcx
     stac
-    .global guest_copy_smap_insn
-guest_copy_smap_insn:
-    rep movsb
-    .global guest_copy_smap_done
-guest_copy_smap_done:
-    clac
+1:  rep movsb
+2:  clac
     mov %rcx, %rax
     ret
+    .pushsection .ex_table, "a"
+    .balign 8
+    .quad 1b, 2b
+    .popsection
 
     .global guest_copy_plain
 guest_copy_plain:
     mov %rdx, %rcx
-    .global guest_copy_plain_insn
-guest_copy_plain_insn:
-    rep movsb
-    .global guest_copy_plain_done
-guest_copy_plain_done:
-    mov %rcx, %rax
+1:  rep movsb
+2:  mov %rcx, %rax
     ret
+    .pushsection .ex_table, "a"
+    .balign 8
+    .quad 1b, 2b
+    .popsection
 
     .section .data.pv_entry, "aw"
     .balign 8
@@ -130,10 +132,6 @@ unsafe extern "C" {
     fn enter_guest_frame(frame: *const TrapFrame) -> !;
     fn guest_copy_smap(dst: *mut u8, src: *const u8, len: usize) -> usize;
     fn guest_copy_plain(dst: *mut u8, src: *const u8, len: usize) -> usize;
-    static guest_copy_smap_insn: u8;
-    static guest_copy_smap_done: u8;
-    static guest_copy_plain_insn: u8;
-    static guest_copy_plain_done: u8;
     static mut guest_entry_rsp0: u64;
 }
 
@@ -157,6 +155,12 @@ const MSR_SYSENTER_EIP: u32 = 0x176;
 /// runs it) SYSENTER_CS is null, so the instruction faults with #GP(0)
 /// before it changes privilege, as under Xen.
 pub fn init(smap: bool, intel: bool) {
+    // Both guest copies are in the exception table, or a bad guest
+    // pointer would stop the machine.
+    assert!(
+        super::extable::len() >= 2,
+        "the exception table lost its guest-copy entries"
+    );
     SMAP.store(smap, Ordering::Relaxed);
     // SAFETY: only the boot CPU runs here and no guest runs yet, so nothing
     // reads the slot concurrently.
@@ -217,21 +221,10 @@ pub fn is_sysenter_entry(rip: u64) -> bool {
     rip == sysenter_entry as *const () as u64
 }
 
-/// Where a fault inside a guest copy resumes, if `rip` is that copy.
+/// Where a fault at `rip` resumes, if `rip` is an instruction allowed to
+/// fault on a guest address (see `extable`).
 pub fn fixup(rip: u64) -> Option<u64> {
-    let (smap_insn, smap_done, plain_insn, plain_done) = (
-        core::ptr::addr_of!(guest_copy_smap_insn) as u64,
-        core::ptr::addr_of!(guest_copy_smap_done) as u64,
-        core::ptr::addr_of!(guest_copy_plain_insn) as u64,
-        core::ptr::addr_of!(guest_copy_plain_done) as u64,
-    );
-    if rip == smap_insn {
-        Some(smap_done)
-    } else if rip == plain_insn {
-        Some(plain_done)
-    } else {
-        None
-    }
+    super::extable::fixup(rip)
 }
 
 /// One past the canonical lower half.
