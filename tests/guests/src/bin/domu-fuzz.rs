@@ -31,8 +31,11 @@
 //!   replace the 2-level one the SDK uses), `EVTCHNOP_reset` and
 //!   `SCHEDOP_remote_shutdown` of itself, `EVTCHNOP_close`/`bind_vcpu` of
 //!   its console and timer ports;
-//! - safe arguments: `SCHEDOP_block` only after arming a 200 us timer
-//!   with events masked (the block unmasks them);
+//! - left out only because of an open hv-core bug (`BLOCK_EXCLUDED`;
+//!   remove once fixed): `SCHEDOP_block`, from which the fuzzer (seed 7,
+//!   call 3,051,200) is never woken;
+//! - safe arguments: `SCHEDOP_block` (when made) only after arming a
+//!   200 us timer with events masked (the block unmasks them);
 //!   `SCHEDOP_poll` always with a timeout at most 1 ms away; console_io
 //!   writes only of 0 bytes or from unreadable buffers (they go straight
 //!   to the serial line); multicall entries come from the same generators
@@ -116,6 +119,14 @@ mod kernel {
     /// the scratch window, 256-271 the hypervisor's, 510-511 the SDK's).
     const FREE_L4_SLOTS: core::ops::Range<u64> = 3..16;
     const SACRIFICIAL_FRAMES: usize = 32;
+    /// OPEN hv-core BUG (remove once fixed): `SCHEDOP_block` is left out
+    /// of the mix. With it, seed 7 blocks at call 3,051,200 (`cargo xtask
+    /// fuzz --secs 60 --seed 7 --trace-from 3051150`) with events masked,
+    /// its timer port bound, unmasked and not pending, and a 200 us timer
+    /// armed just before, and is never woken: hv-core idles from then on
+    /// (the canary and dom0 go on). The race that once looked like this
+    /// (the timer's upcall taken before the block) is fixed below.
+    const BLOCK_EXCLUDED: bool = true;
     /// The most any call writes through an [`out_ptr`] of unknown length
     /// (`XENVER_capabilities`/`commandline`; console reads, memory maps
     /// and grant frame lists are shorter). Calls that write longer
@@ -276,6 +287,11 @@ mod kernel {
             .max(0) as u64;
             let foreign = foreign_frames(start, max_mfn, rng_seed);
             let mut own = start.mfn_list().to_vec();
+            // shared_info is not in the p2m but is ours to map: a fuzz
+            // page mapping it writable would let output pointers scribble
+            // over our event masks and vcpu_info. It is as live as any
+            // frame Rust uses.
+            own.push(start.shared_info_maddr() >> 12);
             own.sort_unstable();
             let m2p_frame = mm::read_table_entry(l4, 256).map(pte::mfn).unwrap_or(0);
             let console = match start.console() {
@@ -1540,7 +1556,7 @@ mod kernel {
             };
             match choice {
                 // Block: the timer is armed just before it is made.
-                1 => Call::new(
+                1 if !BLOCK_EXCLUDED => Call::new(
                     Hypercall::SchedOp,
                     [ops::SCHEDOP_BLOCK as u64, self.value(), 0, 0, 0],
                 ),
@@ -1762,7 +1778,23 @@ mod kernel {
                 // once if the timer's event is already pending. Unmasked,
                 // the upcall could take the event before the block, which
                 // would then never end.
-                let _ = hypercall::set_timer_op(time::now_ns() + 200_000);
+                let now = time::now_ns();
+                let armed = hypercall::set_timer_op(now + 200_000);
+                if trace {
+                    let timer = self.w.protected[1];
+                    let si = pv_guest_sdk::shared::shared_info();
+                    let v = pv_guest_sdk::shared::vcpu();
+                    let word = timer as usize / 64;
+                    direct(&format!(
+                        "{NAME}: before block: now {now} armed {armed:?} timer port {timer} \
+                         pending {} masked {} upcall_pending {} upcall_mask {} sel {:#x}",
+                        si.evtchn_pending[word].load(Relaxed) >> (timer % 64) & 1,
+                        si.evtchn_mask[word].load(Relaxed) >> (timer % 64) & 1,
+                        v.upcall_pending.load(Relaxed),
+                        v.upcall_mask.load(Relaxed),
+                        v.pending_sel.load(Relaxed)
+                    ));
+                }
             }
             #[allow(unsafe_code)]
             // SAFETY: the generators only name memory of ours that holds
