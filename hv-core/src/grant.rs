@@ -22,6 +22,7 @@ use abi::xen::DomId;
 use hv_core::frame_table::Mfn;
 
 use crate::arch::shared::SharedPage;
+use crate::page_tables::L1Slot;
 
 pub const MAX_GRANT_FRAMES: usize = 4;
 pub const ENTRIES_PER_FRAME: usize = 4096 / 8;
@@ -35,11 +36,10 @@ pub struct Mapping {
     pub granter: DomId,
     pub gref: u32,
     pub host_addr: u64,
-    /// The L1 table and slot the mapping was written to: the only entry
-    /// that can hold it (a grant PTE cannot be copied elsewhere, because
-    /// the frame is not the mapper's).
-    pub l1: Mfn,
-    pub slot: usize,
+    /// The L1 entry the mapping was written to: the only entry that can
+    /// hold it (a grant PTE cannot be copied elsewhere, because the frame
+    /// is not the mapper's).
+    pub slot: L1Slot,
     pub mfn: Mfn,
     pub readonly: bool,
 }

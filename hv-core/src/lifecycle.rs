@@ -158,7 +158,7 @@ fn drop_roots(id: DomId) {
             }
         });
     });
-    crate::arch::pv::flush_tlb_local();
+    crate::page_tables::flush_all();
 }
 
 /// Drops every pin and every page-table reference still held for the
@@ -169,7 +169,7 @@ fn release_page_tables(id: DomId) -> bool {
         crate::hypercall::with_budget(|b| ft.release_tables(&mut mem, id, b))
     })
     .is_ok();
-    crate::arch::pv::flush_tlb_local();
+    crate::page_tables::flush_all();
     done
 }
 

@@ -17,16 +17,15 @@ use abi::grant_table::{
     GNTTABOP_UNMAP_GRANT_REF, MapGrantRef, QuerySize, SetupTable, UnmapGrantRef,
 };
 use abi::xen::DomId;
-use hv_core::frame_table::{FrameType, Mfn, Owner, PageTableMemory, entry_mfn};
+use hv_core::frame_table::{FrameType, Mfn, Owner};
 use hv_core::layout::{HOLE_END, HOLE_START};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::mm;
-use crate::arch::pv::{self, MachinePageTables};
+use crate::arch::pv;
 use crate::arch::shared;
 use crate::domain::{self, State};
 use crate::grant::{GrantError, MAX_GRANT_FRAMES, Mapping};
-use crate::{guest, memory};
+use crate::{guest, memory, page_tables};
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 2;
@@ -182,10 +181,7 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
         return Err(GNTST_BAD_VIRT_ADDR);
     }
     let root = domain::with_current(|d| d.vcpus[0].current_root());
-    let (l1, index) = mm::l1_slot(root, op.host_addr).map_err(|_| GNTST_BAD_VIRT_ADDR)?;
-    if !mm::is_live_l1(l1, me) {
-        return Err(GNTST_BAD_VIRT_ADDR);
-    }
+    let slot = page_tables::l1_slot(root, op.host_addr, me).map_err(|_| GNTST_BAD_VIRT_ADDR)?;
 
     let granted = domain::with(from, |d| d.grants.acquire(op.ref_, me, readonly, true))
         .ok_or(GNTST_BAD_DOMAIN)?
@@ -204,8 +200,7 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
         granter: from,
         gref: op.ref_,
         host_addr: op.host_addr,
-        l1,
-        slot: index,
+        slot,
         mfn: granted.frame,
         readonly,
     };
@@ -213,7 +208,7 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
         release();
         return Err(GNTST_NO_SPACE);
     };
-    if mm::write_entry_for(l1, index, pte, me, from).is_err() {
+    if page_tables::install_l1(me, slot, pte, from).is_err() {
         domain::with_current(|d| d.grants.untrack(handle));
         release();
         return Err(GNTST_GENERAL_ERROR);
@@ -235,15 +230,8 @@ fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
     if host_addr != 0 && host_addr != mapping.host_addr {
         return Err(GNTST_GENERAL_ERROR);
     }
-    if mm::is_live_l1(mapping.l1, me) {
-        let entry = MachinePageTables.read_entry(mapping.l1, mapping.slot);
-        if entry & PRESENT != 0 && entry_mfn(entry) == mapping.mfn {
-            mm::write_entry_for(mapping.l1, mapping.slot, 0, me, mapping.granter)
-                .map_err(|_| GNTST_GENERAL_ERROR)?;
-            // The table may be linked at several addresses.
-            pv::flush_tlb_local();
-        }
-    }
+    page_tables::clear_l1(me, mapping.slot, mapping.mfn, mapping.granter)
+        .map_err(|_| GNTST_GENERAL_ERROR)?;
     domain::with_current(|d| d.grants.untrack(handle));
     let granter_dying = domain::with(mapping.granter, |d| {
         d.grants.unpin(mapping.gref, mapping.readonly);
