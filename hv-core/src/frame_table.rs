@@ -57,6 +57,13 @@ pub type Mfn = u64;
 pub type DomId = u16;
 
 pub const ENTRIES: usize = 512;
+
+/// One entry of an L1 page table: where a single mapping lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L1Slot {
+    pub table: Mfn,
+    pub index: usize,
+}
 /// L4 slots reserved for the hypervisor (the PV64 hole).
 pub const HYPERVISOR_L4_SLOTS: core::ops::Range<usize> = 256..272;
 

@@ -29,6 +29,7 @@ use hv_core::frame_table::{Mfn, Owner};
 use crate::arch::pv::MachinePageTables;
 use crate::arch::shared::SharedPage;
 use crate::domain::{self, State, Wait};
+use crate::grant::GrantFrames;
 use crate::guest::UPCALL_MASK;
 use crate::{events, memory};
 
@@ -133,7 +134,9 @@ fn release_mapped_grants(id: DomId) {
         }
     });
     for m in maps {
-        domain::with(m.granter, |g| g.grants.unpin(m.gref, m.readonly));
+        domain::with(m.granter, |g| {
+            g.grants.release(&GrantFrames, m.gref, m.readonly)
+        });
     }
 }
 

@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::Errno;
 use hv_core::frame_table::{
-    FrameTable, FrameType, Mfn, Owner, PageError, PageTableMemory, Progress, entry_mfn,
+    FrameTable, FrameType, L1Slot, Mfn, Owner, PageError, PageTableMemory, Progress, entry_mfn,
 };
 
 use crate::arch::pv::{self, MachinePageTables};
@@ -59,13 +59,6 @@ pub fn refused(e: PageError) -> Errno {
     }
     log::debug!("d{}: page-table request refused: {e}", domain::current_id());
     Errno::Inval
-}
-
-/// One entry of an L1 page table: where a single mapping lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct L1Slot {
-    pub table: Mfn,
-    pub index: usize,
 }
 
 /// Whether `mfn` is an L1 page table of `owner` in use (typed and fully
