@@ -17,7 +17,7 @@ use abi::grant_table::{
     GNTTABOP_UNMAP_GRANT_REF, MapGrantRef, QuerySize, SetupTable, UnmapGrantRef,
 };
 use abi::xen::DomId;
-use hv_core::frame_table::{FrameType, Mfn, Owner};
+use hv_core::frame_table::{FrameType, L1Slot, Mfn, Owner};
 use hv_core::layout::{HOLE_END, HOLE_START};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -174,15 +174,7 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
     let readonly = op.flags & GNTMAP_READONLY != 0;
     let me = domain::current_id();
     let from = granter(op.dom)?;
-    if !pv::is_canonical(op.host_addr)
-        || !op.host_addr.is_multiple_of(4096)
-        || (HOLE_START..HOLE_END).contains(&op.host_addr)
-    {
-        return Err(GNTST_BAD_VIRT_ADDR);
-    }
-    let root = domain::with_current(|d| d.vcpus[0].current_root());
-    let slot = page_tables::l1_slot(root, op.host_addr, me).map_err(|_| GNTST_BAD_VIRT_ADDR)?;
-
+    let slot = host_slot(op.host_addr, me)?;
     let granted = acquire(from, op.ref_, me, readonly)?;
     let give_back = || release(from, op.ref_, readonly);
     let pte = granted.frame << 12 | PRESENT | USER | NX | if readonly { 0 } else { WRITABLE };
@@ -213,6 +205,19 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
     }
     pv::invlpg(op.host_addr);
     Ok((handle, granted.frame))
+}
+
+/// The entry of `me`'s live L1 table that maps `host_addr`, a page-aligned
+/// guest address outside the hypervisor hole.
+fn host_slot(host_addr: u64, me: DomId) -> Result<L1Slot, i16> {
+    if !pv::is_canonical(host_addr)
+        || !host_addr.is_multiple_of(4096)
+        || (HOLE_START..HOLE_END).contains(&host_addr)
+    {
+        return Err(GNTST_BAD_VIRT_ADDR);
+    }
+    let root = domain::with_current(|d| d.vcpus[0].current_root());
+    page_tables::l1_slot(root, host_addr, me).map_err(|_| GNTST_BAD_VIRT_ADDR)
 }
 
 /// `GNTTABOP_unmap_grant_ref`: clears the mapping's entry if it still
