@@ -7,6 +7,13 @@
 //! reads and clears them; [`EventBits`] abstracts that memory so the
 //! delivery rules are host-tested.
 //!
+//! Channels between two domains (Xen's `evtchn_bind_interdomain` and
+//! `evtchn_close`) change both domains' tables in one step: [`bind_interdomain`]
+//! and [`close`] take the local table and the [`Peer`] (the same table for
+//! a loopback channel), so a bound channel's two ends always name each
+//! other, and closing one end leaves the other unbound, waiting for the
+//! closer again.
+//!
 //! Delivery rules (Xen's `evtchn_2l_set_pending` and `_unmask`): a port
 //! raises an upcall only on the 0->1 edge of its pending bit while
 //! unmasked; the selector bit and the upcall flag are set only on their own
@@ -264,6 +271,71 @@ impl EventChannels {
     }
 }
 
+/// The other end's table for a rule over two domains.
+pub enum Peer<'a> {
+    /// The channel's other end is in the local table (the domain bound
+    /// its own port: a loopback channel).
+    Loopback,
+    /// Another domain's table.
+    Other(&'a mut EventChannels),
+    /// The other domain no longer exists: only the local end changes.
+    Gone,
+}
+
+impl Peer<'_> {
+    /// The table holding the other end: `local` itself for a loopback.
+    fn table<'t>(&'t mut self, local: &'t mut EventChannels) -> Option<&'t mut EventChannels> {
+        match self {
+            Peer::Loopback => Some(local),
+            Peer::Other(peer) => Some(peer),
+            Peer::Gone => None,
+        }
+    }
+}
+
+/// `EVTCHNOP_bind_interdomain`: domain `own` (table `local`) binds the
+/// peer's `remote_port`, which must be unbound and waiting for `own`; the
+/// peer is `remote_dom` (`own` for a loopback). Both ends are connected;
+/// returns the new local port.
+pub fn bind_interdomain(
+    local: &mut EventChannels,
+    mut peer: Peer<'_>,
+    own: u16,
+    remote_dom: u16,
+    remote_port: Port,
+) -> Result<Port, EventError> {
+    let waiting = peer
+        .table(local)
+        .map(|t| t.binding(remote_port) == Binding::Unbound { remote: own });
+    if waiting != Some(true) {
+        return Err(EventError::Invalid);
+    }
+    let port = local.bind_interdomain(remote_dom, remote_port)?;
+    if let Some(remote) = peer.table(local) {
+        remote.connect(remote_port, own, port);
+    }
+    Ok(port)
+}
+
+/// `EVTCHNOP_close` of `port` in domain `own`'s table `local`: frees it
+/// and, for an interdomain channel, turns the other end (in `peer`, the
+/// domain the binding names) back into an unbound port waiting for `own`.
+/// Returns what the port was bound to.
+pub fn close(
+    local: &mut EventChannels,
+    mut peer: Peer<'_>,
+    own: u16,
+    port: Port,
+) -> Result<Binding, EventError> {
+    let binding = local.close(port)?;
+    if let Binding::Interdomain { remote_port, .. } = binding
+        && let Some(remote) = peer.table(local)
+    {
+        remote.disconnect(remote_port, own, port);
+    }
+    Ok(binding)
+}
+
 /// The guest-visible bits: `shared_info.evtchn_pending/mask` and each
 /// vCPU's `evtchn_pending_sel` and `evtchn_upcall_pending`. Each
 /// `test_and_*` is atomic in the real implementation, because the guest
@@ -447,5 +519,108 @@ mod tests {
         bits.mask[0] = 1 << 9;
         assert!(!unmask(&mut bits, 9, 0));
         assert!(!bits.upcall[0]);
+    }
+
+    // --- channels between two domains --------------------------------
+
+    const A: u16 = 1;
+    const B: u16 = 2;
+
+    #[test]
+    fn binding_connects_both_ends_to_each_other() {
+        let (mut a, mut b) = (EventChannels::new(1), EventChannels::new(1));
+        let offered = b.alloc_unbound(A).unwrap();
+        let port = bind_interdomain(&mut a, Peer::Other(&mut b), A, B, offered).unwrap();
+        let a_end = Binding::Interdomain {
+            remote: B,
+            remote_port: offered,
+        };
+        let b_end = Binding::Interdomain {
+            remote: A,
+            remote_port: port,
+        };
+        assert_eq!(a.binding(port), a_end);
+        assert_eq!(b.binding(offered), b_end);
+    }
+
+    #[test]
+    fn only_the_named_domain_binds_an_unbound_port_and_only_once() {
+        let (mut a, mut b) = (EventChannels::new(1), EventChannels::new(1));
+        let for_someone_else = b.alloc_unbound(3).unwrap();
+        let refused = bind_interdomain(&mut a, Peer::Other(&mut b), A, B, for_someone_else);
+        assert_eq!(refused, Err(EventError::Invalid));
+        let offered = b.alloc_unbound(A).unwrap();
+        bind_interdomain(&mut a, Peer::Other(&mut b), A, B, offered).unwrap();
+        let again = bind_interdomain(&mut a, Peer::Other(&mut b), A, B, offered);
+        assert_eq!(again, Err(EventError::Invalid));
+        let free = bind_interdomain(&mut a, Peer::Other(&mut b), A, B, 100);
+        assert_eq!(free, Err(EventError::Invalid));
+        assert_eq!(
+            bind_interdomain(&mut a, Peer::Gone, A, B, offered),
+            Err(EventError::Invalid)
+        );
+        // The refusals took no local port.
+        assert_eq!(a.bound_ports().count(), 1);
+    }
+
+    #[test]
+    fn closing_one_end_leaves_the_other_waiting_for_the_closer() {
+        let (mut a, mut b) = (EventChannels::new(1), EventChannels::new(1));
+        let offered = b.alloc_unbound(A).unwrap();
+        let port = bind_interdomain(&mut a, Peer::Other(&mut b), A, B, offered).unwrap();
+        let closed = close(&mut a, Peer::Other(&mut b), A, port).unwrap();
+        assert!(matches!(closed, Binding::Interdomain { remote: B, .. }));
+        assert_eq!(a.binding(port), Binding::Free);
+        assert_eq!(b.binding(offered), Binding::Unbound { remote: A });
+        // A rebind connects again.
+        let port = bind_interdomain(&mut a, Peer::Other(&mut b), A, B, offered).unwrap();
+        assert_eq!(b.send(offered), Ok(Delivery::Remote { dom: A, port }));
+    }
+
+    #[test]
+    fn a_loopback_channel_is_bound_and_closed_in_one_table() {
+        let mut a = EventChannels::new(1);
+        let offered = a.alloc_unbound(A).unwrap();
+        let port = bind_interdomain(&mut a, Peer::Loopback, A, A, offered).unwrap();
+        assert_eq!(
+            a.send(port),
+            Ok(Delivery::Remote {
+                dom: A,
+                port: offered
+            })
+        );
+        assert_eq!(a.send(offered), Ok(Delivery::Remote { dom: A, port }));
+        close(&mut a, Peer::Loopback, A, offered).unwrap();
+        assert_eq!(a.binding(port), Binding::Unbound { remote: A });
+    }
+
+    #[test]
+    fn closing_never_unhooks_a_port_that_moved_on() {
+        let (mut a, mut b) = (EventChannels::new(1), EventChannels::new(1));
+        let offered = b.alloc_unbound(A).unwrap();
+        let port = bind_interdomain(&mut a, Peer::Other(&mut b), A, B, offered).unwrap();
+        // B closes its end and reuses the port number for something else.
+        close(&mut b, Peer::Other(&mut a), B, offered).unwrap();
+        assert_eq!(a.binding(port), Binding::Unbound { remote: B });
+        let reused = b.bind_ipi(0).unwrap();
+        assert_eq!(reused, offered);
+        close(&mut a, Peer::Other(&mut b), A, port).unwrap();
+        assert_eq!(b.binding(reused), Binding::Ipi { vcpu: 0 });
+    }
+
+    #[test]
+    fn closing_with_the_peer_gone_frees_the_local_end() {
+        let mut a = EventChannels::new(1);
+        let port = a.bind_interdomain(B, 7).unwrap();
+        let closed = close(&mut a, Peer::Gone, A, port).unwrap();
+        assert_eq!(
+            closed,
+            Binding::Interdomain {
+                remote: B,
+                remote_port: 7
+            }
+        );
+        assert_eq!(a.binding(port), Binding::Free);
+        assert_eq!(close(&mut a, Peer::Gone, A, port), Err(EventError::Invalid));
     }
 }

@@ -57,6 +57,13 @@ pub type Mfn = u64;
 pub type DomId = u16;
 
 pub const ENTRIES: usize = 512;
+
+/// One entry of an L1 page table: where a single mapping lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L1Slot {
+    pub table: Mfn,
+    pub index: usize,
+}
 /// L4 slots reserved for the hypervisor (the PV64 hole).
 pub const HYPERVISOR_L4_SLOTS: core::ops::Range<usize> = 256..272;
 
@@ -1373,6 +1380,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
+        let mut foreign_maps = 0;
         for _round in 0..40 {
             let mut storage = Vec::new();
             let mut table = setup(&mut storage);
@@ -1399,8 +1407,27 @@ mod tests {
                         } else {
                             pte(next(64), next(2) == 0)
                         };
-                        let _ = table.update_entry(&mut mem, mfn, index, value, DOM);
+                        // One update in four maps a frame of OTHER's on
+                        // its behalf (Xen's foreign pg_owner, as for grants).
+                        let pg_owner = if next(4) == 0 { OTHER } else { DOM };
+                        let value = if pg_owner == OTHER && value != 0 {
+                            pte(40 + next(10), next(2) == 0)
+                        } else {
+                            value
+                        };
+                        let done =
+                            table.update_entry_for(&mut mem, mfn, index, value, DOM, pg_owner);
+                        if done.is_ok() && pg_owner == OTHER && value != 0 {
+                            foreign_maps += 1;
+                        }
                     }
+                }
+                for m in 40..64 {
+                    assert_eq!(
+                        table.info(m).unwrap().ref_count,
+                        l1_references(&table, &mem, m),
+                        "frame {m}: references other than from DOM's L1 entries"
+                    );
                 }
                 for m in 0..64 {
                     let f = table.info(m).unwrap();
@@ -1416,7 +1443,11 @@ mod tests {
                         "frame {m}: {f:?}"
                     );
                     if f.owner != Owner::Domain(DOM) {
-                        assert_eq!(f.ref_count, 0, "foreign frame {m} referenced");
+                        assert!(
+                            matches!(f.ty, FrameType::None | FrameType::Writable),
+                            "foreign frame {m} typed {:?} by DOM",
+                            f.ty
+                        );
                     }
                 }
             }
@@ -1425,6 +1456,20 @@ mod tests {
             }
             assert!(all_released(&table), "references leaked after teardown");
         }
+        assert!(foreign_maps > 0, "no foreign mapping was ever made");
+    }
+
+    /// How many present entries of live (typed) L1 tables map `target`.
+    fn l1_references(table: &FrameTable, mem: &Memory, target: Mfn) -> u32 {
+        let live_l1 = |t: Mfn| {
+            table
+                .info(t)
+                .is_some_and(|f| f.ty == FrameType::L1 && f.type_count > 0)
+        };
+        mem.entries
+            .iter()
+            .filter(|&(&(t, _), &v)| live_l1(t) && v & PRESENT != 0 && entry_mfn(v) == target)
+            .count() as u32
     }
 
     // --- preemptible (de)validation ----------------------------------

@@ -12,6 +12,7 @@ pub mod console;
 pub mod event_channel;
 pub mod frame_table;
 pub mod frames;
+pub mod grant_table;
 pub mod hypercalls;
 pub mod layout;
 pub mod pvclock;

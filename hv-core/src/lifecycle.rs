@@ -29,6 +29,7 @@ use hv_core::frame_table::{Mfn, Owner};
 use crate::arch::pv::MachinePageTables;
 use crate::arch::shared::SharedPage;
 use crate::domain::{self, State, Wait};
+use crate::grant::GrantFrames;
 use crate::guest::UPCALL_MASK;
 use crate::{events, memory};
 
@@ -133,7 +134,9 @@ fn release_mapped_grants(id: DomId) {
         }
     });
     for m in maps {
-        domain::with(m.granter, |g| g.grants.unpin(m.gref, m.readonly));
+        domain::with(m.granter, |g| {
+            g.grants.release(&GrantFrames, m.gref, m.readonly)
+        });
     }
 }
 
@@ -158,7 +161,7 @@ fn drop_roots(id: DomId) {
             }
         });
     });
-    crate::arch::pv::flush_tlb_local();
+    crate::page_tables::flush_all();
 }
 
 /// Drops every pin and every page-table reference still held for the
@@ -169,7 +172,7 @@ fn release_page_tables(id: DomId) -> bool {
         crate::hypercall::with_budget(|b| ft.release_tables(&mut mem, id, b))
     })
     .is_ok();
-    crate::arch::pv::flush_tlb_local();
+    crate::page_tables::flush_all();
     done
 }
 

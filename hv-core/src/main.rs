@@ -33,6 +33,8 @@ mod logger;
 #[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
+mod page_tables;
+#[cfg(target_os = "none")]
 mod scheduler;
 #[cfg(target_os = "none")]
 mod stop;

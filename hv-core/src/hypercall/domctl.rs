@@ -193,7 +193,7 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
     if !addresses.into_iter().chain(traps).all(pv::is_canonical) {
         return Err(Errno::Inval);
     }
-    super::mm::flush_if_stale();
+    crate::page_tables::flush_if_stale();
     let mut mem = MachinePageTables;
     memory::with_frame_table(|ft| ft.get_page_type(&mut mem, l4, id, FrameType::L4)).map_err(
         |e| {

@@ -10,7 +10,8 @@ use abi::event_channel::{
     EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNOP_UNMASK, EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN,
     EVTCHNSTAT_IPI, EVTCHNSTAT_UNBOUND, EVTCHNSTAT_VIRQ, PortOp, Status,
 };
-use hv_core::event_channel::{Binding, Delivery, EventError};
+use abi::xen::DomId;
+use hv_core::event_channel::{self, Binding, Delivery, EventError, Peer, Port};
 
 use crate::domain::{State, is_self};
 use crate::{domain, events, guest};
@@ -28,6 +29,51 @@ fn errno(e: EventError) -> Errno {
         EventError::NoSpace => Errno::NoSpc,
         EventError::NoVcpu => Errno::NoEnt,
     }
+}
+
+/// `EVTCHNOP_bind_interdomain` of `remote_dom`'s `remote_port` (the
+/// caller's own for a loopback channel; another domain must be running).
+fn bind_interdomain(remote_dom: DomId, remote_port: Port) -> Result<Port, Errno> {
+    let own = domain::current_id();
+    if is_self(remote_dom) {
+        return domain::with_current(|d| {
+            event_channel::bind_interdomain(&mut d.events, Peer::Loopback, own, own, remote_port)
+        })
+        .map_err(errno);
+    }
+    domain::with_two(own, remote_dom, |me, peer| {
+        if peer.state != State::Running {
+            return Err(Errno::Srch);
+        }
+        let peer = Peer::Other(&mut peer.events);
+        event_channel::bind_interdomain(&mut me.events, peer, own, remote_dom, remote_port)
+            .map_err(errno)
+    })
+    .ok_or(Errno::Srch)?
+}
+
+/// `EVTCHNOP_close` of the caller's `port`, with the other end of an
+/// interdomain channel in the same step.
+fn close(port: Port) -> Result<Binding, EventError> {
+    let own = domain::current_id();
+    let remote = match domain::with_current(|d| d.events.binding(port)) {
+        Binding::Interdomain { remote, .. } if remote != own => Some(remote),
+        _ => None,
+    };
+    let in_two = remote.and_then(|remote| {
+        domain::with_two(own, remote, |me, peer| {
+            event_channel::close(&mut me.events, Peer::Other(&mut peer.events), own, port)
+        })
+    });
+    if let Some(closed) = in_two {
+        return closed;
+    }
+    let peer = if remote.is_some() {
+        Peer::Gone
+    } else {
+        Peer::Loopback
+    };
+    domain::with_current(|d| event_channel::close(&mut d.events, peer, own, port))
 }
 
 impl EventChannelOp {
@@ -65,66 +111,13 @@ impl EventChannelOp {
             }
             EVTCHNOP_BIND_INTERDOMAIN => {
                 let mut op: BindInterdomain = guest::read(arg)?;
-                let own = domain::current_id();
-                op.local_port = if is_self(op.remote_dom) {
-                    domain::with_current(|d| {
-                        match d.events.binding(op.remote_port) {
-                            Binding::Unbound { remote } if remote == own => {}
-                            _ => return Err(EventError::Invalid),
-                        }
-                        let local = d.events.bind_interdomain(own, op.remote_port)?;
-                        d.events.connect(op.remote_port, own, local);
-                        Ok(local)
-                    })
-                    .map_err(errno)?
-                } else {
-                    let remote_dom = op.remote_dom;
-                    domain::with_two(own, remote_dom, |me, peer| {
-                        if peer.state != State::Running {
-                            return Err(Errno::Srch);
-                        }
-                        match peer.events.binding(op.remote_port) {
-                            Binding::Unbound { remote } if remote == own => {}
-                            _ => return Err(Errno::Inval),
-                        }
-                        let local = me
-                            .events
-                            .bind_interdomain(remote_dom, op.remote_port)
-                            .map_err(errno)?;
-                        peer.events.connect(op.remote_port, own, local);
-                        Ok(local)
-                    })
-                    .ok_or(Errno::Srch)??
-                };
+                op.local_port = bind_interdomain(op.remote_dom, op.remote_port)?;
                 guest::write(arg, &op)?;
                 Ok(0)
             }
             EVTCHNOP_CLOSE => {
                 let op: PortOp = guest::read(arg)?;
-                let own = domain::current_id();
-                let binding = domain::with_current(|d| {
-                    let binding = d.events.close(op.port)?;
-                    if let Binding::Interdomain {
-                        remote,
-                        remote_port,
-                    } = binding
-                        && remote == own
-                    {
-                        d.events.disconnect(remote_port, own, op.port);
-                    }
-                    Ok(binding)
-                })
-                .map_err(errno)?;
-                if let Binding::Interdomain {
-                    remote,
-                    remote_port,
-                } = binding
-                    && remote != own
-                {
-                    domain::with(remote, |peer| {
-                        peer.events.disconnect(remote_port, own, op.port)
-                    });
-                }
+                close(op.port).map_err(errno)?;
                 events::clear_pending(op.port);
                 Ok(0)
             }

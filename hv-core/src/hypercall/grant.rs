@@ -17,16 +17,15 @@ use abi::grant_table::{
     GNTTABOP_UNMAP_GRANT_REF, MapGrantRef, QuerySize, SetupTable, UnmapGrantRef,
 };
 use abi::xen::DomId;
-use hv_core::frame_table::{FrameType, Mfn, Owner, PageTableMemory, entry_mfn};
+use hv_core::frame_table::{FrameType, L1Slot, Mfn, Owner};
 use hv_core::layout::{HOLE_END, HOLE_START};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::mm;
-use crate::arch::pv::{self, MachinePageTables};
+use crate::arch::pv;
 use crate::arch::shared;
 use crate::domain::{self, State};
-use crate::grant::{GrantError, MAX_GRANT_FRAMES, Mapping};
-use crate::{guest, memory};
+use crate::grant::{GrantError, GrantFrames, Granted, MAX_GRANT_FRAMES, Mapping};
+use crate::{guest, memory, page_tables};
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 2;
@@ -175,51 +174,50 @@ fn map(op: &MapGrantRef) -> Result<(u32, Mfn), i16> {
     let readonly = op.flags & GNTMAP_READONLY != 0;
     let me = domain::current_id();
     let from = granter(op.dom)?;
-    if !pv::is_canonical(op.host_addr)
-        || !op.host_addr.is_multiple_of(4096)
-        || (HOLE_START..HOLE_END).contains(&op.host_addr)
-    {
-        return Err(GNTST_BAD_VIRT_ADDR);
-    }
-    let root = domain::with_current(|d| d.vcpus[0].current_root());
-    let (l1, index) = mm::l1_slot(root, op.host_addr).map_err(|_| GNTST_BAD_VIRT_ADDR)?;
-    if !mm::is_live_l1(l1, me) {
-        return Err(GNTST_BAD_VIRT_ADDR);
-    }
-
-    let granted = domain::with(from, |d| d.grants.acquire(op.ref_, me, readonly, true))
-        .ok_or(GNTST_BAD_DOMAIN)?
-        .map_err(grant_status)?;
-    let release = || domain::with(from, |d| d.grants.unpin(op.ref_, readonly));
+    let slot = host_slot(op.host_addr, me)?;
+    let granted = acquire(from, op.ref_, me, readonly)?;
+    let give_back = || release(from, op.ref_, readonly);
     let pte = granted.frame << 12 | PRESENT | USER | NX | if readonly { 0 } else { WRITABLE };
     let owned_by_granter = memory::with_frame_table(|ft| {
         ft.info(granted.frame)
             .is_some_and(|f| f.owner == Owner::Domain(from))
     });
     if !owned_by_granter {
-        release();
+        give_back();
         return Err(GNTST_BAD_PAGE);
     }
     let mapping = Mapping {
         granter: from,
         gref: op.ref_,
         host_addr: op.host_addr,
-        l1,
-        slot: index,
+        slot,
         mfn: granted.frame,
         readonly,
     };
     let Some(handle) = domain::with_current(|d| d.grants.track(mapping)) else {
-        release();
+        give_back();
         return Err(GNTST_NO_SPACE);
     };
-    if mm::write_entry_for(l1, index, pte, me, from).is_err() {
+    if page_tables::install_l1(me, slot, pte, from).is_err() {
         domain::with_current(|d| d.grants.untrack(handle));
-        release();
+        give_back();
         return Err(GNTST_GENERAL_ERROR);
     }
     pv::invlpg(op.host_addr);
     Ok((handle, granted.frame))
+}
+
+/// The entry of `me`'s live L1 table that maps `host_addr`, a page-aligned
+/// guest address outside the hypervisor hole.
+fn host_slot(host_addr: u64, me: DomId) -> Result<L1Slot, i16> {
+    if !pv::is_canonical(host_addr)
+        || !host_addr.is_multiple_of(4096)
+        || (HOLE_START..HOLE_END).contains(&host_addr)
+    {
+        return Err(GNTST_BAD_VIRT_ADDR);
+    }
+    let root = domain::with_current(|d| d.vcpus[0].current_root());
+    page_tables::l1_slot(root, host_addr, me).map_err(|_| GNTST_BAD_VIRT_ADDR)
 }
 
 /// `GNTTABOP_unmap_grant_ref`: clears the mapping's entry if it still
@@ -235,18 +233,12 @@ fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
     if host_addr != 0 && host_addr != mapping.host_addr {
         return Err(GNTST_GENERAL_ERROR);
     }
-    if mm::is_live_l1(mapping.l1, me) {
-        let entry = MachinePageTables.read_entry(mapping.l1, mapping.slot);
-        if entry & PRESENT != 0 && entry_mfn(entry) == mapping.mfn {
-            mm::write_entry_for(mapping.l1, mapping.slot, 0, me, mapping.granter)
-                .map_err(|_| GNTST_GENERAL_ERROR)?;
-            // The table may be linked at several addresses.
-            pv::flush_tlb_local();
-        }
-    }
+    page_tables::clear_l1(me, mapping.slot, mapping.mfn, mapping.granter)
+        .map_err(|_| GNTST_GENERAL_ERROR)?;
     domain::with_current(|d| d.grants.untrack(handle));
     let granter_dying = domain::with(mapping.granter, |d| {
-        d.grants.unpin(mapping.gref, mapping.readonly);
+        d.grants
+            .release(&GrantFrames, mapping.gref, mapping.readonly);
         d.state == State::Dying
     });
     if granter_dying == Some(true) {
@@ -256,59 +248,113 @@ fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
     Ok(())
 }
 
-/// One side of a copy, resolved to a frame the caller may use.
-fn copy_frame(gref_or_mfn: u64, dom: DomId, by_ref: bool, write: bool) -> Result<Mfn, i16> {
-    let me = domain::current_id();
-    let (mfn, owner) = if by_ref {
-        let from = granter(dom)?;
-        let gref = u32::try_from(gref_or_mfn).map_err(|_| GNTST_BAD_GNTREF)?;
-        let granted = domain::with(from, |d| d.grants.acquire(gref, me, !write, false))
-            .ok_or(GNTST_BAD_DOMAIN)?
-            .map_err(grant_status)?;
-        (granted.frame, from)
-    } else if domain::is_self(dom) {
-        // A frame of the caller's own (dom0 may name any domain's).
-        (gref_or_mfn, me)
-    } else if domain::current_is_privileged() && domain::with(dom, |_| ()).is_some() {
-        (gref_or_mfn, dom)
-    } else {
-        return Err(GNTST_PERMISSION_DENIED);
-    };
-    // The owner's, and never a page table when written.
-    let usable = memory::with_frame_table(|ft| {
-        ft.info(mfn).is_some_and(|f| {
-            f.owner == Owner::Domain(owner)
-                && (!write || f.type_count == 0 || f.ty == FrameType::Writable)
-        })
-    });
-    if usable { Ok(mfn) } else { Err(GNTST_BAD_PAGE) }
+/// Takes a use of `from`'s grant `gref` for `me` (see
+/// `GrantTable::acquire`).
+fn acquire(from: DomId, gref: u32, me: DomId, readonly: bool) -> Result<Granted, i16> {
+    domain::with(from, |d| d.grants.acquire(&GrantFrames, gref, me, readonly))
+        .ok_or(GNTST_BAD_DOMAIN)?
+        .map_err(grant_status)
+}
+
+/// Drops a use [`acquire`] took.
+fn release(from: DomId, gref: u32, readonly: bool) {
+    domain::with(from, |d| d.grants.release(&GrantFrames, gref, readonly));
+}
+
+/// One side of a copy, resolved to a frame the caller may use; a side
+/// named by grant holds a use of it (its in-use flag set) until
+/// [`CopySide::finish`], as Xen's `acquire_grant_for_copy` does.
+struct CopySide {
+    mfn: Mfn,
+    grant: Option<(DomId, u32)>,
+    write: bool,
+}
+
+impl CopySide {
+    fn resolve(gref_or_mfn: u64, dom: DomId, by_ref: bool, write: bool) -> Result<Self, i16> {
+        let me = domain::current_id();
+        let (side, owner) = if by_ref {
+            let from = granter(dom)?;
+            let gref = u32::try_from(gref_or_mfn).map_err(|_| GNTST_BAD_GNTREF)?;
+            let granted = acquire(from, gref, me, !write)?;
+            let side = Self {
+                mfn: granted.frame,
+                grant: Some((from, gref)),
+                write,
+            };
+            (side, from)
+        } else if domain::is_self(dom) {
+            // A frame of the caller's own (dom0 may name any domain's).
+            (Self::frame(gref_or_mfn, write), me)
+        } else if domain::current_is_privileged() && domain::with(dom, |_| ()).is_some() {
+            (Self::frame(gref_or_mfn, write), dom)
+        } else {
+            return Err(GNTST_PERMISSION_DENIED);
+        };
+        // The owner's, and never a page table when written.
+        let usable = memory::with_frame_table(|ft| {
+            ft.info(side.mfn).is_some_and(|f| {
+                f.owner == Owner::Domain(owner)
+                    && (!write || f.type_count == 0 || f.ty == FrameType::Writable)
+            })
+        });
+        if !usable {
+            side.finish();
+            return Err(GNTST_BAD_PAGE);
+        }
+        Ok(side)
+    }
+
+    fn frame(mfn: Mfn, write: bool) -> Self {
+        Self {
+            mfn,
+            grant: None,
+            write,
+        }
+    }
+
+    /// Drops the grant use, if any (Xen's `release_grant_for_copy`).
+    fn finish(self) {
+        if let Some((from, gref)) = self.grant {
+            release(from, gref, !self.write);
+        }
+    }
 }
 
 /// `GNTTABOP_copy`: bytes between two frames, either given by grant ref or
-/// owned by the caller; a page table is never a destination.
+/// owned by the caller; a page table is never a destination. The grants
+/// stay in use (`GTF_reading`, `GTF_writing`) until the bytes are copied.
 fn copy(op: &Copy) -> Result<(), i16> {
     let len = op.len as usize;
     if op.source.offset as usize + len > 4096 || op.dest.offset as usize + len > 4096 {
         return Err(abi::grant_table::GNTST_BAD_COPY_ARG);
     }
-    let src = copy_frame(
+    let src = CopySide::resolve(
         op.source.u,
         op.source.domid,
         op.flags & GNTCOPY_SOURCE_GREF != 0,
         false,
     )?;
-    let dst = copy_frame(
+    let dst = match CopySide::resolve(
         op.dest.u,
         op.dest.domid,
         op.flags & GNTCOPY_DEST_GREF != 0,
         true,
-    )?;
+    ) {
+        Ok(dst) => dst,
+        Err(status) => {
+            src.finish();
+            return Err(status);
+        }
+    };
     shared::copy_between_frames(
-        src,
+        src.mfn,
         op.source.offset as usize,
-        dst,
+        dst.mfn,
         op.dest.offset as usize,
         len,
     );
+    dst.finish();
+    src.finish();
     Ok(())
 }

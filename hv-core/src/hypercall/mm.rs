@@ -1,19 +1,8 @@
 //! Page tables: `mmu_update`, `mmuext_op`, `update_va_mapping`.
 //!
-//! Every write to a guest page table goes through the frame table, which
-//! decides whether the new entry is allowed (see `hv_core::frame_table`).
-//!
-//! TLB safety: a frame must never stay writable through a stale TLB entry
-//! once it has become a page table. Like Xen, hv-core leaves flushing after
-//! an ordinary update to the guest (it asks with `UVMF_*` or `MMUEXT_*`),
-//! but remembers that some present L1 entry changed (`STALE`) and flushes
-//! before anything that can give a frame a page-table type: pinning, a new
-//! base pointer, or an update of an L2-L4 entry. The reverse (a table
-//! devalidated, so it may become writable) only happens when an L2-L4
-//! entry changes, a table is unpinned or a base pointer replaced, and each
-//! of those flushes at once. (A release the budget cuts short goes on in
-//! later operations, but the tables it releases were unlinked, and the
-//! translations through them flushed, when it began.)
+//! Every entry write goes through the page-table service
+//! (`crate::page_tables`), which owns the frame-table checks and the TLB
+//! staleness tracking.
 //!
 //! Preemption: pins, upper-level updates and base-pointer changes validate
 //! (and releases devalidate) whole subtrees, so they spend the hypercall's
@@ -23,8 +12,6 @@
 //! continues from the same request (`MMU_UPDATE_PREEMPTED`, `done` counting
 //! only completed requests), a single call is re-issued as it was.
 
-use core::sync::atomic::{AtomicBool, Ordering};
-
 use abi::Errno;
 use abi::xen::{
     MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_INVLPG_ALL,
@@ -33,38 +20,17 @@ use abi::xen::{
     MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI,
     MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
-use hv_core::frame_table::{FrameType, Mfn, Owner, PageError, PageTableMemory, Progress};
+use hv_core::frame_table::{FrameType, Mfn, Owner};
 use hv_core::layout::{HOLE_END, HOLE_START};
 
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::arch::pv::{self, MachinePageTables};
+use crate::page_tables::{self, flush_if_stale, refused};
 use crate::{domain, guest, memory};
-
-const PRESENT: u64 = 1;
-const PAGE_SIZE_BIT: u64 = 1 << 7;
 
 /// Xen's `MMU_UPDATE_PREEMPTED`: set in `count` of a resumed batch.
 const PREEMPTED: u32 = 1 << 31;
-
-/// Some present entry changed since the last flush.
-static STALE: AtomicBool = AtomicBool::new(false);
-
-/// Flushes if a changed entry may still be cached, before a frame can
-/// become a page table.
-pub(super) fn flush_if_stale() {
-    if STALE.swap(false, Ordering::SeqCst) {
-        pv::flush_tlb_local();
-    }
-}
-
-fn refused(e: PageError) -> Errno {
-    if let PageError::Preempted(_) = e {
-        return Errno::Restart;
-    }
-    log::debug!("d{}: page-table request refused: {e}", domain::current_id());
-    Errno::Inval
-}
 
 /// Finishes devalidation work `dom`'s earlier requests left (see
 /// `FrameTable::finish_deferred`) before a request that may need the frames
@@ -73,67 +39,6 @@ fn finish_deferred(dom: u16) -> Result<(), Errno> {
     let mut mem = MachinePageTables;
     memory::with_frame_table(|ft| super::with_budget(|b| ft.finish_deferred(&mut mem, dom, b)))
         .map_err(refused)
-}
-
-fn write_entry(table: Mfn, index: usize, value: u64, dom: u16) -> Result<bool, Errno> {
-    write_entry_for(table, index, value, dom, dom)
-}
-
-/// Writes `value` into entry `index` of `table`: through the frame table
-/// when `table` is a page table, as plain memory when it is an ordinary
-/// page of the domain (Xen allows both). An L1 entry may map a frame of
-/// `pg_owner` (foreign mappings, grants); `dom` owns the table. Returns
-/// whether a present entry changed (so its translation must be flushed).
-/// An L2-L4 entry may end in `Errno::Restart` (its subtree's validation
-/// ran out of budget): the caller repeats the request.
-pub(super) fn write_entry_for(
-    table: Mfn,
-    index: usize,
-    value: u64,
-    dom: u16,
-    pg_owner: u16,
-) -> Result<bool, Errno> {
-    let mut mem = MachinePageTables;
-    memory::with_frame_table(|ft| {
-        let info = *ft.info(table).ok_or(Errno::Inval)?;
-        if info.owner != Owner::Domain(dom) {
-            return Err(refused(PageError::NotOwner {
-                mfn: table,
-                owner: info.owner,
-            }));
-        }
-        let old = mem.read_entry(table, index);
-        let is_table = matches!(
-            info.ty,
-            FrameType::L1 | FrameType::L2 | FrameType::L3 | FrameType::L4
-        ) && info.type_count > 0;
-        if is_table && info.ty != FrameType::L1 {
-            // The new entry may validate (type) further tables.
-            flush_if_stale();
-        }
-        if is_table {
-            super::with_budget(|b| {
-                ft.update_entry_within(&mut mem, table, index, value, dom, pg_owner, b)
-            })
-            .map_err(refused)?;
-        } else if pg_owner != dom {
-            // Only a page table can hold a foreign mapping safely.
-            return Err(Errno::Inval);
-        } else {
-            mem.write_entry(table, index, value);
-        }
-        let changed = is_table && old & PRESENT != 0;
-        if changed && info.ty != FrameType::L1 {
-            // Dropping an upper-level entry may have devalidated tables
-            // below it, which the guest may now map writable: no cached
-            // walk through them may survive.
-            STALE.store(false, Ordering::SeqCst);
-            pv::flush_tlb_local();
-        } else if changed {
-            STALE.store(true, Ordering::SeqCst);
-        }
-        Ok(changed)
-    })
 }
 
 /// The arguments `mmu_update` and `mmuext_op` share: an array of
@@ -239,7 +144,7 @@ fn mmu_update_one(req: abi::xen::MmuUpdate, caller: u16, pg_owner: u16) -> Resul
             // Tables an earlier request is still releasing may be what
             // this one maps.
             finish_deferred(caller)?;
-            write_entry_for(table, index, req.val, caller, pg_owner).map(drop)
+            page_tables::write_entry(table, index, req.val, caller, pg_owner).map(drop)
         }
         MMU_MACHPHYS_UPDATE => {
             let mfn = req.ptr >> 12;
@@ -262,34 +167,6 @@ pub struct UpdateVaMapping {
     pub flags: u64,
 }
 
-/// Whether `mfn` is an L1 page table of `owner` in use (typed), the only
-/// kind of table a single mapping may be written into.
-pub(super) fn is_live_l1(mfn: Mfn, owner: u16) -> bool {
-    memory::with_frame_table(|ft| {
-        ft.info(mfn).is_some_and(|f| {
-            f.owner == Owner::Domain(owner)
-                && f.ty == FrameType::L1
-                && f.type_count > 0
-                && f.progress == Progress::Complete
-        })
-    })
-}
-
-/// The L1 table and index that map `va` in the tree rooted at `root`.
-pub(super) fn l1_slot(root: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
-    let mem = MachinePageTables;
-    let mut table = root;
-    for level in (2..=4).rev() {
-        let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
-        let entry = mem.read_entry(table, index);
-        if entry & PRESENT == 0 || entry & PAGE_SIZE_BIT != 0 {
-            return Err(Errno::Inval);
-        }
-        table = hv_core::frame_table::entry_mfn(entry);
-    }
-    Ok((table, ((va >> 12) & 511) as usize))
-}
-
 impl UpdateVaMapping {
     pub fn handle(self) -> Result<i64, Errno> {
         if !pv::is_canonical(self.va) || (HOLE_START..HOLE_END).contains(&self.va) {
@@ -304,16 +181,10 @@ impl UpdateVaMapping {
             other => other?,
         }
         let root = domain::with_current(|d| d.vcpus[0].current_root());
-        let (l1, index) = l1_slot(root, self.va)?;
-        if !is_live_l1(l1, dom) {
-            return Err(Errno::Inval);
-        }
-        write_entry(l1, index, self.pte, dom)?;
+        let slot = page_tables::l1_slot(root, self.va, dom)?;
+        page_tables::install_l1(dom, slot, self.pte, dom)?;
         match self.flags & UVMF_FLUSHTYPE_MASK {
-            UVMF_TLB_FLUSH => {
-                STALE.store(false, Ordering::SeqCst);
-                pv::flush_tlb_local();
-            }
+            UVMF_TLB_FLUSH => page_tables::flush_all(),
             UVMF_INVLPG => pv::invlpg(self.va),
             _ => {}
         }
@@ -341,7 +212,7 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
             })
             .map_err(refused)?;
             // The tree may have been live: drop translations through it.
-            pv::flush_tlb_local();
+            page_tables::flush_all();
             Ok(())
         }
         MMUEXT_NEW_BASEPTR | MMUEXT_NEW_USER_BASEPTR if dom != domain::current_id() => {
@@ -350,8 +221,7 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
         MMUEXT_NEW_BASEPTR => new_baseptr(op.arg1, dom, false),
         MMUEXT_NEW_USER_BASEPTR => new_baseptr(op.arg1, dom, true),
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
-            STALE.store(false, Ordering::SeqCst);
-            pv::flush_tlb_local();
+            page_tables::flush_all();
             Ok(())
         }
         MMUEXT_INVLPG_LOCAL | MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {
@@ -417,8 +287,8 @@ fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
         memory::with_frame_table(|ft| {
             super::with_budget(|b| ft.put_page_type_within(&mut mem, old, b))
         });
-        // The old tree may have been devalidated (see `write_entry`).
-        pv::flush_tlb_local();
+        // The old tree may have been devalidated (see `page_tables`).
+        page_tables::flush_all();
     }
     Ok(())
 }

@@ -1,0 +1,198 @@
+//! The page-table service: the mechanism every handler that writes a guest
+//! page-table entry shares (`mmu_update`, `update_va_mapping`, grant map and
+//! unmap, `setvcpucontext`, teardown). Handlers call it, never each other.
+//!
+//! Every write goes through the frame table, which decides whether the new
+//! entry is allowed (see `hv_core::frame_table`). Each check and the write
+//! it guards happen in one frame-table critical section, so nothing can
+//! change the table between them.
+//!
+//! TLB safety: a frame must never stay writable through a stale TLB entry
+//! once it has become a page table. Like Xen, hv-core leaves flushing after
+//! an ordinary update to the guest (it asks with `UVMF_*` or `MMUEXT_*`),
+//! but remembers that some present L1 entry changed ([`STALE`]) and
+//! flushes ([`flush_if_stale`]) before anything that can give a frame a
+//! page-table type: pinning, a new base pointer, a vCPU context, or an
+//! update of an L2-L4 entry. The reverse (a table devalidated, so it may
+//! become writable) only happens when an L2-L4 entry changes, a table is
+//! unpinned or a base pointer replaced, and each of those flushes at once
+//! ([`flush_all`]). (A release the budget cuts short goes on in later
+//! operations, but the tables it releases were unlinked, and the
+//! translations through them flushed, when it began.)
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use abi::Errno;
+use hv_core::frame_table::{
+    FrameTable, FrameType, L1Slot, Mfn, Owner, PageError, PageTableMemory, Progress, entry_mfn,
+};
+
+use crate::arch::pv::{self, MachinePageTables};
+use crate::{domain, memory};
+
+const PRESENT: u64 = 1;
+const PAGE_SIZE_BIT: u64 = 1 << 7;
+
+/// Some present entry changed since the last flush.
+static STALE: AtomicBool = AtomicBool::new(false);
+
+/// Flushes if a changed entry may still be cached, before a frame can
+/// become a page table.
+pub fn flush_if_stale() {
+    if STALE.swap(false, Ordering::SeqCst) {
+        pv::flush_tlb_local();
+    }
+}
+
+/// Flushes every non-global translation: nothing cached is stale after it.
+pub fn flush_all() {
+    STALE.store(false, Ordering::SeqCst);
+    pv::flush_tlb_local();
+}
+
+/// What a refused frame-table request becomes for the guest: budget
+/// exhaustion is `Errno::Restart` (never seen by the guest, the request is
+/// repeated), anything else `Errno::Inval`.
+pub fn refused(e: PageError) -> Errno {
+    if let PageError::Preempted(_) = e {
+        return Errno::Restart;
+    }
+    log::debug!("d{}: page-table request refused: {e}", domain::current_id());
+    Errno::Inval
+}
+
+/// Whether `mfn` is an L1 page table of `owner` in use (typed and fully
+/// validated), the only kind of table a single mapping may be written into.
+fn is_live_l1(ft: &FrameTable, mfn: Mfn, owner: u16) -> bool {
+    ft.info(mfn).is_some_and(|f| {
+        f.owner == Owner::Domain(owner)
+            && f.ty == FrameType::L1
+            && f.type_count > 0
+            && f.progress == Progress::Complete
+    })
+}
+
+/// The L1 entry that maps `va` in the tree rooted at `root`, which must be
+/// a live L1 table of `dom`.
+pub fn l1_slot(root: Mfn, va: u64, dom: u16) -> Result<L1Slot, Errno> {
+    let mem = MachinePageTables;
+    memory::with_frame_table(|ft| {
+        let mut table = root;
+        for level in (2..=4).rev() {
+            let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+            let entry = mem.read_entry(table, index);
+            if entry & PRESENT == 0 || entry & PAGE_SIZE_BIT != 0 {
+                return Err(Errno::Inval);
+            }
+            table = entry_mfn(entry);
+        }
+        if !is_live_l1(ft, table, dom) {
+            return Err(Errno::Inval);
+        }
+        Ok(L1Slot {
+            table,
+            index: ((va >> 12) & 511) as usize,
+        })
+    })
+}
+
+/// Writes `pte` into `slot` of `dom`'s L1 table, mapping a frame of
+/// `pg_owner`, if the table is still a live L1 of `dom`.
+pub fn install_l1(dom: u16, slot: L1Slot, pte: u64, pg_owner: u16) -> Result<(), Errno> {
+    memory::with_frame_table(|ft| {
+        if !is_live_l1(ft, slot.table, dom) {
+            return Err(Errno::Inval);
+        }
+        write_entry_locked(ft, slot.table, slot.index, pte, dom, pg_owner).map(drop)
+    })
+}
+
+/// Clears `slot` of `dom`'s L1 table if that table is still a live L1 and
+/// the entry still maps `expected` (a frame of `pg_owner`); flushes then,
+/// since the table may be linked at several addresses. Returns whether
+/// the entry was cleared: if not, the reference it held is already gone
+/// (entry overwritten, or table devalidated).
+pub fn clear_l1(dom: u16, slot: L1Slot, expected: Mfn, pg_owner: u16) -> Result<bool, Errno> {
+    let cleared = memory::with_frame_table(|ft| {
+        if !is_live_l1(ft, slot.table, dom) {
+            return Ok(false);
+        }
+        let entry = MachinePageTables.read_entry(slot.table, slot.index);
+        if entry & PRESENT == 0 || entry_mfn(entry) != expected {
+            return Ok(false);
+        }
+        write_entry_locked(ft, slot.table, slot.index, 0, dom, pg_owner).map(|_| true)
+    })?;
+    if cleared {
+        flush_all();
+    }
+    Ok(cleared)
+}
+
+/// Writes `value` into entry `index` of `table`: through the frame table
+/// when `table` is a page table, as plain memory when it is an ordinary
+/// page of the domain (Xen allows both). An L1 entry may map a frame of
+/// `pg_owner` (foreign mappings, grants); `dom` owns the table. Returns
+/// whether a present entry changed (so its translation must be flushed).
+/// An L2-L4 entry may end in `Errno::Restart` (its subtree's validation
+/// ran out of budget): the caller repeats the request.
+pub fn write_entry(
+    table: Mfn,
+    index: usize,
+    value: u64,
+    dom: u16,
+    pg_owner: u16,
+) -> Result<bool, Errno> {
+    memory::with_frame_table(|ft| write_entry_locked(ft, table, index, value, dom, pg_owner))
+}
+
+/// [`write_entry`] inside the caller's frame-table critical section.
+fn write_entry_locked(
+    ft: &mut FrameTable,
+    table: Mfn,
+    index: usize,
+    value: u64,
+    dom: u16,
+    pg_owner: u16,
+) -> Result<bool, Errno> {
+    let mut mem = MachinePageTables;
+    let info = *ft.info(table).ok_or(Errno::Inval)?;
+    if info.owner != Owner::Domain(dom) {
+        // Checked here too because an ordinary page is written below
+        // without the frame table.
+        return Err(refused(PageError::NotOwner {
+            mfn: table,
+            owner: info.owner,
+        }));
+    }
+    let old = mem.read_entry(table, index);
+    let is_table = matches!(
+        info.ty,
+        FrameType::L1 | FrameType::L2 | FrameType::L3 | FrameType::L4
+    ) && info.type_count > 0;
+    if is_table && info.ty != FrameType::L1 {
+        // The new entry may validate (type) further tables.
+        flush_if_stale();
+    }
+    if is_table {
+        crate::hypercall::with_budget(|b| {
+            ft.update_entry_within(&mut mem, table, index, value, dom, pg_owner, b)
+        })
+        .map_err(refused)?;
+    } else if pg_owner != dom {
+        // Only a page table can hold a foreign mapping safely.
+        return Err(Errno::Inval);
+    } else {
+        mem.write_entry(table, index, value);
+    }
+    let changed = is_table && old & PRESENT != 0;
+    if changed && info.ty != FrameType::L1 {
+        // Dropping an upper-level entry may have devalidated tables
+        // below it, which the guest may now map writable: no cached
+        // walk through them may survive.
+        flush_all();
+    } else if changed {
+        STALE.store(true, Ordering::SeqCst);
+    }
+    Ok(changed)
+}
