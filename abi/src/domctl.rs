@@ -343,23 +343,6 @@ pub struct GetDomainInfoList {
     pub _pad1: u32,
 }
 
-/// `xencons_interface` (`io/console.h`): the console ring page a domU
-/// shares with its console back-end. The guest produces `out` and consumes
-/// `in`; indices are free-running and masked by the ring size.
-#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[repr(C)]
-pub struct ConsoleInterface {
-    pub input: [u8; 1024],
-    pub output: [u8; 2048],
-    pub in_cons: u32,
-    pub in_prod: u32,
-    pub out_cons: u32,
-    pub out_prod: u32,
-}
-
-pub const CONSOLE_IN_SIZE: u32 = 1024;
-pub const CONSOLE_OUT_SIZE: u32 = 2048;
-
 #[cfg(test)]
 mod layout {
     use core::mem::{offset_of, size_of};
@@ -405,8 +388,6 @@ mod layout {
         assert_eq!(size_of::<GetDomainInfoList>(), 24);
         assert_eq!(offset_of!(GetDomainInfoList, buffer), 8);
         assert_eq!(offset_of!(GetDomainInfoList, num_domains), 16);
-        assert_eq!(size_of::<ConsoleInterface>(), 3072 + 16);
-        assert_eq!(offset_of!(ConsoleInterface, out_prod), 3084);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod event_channel;
 pub mod grant_table;
 pub mod hypercall;
 pub mod image;
+pub mod io;
 pub mod ops;
 pub mod start_of_day;
 pub mod version;
