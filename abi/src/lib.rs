@@ -22,6 +22,7 @@ pub mod hypercall;
 pub mod image;
 pub mod io;
 pub mod ops;
+pub mod pte;
 pub mod start_of_day;
 pub mod version;
 pub mod xen;

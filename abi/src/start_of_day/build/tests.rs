@@ -45,7 +45,7 @@ impl FakeDomain {
         for level in (1..=4u32).rev() {
             let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
             let entry = self.u64_at(Self::pfn_of_mfn(table), index);
-            if entry & PTE_PRESENT == 0 {
+            if entry & PRESENT == 0 {
                 return None;
             }
             if level == 1 {
