@@ -49,9 +49,7 @@ pub const PAGE_SIZE: u64 = 4096;
 /// five); the bound keeps [`PvImage`] free of heap allocation.
 pub const MAX_LOAD_SEGMENTS: usize = 16;
 
-/// The end of the lower canonical half: guest addresses lie below it or at
-/// or above [`HYPERVISOR_VIRT_END`].
-pub const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+pub use crate::xen::LOWER_HALF_END;
 
 // ELF constants used here (System V gABI, x86_64 psABI).
 pub(crate) const ELF_MAGIC: [u8; 4] = *b"\x7fELF";

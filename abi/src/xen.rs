@@ -21,6 +21,11 @@ pub const DOMID_IDLE: DomId = 0x7fff;
 /// The PV64 hypervisor hole: guests may not map anything here.
 pub const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
 pub const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
+/// The end of the lower canonical half: guest addresses lie below it or at
+/// or above [`HYPERVISOR_VIRT_END`]. The hole starts the upper half.
+pub const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+const _: () = assert!(HYPERVISOR_VIRT_START == LOWER_HALF_END.wrapping_neg());
+
 /// The read-only machine-to-phys table, at the start of the hole.
 pub const MACH2PHYS_VIRT_START: u64 = 0xffff_8000_0000_0000;
 pub const MACH2PHYS_VIRT_END: u64 = 0xffff_8040_0000_0000;

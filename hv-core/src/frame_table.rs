@@ -55,12 +55,14 @@ use abi::pte::{ADDRESS_MASK, GLOBAL, HUGE, PRESENT, USER, WRITABLE};
 
 /// A machine frame number.
 pub type Mfn = u64;
-/// A domain id (`abi::xen::DomId`).
-pub type DomId = u16;
+pub use abi::xen::DomId;
 
 pub use abi::pte::ENTRIES;
-/// L4 slots reserved for the hypervisor (the PV64 hole).
-pub const HYPERVISOR_L4_SLOTS: core::ops::Range<usize> = 256..272;
+/// L4 slots reserved for the hypervisor (the PV64 hole, 256..272).
+pub const HYPERVISOR_L4_SLOTS: core::ops::Range<usize> =
+    crate::layout::l4_slot(crate::layout::HOLE_START)
+        ..crate::layout::l4_slot(crate::layout::HOLE_END);
+const _: () = assert!(HYPERVISOR_L4_SLOTS.start == 256 && HYPERVISOR_L4_SLOTS.end == 272);
 
 /// Deferred devalidations the table can hold: one per domain at most in
 /// practice (each operation finishes its owner's first), so this is
