@@ -1,5 +1,7 @@
 //! Event channels, 2-level ABI (`event_channel.h`): ops and argument structs.
 
+use core::mem::{offset_of, size_of};
+
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::xen::DomId;
@@ -56,6 +58,11 @@ pub struct AllocUnbound {
     pub port: Port,
 }
 
+const _: () = {
+    assert!(size_of::<AllocUnbound>() == 8);
+    assert!(offset_of!(AllocUnbound, port) == 4);
+};
+
 /// Binds to `remote_port` of `remote_dom`. OUT: `local_port`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -66,6 +73,12 @@ pub struct BindInterdomain {
     pub local_port: Port,
 }
 
+const _: () = {
+    assert!(size_of::<BindInterdomain>() == 12);
+    assert!(offset_of!(BindInterdomain, remote_port) == 4);
+    assert!(offset_of!(BindInterdomain, local_port) == 8);
+};
+
 /// Binds `virq` on `vcpu`. OUT: `port`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -75,6 +88,10 @@ pub struct BindVirq {
     pub port: Port,
 }
 
+const _: () = {
+    assert!(size_of::<BindVirq>() == 12);
+};
+
 /// Allocates an inter-vCPU port delivered to `vcpu`. OUT: `port`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -83,12 +100,20 @@ pub struct BindIpi {
     pub port: Port,
 }
 
+const _: () = {
+    assert!(size_of::<BindIpi>() == 8);
+};
+
 /// The argument of close, send and unmask.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct PortOp {
     pub port: Port,
 }
+
+const _: () = {
+    assert!(size_of::<PortOp>() == 4);
+};
 
 /// `EVTCHNOP_status`: IN `dom`, `port`; OUT `status`, `vcpu` and `u`, whose
 /// meaning depends on `status` (unbound: remote domid; interdomain: domid
@@ -104,26 +129,10 @@ pub struct Status {
     pub u: [u32; 2],
 }
 
-#[cfg(test)]
-mod layout {
-    use core::mem::{offset_of, size_of};
-
-    use super::*;
-
-    #[test]
-    fn sizes_and_offsets() {
-        assert_eq!(size_of::<AllocUnbound>(), 8);
-        assert_eq!(offset_of!(AllocUnbound, port), 4);
-        assert_eq!(size_of::<BindInterdomain>(), 12);
-        assert_eq!(offset_of!(BindInterdomain, remote_port), 4);
-        assert_eq!(offset_of!(BindInterdomain, local_port), 8);
-        assert_eq!(size_of::<BindVirq>(), 12);
-        assert_eq!(size_of::<BindIpi>(), 8);
-        assert_eq!(size_of::<PortOp>(), 4);
-        assert_eq!(size_of::<Status>(), 24);
-        assert_eq!(offset_of!(Status, port), 4);
-        assert_eq!(offset_of!(Status, status), 8);
-        assert_eq!(offset_of!(Status, vcpu), 12);
-        assert_eq!(offset_of!(Status, u), 16);
-    }
-}
+const _: () = {
+    assert!(size_of::<Status>() == 24);
+    assert!(offset_of!(Status, port) == 4);
+    assert!(offset_of!(Status, status) == 8);
+    assert!(offset_of!(Status, vcpu) == 12);
+    assert!(offset_of!(Status, u) == 16);
+};

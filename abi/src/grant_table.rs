@@ -1,5 +1,7 @@
 //! Grant tables, version 1 (`grant_table.h`).
 
+use core::mem::{offset_of, size_of};
+
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::xen::DomId;
@@ -29,6 +31,12 @@ pub struct GrantEntryV1 {
     pub domid: DomId,
     pub frame: u32,
 }
+
+const _: () = {
+    assert!(size_of::<GrantEntryV1>() == 8);
+    assert!(offset_of!(GrantEntryV1, domid) == 2);
+    assert!(offset_of!(GrantEntryV1, frame) == 4);
+};
 
 pub const GTF_INVALID: u16 = 0;
 pub const GTF_PERMIT_ACCESS: u16 = 1;
@@ -78,6 +86,16 @@ pub struct MapGrantRef {
     pub dev_bus_addr: u64,
 }
 
+const _: () = {
+    assert!(size_of::<MapGrantRef>() == 32);
+    assert!(offset_of!(MapGrantRef, flags) == 8);
+    assert!(offset_of!(MapGrantRef, ref_) == 12);
+    assert!(offset_of!(MapGrantRef, dom) == 16);
+    assert!(offset_of!(MapGrantRef, status) == 18);
+    assert!(offset_of!(MapGrantRef, handle) == 20);
+    assert!(offset_of!(MapGrantRef, dev_bus_addr) == 24);
+};
+
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct UnmapGrantRef {
@@ -87,6 +105,12 @@ pub struct UnmapGrantRef {
     pub status: i16,
     pub _pad: u16,
 }
+
+const _: () = {
+    assert!(size_of::<UnmapGrantRef>() == 24);
+    assert!(offset_of!(UnmapGrantRef, handle) == 16);
+    assert!(offset_of!(UnmapGrantRef, status) == 20);
+};
 
 /// Gives the grant table `nr_frames` frames; OUT: their MFNs in
 /// `frame_list` (a guest pointer), `status`.
@@ -101,6 +125,13 @@ pub struct SetupTable {
     pub frame_list: u64,
 }
 
+const _: () = {
+    assert!(size_of::<SetupTable>() == 24);
+    assert!(offset_of!(SetupTable, nr_frames) == 4);
+    assert!(offset_of!(SetupTable, status) == 8);
+    assert!(offset_of!(SetupTable, frame_list) == 16);
+};
+
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct QuerySize {
@@ -111,6 +142,12 @@ pub struct QuerySize {
     pub status: i16,
     pub _pad1: u16,
 }
+
+const _: () = {
+    assert!(size_of::<QuerySize>() == 16);
+    assert!(offset_of!(QuerySize, max_nr_frames) == 8);
+    assert!(offset_of!(QuerySize, status) == 12);
+};
 
 /// One side of a grant copy: a grant ref (with `GNTCOPY_*_gref`) or a frame.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -123,6 +160,10 @@ pub struct CopyPtr {
     pub _pad: u32,
 }
 
+const _: () = {
+    assert!(size_of::<CopyPtr>() == 16);
+};
+
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct Copy {
@@ -134,42 +175,13 @@ pub struct Copy {
     pub _pad: u16,
 }
 
+const _: () = {
+    assert!(size_of::<Copy>() == 40);
+    assert!(offset_of!(Copy, dest) == 16);
+    assert!(offset_of!(Copy, len) == 32);
+    assert!(offset_of!(Copy, flags) == 34);
+    assert!(offset_of!(Copy, status) == 36);
+};
+
 pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
 pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
-
-#[cfg(test)]
-mod layout {
-    use core::mem::{offset_of, size_of};
-
-    use super::*;
-
-    #[test]
-    fn sizes_and_offsets() {
-        assert_eq!(size_of::<GrantEntryV1>(), 8);
-        assert_eq!(offset_of!(GrantEntryV1, domid), 2);
-        assert_eq!(offset_of!(GrantEntryV1, frame), 4);
-        assert_eq!(size_of::<MapGrantRef>(), 32);
-        assert_eq!(offset_of!(MapGrantRef, flags), 8);
-        assert_eq!(offset_of!(MapGrantRef, ref_), 12);
-        assert_eq!(offset_of!(MapGrantRef, dom), 16);
-        assert_eq!(offset_of!(MapGrantRef, status), 18);
-        assert_eq!(offset_of!(MapGrantRef, handle), 20);
-        assert_eq!(offset_of!(MapGrantRef, dev_bus_addr), 24);
-        assert_eq!(size_of::<UnmapGrantRef>(), 24);
-        assert_eq!(offset_of!(UnmapGrantRef, handle), 16);
-        assert_eq!(offset_of!(UnmapGrantRef, status), 20);
-        assert_eq!(size_of::<SetupTable>(), 24);
-        assert_eq!(offset_of!(SetupTable, nr_frames), 4);
-        assert_eq!(offset_of!(SetupTable, status), 8);
-        assert_eq!(offset_of!(SetupTable, frame_list), 16);
-        assert_eq!(size_of::<QuerySize>(), 16);
-        assert_eq!(offset_of!(QuerySize, max_nr_frames), 8);
-        assert_eq!(offset_of!(QuerySize, status), 12);
-        assert_eq!(size_of::<CopyPtr>(), 16);
-        assert_eq!(size_of::<Copy>(), 40);
-        assert_eq!(offset_of!(Copy, dest), 16);
-        assert_eq!(offset_of!(Copy, len), 32);
-        assert_eq!(offset_of!(Copy, flags), 34);
-        assert_eq!(offset_of!(Copy, status), 36);
-    }
-}
