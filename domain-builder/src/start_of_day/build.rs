@@ -16,11 +16,11 @@
 use zerocopy::{FromZeros, IntoBytes};
 
 use super::{P2mPlacement, StartOfDay, TableFrame};
-use crate::Hypercall;
-use crate::hypercall::STUB_SIZE;
 use crate::image::{PAGE_SIZE, PvImage};
-use crate::pte::{ENTRIES, PRESENT, USER, WRITABLE};
-use crate::xen::{
+use abi::Hypercall;
+use abi::hypercall::STUB_SIZE;
+use abi::pte::{ENTRIES, PRESENT, USER, WRITABLE};
+use abi::xen::{
     MAX_GUEST_CMDLINE, SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED, START_INFO_MAGIC,
     StartInfo,
 };

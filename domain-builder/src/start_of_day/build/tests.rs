@@ -3,8 +3,8 @@ use std::collections::HashMap;
 use super::*;
 use crate::image::test_elf::*;
 use crate::image::{PF_R, PF_X};
-use crate::ops::*;
 use crate::start_of_day::{ModulePlacement, Role};
+use abi::ops::*;
 
 const MIB: u64 = 1 << 20;
 
