@@ -22,6 +22,7 @@ pub mod hypercall;
 pub mod io;
 pub mod ops;
 pub mod pte;
+pub mod shared_info;
 pub mod version;
 pub mod xen;
 
