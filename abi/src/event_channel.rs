@@ -53,8 +53,12 @@ pub const EVTCHNSTAT_IPI: u32 = 5;
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct AllocUnbound {
+    /// IN: the domain to allocate in (`DOMID_SELF`, or another for a
+    /// privileged caller).
     pub dom: DomId,
+    /// IN: the domain that may bind to the port.
     pub remote_dom: DomId,
+    /// OUT: the new port.
     pub port: Port,
 }
 
@@ -67,9 +71,12 @@ const _: () = {
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct BindInterdomain {
+    /// IN: the domain owning the unbound port.
     pub remote_dom: DomId,
     pub _pad: u16,
+    /// IN: that port (allocated for us with `alloc_unbound`).
     pub remote_port: Port,
+    /// OUT: our end.
     pub local_port: Port,
 }
 
@@ -83,8 +90,11 @@ const _: () = {
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct BindVirq {
+    /// IN: `VIRQ_*`.
     pub virq: u32,
+    /// IN: the vCPU to notify (per-vCPU VIRQs; 0 for global ones).
     pub vcpu: u32,
+    /// OUT: the new port.
     pub port: Port,
 }
 
@@ -96,7 +106,9 @@ const _: () = {
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct BindIpi {
+    /// IN: the vCPU to notify.
     pub vcpu: u32,
+    /// OUT: the new port.
     pub port: Port,
 }
 
@@ -108,6 +120,7 @@ const _: () = {
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct PortOp {
+    /// IN: the port.
     pub port: Port,
 }
 
@@ -121,11 +134,17 @@ const _: () = {
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct Status {
+    /// IN: the domain to query (`DOMID_SELF`).
     pub dom: DomId,
     pub _pad: u16,
+    /// IN: the port.
     pub port: Port,
+    /// OUT: `EVTCHNSTAT_*`.
     pub status: u32,
+    /// OUT: the vCPU notified.
     pub vcpu: u32,
+    /// OUT: by `status`: unbound, the remote domid; interdomain, domid
+    /// then port; pirq/virq, the number.
     pub u: [u32; 2],
 }
 
