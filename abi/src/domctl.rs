@@ -11,6 +11,8 @@
 //! operation's payload sits in the 128-byte union at the end and is read
 //! and written with [`Domctl::payload`] / [`Domctl::set_payload`].
 
+use core::mem::{offset_of, size_of};
+
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use crate::xen::{DomId, TrapInfo};
@@ -46,6 +48,12 @@ pub struct Domctl {
     pub u: [u8; 128],
 }
 
+const _: () = {
+    assert!(size_of::<Domctl>() == 144);
+    assert!(offset_of!(Domctl, domain) == 8);
+    assert!(offset_of!(Domctl, u) == 16);
+};
+
 impl Domctl {
     /// A request for `cmd` on `domain` with `payload`.
     pub fn new<T: IntoBytes + Immutable>(cmd: u32, domain: DomId, payload: &T) -> Self {
@@ -78,6 +86,10 @@ pub struct Sysctl {
     pub interface_version: u32,
     pub u: [u8; 128],
 }
+
+const _: () = {
+    assert!(size_of::<Sysctl>() == 136);
+};
 
 impl Sysctl {
     pub fn new<T: IntoBytes + Immutable>(cmd: u32, payload: &T) -> Self {
@@ -136,6 +148,14 @@ pub struct CreateDomain {
     pub misc_flags: u32,
 }
 
+const _: () = {
+    assert!(size_of::<CreateDomain>() == 64);
+    assert!(offset_of!(CreateDomain, flags) == 20);
+    assert!(offset_of!(CreateDomain, max_vcpus) == 28);
+    assert!(offset_of!(CreateDomain, max_grant_frames) == 36);
+    assert!(offset_of!(CreateDomain, cpupool_id) == 52);
+};
+
 pub const XEN_DOMCTL_CDF_HVM_GUEST: u32 = 1 << 0;
 pub const XEN_DOMCTL_CDF_HAP: u32 = 1 << 1;
 
@@ -168,6 +188,18 @@ pub struct DomainInfo {
     pub misc_flags: u32,
 }
 
+const _: () = {
+    assert!(size_of::<DomainInfo>() == 112);
+    assert!(offset_of!(DomainInfo, flags) == 4);
+    assert!(offset_of!(DomainInfo, tot_pages) == 8);
+    assert!(offset_of!(DomainInfo, shared_info_frame) == 48);
+    assert!(offset_of!(DomainInfo, cpu_time) == 56);
+    assert!(offset_of!(DomainInfo, nr_online_vcpus) == 64);
+    assert!(offset_of!(DomainInfo, handle) == 76);
+    assert!(offset_of!(DomainInfo, cpupool) == 92);
+    assert!(offset_of!(DomainInfo, gpaddr_bits) == 96);
+};
+
 pub const XEN_DOMINF_DYING: u32 = 1 << 0;
 pub const XEN_DOMINF_HVM_GUEST: u32 = 1 << 1;
 pub const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
@@ -195,12 +227,20 @@ pub struct MaxMem {
     pub max_memkb: u64,
 }
 
+const _: () = {
+    assert!(size_of::<MaxMem>() == 8);
+};
+
 /// `xen_domctl_max_vcpus`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct MaxVcpus {
     pub max: u32,
 }
+
+const _: () = {
+    assert!(size_of::<MaxVcpus>() == 4);
+};
 
 /// `xen_domctl_vcpucontext`: `ctxt` points at a [`VcpuGuestContext`].
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -210,6 +250,11 @@ pub struct VcpuContext {
     pub _pad: u32,
     pub ctxt: u64,
 }
+
+const _: () = {
+    assert!(size_of::<VcpuContext>() == 16);
+    assert!(offset_of!(VcpuContext, ctxt) == 8);
+};
 
 /// `xen_domctl_getvcpuinfo`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -225,6 +270,14 @@ pub struct VcpuInfoCtl {
     pub cpu: u32,
     pub _pad1: u32,
 }
+
+const _: () = {
+    assert!(size_of::<VcpuInfoCtl>() == 24);
+    assert!(offset_of!(VcpuInfoCtl, online) == 4);
+    assert!(offset_of!(VcpuInfoCtl, running) == 6);
+    assert!(offset_of!(VcpuInfoCtl, cpu_time) == 8);
+    assert!(offset_of!(VcpuInfoCtl, cpu) == 16);
+};
 
 /// `cpu_user_regs` (x86_64): the register half of a vCPU context.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -266,6 +319,16 @@ pub struct CpuUserRegs {
     pub _pad6: [u16; 3],
 }
 
+const _: () = {
+    assert!(size_of::<CpuUserRegs>() == 200);
+    assert!(offset_of!(CpuUserRegs, rip) == 128);
+    assert!(offset_of!(CpuUserRegs, cs) == 136);
+    assert!(offset_of!(CpuUserRegs, saved_upcall_mask) == 140);
+    assert!(offset_of!(CpuUserRegs, rflags) == 144);
+    assert!(offset_of!(CpuUserRegs, rsp) == 152);
+    assert!(offset_of!(CpuUserRegs, ss) == 160);
+};
+
 /// `vcpu_guest_context` (x86_64): a vCPU's whole PV state, as the domain
 /// builder sets it before the first unpause.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -294,6 +357,16 @@ pub struct VcpuGuestContext {
     pub gs_base_kernel: u64,
     pub gs_base_user: u64,
 }
+
+const _: () = {
+    assert!(offset_of!(VcpuGuestContext, flags) == 512);
+    assert!(offset_of!(VcpuGuestContext, user_regs) == 520);
+    assert!(offset_of!(VcpuGuestContext, trap_ctxt) == 720);
+    assert!(offset_of!(VcpuGuestContext, ldt_base) == 720 + 4096);
+    assert!(offset_of!(VcpuGuestContext, kernel_sp) == 4816 + 8 * 20);
+    assert!(offset_of!(VcpuGuestContext, ctrlreg) == 4816 + 8 * 21);
+    assert!(size_of::<VcpuGuestContext>() == 4816 + 8 * 44);
+};
 
 impl Default for VcpuGuestContext {
     fn default() -> Self {
@@ -330,6 +403,11 @@ pub struct PhysInfo {
     pub hw_cap: [u32; 8],
 }
 
+const _: () = {
+    assert!(size_of::<PhysInfo>() == 112);
+    assert!(offset_of!(PhysInfo, free_pages) == 48);
+};
+
 /// `xen_sysctl_getdomaininfolist`: IN the first id and the buffer's
 /// capacity; OUT how many [`DomainInfo`]s were written (ids ascending).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -343,71 +421,15 @@ pub struct GetDomainInfoList {
     pub _pad1: u32,
 }
 
-/// `xencons_interface` (`io/console.h`): the console ring page a domU
-/// shares with its console back-end. The guest produces `out` and consumes
-/// `in`; indices are free-running and masked by the ring size.
-#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[repr(C)]
-pub struct ConsoleInterface {
-    pub input: [u8; 1024],
-    pub output: [u8; 2048],
-    pub in_cons: u32,
-    pub in_prod: u32,
-    pub out_cons: u32,
-    pub out_prod: u32,
-}
-
-pub const CONSOLE_IN_SIZE: u32 = 1024;
-pub const CONSOLE_OUT_SIZE: u32 = 2048;
+const _: () = {
+    assert!(size_of::<GetDomainInfoList>() == 24);
+    assert!(offset_of!(GetDomainInfoList, buffer) == 8);
+    assert!(offset_of!(GetDomainInfoList, num_domains) == 16);
+};
 
 #[cfg(test)]
-mod layout {
-    use core::mem::{offset_of, size_of};
-
+mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_and_offsets() {
-        assert_eq!(size_of::<Domctl>(), 144);
-        assert_eq!(offset_of!(Domctl, domain), 8);
-        assert_eq!(offset_of!(Domctl, u), 16);
-        assert_eq!(size_of::<Sysctl>(), 136);
-        assert_eq!(size_of::<CreateDomain>(), 64);
-        assert_eq!(offset_of!(CreateDomain, flags), 20);
-        assert_eq!(offset_of!(CreateDomain, max_vcpus), 28);
-        assert_eq!(offset_of!(CreateDomain, max_grant_frames), 36);
-        assert_eq!(offset_of!(CreateDomain, cpupool_id), 52);
-        assert_eq!(size_of::<DomainInfo>(), 112);
-        assert_eq!(offset_of!(DomainInfo, flags), 4);
-        assert_eq!(offset_of!(DomainInfo, tot_pages), 8);
-        assert_eq!(offset_of!(DomainInfo, shared_info_frame), 48);
-        assert_eq!(offset_of!(DomainInfo, cpu_time), 56);
-        assert_eq!(offset_of!(DomainInfo, nr_online_vcpus), 64);
-        assert_eq!(offset_of!(DomainInfo, handle), 76);
-        assert_eq!(offset_of!(DomainInfo, cpupool), 92);
-        assert_eq!(offset_of!(DomainInfo, gpaddr_bits), 96);
-        assert_eq!(size_of::<CpuUserRegs>(), 200);
-        assert_eq!(offset_of!(CpuUserRegs, rip), 128);
-        assert_eq!(offset_of!(CpuUserRegs, cs), 136);
-        assert_eq!(offset_of!(CpuUserRegs, saved_upcall_mask), 140);
-        assert_eq!(offset_of!(CpuUserRegs, rflags), 144);
-        assert_eq!(offset_of!(CpuUserRegs, rsp), 152);
-        assert_eq!(offset_of!(CpuUserRegs, ss), 160);
-        assert_eq!(offset_of!(VcpuGuestContext, flags), 512);
-        assert_eq!(offset_of!(VcpuGuestContext, user_regs), 520);
-        assert_eq!(offset_of!(VcpuGuestContext, trap_ctxt), 720);
-        assert_eq!(offset_of!(VcpuGuestContext, ldt_base), 720 + 4096);
-        assert_eq!(offset_of!(VcpuGuestContext, kernel_sp), 4816 + 8 * 20);
-        assert_eq!(offset_of!(VcpuGuestContext, ctrlreg), 4816 + 8 * 21);
-        assert_eq!(size_of::<VcpuGuestContext>(), 4816 + 8 * 44);
-        assert_eq!(size_of::<PhysInfo>(), 112);
-        assert_eq!(offset_of!(PhysInfo, free_pages), 48);
-        assert_eq!(size_of::<GetDomainInfoList>(), 24);
-        assert_eq!(offset_of!(GetDomainInfoList, buffer), 8);
-        assert_eq!(offset_of!(GetDomainInfoList, num_domains), 16);
-        assert_eq!(size_of::<ConsoleInterface>(), 3072 + 16);
-        assert_eq!(offset_of!(ConsoleInterface, out_prod), 3084);
-    }
 
     #[test]
     fn payload_round_trips_through_the_union() {

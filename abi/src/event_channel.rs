@@ -1,5 +1,7 @@
 //! Event channels, 2-level ABI (`event_channel.h`): ops and argument structs.
 
+use core::mem::{offset_of, size_of};
+
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::xen::DomId;
@@ -51,44 +53,80 @@ pub const EVTCHNSTAT_IPI: u32 = 5;
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct AllocUnbound {
+    /// IN: the domain to allocate in (`DOMID_SELF`, or another for a
+    /// privileged caller).
     pub dom: DomId,
+    /// IN: the domain that may bind to the port.
     pub remote_dom: DomId,
+    /// OUT: the new port.
     pub port: Port,
 }
+
+const _: () = {
+    assert!(size_of::<AllocUnbound>() == 8);
+    assert!(offset_of!(AllocUnbound, port) == 4);
+};
 
 /// Binds to `remote_port` of `remote_dom`. OUT: `local_port`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct BindInterdomain {
+    /// IN: the domain owning the unbound port.
     pub remote_dom: DomId,
     pub _pad: u16,
+    /// IN: that port (allocated for us with `alloc_unbound`).
     pub remote_port: Port,
+    /// OUT: our end.
     pub local_port: Port,
 }
+
+const _: () = {
+    assert!(size_of::<BindInterdomain>() == 12);
+    assert!(offset_of!(BindInterdomain, remote_port) == 4);
+    assert!(offset_of!(BindInterdomain, local_port) == 8);
+};
 
 /// Binds `virq` on `vcpu`. OUT: `port`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct BindVirq {
+    /// IN: `VIRQ_*`.
     pub virq: u32,
+    /// IN: the vCPU to notify (per-vCPU VIRQs; 0 for global ones).
     pub vcpu: u32,
+    /// OUT: the new port.
     pub port: Port,
 }
+
+const _: () = {
+    assert!(size_of::<BindVirq>() == 12);
+};
 
 /// Allocates an inter-vCPU port delivered to `vcpu`. OUT: `port`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct BindIpi {
+    /// IN: the vCPU to notify.
     pub vcpu: u32,
+    /// OUT: the new port.
     pub port: Port,
 }
+
+const _: () = {
+    assert!(size_of::<BindIpi>() == 8);
+};
 
 /// The argument of close, send and unmask.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct PortOp {
+    /// IN: the port.
     pub port: Port,
 }
+
+const _: () = {
+    assert!(size_of::<PortOp>() == 4);
+};
 
 /// `EVTCHNOP_status`: IN `dom`, `port`; OUT `status`, `vcpu` and `u`, whose
 /// meaning depends on `status` (unbound: remote domid; interdomain: domid
@@ -96,34 +134,24 @@ pub struct PortOp {
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct Status {
+    /// IN: the domain to query (`DOMID_SELF`).
     pub dom: DomId,
     pub _pad: u16,
+    /// IN: the port.
     pub port: Port,
+    /// OUT: `EVTCHNSTAT_*`.
     pub status: u32,
+    /// OUT: the vCPU notified.
     pub vcpu: u32,
+    /// OUT: by `status`: unbound, the remote domid; interdomain, domid
+    /// then port; pirq/virq, the number.
     pub u: [u32; 2],
 }
 
-#[cfg(test)]
-mod layout {
-    use core::mem::{offset_of, size_of};
-
-    use super::*;
-
-    #[test]
-    fn sizes_and_offsets() {
-        assert_eq!(size_of::<AllocUnbound>(), 8);
-        assert_eq!(offset_of!(AllocUnbound, port), 4);
-        assert_eq!(size_of::<BindInterdomain>(), 12);
-        assert_eq!(offset_of!(BindInterdomain, remote_port), 4);
-        assert_eq!(offset_of!(BindInterdomain, local_port), 8);
-        assert_eq!(size_of::<BindVirq>(), 12);
-        assert_eq!(size_of::<BindIpi>(), 8);
-        assert_eq!(size_of::<PortOp>(), 4);
-        assert_eq!(size_of::<Status>(), 24);
-        assert_eq!(offset_of!(Status, port), 4);
-        assert_eq!(offset_of!(Status, status), 8);
-        assert_eq!(offset_of!(Status, vcpu), 12);
-        assert_eq!(offset_of!(Status, u), 16);
-    }
-}
+const _: () = {
+    assert!(size_of::<Status>() == 24);
+    assert!(offset_of!(Status, port) == 4);
+    assert!(offset_of!(Status, status) == 8);
+    assert!(offset_of!(Status, vcpu) == 12);
+    assert!(offset_of!(Status, u) == 16);
+};

@@ -1,5 +1,7 @@
 //! Grant tables, version 1 (`grant_table.h`).
 
+use core::mem::{offset_of, size_of};
+
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::xen::DomId;
@@ -25,10 +27,21 @@ pub const GNTTABOP_CACHE_FLUSH: u32 = 12;
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct GrantEntryV1 {
+    /// `GTF_*`: the granter writes the type and `GTF_readonly` (last, once
+    /// `domid` and `frame` are set); the hypervisor sets `GTF_reading`/
+    /// `GTF_writing` while the grant is in use.
     pub flags: u16,
+    /// The domain allowed to use the grant.
     pub domid: DomId,
+    /// The granted frame (`GTF_permit_access`).
     pub frame: u32,
 }
+
+const _: () = {
+    assert!(size_of::<GrantEntryV1>() == 8);
+    assert!(offset_of!(GrantEntryV1, domid) == 2);
+    assert!(offset_of!(GrantEntryV1, frame) == 4);
+};
 
 pub const GTF_INVALID: u16 = 0;
 pub const GTF_PERMIT_ACCESS: u16 = 1;
@@ -65,52 +78,104 @@ pub const GNTST_ADDRESS_TOO_BIG: i16 = -11;
 pub const GNTST_EAGAIN: i16 = -12;
 pub const GNTST_NO_SPACE: i16 = -13;
 
-/// Maps grant `ref_` of `dom` at `host_addr`. OUT: `status`, `handle`.
+/// `gnttab_map_grant_ref`: maps grant `ref_` of `dom` at `host_addr`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct MapGrantRef {
+    /// IN: where to map (`GNTMAP_host_map`); with `GNTMAP_contains_pte`, the
+    /// machine address of the PTE to write.
     pub host_addr: u64,
+    /// IN: `GNTMAP_*`.
     pub flags: u32,
+    /// IN: the grant reference in `dom`'s table.
     pub ref_: GrantRef,
+    /// IN: the granting domain.
     pub dom: DomId,
+    /// OUT: `GNTST_*`.
     pub status: i16,
+    /// OUT: names the mapping for `GNTTABOP_unmap_grant_ref`.
     pub handle: GrantHandle,
+    /// OUT: the bus address (`GNTMAP_device_map`).
     pub dev_bus_addr: u64,
 }
 
+const _: () = {
+    assert!(size_of::<MapGrantRef>() == 32);
+    assert!(offset_of!(MapGrantRef, flags) == 8);
+    assert!(offset_of!(MapGrantRef, ref_) == 12);
+    assert!(offset_of!(MapGrantRef, dom) == 16);
+    assert!(offset_of!(MapGrantRef, status) == 18);
+    assert!(offset_of!(MapGrantRef, handle) == 20);
+    assert!(offset_of!(MapGrantRef, dev_bus_addr) == 24);
+};
+
+/// `gnttab_unmap_grant_ref`: undoes one mapping.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct UnmapGrantRef {
+    /// IN: the address the grant was mapped at (0: no host mapping).
     pub host_addr: u64,
+    /// IN: the bus address of a device mapping (0: none).
     pub dev_bus_addr: u64,
+    /// IN: the handle `GNTTABOP_map_grant_ref` returned.
     pub handle: GrantHandle,
+    /// OUT: `GNTST_*`.
     pub status: i16,
     pub _pad: u16,
 }
+
+const _: () = {
+    assert!(size_of::<UnmapGrantRef>() == 24);
+    assert!(offset_of!(UnmapGrantRef, handle) == 16);
+    assert!(offset_of!(UnmapGrantRef, status) == 20);
+};
 
 /// Gives the grant table `nr_frames` frames; OUT: their MFNs in
 /// `frame_list` (a guest pointer), `status`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct SetupTable {
+    /// IN: the domain whose table to set up (`DOMID_SELF`).
     pub dom: DomId,
     pub _pad0: u16,
+    /// IN: how many table frames.
     pub nr_frames: u32,
+    /// OUT: `GNTST_*`.
     pub status: i16,
     pub _pad1: [u16; 3],
+    /// OUT: guest pointer to `nr_frames` `xen_pfn_t`s, filled with the
+    /// frames of the table.
     pub frame_list: u64,
 }
 
+const _: () = {
+    assert!(size_of::<SetupTable>() == 24);
+    assert!(offset_of!(SetupTable, nr_frames) == 4);
+    assert!(offset_of!(SetupTable, status) == 8);
+    assert!(offset_of!(SetupTable, frame_list) == 16);
+};
+
+/// `gnttab_query_size`.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct QuerySize {
+    /// IN: the domain whose table to query (`DOMID_SELF`).
     pub dom: DomId,
     pub _pad0: u16,
+    /// OUT: frames the table has now.
     pub nr_frames: u32,
+    /// OUT: frames it may grow to.
     pub max_nr_frames: u32,
+    /// OUT: `GNTST_*`.
     pub status: i16,
     pub _pad1: u16,
 }
+
+const _: () = {
+    assert!(size_of::<QuerySize>() == 16);
+    assert!(offset_of!(QuerySize, max_nr_frames) == 8);
+    assert!(offset_of!(QuerySize, status) == 12);
+};
 
 /// One side of a grant copy: a grant ref (with `GNTCOPY_*_gref`) or a frame.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -118,58 +183,42 @@ pub struct QuerySize {
 pub struct CopyPtr {
     /// `ref` or `gmfn`, by the op's flags.
     pub u: u64,
+    /// The domain owning the frame or the grant.
     pub domid: DomId,
+    /// Byte offset in the frame.
     pub offset: u16,
     pub _pad: u32,
 }
 
+const _: () = {
+    assert!(size_of::<CopyPtr>() == 16);
+};
+
+/// `gnttab_copy`: copies `len` bytes between two frames, either named
+/// by grant reference or (own frames only) by frame number.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct Copy {
+    /// IN: where to copy from.
     pub source: CopyPtr,
+    /// IN: where to copy to.
     pub dest: CopyPtr,
+    /// IN: bytes; source and destination must stay within their frames.
     pub len: u16,
+    /// IN: `GNTCOPY_source_gref`, `GNTCOPY_dest_gref`.
     pub flags: u16,
+    /// OUT: `GNTST_*`.
     pub status: i16,
     pub _pad: u16,
 }
 
+const _: () = {
+    assert!(size_of::<Copy>() == 40);
+    assert!(offset_of!(Copy, dest) == 16);
+    assert!(offset_of!(Copy, len) == 32);
+    assert!(offset_of!(Copy, flags) == 34);
+    assert!(offset_of!(Copy, status) == 36);
+};
+
 pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
 pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
-
-#[cfg(test)]
-mod layout {
-    use core::mem::{offset_of, size_of};
-
-    use super::*;
-
-    #[test]
-    fn sizes_and_offsets() {
-        assert_eq!(size_of::<GrantEntryV1>(), 8);
-        assert_eq!(offset_of!(GrantEntryV1, domid), 2);
-        assert_eq!(offset_of!(GrantEntryV1, frame), 4);
-        assert_eq!(size_of::<MapGrantRef>(), 32);
-        assert_eq!(offset_of!(MapGrantRef, flags), 8);
-        assert_eq!(offset_of!(MapGrantRef, ref_), 12);
-        assert_eq!(offset_of!(MapGrantRef, dom), 16);
-        assert_eq!(offset_of!(MapGrantRef, status), 18);
-        assert_eq!(offset_of!(MapGrantRef, handle), 20);
-        assert_eq!(offset_of!(MapGrantRef, dev_bus_addr), 24);
-        assert_eq!(size_of::<UnmapGrantRef>(), 24);
-        assert_eq!(offset_of!(UnmapGrantRef, handle), 16);
-        assert_eq!(offset_of!(UnmapGrantRef, status), 20);
-        assert_eq!(size_of::<SetupTable>(), 24);
-        assert_eq!(offset_of!(SetupTable, nr_frames), 4);
-        assert_eq!(offset_of!(SetupTable, status), 8);
-        assert_eq!(offset_of!(SetupTable, frame_list), 16);
-        assert_eq!(size_of::<QuerySize>(), 16);
-        assert_eq!(offset_of!(QuerySize, max_nr_frames), 8);
-        assert_eq!(offset_of!(QuerySize, status), 12);
-        assert_eq!(size_of::<CopyPtr>(), 16);
-        assert_eq!(size_of::<Copy>(), 40);
-        assert_eq!(offset_of!(Copy, dest), 16);
-        assert_eq!(offset_of!(Copy, len), 32);
-        assert_eq!(offset_of!(Copy, flags), 34);
-        assert_eq!(offset_of!(Copy, status), 36);
-    }
-}

@@ -19,9 +19,10 @@ pub mod errno;
 pub mod event_channel;
 pub mod grant_table;
 pub mod hypercall;
-pub mod image;
+pub mod io;
 pub mod ops;
-pub mod start_of_day;
+pub mod pte;
+pub mod shared_info;
 pub mod version;
 pub mod xen;
 

@@ -2,6 +2,8 @@
 //! callbacks (`callback.h`), memory (`memory.h`), version and features
 //! (`version.h`, `features.h`) and ELF notes (`elfnote.h`).
 
+use core::mem::{offset_of, size_of};
+
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::xen::DomId;
@@ -28,6 +30,10 @@ pub struct SchedShutdown {
     pub reason: u32,
 }
 
+const _: () = {
+    assert!(size_of::<SchedShutdown>() == 4);
+};
+
 /// Blocks until one of `nr_ports` ports at `ports` is pending, or until
 /// `timeout` (absolute system time in ns; 0 = none).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -38,6 +44,12 @@ pub struct SchedPoll {
     pub _pad: u32,
     pub timeout: u64,
 }
+
+const _: () = {
+    assert!(size_of::<SchedPoll>() == 24);
+    assert!(offset_of!(SchedPoll, nr_ports) == 8);
+    assert!(offset_of!(SchedPoll, timeout) == 16);
+};
 
 pub const VCPUOP_INITIALISE: u32 = 0;
 pub const VCPUOP_UP: u32 = 1;
@@ -63,6 +75,10 @@ pub struct VcpuSetSingleshotTimer {
     pub _pad: u32,
 }
 
+const _: () = {
+    assert!(size_of::<VcpuSetSingleshotTimer>() == 16);
+};
+
 /// `VCPUOP_get_runstate_info`: how long the vCPU has spent in each
 /// `RUNSTATE_*` (ns of system time), and the state it is in since when.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -73,6 +89,11 @@ pub struct VcpuRunstateInfo {
     pub state_entry_time: u64,
     pub time: [u64; 4],
 }
+
+const _: () = {
+    assert!(size_of::<VcpuRunstateInfo>() == 48);
+    assert!(offset_of!(VcpuRunstateInfo, time) == 16);
+};
 
 /// Running on a physical CPU.
 pub const RUNSTATE_RUNNING: usize = 0;
@@ -105,6 +126,11 @@ pub struct CallbackRegister {
     pub address: u64,
 }
 
+const _: () = {
+    assert!(size_of::<CallbackRegister>() == 16);
+    assert!(offset_of!(CallbackRegister, address) == 8);
+};
+
 pub const XENMEM_INCREASE_RESERVATION: u32 = 0;
 pub const XENMEM_DECREASE_RESERVATION: u32 = 1;
 pub const XENMEM_MAXIMUM_RAM_PAGE: u32 = 2;
@@ -132,6 +158,14 @@ pub struct MemoryReservation {
     pub _pad: [u16; 3],
 }
 
+const _: () = {
+    assert!(size_of::<MemoryReservation>() == 32);
+    assert!(offset_of!(MemoryReservation, nr_extents) == 8);
+    assert!(offset_of!(MemoryReservation, extent_order) == 16);
+    assert!(offset_of!(MemoryReservation, mem_flags) == 20);
+    assert!(offset_of!(MemoryReservation, domid) == 24);
+};
+
 /// IN: capacity of `buffer` in entries; OUT: entries written.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -140,6 +174,10 @@ pub struct MemoryMap {
     pub _pad: u32,
     pub buffer: u64,
 }
+
+const _: () = {
+    assert!(size_of::<MemoryMap>() == 16);
+};
 
 /// An entry of the BIOS E820 format that `XENMEM_memory_map` fills in
 /// (memory.h names the format, not a struct): packed, 20 bytes.
@@ -150,6 +188,10 @@ pub struct E820Entry {
     pub size: u64,
     pub type_: u32,
 }
+
+const _: () = {
+    assert!(size_of::<E820Entry>() == 20);
+};
 
 pub const E820_RAM: u32 = 1;
 pub const E820_RESERVED: u32 = 2;
@@ -179,12 +221,20 @@ pub struct CompileInfo {
     pub compile_date: [u8; 32],
 }
 
+const _: () = {
+    assert!(size_of::<CompileInfo>() == 144);
+};
+
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct FeatureInfo {
     pub submap_idx: u32,
     pub submap: u32,
 }
+
+const _: () = {
+    assert!(size_of::<FeatureInfo>() == 8);
+};
 
 pub const XENFEAT_WRITABLE_PAGE_TABLES: u32 = 0;
 pub const XENFEAT_WRITABLE_DESCRIPTOR_TABLES: u32 = 1;
@@ -236,32 +286,3 @@ pub const HV_ELFNOTE_NAME: &[u8] = b"HvCore";
 /// Descriptor: one little-endian `u32`, the image's
 /// [`AbiVersion`](crate::AbiVersion) packed as `major << 16 | minor`.
 pub const HV_ELFNOTE_ABI_VERSION: u32 = 1;
-
-#[cfg(test)]
-mod layout {
-    use core::mem::{offset_of, size_of};
-
-    use super::*;
-
-    #[test]
-    fn sizes_and_offsets() {
-        assert_eq!(size_of::<SchedShutdown>(), 4);
-        assert_eq!(size_of::<SchedPoll>(), 24);
-        assert_eq!(offset_of!(SchedPoll, nr_ports), 8);
-        assert_eq!(offset_of!(SchedPoll, timeout), 16);
-        assert_eq!(size_of::<VcpuSetSingleshotTimer>(), 16);
-        assert_eq!(size_of::<VcpuRunstateInfo>(), 48);
-        assert_eq!(offset_of!(VcpuRunstateInfo, time), 16);
-        assert_eq!(size_of::<CallbackRegister>(), 16);
-        assert_eq!(offset_of!(CallbackRegister, address), 8);
-        assert_eq!(size_of::<MemoryReservation>(), 32);
-        assert_eq!(offset_of!(MemoryReservation, nr_extents), 8);
-        assert_eq!(offset_of!(MemoryReservation, extent_order), 16);
-        assert_eq!(offset_of!(MemoryReservation, mem_flags), 20);
-        assert_eq!(offset_of!(MemoryReservation, domid), 24);
-        assert_eq!(size_of::<MemoryMap>(), 16);
-        assert_eq!(size_of::<E820Entry>(), 20);
-        assert_eq!(size_of::<CompileInfo>(), 144);
-        assert_eq!(size_of::<FeatureInfo>(), 8);
-    }
-}

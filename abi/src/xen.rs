@@ -5,6 +5,8 @@
 //! Padding that C leaves implicit is an explicit `_pad` field here, so every
 //! type converts to and from bytes without hidden holes.
 
+use core::mem::{offset_of, size_of};
+
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// A domain id (`domid_t`).
@@ -21,6 +23,11 @@ pub const DOMID_IDLE: DomId = 0x7fff;
 /// The PV64 hypervisor hole: guests may not map anything here.
 pub const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
 pub const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
+/// The end of the lower canonical half: guest addresses lie below it or at
+/// or above [`HYPERVISOR_VIRT_END`]. The hole starts the upper half.
+pub const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+const _: () = assert!(HYPERVISOR_VIRT_START == LOWER_HALF_END.wrapping_neg());
+
 /// The read-only machine-to-phys table, at the start of the hole.
 pub const MACH2PHYS_VIRT_START: u64 = 0xffff_8000_0000_0000;
 pub const MACH2PHYS_VIRT_END: u64 = 0xffff_8040_0000_0000;
@@ -81,6 +88,24 @@ pub struct StartInfo {
     pub nr_p2m_frames: u64,
 }
 
+const _: () = {
+    assert!(offset_of!(StartInfo, nr_pages) == 32);
+    assert!(offset_of!(StartInfo, shared_info) == 40);
+    assert!(offset_of!(StartInfo, flags) == 48);
+    assert!(offset_of!(StartInfo, store_mfn) == 56);
+    assert!(offset_of!(StartInfo, store_evtchn) == 64);
+    assert!(offset_of!(StartInfo, console) == 72);
+    assert!(offset_of!(StartInfo, pt_base) == 88);
+    assert!(offset_of!(StartInfo, nr_pt_frames) == 96);
+    assert!(offset_of!(StartInfo, mfn_list) == 104);
+    assert!(offset_of!(StartInfo, mod_start) == 112);
+    assert!(offset_of!(StartInfo, mod_len) == 120);
+    assert!(offset_of!(StartInfo, cmd_line) == 128);
+    assert!(offset_of!(StartInfo, first_p2m_pfn) == 1152);
+    assert!(offset_of!(StartInfo, nr_p2m_frames) == 1160);
+    assert!(size_of::<StartInfo>() == 1168);
+};
+
 impl StartInfo {
     /// The console ring's machine frame and event channel (domU layout).
     pub fn console_domu(&self) -> (u64, u32) {
@@ -119,6 +144,15 @@ pub struct VcpuTimeInfo {
     pub _pad1: [u8; 2],
 }
 
+const _: () = {
+    assert!(size_of::<VcpuTimeInfo>() == 32);
+    assert!(offset_of!(VcpuTimeInfo, tsc_timestamp) == 8);
+    assert!(offset_of!(VcpuTimeInfo, system_time) == 16);
+    assert!(offset_of!(VcpuTimeInfo, tsc_to_system_mul) == 24);
+    assert!(offset_of!(VcpuTimeInfo, tsc_shift) == 28);
+    assert!(offset_of!(VcpuTimeInfo, flags) == 29);
+};
+
 /// `vcpu_time_info.flags`: the TSC is synchronised across vCPUs.
 pub const XEN_PVCLOCK_TSC_STABLE_BIT: u8 = 1 << 0;
 
@@ -128,6 +162,10 @@ pub struct ArchVcpuInfo {
     pub cr2: u64,
     pub _pad: u64,
 }
+
+const _: () = {
+    assert!(size_of::<ArchVcpuInfo>() == 16);
+};
 
 /// Per-vCPU part of the shared-info page.
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -141,6 +179,14 @@ pub struct VcpuInfo {
     pub arch: ArchVcpuInfo,
     pub time: VcpuTimeInfo,
 }
+
+const _: () = {
+    assert!(size_of::<VcpuInfo>() == 64);
+    assert!(offset_of!(VcpuInfo, evtchn_upcall_mask) == 1);
+    assert!(offset_of!(VcpuInfo, evtchn_pending_sel) == 8);
+    assert!(offset_of!(VcpuInfo, arch) == 16);
+    assert!(offset_of!(VcpuInfo, time) == 32);
+};
 
 pub const XEN_LEGACY_MAX_VCPUS: usize = 32;
 /// Ports in the 2-level event-channel ABI: 64 words of 64 bits.
@@ -157,6 +203,11 @@ pub struct ArchSharedInfo {
     pub p2m_generation: u64,
 }
 
+const _: () = {
+    assert!(size_of::<ArchSharedInfo>() == 48);
+    assert!(offset_of!(ArchSharedInfo, p2m_generation) == 40);
+};
+
 /// The page every domain shares with the hypervisor.
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -172,6 +223,18 @@ pub struct SharedInfo {
     pub arch: ArchSharedInfo,
 }
 
+const _: () = {
+    assert!(offset_of!(SharedInfo, evtchn_pending) == 2048);
+    assert!(offset_of!(SharedInfo, evtchn_mask) == 2560);
+    assert!(offset_of!(SharedInfo, wc_version) == 3072);
+    assert!(offset_of!(SharedInfo, wc_sec) == 3076);
+    assert!(offset_of!(SharedInfo, wc_nsec) == 3080);
+    assert!(offset_of!(SharedInfo, wc_sec_hi) == 3084);
+    assert!(offset_of!(SharedInfo, arch) == 3088);
+    assert!(size_of::<SharedInfo>() == 3136);
+    assert!(size_of::<SharedInfo>() <= 4096);
+};
+
 /// One page-table write requested through `mmu_update`. The low two bits of
 /// `ptr` select the command (`MMU_*`).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -180,6 +243,10 @@ pub struct MmuUpdate {
     pub ptr: u64,
     pub val: u64,
 }
+
+const _: () = {
+    assert!(size_of::<MmuUpdate>() == 16);
+};
 
 pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
 pub const MMU_MACHPHYS_UPDATE: u64 = 1;
@@ -196,6 +263,12 @@ pub struct MmuextOp {
     pub arg1: u64,
     pub arg2: u64,
 }
+
+const _: () = {
+    assert!(size_of::<MmuextOp>() == 24);
+    assert!(offset_of!(MmuextOp, arg1) == 8);
+    assert!(offset_of!(MmuextOp, arg2) == 16);
+};
 
 pub const MMUEXT_PIN_L1_TABLE: u32 = 0;
 pub const MMUEXT_PIN_L2_TABLE: u32 = 1;
@@ -241,6 +314,12 @@ pub struct TrapInfo {
     pub address: u64,
 }
 
+const _: () = {
+    assert!(size_of::<TrapInfo>() == 16);
+    assert!(offset_of!(TrapInfo, cs) == 2);
+    assert!(offset_of!(TrapInfo, address) == 8);
+};
+
 pub const TI_DPL_MASK: u8 = 0b11;
 pub const TI_MASK_EVENTS: u8 = 1 << 2;
 
@@ -260,6 +339,10 @@ pub struct IretContext {
     pub ss: u64,
 }
 
+const _: () = {
+    assert!(size_of::<IretContext>() == 72);
+};
+
 pub const VGCF_IN_SYSCALL: u64 = 1 << 8;
 
 /// One call in a `multicall` batch.
@@ -270,6 +353,10 @@ pub struct MulticallEntry {
     pub result: i64,
     pub args: [u64; 6],
 }
+
+const _: () = {
+    assert!(size_of::<MulticallEntry>() == 64);
+};
 
 /// `set_segment_base` selectors.
 pub const SEGBASE_FS: u32 = 0;
@@ -282,70 +369,8 @@ pub const CONSOLEIO_WRITE: u32 = 0;
 pub const CONSOLEIO_READ: u32 = 1;
 
 #[cfg(test)]
-mod layout {
-    use core::mem::{offset_of, size_of};
-
+mod tests {
     use super::*;
-
-    #[test]
-    fn start_info() {
-        assert_eq!(offset_of!(StartInfo, nr_pages), 32);
-        assert_eq!(offset_of!(StartInfo, shared_info), 40);
-        assert_eq!(offset_of!(StartInfo, flags), 48);
-        assert_eq!(offset_of!(StartInfo, store_mfn), 56);
-        assert_eq!(offset_of!(StartInfo, store_evtchn), 64);
-        assert_eq!(offset_of!(StartInfo, console), 72);
-        assert_eq!(offset_of!(StartInfo, pt_base), 88);
-        assert_eq!(offset_of!(StartInfo, nr_pt_frames), 96);
-        assert_eq!(offset_of!(StartInfo, mfn_list), 104);
-        assert_eq!(offset_of!(StartInfo, mod_start), 112);
-        assert_eq!(offset_of!(StartInfo, mod_len), 120);
-        assert_eq!(offset_of!(StartInfo, cmd_line), 128);
-        assert_eq!(offset_of!(StartInfo, first_p2m_pfn), 1152);
-        assert_eq!(offset_of!(StartInfo, nr_p2m_frames), 1160);
-        assert_eq!(size_of::<StartInfo>(), 1168);
-    }
-
-    #[test]
-    fn vcpu_and_time_info() {
-        assert_eq!(size_of::<VcpuTimeInfo>(), 32);
-        assert_eq!(offset_of!(VcpuTimeInfo, tsc_timestamp), 8);
-        assert_eq!(offset_of!(VcpuTimeInfo, system_time), 16);
-        assert_eq!(offset_of!(VcpuTimeInfo, tsc_to_system_mul), 24);
-        assert_eq!(offset_of!(VcpuTimeInfo, tsc_shift), 28);
-        assert_eq!(offset_of!(VcpuTimeInfo, flags), 29);
-        assert_eq!(size_of::<VcpuInfo>(), 64);
-        assert_eq!(offset_of!(VcpuInfo, evtchn_upcall_mask), 1);
-        assert_eq!(offset_of!(VcpuInfo, evtchn_pending_sel), 8);
-        assert_eq!(offset_of!(VcpuInfo, arch), 16);
-        assert_eq!(offset_of!(VcpuInfo, time), 32);
-    }
-
-    #[test]
-    fn shared_info() {
-        assert_eq!(offset_of!(SharedInfo, evtchn_pending), 2048);
-        assert_eq!(offset_of!(SharedInfo, evtchn_mask), 2560);
-        assert_eq!(offset_of!(SharedInfo, wc_version), 3072);
-        assert_eq!(offset_of!(SharedInfo, wc_sec), 3076);
-        assert_eq!(offset_of!(SharedInfo, wc_nsec), 3080);
-        assert_eq!(offset_of!(SharedInfo, wc_sec_hi), 3084);
-        assert_eq!(offset_of!(SharedInfo, arch), 3088);
-        assert_eq!(size_of::<SharedInfo>(), 3136);
-        assert!(size_of::<SharedInfo>() <= 4096);
-    }
-
-    #[test]
-    fn small_structs() {
-        assert_eq!(size_of::<MmuUpdate>(), 16);
-        assert_eq!(size_of::<MmuextOp>(), 24);
-        assert_eq!(offset_of!(MmuextOp, arg1), 8);
-        assert_eq!(offset_of!(MmuextOp, arg2), 16);
-        assert_eq!(size_of::<TrapInfo>(), 16);
-        assert_eq!(offset_of!(TrapInfo, cs), 2);
-        assert_eq!(offset_of!(TrapInfo, address), 8);
-        assert_eq!(size_of::<IretContext>(), 72);
-        assert_eq!(size_of::<MulticallEntry>(), 64);
-    }
 
     #[test]
     fn start_info_console_and_cmdline_helpers() {

@@ -2,14 +2,14 @@
 //! order Xen's libxc builds one.
 //!
 //! 1. Parse the image and check its notes and ABI version, and lay out its
-//!    start of day (`abi::start_of_day`, role domU): nothing is created for
+//!    start of day (`domain_builder::start_of_day`, role domU): nothing is created for
 //!    an image that would be refused.
 //! 2. `createdomain` (it starts paused), `max_vcpus` 1, `max_mem`.
 //! 3. `populate_physmap` for every guest frame; the hypervisor hands back
 //!    the machine frames, which become the p2m list.
 //! 4. Map the frames the start of day writes (foreign `mmu_update`), zero
 //!    them (Xen's frames need not come zeroed), and fill them with the same
-//!    code hv-core builds dom0 with (`abi::start_of_day::build`): kernel,
+//!    code hv-core builds dom0 with (`domain_builder::start_of_day::build`): kernel,
 //!    p2m list, hypercall page, `start_info` (console page and port, no
 //!    privileges), page tables.
 //! 5. Unmap all of it (a writable mapping would stop the tables from
@@ -27,10 +27,10 @@ use core::fmt;
 
 use abi::domctl::{CreateDomain, VGCF_IN_KERNEL, VGCF_ONLINE, VcpuGuestContext};
 use abi::event_channel::Port;
-use abi::image::{AbiNote, ImageError, PvImage};
-use abi::start_of_day::build::{self as fill, DomainMemory, StartInfoSpec};
-use abi::start_of_day::{P2mPlacement, PlanError, Role, StartOfDay};
 use abi::xen::{DomId, FLAT_KERNEL_CS64, FLAT_KERNEL_DS64, FLAT_KERNEL_SS64};
+use domain_builder::image::{AbiNote, ImageError, PvImage};
+use domain_builder::start_of_day::build::{self as fill, DomainMemory, StartInfoSpec};
+use domain_builder::start_of_day::{P2mPlacement, PlanError, Role, StartOfDay};
 use pv_guest_sdk::Error;
 
 use crate::foreign::{ForeignError, ForeignPage, Window};

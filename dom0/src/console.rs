@@ -14,7 +14,7 @@
 use alloc::string::String;
 use core::sync::atomic::{Ordering, fence};
 
-use abi::domctl::{CONSOLE_IN_SIZE, CONSOLE_OUT_SIZE, ConsoleInterface};
+use abi::io::console::{CONSOLE_IN_SIZE, CONSOLE_OUT_SIZE, ConsoleInterface};
 use pv_guest_sdk::shmem::SharedPage;
 
 const OUT: usize = core::mem::offset_of!(ConsoleInterface, output);

@@ -4,12 +4,9 @@
 //! unbound port allocated in another domain, pinning another domain's page
 //! table. (Foreign `mmu_update` is the SDK's, used by [`crate::foreign`].)
 //!
-//! Each is a typed wrapper; the raw call goes through the hypercall page
-//! the SDK's image carries (the symbol `hypercall_page`), with Xen's PV64
-//! register convention. This module and [`crate::foreign`] are dom0's only
+//! Each is a typed wrapper over the SDK's one raw hypercall
+//! ([`pv_guest_sdk::hypercall::raw`]). This module and [`crate::foreign`] are dom0's only
 //! `unsafe` code.
-
-use core::arch::asm;
 
 use abi::Hypercall;
 use abi::domctl::{
@@ -26,39 +23,14 @@ use abi::xen::{MMUEXT_PIN_L4_TABLE, MmuextOp};
 use pv_guest_sdk::{Error, Result};
 use zerocopy::{Immutable, IntoBytes};
 
-unsafe extern "C" {
-    /// Filled by the domain builder: one 32-byte stub per hypercall.
-    static hypercall_page: [u8; 4096];
-}
-
 /// Issues hypercall `nr` with up to five arguments and returns RAX.
 ///
 /// # Safety
-/// The arguments must be what hypercall `nr` expects: pointers must point
-/// to memory valid for the access the hypercall makes, and the call must
-/// not change mappings Rust code relies on.
+/// As [`pv_guest_sdk::hypercall::raw`]: the arguments must suit the
+/// operation and the call must not change mappings Rust code relies on.
 unsafe fn hypercall5(nr: Hypercall, args: [u64; 5]) -> i64 {
-    let stub = (&raw const hypercall_page) as u64 + nr as u64 * abi::hypercall::STUB_SIZE as u64;
-    let ret: i64;
-    // SAFETY: the stub is the builder's code for hypercall `nr` (`push rcx;
-    // push r11; mov eax, nr; syscall; pop r11; pop rcx; ret`): it returns
-    // with RSP and every register not named here preserved. The caller
-    // vouches for the arguments.
-    unsafe {
-        asm!(
-            "call {stub}",
-            stub = in(reg) stub,
-            inlateout("rax") nr as u64 => ret,
-            inlateout("rdi") args[0] => _,
-            inlateout("rsi") args[1] => _,
-            inlateout("rdx") args[2] => _,
-            inlateout("r10") args[3] => _,
-            inlateout("r8") args[4] => _,
-            out("rcx") _,
-            out("r11") _,
-        );
-    }
-    ret
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { pv_guest_sdk::hypercall::raw(nr as u32, args) }
 }
 
 /// A call whose only pointer argument is `arg`, a live Rust object the

@@ -10,8 +10,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::Errno;
-use abi::domctl::{CONSOLE_OUT_SIZE, DomainInfo, XEN_DOMINF_DYING};
+use abi::domctl::{DomainInfo, XEN_DOMINF_DYING};
 use abi::event_channel::{Port, VIRQ_DOM_EXC};
+use abi::io::console::CONSOLE_OUT_SIZE;
 use abi::xen::DomId;
 use pv_guest_sdk::{Error, events, hypercall, print, println};
 

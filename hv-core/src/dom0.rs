@@ -1,20 +1,20 @@
 //! Building dom0 from the first multiboot2 module: the one guest image
 //! hv-core itself parses (every other domain is built by dom0).
 //!
-//! The image is checked (`abi::image`: ELF, Xen notes, our ABI note) and
-//! laid out exactly as Xen lays out a PV64 dom0 (`abi::start_of_day`):
+//! The image is checked (`domain_builder::image`: ELF, Xen notes, our ABI note) and
+//! laid out exactly as Xen lays out a PV64 dom0 (`domain_builder::start_of_day`):
 //! kernel, initrd (the second multiboot2 module, if any), p2m list,
 //! start_info, bootstrap page tables (mapped read-only), stack, all mapped
 //! 1:1 from guest frame 0. What goes into those frames is written by
-//! `abi::start_of_day::build`, the code dom0's own domain builder uses for
+//! `domain_builder::start_of_day::build`, the code dom0's own domain builder uses for
 //! every other domain. The tables are then validated and pinned through
 //! the frame table like any guest's, so dom0 starts under the same rules
 //! it will live by.
 
-use abi::image::{AbiNote, PvImage};
-use abi::start_of_day::build::{self as fill, DomainMemory, StartInfoSpec};
-use abi::start_of_day::{P2mPlacement, StartOfDay};
 use abi::xen::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
+use domain_builder::image::{AbiNote, PvImage};
+use domain_builder::start_of_day::build::{self as fill, DomainMemory, StartInfoSpec};
+use domain_builder::start_of_day::{P2mPlacement, StartOfDay};
 use hv_core::frame_table::{FrameType, Mfn, Owner, PageTableMemory};
 
 use crate::arch::TrapFrame;
@@ -30,8 +30,8 @@ const MAX_P2M_FRAMES: usize = 512;
 /// Why dom0 could not be built; each prints as one line.
 #[derive(Debug)]
 pub enum BuildError {
-    Image(abi::image::ImageError),
-    Plan(abi::start_of_day::PlanError),
+    Image(domain_builder::image::ImageError),
+    Plan(domain_builder::start_of_day::PlanError),
     OutOfMemory { needed: u64, free: u64 },
     TooBig { pages: u64 },
     SeparateP2m,

@@ -7,10 +7,11 @@
 //! access here is atomic (`SharedPage`). The delivery rules themselves are
 //! `hv_core::event_channel::{set_pending, unmask}`, host-tested.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::SeqCst;
 
 use abi::event_channel::{VIRQ_CONSOLE, VIRQ_TIMER};
-use abi::xen::DomId;
+use abi::xen::{DomId, SharedInfo};
 use hv_core::event_channel::{self, Binding, EventBits, NR_PORTS, Port};
 
 use crate::arch::serial;
@@ -19,8 +20,8 @@ use crate::arch::sync::IrqMutex;
 use crate::domain::{self, Domain, MAX_POLL_PORTS, Wait};
 use crate::guest::{PENDING_SEL, UPCALL_MASK, UPCALL_PENDING, VCPU_INFO_SIZE};
 
-const EVTCHN_PENDING: usize = 2048;
-const EVTCHN_MASK: usize = 2560;
+const EVTCHN_PENDING: usize = offset_of!(SharedInfo, evtchn_pending);
+const EVTCHN_MASK: usize = offset_of!(SharedInfo, evtchn_mask);
 
 struct Bits(SharedPage);
 

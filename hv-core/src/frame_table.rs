@@ -51,12 +51,13 @@
 
 use core::fmt;
 
+use abi::pte::{ADDRESS_MASK, GLOBAL, HUGE, PRESENT, USER, WRITABLE};
+
 /// A machine frame number.
 pub type Mfn = u64;
-/// A domain id (`abi::xen::DomId`).
-pub type DomId = u16;
+pub use abi::xen::DomId;
 
-pub const ENTRIES: usize = 512;
+pub use abi::pte::ENTRIES;
 
 /// One entry of an L1 page table: where a single mapping lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,15 +65,12 @@ pub struct L1Slot {
     pub table: Mfn,
     pub index: usize,
 }
-/// L4 slots reserved for the hypervisor (the PV64 hole).
-pub const HYPERVISOR_L4_SLOTS: core::ops::Range<usize> = 256..272;
 
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
-const USER: u64 = 1 << 2;
-const PAGE_SIZE_BIT: u64 = 1 << 7;
-const GLOBAL: u64 = 1 << 8;
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// L4 slots reserved for the hypervisor (the PV64 hole, 256..272).
+pub const HYPERVISOR_L4_SLOTS: core::ops::Range<usize> =
+    crate::layout::l4_slot(crate::layout::HOLE_START)
+        ..crate::layout::l4_slot(crate::layout::HOLE_END);
+const _: () = assert!(HYPERVISOR_L4_SLOTS.start == 256 && HYPERVISOR_L4_SLOTS.end == 272);
 
 /// Deferred devalidations the table can hold: one per domain at most in
 /// practice (each operation finishes its owner's first), so this is
@@ -299,7 +297,7 @@ impl NotPresentRule {
     /// even in a not-present entry (the CPU may treat it as a superpage),
     /// at every level above 1.
     pub const fn allows(self, level: u8, entry: u64) -> bool {
-        if level > 1 && entry & PAGE_SIZE_BIT != 0 {
+        if level > 1 && entry & HUGE != 0 {
             return false;
         }
         let address = entry & self.mask;
@@ -317,7 +315,7 @@ pub const fn adjust_entry(entry: u64) -> u64 {
 }
 
 pub const fn entry_mfn(entry: u64) -> Mfn {
-    (entry & ADDR_MASK) >> 12
+    (entry & ADDRESS_MASK) >> 12
 }
 
 /// How a step of (de)validation ended when it did not succeed.
@@ -655,7 +653,7 @@ impl<'a> FrameTable<'a> {
             }
             return Err(Stop::Refused(PageError::UnsafeNotPresent { table, entry }));
         }
-        if level > 1 && entry & PAGE_SIZE_BIT != 0 {
+        if level > 1 && entry & HUGE != 0 {
             return Err(Stop::Refused(PageError::Superpage(table)));
         }
         let target = entry_mfn(entry);
@@ -1307,7 +1305,7 @@ mod tests {
         assert_eq!(mem.read_entry(4, 6), pte(13, true) | USER);
         // Safe not-present entries are stored as given, global bit and all
         // (Linux's PROT_NONE entries use it).
-        let swap = (!0x5000 & ADDR_MASK) | GLOBAL;
+        let swap = (!0x5000 & ADDRESS_MASK) | GLOBAL;
         table.update_entry(&mut mem, 4, 7, swap, DOM).unwrap();
         assert_eq!(mem.read_entry(4, 7), swap);
     }
@@ -1345,7 +1343,7 @@ mod tests {
         let mut storage = Vec::new();
         let mut table = setup(&mut storage);
         let mut mem = Memory::default();
-        mem.write_entry(3, 0, pte(4, true) | PAGE_SIZE_BIT);
+        mem.write_entry(3, 0, pte(4, true) | HUGE);
         assert_eq!(
             table.pin(&mut mem, 3, DOM, FrameType::L2),
             Err(PageError::Superpage(3))
@@ -1867,7 +1865,7 @@ mod tests {
     fn the_not_present_rule_is_xens_for_the_cpus_address_width() {
         let rule = NotPresentRule::for_address_bits(40);
         // Zero, flag bits only, the top quarter, Linux's inverted entries.
-        for entry in [0, 0x62, 3 << 38, (1 << 40) - 0x1000, !0x5000 & ADDR_MASK] {
+        for entry in [0, 0x62, 3 << 38, (1 << 40) - 0x1000, !0x5000 & ADDRESS_MASK] {
             assert!(rule.allows(1, entry), "{entry:#x}");
         }
         // Memory below the top quarter, however high or low.
@@ -1878,10 +1876,10 @@ mod tests {
         assert!(rule.allows(1, 1 << 45));
         assert!(!rule.allows(1, 1 << 45 | 0x1000));
         // PSE is refused above L1 even with address zero; at L1 it is PAT.
-        assert!(rule.allows(1, PAGE_SIZE_BIT));
+        assert!(rule.allows(1, HUGE));
         for level in 2..=4 {
-            assert!(!rule.allows(level, PAGE_SIZE_BIT), "L{level}");
-            assert!(!rule.allows(level, PAGE_SIZE_BIT | !0x5000 & ADDR_MASK));
+            assert!(!rule.allows(level, HUGE), "L{level}");
+            assert!(!rule.allows(level, HUGE | !0x5000 & ADDRESS_MASK));
         }
     }
 
@@ -1902,16 +1900,16 @@ mod tests {
                 );
                 assert_eq!(mem.read_entry(t, 9), 0, "the refused entry is not stored");
             }
-            let swap = !0x5000 & ADDR_MASK;
+            let swap = !0x5000 & ADDRESS_MASK;
             table.update_entry(&mut mem, t, 9, swap, DOM).unwrap();
             assert_eq!(mem.read_entry(t, 9), swap);
             table.update_entry(&mut mem, t, 9, 0, DOM).unwrap();
         }
         assert_eq!(
-            table.update_entry(&mut mem, 3, 9, PAGE_SIZE_BIT, DOM),
+            table.update_entry(&mut mem, 3, 9, HUGE, DOM),
             Err(PageError::UnsafeNotPresent {
                 table: 3,
-                entry: PAGE_SIZE_BIT
+                entry: HUGE
             })
         );
         table.unpin(&mut mem, 1, DOM).unwrap();
@@ -1926,7 +1924,7 @@ mod tests {
             })
         );
         assert!(all_released(&table));
-        mem.write_entry(4, 200, !0x5000 & ADDR_MASK);
+        mem.write_entry(4, 200, !0x5000 & ADDRESS_MASK);
         table.pin(&mut mem, 1, DOM, FrameType::L4).unwrap();
     }
 }

@@ -11,10 +11,13 @@
 //! A guest that cannot be bounced to (no handler, a bad stack, a bad return
 //! frame) is killed alone with a report naming domain, vCPU, RIP and why.
 
+use core::mem::{offset_of, size_of};
+
 use abi::xen::{
     FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_SS64,
     TI_DPL_MASK, TI_MASK_EVENTS,
 };
+use abi::xen::{SharedInfo, VcpuInfo};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::arch::TrapFrame;
@@ -33,12 +36,15 @@ const RFLAGS_AC: u64 = 1 << 18;
 /// The #PF error-code bit for a user-mode access.
 const PFEC_USER: u64 = 1 << 2;
 
-/// vcpu_info field offsets inside shared_info (Xen's `struct vcpu_info`).
-pub const VCPU_INFO_SIZE: usize = 64;
-pub const UPCALL_PENDING: usize = 0;
-pub const UPCALL_MASK: usize = 1;
-pub const PENDING_SEL: usize = 8;
-pub const ARCH_CR2: usize = 16;
+/// vcpu_info field offsets inside shared_info, from `abi`'s
+/// [`SharedInfo`] and [`VcpuInfo`]: vCPU `v`'s field is at
+/// `v * VCPU_INFO_SIZE + FIELD`.
+pub const VCPU_INFO_SIZE: usize = size_of::<VcpuInfo>();
+pub const UPCALL_PENDING: usize = offset_of!(VcpuInfo, evtchn_upcall_pending);
+pub const UPCALL_MASK: usize = offset_of!(VcpuInfo, evtchn_upcall_mask);
+pub const PENDING_SEL: usize = offset_of!(VcpuInfo, evtchn_pending_sel);
+pub const ARCH_CR2: usize = offset_of!(VcpuInfo, arch.cr2);
+const _: () = assert!(offset_of!(SharedInfo, vcpu_info) == 0);
 
 /// A guest pointer hv-core could not use.
 pub struct Fault;

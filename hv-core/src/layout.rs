@@ -13,13 +13,16 @@
 //! | 261     | `ffff82d0_00000000..ffff82d0_40000000`   | hv-core image (phys + offset) |
 //! | 262-271 | `ffff8300_00000000..ffff8800_00000000`   | direct map of RAM (5 TiB) |
 
-/// First address of the hypervisor hole.
-pub const HOLE_START: u64 = 0xffff_8000_0000_0000;
-/// One past the last address of the hypervisor hole.
-pub const HOLE_END: u64 = 0xffff_8800_0000_0000;
+use abi::xen::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START, MACH2PHYS_VIRT_START};
 
-/// Reserved for the read-only machine-to-phys table guests map.
-pub const M2P_BASE: u64 = 0xffff_8000_0000_0000;
+/// First address of the hypervisor hole (`HYPERVISOR_VIRT_START`).
+pub const HOLE_START: u64 = HYPERVISOR_VIRT_START;
+/// One past the last address of the hypervisor hole (`HYPERVISOR_VIRT_END`).
+pub const HOLE_END: u64 = HYPERVISOR_VIRT_END;
+
+/// Reserved for the read-only machine-to-phys table guests map
+/// (`MACH2PHYS_VIRT_START`).
+pub const M2P_BASE: u64 = MACH2PHYS_VIRT_START;
 
 /// Device mappings made at boot (LAPIC, IOAPIC, ACPI tables outside RAM).
 pub const MMIO_BASE: u64 = 0xffff_82c0_0000_0000;

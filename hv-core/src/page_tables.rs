@@ -30,8 +30,7 @@ use hv_core::frame_table::{
 use crate::arch::pv::{self, MachinePageTables};
 use crate::{domain, memory};
 
-const PRESENT: u64 = 1;
-const PAGE_SIZE_BIT: u64 = 1 << 7;
+use abi::pte::{HUGE, PRESENT};
 
 /// Some present entry changed since the last flush.
 static STALE: AtomicBool = AtomicBool::new(false);
@@ -81,7 +80,7 @@ pub fn l1_slot(root: Mfn, va: u64, dom: u16) -> Result<L1Slot, Errno> {
         for level in (2..=4).rev() {
             let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
             let entry = mem.read_entry(table, index);
-            if entry & PRESENT == 0 || entry & PAGE_SIZE_BIT != 0 {
+            if entry & PRESENT == 0 || entry & HUGE != 0 {
                 return Err(Errno::Inval);
             }
             table = entry_mfn(entry);

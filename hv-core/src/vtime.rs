@@ -8,9 +8,11 @@
 //! computes exactly hv-core's clock, which never goes backwards; re-writing
 //! the record later could step it back by a rounding nanosecond.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::SeqCst;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use abi::xen::{SharedInfo, VcpuInfo};
 use hv_core::pvclock::TscScale;
 use spin::Once;
 
@@ -23,11 +25,11 @@ static SCALE: Once<TscScale> = Once::new();
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 /// Wallclock seconds at system time 0.
 static BOOT_WALLCLOCK: AtomicU64 = AtomicU64::new(0);
-const TIME_INFO: usize = 32;
-const WC_VERSION: usize = 3072;
-const WC_SEC: usize = 3076;
-const WC_NSEC: usize = 3080;
-const WC_SEC_HI: usize = 3084;
+const TIME_INFO: usize = offset_of!(VcpuInfo, time);
+const WC_VERSION: usize = offset_of!(SharedInfo, wc_version);
+const WC_SEC: usize = offset_of!(SharedInfo, wc_sec);
+const WC_NSEC: usize = offset_of!(SharedInfo, wc_nsec);
+const WC_SEC_HI: usize = offset_of!(SharedInfo, wc_sec_hi);
 
 /// Starts the clock: call once, after the TSC is calibrated.
 pub fn init() {

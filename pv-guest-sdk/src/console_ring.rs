@@ -17,7 +17,7 @@
 use core::mem::offset_of;
 use core::sync::atomic::{Ordering, compiler_fence};
 
-use abi::domctl::{CONSOLE_IN_SIZE, CONSOLE_OUT_SIZE, ConsoleInterface};
+use abi::io::console::{CONSOLE_IN_SIZE, CONSOLE_OUT_SIZE, ConsoleInterface};
 
 use crate::shmem::SharedPage;
 

@@ -33,6 +33,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::mem::offset_of;
 use core::sync::atomic::{Ordering, compiler_fence};
 
 use abi::grant_table::{
@@ -258,13 +259,16 @@ impl<'a> GrantEntries<'a> {
     /// Lets `domid` access `frame` through entry `r`.
     pub fn grant(&self, r: GrantRef, domid: DomId, frame: u32, readonly: bool) {
         let (page, offset) = self.locate(r);
-        page.u16(offset + 2).store(domid, Ordering::Relaxed);
-        page.u32(offset + 4).store(frame, Ordering::Relaxed);
+        page.u16(offset + offset_of!(GrantEntryV1, domid))
+            .store(domid, Ordering::Relaxed);
+        page.u32(offset + offset_of!(GrantEntryV1, frame))
+            .store(frame, Ordering::Relaxed);
         // wmb: the hypervisor must see domid and frame before the flags
         // that make the entry valid.
         compiler_fence(Ordering::Release);
         let flags = GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 };
-        page.u16(offset).store(flags, Ordering::Release);
+        page.u16(offset + offset_of!(GrantEntryV1, flags))
+            .store(flags, Ordering::Release);
     }
 
     /// Revokes entry `r` unless its grantee has it mapped: one
@@ -273,7 +277,7 @@ impl<'a> GrantEntries<'a> {
     /// under us. On refusal the entry is untouched.
     pub fn end_access(&self, r: GrantRef) -> Result<(), GrantError> {
         let (page, offset) = self.locate(r);
-        let word = page.u16(offset);
+        let word = page.u16(offset + offset_of!(GrantEntryV1, flags));
         let mut flags = word.load(Ordering::SeqCst);
         loop {
             if flags & (GTF_READING | GTF_WRITING) != 0 {

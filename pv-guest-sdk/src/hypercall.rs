@@ -38,6 +38,28 @@ unsafe fn call_unchecked(nr: Hypercall, args: [u64; 5]) -> i64 {
     unsafe { hypercall5(nr as u32, args[0], args[1], args[2], args[3], args[4]) }
 }
 
+/// Issues hypercall `nr` (any number, known to `abi` or not) with five
+/// arguments through the hypercall page and returns RAX as it came back.
+/// The one raw hypercall for code outside the SDK: dom0's `privcmd` and the
+/// test guests call this rather than carrying their own `asm!`.
+///
+/// Panics if the page has no stub slot for `nr` (128 and above).
+///
+/// # Safety
+/// The arguments must be what hypercall `nr` expects: pointers must point
+/// to memory valid for the access the hypercall makes, and the call must
+/// not change mappings or state that Rust code relies on (unmapping live
+/// memory, replacing the running page tables, ...).
+pub unsafe fn raw(nr: u32, args: [u64; 5]) -> i64 {
+    assert!(
+        (nr as usize + 1) * abi::hypercall::STUB_SIZE <= 4096,
+        "no stub for hypercall {nr}"
+    );
+    // SAFETY: `nr` has a stub slot in the page (checked above); the caller
+    // vouches for the arguments.
+    unsafe { hypercall5(nr, args[0], args[1], args[2], args[3], args[4]) }
+}
+
 fn ptr<T>(value: &T) -> u64 {
     value as *const T as u64
 }

@@ -2,7 +2,8 @@
 //! response types, with both halves: the front end that sends requests
 //! ([`FrontRing`]) and the back end that answers them ([`BackRing`]).
 //!
-//! The shared page is laid out exactly as ring.h's `DEFINE_RING_TYPES`:
+//! The shared page is laid out exactly as ring.h's `DEFINE_RING_TYPES`
+//! (the header is `abi::io::ring::SharedRingHeader`):
 //!
 //! ```text
 //! 0   req_prod   u32   written by the front end
@@ -28,22 +29,23 @@
 //! index yields a [`RingError`], never an access outside the page.
 
 use core::marker::PhantomData;
+use core::mem::offset_of;
 use core::sync::atomic::{Ordering, compiler_fence, fence};
 
+use abi::io::ring::{RING_SLOTS_OFFSET, SharedRingHeader};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::shmem::{PAGE_BYTES, SharedPage};
 
-/// A ring index (`RING_IDX`).
-pub type RingIdx = u32;
+pub use abi::io::ring::RingIdx;
 
-const REQ_PROD: usize = 0;
-const REQ_EVENT: usize = 4;
-const RSP_PROD: usize = 8;
-const RSP_EVENT: usize = 12;
+const REQ_PROD: usize = offset_of!(SharedRingHeader, req_prod);
+const REQ_EVENT: usize = offset_of!(SharedRingHeader, req_event);
+const RSP_PROD: usize = offset_of!(SharedRingHeader, rsp_prod);
+const RSP_EVENT: usize = offset_of!(SharedRingHeader, rsp_event);
 /// Where the slots start: after the four indices and ring.h's 48 bytes of
 /// padding.
-pub const RING_OFFSET: usize = 64;
+pub const RING_OFFSET: usize = RING_SLOTS_OFFSET;
 
 /// What may travel in a ring slot: plain data whose every bit pattern is
 /// valid (the other end may write anything).

@@ -23,8 +23,14 @@ pub fn target_dir() -> PathBuf {
 
 /// The crates that run on the machine rather than the host; `test-guests`
 /// builds every test guest kernel (one bin each).
-pub(crate) const TARGET_CRATES: &[&str] =
-    &["hv-core", "dom0", "pv-guest-sdk", "abi", "test-guests"];
+pub(crate) const TARGET_CRATES: &[&str] = &[
+    "hv-core",
+    "dom0",
+    "pv-guest-sdk",
+    "abi",
+    "domain-builder",
+    "test-guests",
+];
 
 /// A bare-metal binary built by [`build_target`]: `hv-core`, `dom0`, or a
 /// test guest's bin name.
@@ -153,7 +159,7 @@ pub fn bundle(extra: &[(String, PathBuf)]) -> Result<Vec<u8>> {
         }
         let elf = std::fs::read(path)
             .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
-        crate::image::check_kernel(path, &elf, abi::image::AbiNote::Required, false)?;
+        crate::image::check_kernel(path, &elf, domain_builder::image::AbiNote::Required, false)?;
         files.push((name.clone(), crate::image::loadable_part(elf)));
     }
     Ok(crate::image::ustar(&files))

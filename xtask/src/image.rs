@@ -11,7 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use abi::image::{AbiNote, PvImage};
+use domain_builder::image::{AbiNote, PvImage};
 use tests::{Hypervisor, InitialDomain, Kernel};
 
 use crate::build::{self, target_dir};
@@ -383,9 +383,9 @@ mod bundle {
         assert!(stripped.len() < elf.len());
         assert_eq!(&stripped[..40], &elf[..40]);
         assert_eq!(&stripped[40..48], &[0; 8], "no section headers");
-        let image = abi::image::PvImage::parse(&stripped).expect("still a PV image");
-        let original = abi::image::PvImage::parse(&elf).unwrap();
-        let segments = |i: &abi::image::PvImage<'_>| {
+        let image = domain_builder::image::PvImage::parse(&stripped).expect("still a PV image");
+        let original = domain_builder::image::PvImage::parse(&elf).unwrap();
+        let segments = |i: &domain_builder::image::PvImage<'_>| {
             i.segments()
                 .map(|s| (s.virt_addr, s.data.to_vec(), s.mem_size))
                 .collect::<Vec<_>>()

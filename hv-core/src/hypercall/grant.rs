@@ -27,10 +27,7 @@ use crate::domain::{self, State};
 use crate::grant::{GrantError, GrantFrames, Granted, MAX_GRANT_FRAMES, Mapping};
 use crate::{guest, memory, page_tables};
 
-const PRESENT: u64 = 1;
-const WRITABLE: u64 = 2;
-const USER: u64 = 4;
-const NX: u64 = 1 << 63;
+use abi::pte::{NO_EXECUTE as NX, PRESENT, USER, WRITABLE};
 
 /// Each op is read, handled and written back in turn; past the
 /// hypercall's budget the rest is left for a continuation.

@@ -195,44 +195,13 @@ pub mod arch {
     use abi::Hypercall;
     use abi::hypercall::STUB_SIZE;
 
-    unsafe extern "C" {
-        /// The builder-filled hypercall page (defined by the SDK's start
-        /// of day).
-        static hypercall_page: [u8; 4096];
-    }
-
     /// Issues hypercall `nr` (any number, even one with no stub meaning)
-    /// through the hypercall page.
+    /// through the hypercall page: the SDK's one raw hypercall.
     ///
     /// # Safety
     /// Pointer arguments must suit the operation and must not let the
     /// hypervisor change memory or mappings Rust code relies on.
-    pub unsafe fn hypercall(nr: u32, args: [u64; 5]) -> i64 {
-        assert!(
-            (nr as usize + 1) * STUB_SIZE <= 4096,
-            "no stub for hypercall {nr}"
-        );
-        let stub = (&raw const hypercall_page) as u64 + nr as u64 * STUB_SIZE as u64;
-        let ret: i64;
-        // SAFETY: the stub is the builder's code for slot `nr`; it keeps
-        // RSP and every register not listed. The caller vouches for the
-        // arguments.
-        unsafe {
-            asm!(
-                "call {stub}",
-                stub = in(reg) stub,
-                inlateout("rax") nr as u64 => ret,
-                inlateout("rdi") args[0] => _,
-                inlateout("rsi") args[1] => _,
-                inlateout("rdx") args[2] => _,
-                inlateout("r10") args[3] => _,
-                inlateout("r8") args[4] => _,
-                out("rcx") _,
-                out("r11") _,
-            );
-        }
-        ret
-    }
+    pub use pv_guest_sdk::hypercall::raw as hypercall;
 
     /// Issues hypercall `nr` with the `syscall` instruction itself, not
     /// through the hypercall page (which only exists for numbers below

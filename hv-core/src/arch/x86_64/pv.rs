@@ -15,7 +15,8 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use hv_core::layout::{HOLE_END, HOLE_START};
+use abi::xen::LOWER_HALF_END;
+use hv_core::layout::HOLE_END;
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 use x86_64::{PhysAddr, VirtAddr};
@@ -226,10 +227,6 @@ pub fn is_sysenter_entry(rip: u64) -> bool {
 pub fn fixup(rip: u64) -> Option<u64> {
     super::extable::fixup(rip)
 }
-
-/// One past the canonical lower half.
-const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
-const _: () = assert!(HOLE_START == LOWER_HALF_END.wrapping_neg());
 
 /// A guest address range hv-core refuses to touch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

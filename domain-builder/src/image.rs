@@ -28,7 +28,7 @@ use core::fmt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::ops::{
+use abi::ops::{
     HV_ELFNOTE_ABI_VERSION, HV_ELFNOTE_NAME, XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_FEATURES,
     XEN_ELFNOTE_GUEST_OS, XEN_ELFNOTE_GUEST_VERSION, XEN_ELFNOTE_HYPERCALL_PAGE,
     XEN_ELFNOTE_INIT_P2M, XEN_ELFNOTE_LOADER, XEN_ELFNOTE_MOD_START_PFN, XEN_ELFNOTE_NAME,
@@ -37,8 +37,8 @@ use crate::ops::{
     XENFEAT_HVM_CALLBACK_VECTOR, XENFEAT_PAE_PGDIR_ABOVE_4GB, XENFEAT_SUPERVISOR_MODE_KERNEL,
     XENFEAT_WRITABLE_DESCRIPTOR_TABLES, XENFEAT_WRITABLE_PAGE_TABLES,
 };
-use crate::version::AbiVersion;
-use crate::xen::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
+use abi::version::AbiVersion;
+use abi::xen::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 
 #[cfg(test)]
 pub(crate) mod test_elf;
@@ -49,9 +49,7 @@ pub const PAGE_SIZE: u64 = 4096;
 /// five); the bound keeps [`PvImage`] free of heap allocation.
 pub const MAX_LOAD_SEGMENTS: usize = 16;
 
-/// The end of the lower canonical half: guest addresses lie below it or at
-/// or above [`HYPERVISOR_VIRT_END`].
-pub const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+pub use abi::xen::LOWER_HALF_END;
 
 // ELF constants used here (System V gABI, x86_64 psABI).
 pub(crate) const ELF_MAGIC: [u8; 4] = *b"\x7fELF";
@@ -931,7 +929,7 @@ impl<'a> PvImage<'a> {
     }
 
     /// Checks the image's ABI note against the ABI version the caller
-    /// implements (normally [`crate::HV_ABI_VERSION`]).
+    /// implements (normally [`abi::HV_ABI_VERSION`]).
     pub fn check_abi(&self, implemented: AbiVersion, note: AbiNote) -> Result<(), ImageError> {
         match (self.abi_version, note) {
             (None, AbiNote::Optional) => Ok(()),

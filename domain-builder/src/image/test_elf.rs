@@ -7,8 +7,8 @@ use super::{
     Elf64Nhdr, Elf64Phdr, Elf64Shdr, PF_R, PF_W, PF_X, PHDR_SIZE, PT_LOAD, PT_NOTE, SHDR_SIZE,
     SHT_NOTE,
 };
-use crate::ops::*;
-use crate::version::HV_ABI_VERSION;
+use abi::ops::*;
+use abi::version::HV_ABI_VERSION;
 
 /// Where the default test image is linked, as SDK guests are: the top
 /// 2 GiB, `VIRT_BASE = PADDR_OFFSET`, physical addresses equal to virtual.

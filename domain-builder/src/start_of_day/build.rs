@@ -16,10 +16,11 @@
 use zerocopy::{FromZeros, IntoBytes};
 
 use super::{P2mPlacement, StartOfDay, TableFrame};
-use crate::Hypercall;
-use crate::hypercall::STUB_SIZE;
 use crate::image::{PAGE_SIZE, PvImage};
-use crate::xen::{
+use abi::Hypercall;
+use abi::hypercall::STUB_SIZE;
+use abi::pte::{ENTRIES, PRESENT, USER, WRITABLE};
+use abi::xen::{
     MAX_GUEST_CMDLINE, SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED, START_INFO_MAGIC,
     StartInfo,
 };
@@ -33,21 +34,14 @@ pub trait DomainMemory {
     fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]);
 }
 
-/// Bits of a bootstrap page-table entry (`_PAGE_*`).
-pub const PTE_PRESENT: u64 = 1 << 0;
-pub const PTE_WRITABLE: u64 = 1 << 1;
-pub const PTE_USER: u64 = 1 << 2;
-
 /// What links a table into the level above it: permissions are decided at
 /// the leaves.
-pub const TABLE_LINK: u64 = PTE_PRESENT | PTE_WRITABLE | PTE_USER;
+pub const TABLE_LINK: u64 = PRESENT | WRITABLE | USER;
 /// An ordinary page of the area.
-pub const LEAF_RW: u64 = PTE_PRESENT | PTE_WRITABLE | PTE_USER;
+pub const LEAF_RW: u64 = PRESENT | WRITABLE | USER;
 /// A bootstrap page table as a leaf: read-only, as Xen maps them (a guest
 /// never holds a writable mapping of one of its page tables).
-pub const LEAF_RO: u64 = PTE_PRESENT | PTE_USER;
-
-const ENTRIES: usize = 512;
+pub const LEAF_RO: u64 = PRESENT | USER;
 
 /// Copies `bytes` to guest virtual address `va` of the start-of-day area,
 /// page by page.

@@ -1,6 +1,6 @@
 use super::test_elf::*;
 use super::*;
-use crate::version::HV_ABI_VERSION;
+use abi::version::HV_ABI_VERSION;
 use zerocopy::IntoBytes;
 
 fn parse_err(bytes: &[u8]) -> String {

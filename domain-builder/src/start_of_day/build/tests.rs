@@ -3,8 +3,8 @@ use std::collections::HashMap;
 use super::*;
 use crate::image::test_elf::*;
 use crate::image::{PF_R, PF_X};
-use crate::ops::*;
 use crate::start_of_day::{ModulePlacement, Role};
+use abi::ops::*;
 
 const MIB: u64 = 1 << 20;
 
@@ -45,7 +45,7 @@ impl FakeDomain {
         for level in (1..=4u32).rev() {
             let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
             let entry = self.u64_at(Self::pfn_of_mfn(table), index);
-            if entry & PTE_PRESENT == 0 {
+            if entry & PRESENT == 0 {
                 return None;
             }
             if level == 1 {

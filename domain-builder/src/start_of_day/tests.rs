@@ -1,7 +1,7 @@
 use super::*;
 use crate::image::test_elf::*;
 use crate::image::{PF_R, PF_X};
-use crate::ops::*;
+use abi::ops::*;
 
 const MIB: u64 = 1 << 20;
 
@@ -300,7 +300,7 @@ fn separate_p2m_outside_guest_space() {
     let mut elf = Elf::good();
     elf.set_note(xen_u64(
         XEN_ELFNOTE_INIT_P2M,
-        crate::xen::HYPERVISOR_VIRT_START,
+        abi::xen::HYPERVISOR_VIRT_START,
     ));
     assert_eq!(
         plan_of(&elf, 16384, 0).unwrap_err().to_string(),
