@@ -4,7 +4,7 @@
 //! The hypervisor marks a port pending in `evtchn_pending`, sets the port's
 //! word in the vCPU's `evtchn_pending_sel` and `evtchn_upcall_pending`, and
 //! bounces to the event callback unless `evtchn_upcall_mask` is set.
-//! [`upcall`] clears `upcall_pending`, takes the selector, and for each
+//! The upcall clears `upcall_pending`, takes the selector, and for each
 //! selected word takes the pending and unmasked bits (clearing them) and
 //! runs the handlers; it repeats while `upcall_pending` was set again.
 //!
