@@ -20,7 +20,7 @@ pub fn poweroff() -> ! {
     shutdown(SHUTDOWN_POWEROFF)
 }
 
-/// Reboots the domain (`SHUTDOWN_reboot`). For Xen's initial domain this resets the machine.
+/// Reboots the domain (`SHUTDOWN_reboot`).
 pub fn reboot() -> ! {
     shutdown(SHUTDOWN_REBOOT)
 }
