@@ -15,7 +15,7 @@ pub enum Error {
     Hypervisor(Errno),
     /// A hypercall returned a negative value the ABI does not name.
     Unknown(i64),
-    /// A mapping the SDK could not make (see [`MapError`](crate::mm::MapError)).
+    /// A mapping the SDK could not make (see [`MapError`]).
     Map(crate::mm::MapError),
 }
 
