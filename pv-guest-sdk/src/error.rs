@@ -11,11 +11,15 @@ use crate::mm::MapError;
 /// (`MapError`, from `mm` and `user`; `?` converts it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
+    /// A hypercall failed with an errno the ABI names.
     Hypervisor(Errno),
+    /// A hypercall returned a negative value the ABI does not name.
     Unknown(i64),
+    /// A mapping the SDK could not make (see [`MapError`]).
     Map(crate::mm::MapError),
 }
 
+/// The SDK's result: hypercalls and everything built on them.
 pub type Result<T> = core::result::Result<T, Error>;
 
 impl Error {
@@ -52,7 +56,9 @@ impl fmt::Display for Error {
 /// A hypercall's failure, as a [`MapError`] keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// The hypervisor's errno, by name.
     Errno(Errno),
+    /// A negative return value the ABI does not name.
     Raw(i64),
 }
 

@@ -4,7 +4,7 @@
 //! The hypervisor marks a port pending in `evtchn_pending`, sets the port's
 //! word in the vCPU's `evtchn_pending_sel` and `evtchn_upcall_pending`, and
 //! bounces to the event callback unless `evtchn_upcall_mask` is set.
-//! [`upcall`] clears `upcall_pending`, takes the selector, and for each
+//! The upcall clears `upcall_pending`, takes the selector, and for each
 //! selected word takes the pending and unmasked bits (clearing them) and
 //! runs the handlers; it repeats while `upcall_pending` was set again.
 //!
@@ -28,6 +28,7 @@ pub type Handler = fn(Port);
 pub trait EventBitmaps {
     /// Clears `upcall_pending`.
     fn clear_upcall_pending(&self);
+    /// Whether `upcall_pending` is set.
     fn upcall_pending(&self) -> bool;
     /// Atomically takes (reads and zeroes) the vCPU's pending selector.
     fn take_selector(&self) -> u64;
@@ -74,6 +75,7 @@ pub fn set_handler(port: Port, handler: Handler) {
     }
 }
 
+/// Removes the handler for `port`; its events are then only marked as fired.
 pub fn clear_handler(port: Port) {
     if let Some(cell) = HANDLERS.get(port as usize) {
         cell.clear();
@@ -89,12 +91,14 @@ pub struct FiredPorts {
 }
 
 impl FiredPorts {
+    /// No port fired.
     pub const fn new() -> Self {
         Self {
             words: [const { AtomicU64::new(0) }; EVENT_WORDS],
         }
     }
 
+    /// Marks `port` as fired.
     pub fn mark(&self, port: Port) {
         if let Some(word) = self.words.get(port as usize / 64) {
             word.fetch_or(1 << (port % 64), Ordering::SeqCst);

@@ -23,18 +23,25 @@ use abi::xen::DomId;
 /// What a port is connected to (`EVTCHNOP_status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortState {
+    /// Not in use (`EVTCHNSTAT_closed`).
     Closed,
     /// Allocated; `remote` may bind to it.
     Unbound {
+        /// The domain allowed to bind.
         remote: DomId,
     },
     /// Connected to `remote_port` of `remote`.
     Interdomain {
+        /// The domain at the other end.
         remote: DomId,
+        /// Its port.
         remote_port: Port,
     },
+    /// Bound to physical IRQ `pirq` (`EVTCHNSTAT_pirq`).
     Pirq(u32),
+    /// Bound to virtual IRQ `virq` (`EVTCHNSTAT_virq`).
     Virq(u32),
+    /// An inter-processor channel between this domain's vCPUs (`EVTCHNSTAT_ipi`).
     Ipi,
     /// A status the ABI does not name.
     Unknown(u32),
@@ -43,7 +50,9 @@ pub enum PortState {
 /// A port's state and the vCPU its events are delivered to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortStatus {
+    /// What the port is connected to.
     pub state: PortState,
+    /// The vCPU that takes the port's upcalls.
     pub vcpu: u32,
 }
 

@@ -57,19 +57,33 @@ pub const ENTRIES_PER_FRAME: u32 = (PAGE_BYTES / size_of::<GrantEntryV1>()) as u
 /// A grant operation's own result (`GNTST_*`), by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrantStatus {
+    /// `GNTST_general_error`: the operation failed for an unnamed reason.
     GeneralError,
+    /// `GNTST_bad_domain`: no such domain.
     BadDomain,
+    /// `GNTST_bad_gntref`: the grant ref is out of range or not granted to this domain.
     BadGntref,
+    /// `GNTST_bad_handle`: no mapping with this grant handle.
     BadHandle,
+    /// `GNTST_bad_virt_addr`: the virtual address cannot take the mapping.
     BadVirtAddr,
+    /// `GNTST_bad_dev_addr`: bad device address.
     BadDevAddr,
+    /// `GNTST_no_device_space`: no room left to map it for a device.
     NoDeviceSpace,
+    /// `GNTST_permission_denied`: the grant does not allow this (e.g. writing a read-only grant).
     PermissionDenied,
+    /// `GNTST_bad_page`: the frame is not valid for the operation.
     BadPage,
+    /// `GNTST_bad_copy_arg`: a grant copy's offset or length crosses the page.
     BadCopyArg,
+    /// `GNTST_address_too_big`: the address is beyond what the hypervisor supports.
     AddressTooBig,
+    /// `GNTST_eagain`: the operation could not complete now; try again.
     Eagain,
+    /// `GNTST_no_space`: out of space (e.g. the maptrack table is full).
     NoSpace,
+    /// A `GNTST_*` value the ABI does not name.
     Unknown(i16),
 }
 
@@ -189,6 +203,7 @@ impl RefAllocator {
         Self { used, capacity }
     }
 
+    /// How many refs the table has (reserved ones included).
     pub fn capacity(&self) -> u32 {
         self.capacity
     }
@@ -232,14 +247,17 @@ pub struct GrantEntries<'a> {
 }
 
 impl<'a> GrantEntries<'a> {
+    /// The entries in `pages`, the grant table's frames as mapped.
     pub fn new(pages: &'a [SharedPage]) -> Self {
         Self { pages }
     }
 
+    /// How many entries the frames hold.
     pub fn len(&self) -> u32 {
         self.pages.len() as u32 * ENTRIES_PER_FRAME
     }
 
+    /// Whether there are no frames (and so no entries).
     pub fn is_empty(&self) -> bool {
         self.pages.is_empty()
     }
@@ -425,6 +443,7 @@ mod target {
             unsafe { SharedPage::from_va(va) }
         }
 
+        /// Where the granted page is mapped in this domain.
         pub fn va(&self) -> u64 {
             self.slot.as_ref().map_or(0, WindowSlot::va)
         }
@@ -434,14 +453,17 @@ mod target {
             self.handle
         }
 
+        /// The domain that granted the page.
         pub fn domain(&self) -> DomId {
             self.dom
         }
 
+        /// The grant ref the mapping came from.
         pub fn gref(&self) -> GrantRef {
             self.gref
         }
 
+        /// Whether the mapping is read-only (`GNTMAP_readonly`).
         pub fn is_readonly(&self) -> bool {
             self.readonly
         }
@@ -509,14 +531,22 @@ mod target {
     pub enum CopySide<'a> {
         /// Grant `gref` of domain `dom`, from byte `offset`.
         Grant {
+            /// The granting domain.
             dom: DomId,
+            /// Its grant ref.
             gref: GrantRef,
+            /// The byte within the granted page.
             offset: u16,
         },
         /// A page of this domain's own, from byte `offset`. Only memory
         /// reached as a [`SharedPage`] may be a destination, so the
         /// hypervisor never writes under a Rust object.
-        Local { page: &'a SharedPage, offset: u16 },
+        Local {
+            /// The page.
+            page: &'a SharedPage,
+            /// The byte within it.
+            offset: u16,
+        },
     }
 
     /// One `GNTTABOP_copy` operation, laid out as the hypervisor reads it.

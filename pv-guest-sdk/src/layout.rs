@@ -9,7 +9,9 @@
 
 /// The image's base: `XEN_ELFNOTE_VIRT_BASE` and `XEN_ELFNOTE_PADDR_OFFSET`.
 pub const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+/// The size of a page (and of a frame).
 pub const PAGE_SIZE: u64 = 4096;
+/// `log2(PAGE_SIZE)`: page number = address >> `PAGE_SHIFT`.
 pub const PAGE_SHIFT: u32 = 12;
 /// Frames the physmap can hold before it reaches the top of the address space.
 pub const MAX_PHYSMAP_PAGES: u64 = (0u64.wrapping_sub(VIRT_BASE)) / PAGE_SIZE;
@@ -23,6 +25,7 @@ pub const GRANT_TABLE_MAX_FRAMES: usize = 512;
 /// one L1 table is created before the first slot is handed out, because
 /// `GNTTABOP_map_grant_ref` only fills an entry of an existing L1.
 pub const MAP_WINDOW_VA: u64 = GRANT_TABLE_VA + GRANT_TABLE_MAX_FRAMES as u64 * PAGE_SIZE;
+/// How many pages the map window has (one L1 table).
 pub const MAP_WINDOW_PAGES: usize = 512;
 /// The kernel stack of the first vCPU, in `.bss`.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;

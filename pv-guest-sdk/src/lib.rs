@@ -6,7 +6,7 @@
 //!   linker script (`link.ld`) placing the image at [`layout::VIRT_BASE`];
 //! - [`hypercall`]: typed hypercalls returning [`Result`] with named errors;
 //! - [`console`]: `print!`/`println!`, a `log` backend, `console_io` input;
-//! - [`start_info`] and [`shared_info`] as safe types;
+//! - [`start_info()`] and [`shared_info`] as safe types;
 //! - [`traps`]: exception handlers on Xen's bounce frames, and the way back
 //!   through `HYPERVISOR_iret`;
 //! - [`events`]: per-port handlers, the upcall, and masking (the PV

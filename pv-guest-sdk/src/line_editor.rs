@@ -15,6 +15,8 @@ pub enum Feed {
     Line,
 }
 
+/// A line being typed at the console: feed it input bytes and echo what
+/// [`Feed`] says; `N` bytes at most.
 pub struct LineEditor<const N: usize> {
     buf: [u8; N],
     len: usize,
@@ -22,6 +24,7 @@ pub struct LineEditor<const N: usize> {
 }
 
 impl<const N: usize> LineEditor<N> {
+    /// An empty line.
     pub const fn new() -> Self {
         Self {
             buf: [0; N],
@@ -30,6 +33,7 @@ impl<const N: usize> LineEditor<N> {
         }
     }
 
+    /// Takes one byte of input; says what to echo, or that the line is done.
     pub fn feed(&mut self, byte: u8) -> Feed {
         let after_cr = core::mem::replace(&mut self.after_cr, byte == b'\r');
         match byte {
@@ -53,6 +57,7 @@ impl<const N: usize> LineEditor<N> {
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 
+    /// Empties the line, for the next one.
     pub fn clear(&mut self) {
         self.len = 0;
     }

@@ -20,6 +20,7 @@ pub fn poweroff() -> ! {
     shutdown(SHUTDOWN_POWEROFF)
 }
 
+/// Reboots the domain (`SHUTDOWN_reboot`).
 pub fn reboot() -> ! {
     shutdown(SHUTDOWN_REBOOT)
 }

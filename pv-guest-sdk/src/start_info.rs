@@ -18,9 +18,19 @@ pub enum StartInfoError {
     /// The magic does not start with "xen-3.0-x86_64": not a PV64 start_info.
     BadMagic([u8; 32]),
     /// The p2m list is shorter than `nr_pages`.
-    ShortMfnList { nr_pages: u64, len: usize },
+    ShortMfnList {
+        /// Pages the domain has.
+        nr_pages: u64,
+        /// Entries the p2m list has.
+        len: usize,
+    },
     /// A bootstrap structure lies below the image base.
-    BelowImage { what: &'static str, va: u64 },
+    BelowImage {
+        /// Which structure.
+        what: &'static str,
+        /// Its virtual address.
+        va: u64,
+    },
 }
 
 impl fmt::Display for StartInfoError {
@@ -53,9 +63,19 @@ impl fmt::Display for StartInfoError {
 pub enum ConsoleInfo {
     /// The initial domain: it writes through `console_io`; `info_off` and
     /// `info_size` locate a VGA/framebuffer description after start_info.
-    Dom0 { info_off: u32, info_size: u32 },
+    Dom0 {
+        /// Offset of the console description from start_info.
+        info_off: u32,
+        /// Its size in bytes.
+        info_size: u32,
+    },
     /// Other domains: a console ring page and its event channel.
-    DomU { mfn: u64, evtchn: u32 },
+    DomU {
+        /// Machine frame of the console ring page.
+        mfn: u64,
+        /// The event channel the console backend signals.
+        evtchn: u32,
+    },
 }
 
 /// The checked `start_info` of this domain.
@@ -110,6 +130,7 @@ impl<'a> StartInfo<'a> {
         self.raw.shared_info
     }
 
+    /// The `SIF_*` flags.
     pub fn flags(&self) -> u32 {
         self.raw.flags
     }
@@ -129,6 +150,7 @@ impl<'a> StartInfo<'a> {
         (self.raw.store_mfn, self.raw.store_evtchn)
     }
 
+    /// The console: `console_io` for the initial domain, a ring page otherwise.
     pub fn console(&self) -> ConsoleInfo {
         if self.is_initial_domain() {
             ConsoleInfo::Dom0 {
@@ -162,6 +184,7 @@ impl<'a> StartInfo<'a> {
         (self.raw.mod_len != 0).then_some((self.raw.mod_start, self.raw.mod_len))
     }
 
+    /// `SIF_MOD_START_PFN`: whether [`module`](Self::module)'s start is a PFN (otherwise a virtual address).
     pub fn module_start_is_pfn(&self) -> bool {
         self.raw.flags & SIF_MOD_START_PFN != 0
     }

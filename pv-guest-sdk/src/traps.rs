@@ -12,9 +12,13 @@ use core::fmt;
 
 use crate::fn_cell::FnCell;
 
-/// Pseudo vectors the non-exception stubs push.
+/// The pseudo vector the event-callback stub pushes (the non-exception
+/// stubs push vectors above 0xff): an upcall for pending event channels.
 pub const VECTOR_EVENT: u64 = 0x100;
+/// The failsafe callback: the hypervisor could not load the guest's
+/// segment registers on return (e.g. in `HYPERVISOR_iret`).
 pub const VECTOR_FAILSAFE: u64 = 0x101;
+/// A `syscall` from guest user mode, bounced to the syscall callback.
 pub const VECTOR_SYSCALL: u64 = 0x102;
 
 /// What the entry stubs save, lowest address first: the general registers,
@@ -22,29 +26,51 @@ pub const VECTOR_SYSCALL: u64 = 0x102;
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct TrapFrame {
+    /// `r15` of the interrupted code, saved by the entry stub.
     pub r15: u64,
+    /// `r14` of the interrupted code, saved by the entry stub.
     pub r14: u64,
+    /// `r13` of the interrupted code, saved by the entry stub.
     pub r13: u64,
+    /// `r12` of the interrupted code, saved by the entry stub.
     pub r12: u64,
+    /// `r11` of the interrupted code, saved by the entry stub.
     pub r11: u64,
+    /// `r10` of the interrupted code, saved by the entry stub.
     pub r10: u64,
+    /// `r9` of the interrupted code, saved by the entry stub.
     pub r9: u64,
+    /// `r8` of the interrupted code, saved by the entry stub.
     pub r8: u64,
+    /// `rbp` of the interrupted code, saved by the entry stub.
     pub rbp: u64,
+    /// `rdi` of the interrupted code, saved by the entry stub.
     pub rdi: u64,
+    /// `rsi` of the interrupted code, saved by the entry stub.
     pub rsi: u64,
+    /// `rdx` of the interrupted code, saved by the entry stub.
     pub rdx: u64,
+    /// `rcx` of the interrupted code, saved by the entry stub.
     pub rcx: u64,
+    /// `rbx` of the interrupted code, saved by the entry stub.
     pub rbx: u64,
+    /// `rax` of the interrupted code, saved by the entry stub.
     pub rax: u64,
+    /// The exception vector, or one of the `VECTOR_*` pseudo vectors.
     pub vector: u64,
+    /// The exception's error code (0 for vectors without one).
     pub error_code: u64,
+    /// Where the interrupted code resumes (from the hypervisor's frame);
+    /// a handler may change it.
     pub rip: u64,
     /// CS in bits 0-15 (RPL 0: the guest kernel was interrupted, 3: guest
     /// user mode) and the upcall mask from before the bounce in bits 32-39.
     pub cs: u64,
+    /// RFLAGS of the interrupted code.
     pub rflags: u64,
+    /// The interrupted code's stack pointer.
     pub rsp: u64,
+    /// The interrupted code's stack segment.
     pub ss: u64,
 }
 
@@ -63,13 +89,17 @@ impl TrapFrame {
 /// An exception as a handler sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exception {
+    /// The exception vector (`DIVIDE_ERROR`..`SIMD_FLOATING_POINT`).
     pub vector: u8,
+    /// The error code the CPU pushed (0 for vectors without one; for page
+    /// faults, see [`PageFaultCode`]).
     pub error_code: u64,
     /// The faulting address, for page faults (from `vcpu_info.arch.cr2`).
     pub cr2: Option<u64>,
 }
 
 impl Exception {
+    /// The exception's name and mnemonic, e.g. `page fault (#PF)`.
     pub fn name(&self) -> &'static str {
         exception_name(self.vector)
     }
@@ -79,23 +109,41 @@ impl Exception {
 /// `frame.rip`.
 pub type ExceptionHandler = fn(&Exception, &mut TrapFrame) -> bool;
 
+/// Vector #DE: division by zero or a quotient too large.
 pub const DIVIDE_ERROR: u8 = 0;
+/// Vector #DB: a debug exception (single step, breakpoint registers).
 pub const DEBUG: u8 = 1;
+/// Vector #BP: an `int3`.
 pub const BREAKPOINT: u8 = 3;
+/// Vector #OF: `into` with the overflow flag set.
 pub const OVERFLOW: u8 = 4;
+/// Vector #BR: `bound` out of range.
 pub const BOUND_RANGE: u8 = 5;
+/// Vector #UD: an undefined or disallowed instruction (e.g. `ud2`).
 pub const INVALID_OPCODE: u8 = 6;
+/// Vector #NM: an FPU/SSE instruction with CR0.TS set (the PV guest sets it with `HYPERVISOR_fpu_taskswitch`).
 pub const DEVICE_NOT_AVAILABLE: u8 = 7;
+/// Vector #TS: an invalid TSS.
 pub const INVALID_TSS: u8 = 10;
+/// Vector #NP: a segment not present.
 pub const SEGMENT_NOT_PRESENT: u8 = 11;
+/// Vector #SS: a stack-segment fault.
 pub const STACK_FAULT: u8 = 12;
+/// Vector #GP: a general protection fault (a privileged instruction, a non-canonical address, ...).
 pub const GENERAL_PROTECTION: u8 = 13;
+/// Vector #PF: a page fault; the address is [`Exception::cr2`], the cause [`PageFaultCode`].
 pub const PAGE_FAULT: u8 = 14;
+/// Vector #MF: an x87 floating-point error.
 pub const X87_FLOATING_POINT: u8 = 16;
+/// Vector #AC: an unaligned access with alignment checking on.
 pub const ALIGNMENT_CHECK: u8 = 17;
+/// Vector #MC: a machine check.
 pub const MACHINE_CHECK: u8 = 18;
+/// Vector #XM: an SSE floating-point exception.
 pub const SIMD_FLOATING_POINT: u8 = 19;
 
+/// The name and mnemonic of exception `vector` ("reserved vector" for
+/// those the CPU does not define).
 pub fn exception_name(vector: u8) -> &'static str {
     match vector {
         0 => "divide error (#DE)",
@@ -159,6 +207,8 @@ pub fn set_handler(vector: u8, handler: ExceptionHandler) {
     HANDLERS[vector as usize % 32].set(handler);
 }
 
+/// Removes the handler for exception `vector`; the exception then crashes
+/// the domain with a [`Report`].
 pub fn clear_handler(vector: u8) {
     HANDLERS[vector as usize % 32].clear();
 }
@@ -169,7 +219,9 @@ fn handler(vector: u8) -> Option<ExceptionHandler> {
 
 /// The report printed for an exception nobody handled.
 pub struct Report<'a> {
+    /// The exception nobody handled.
     pub exception: &'a Exception,
+    /// The registers at the exception.
     pub frame: &'a TrapFrame,
 }
 

@@ -30,6 +30,8 @@ pub enum SyscallAction {
     Exit(u64),
 }
 
+/// Handles a `syscall` from guest user mode: the registers are the user's
+/// (`rax` the number, by convention); says whether to resume or end the session.
 pub type SyscallHandler = fn(&mut TrapFrame) -> SyscallAction;
 
 static SYSCALL_HANDLER: FnCell<SyscallHandler> = FnCell::new();

@@ -10,11 +10,13 @@
 //! cargo xtask fuzz [--minutes N] [--seed S]
 //!                                   the hypercall fuzzer and its canary under dom0
 //! cargo xtask new-guest DIR         a PV guest crate of one's own, from a template
+//! cargo xtask doc                   the SDK's and abi's API docs, rustdoc warnings as errors
 //! ```
 #![deny(unsafe_code)]
 
 mod bench;
 mod build;
+mod doc;
 mod fuzz;
 mod image;
 mod lint;
@@ -43,6 +45,9 @@ commands:
                           the scenarios whose names contain it (no lint, no host tests)
   lint                    rustfmt --check and clippy (host and x86_64-unknown-none), warnings
                           as errors
+  doc                     cargo doc for pv-guest-sdk and abi (x86_64-unknown-none), rustdoc
+                          warnings as errors; counts the items still undocumented per crate
+                          and prints the path of the SDK's index.html
   bench [--guest NAME]    boot the bench guest (tests/guests/src/bin/bench.rs) on hv-core and on
                           Xen 4.17 and print one table of its BENCH lines
   fuzz [--minutes N] [--secs N] [--seed S] [--trace-from N]
@@ -283,6 +288,7 @@ fn run(args: &[String]) -> Result<i32> {
             _ => Err(Failure(format!("`test` takes at most a filter\n\n{USAGE}"))),
         },
         "lint" => lint::run(),
+        "doc" => doc::run(),
         "bench" => bench::run(rest),
         "fuzz" => fuzz::run(rest),
         "new-guest" => new_guest::run(rest),

@@ -139,7 +139,7 @@ pub fn in_user_session() -> bool {
     KERNEL_RSP.load(Ordering::SeqCst) != 0
 }
 
-/// Returns `value` from the pending [`run`], abandoning the current stack.
+/// Returns `value` from the pending [`UserSpace::run`](crate::user::UserSpace::run), abandoning the current stack.
 /// Meant for handlers of bounces from user mode (they run on the trap
 /// stack); frames abandoned this way never finish, so their destructors do
 /// not run and any lock they hold stays held.

@@ -13,6 +13,7 @@ const WORDS: usize = (MAX_PHYSMAP_PAGES / 64) as usize;
 /// A pseudo-physical frame number.
 pub type Pfn = u64;
 
+/// A bitmap allocator of this domain's pseudo-physical frames.
 pub struct FrameAllocator {
     /// Bit set: frame free.
     free: [u64; WORDS],
@@ -24,6 +25,7 @@ pub struct FrameAllocator {
 }
 
 impl FrameAllocator {
+    /// An allocator with no free frames; [`add_range`](Self::add_range) gives it some.
     pub const fn new() -> Self {
         Self {
             free: [0; WORDS],
@@ -50,6 +52,7 @@ impl FrameAllocator {
         self.limit = limit.min(MAX_PHYSMAP_PAGES);
     }
 
+    /// The frame number at and above which frames are reserved.
     pub fn limit(&self) -> Pfn {
         self.limit
     }

@@ -19,18 +19,22 @@ pub struct P2m<'a> {
 }
 
 impl<'a> P2m<'a> {
+    /// The p2m over `list` (`start_info.mfn_list`: entry `pfn` is its MFN).
     pub const fn new(list: &'a [u64]) -> Self {
         Self { list }
     }
 
+    /// How many frames the list covers (`nr_pages`).
     pub fn len(&self) -> u64 {
         self.list.len() as u64
     }
 
+    /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
+    /// The machine frame of pseudo-physical frame `pfn`, if the list covers it.
     pub fn pfn_to_mfn(&self, pfn: Pfn) -> Option<Mfn> {
         self.list.get(pfn as usize).copied()
     }

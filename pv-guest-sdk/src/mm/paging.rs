@@ -26,15 +26,19 @@ use crate::shmem::SharedPage;
 /// its physmap address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
+    /// Its pseudo-physical frame number.
     pub pfn: Pfn,
+    /// Its machine frame number (what page tables and hypercalls take).
     pub mfn: Mfn,
 }
 
 impl Frame {
+    /// Its address in the physmap.
     pub fn va(&self) -> u64 {
         pfn_to_virt(self.pfn)
     }
 
+    /// Its machine address.
     pub fn maddr(&self) -> u64 {
         self.mfn * PAGE_SIZE
     }
@@ -458,14 +462,17 @@ pub struct SharedFrame {
 }
 
 impl SharedFrame {
+    /// Its machine frame number (what a grant names).
     pub fn mfn(&self) -> Mfn {
         self.frame.mfn
     }
 
+    /// Its pseudo-physical frame number.
     pub fn pfn(&self) -> Pfn {
         self.frame.pfn
     }
 
+    /// The page, for reads and writes shared with the other side.
     pub fn page(&self) -> &'static SharedPage {
         self.page
     }
@@ -539,6 +546,7 @@ pub struct WindowSlot {
 }
 
 impl WindowSlot {
+    /// The slot's virtual address.
     pub fn va(&self) -> u64 {
         window::slot_va(self.index)
     }

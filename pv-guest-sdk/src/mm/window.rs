@@ -13,6 +13,7 @@ pub struct WindowSlots {
 }
 
 impl WindowSlots {
+    /// All slots free.
     pub const fn new() -> Self {
         Self { used: [0; WORDS] }
     }
