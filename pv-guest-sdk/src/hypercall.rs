@@ -122,7 +122,7 @@ pub fn sched_yield() -> Result<()> {
 
 /// Blocks the vCPU until an event is pending. The hypervisor clears the
 /// vCPU's upcall mask as part of blocking (so pending upcalls are delivered
-/// when the call returns): use [`crate::events::wait`] rather than this.
+/// when the call returns): use [`crate::events::wait_until`] rather than this.
 pub fn sched_block() -> Result<()> {
     Error::check(call(Hypercall::SchedOp, [SCHEDOP_BLOCK as u64, 0, 0, 0, 0])).map(drop)
 }
