@@ -117,6 +117,8 @@ pub struct Console {
 }
 
 impl Console {
+    /// An empty line buffer that waits for room in the console ring when
+    /// it is full (`print!` uses one per call).
     pub const fn new() -> Self {
         Self {
             buf: [0; 256],
@@ -134,6 +136,7 @@ impl Console {
         }
     }
 
+    /// Sends what is buffered to the console now.
     pub fn flush(&mut self) {
         if self.len > 0 {
             if self.blocking {
@@ -282,6 +285,7 @@ pub mod input {
     }
 
     impl<const N: usize> LineReader<N> {
+        /// A reader with nothing typed yet.
         pub const fn new() -> Self {
             Self {
                 editor: LineEditor::new(),

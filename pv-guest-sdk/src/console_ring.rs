@@ -31,7 +31,9 @@ const OUT_PROD: usize = offset_of!(ConsoleInterface, out_prod);
 /// The back-end's indices claim more than the ring holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Broken {
+    /// The consumer index as read from the page.
     pub cons: u32,
+    /// The producer index as read from the page.
     pub prod: u32,
 }
 
@@ -42,6 +44,8 @@ pub struct ConsoleRing<'a> {
 }
 
 impl<'a> ConsoleRing<'a> {
+    /// The console ring in `page` (the domain's console page, whose frame
+    /// `start_info` names).
     pub fn new(page: &'a SharedPage) -> Self {
         Self { page }
     }

@@ -279,6 +279,8 @@ pub fn evtchn_unmask(port: Port) -> Result<()> {
     evtchn_op(evtchn::EVTCHNOP_UNMASK, &mut PortOp { port })
 }
 
+/// `EVTCHNOP_close`: closes `port` (and unbinds a VIRQ or IPI on it; an
+/// interdomain peer's end becomes unbound).
 pub fn evtchn_close(port: Port) -> Result<()> {
     evtchn_op(evtchn::EVTCHNOP_CLOSE, &mut PortOp { port })
 }

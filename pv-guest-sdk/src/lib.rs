@@ -36,6 +36,7 @@
 //! build and are tested on the host.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 // On the host only the pure parts are built; their target-side users are not.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 

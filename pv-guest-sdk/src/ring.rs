@@ -62,13 +62,17 @@ pub enum RingError {
     /// The front end published a `req_prod` more than a ring ahead of the
     /// responses (`RING_REQUEST_PROD_OVERFLOW`): it is misbehaving.
     RequestOverflow {
+        /// The front end's published request producer.
         req_prod: RingIdx,
+        /// The back end's published response producer.
         rsp_prod: RingIdx,
     },
     /// The back end published a `rsp_prod` more than a ring ahead of what
     /// was consumed (`RING_RESPONSE_PROD_OVERFLOW`), or behind it.
     ResponseOverflow {
+        /// The back end's published response producer.
         rsp_prod: RingIdx,
+        /// How far this front end has consumed responses.
         rsp_cons: RingIdx,
     },
 }
@@ -208,6 +212,7 @@ impl<'a, Req: RingEntry, Rsp: RingEntry> FrontRing<'a, Req, Rsp> {
         Self::SIZE - self.req_prod_pvt.wrapping_sub(self.rsp_cons)
     }
 
+    /// No slot is free for a new request (`RING_FULL`): wait for responses.
     pub fn is_full(&self) -> bool {
         self.free_requests() == 0
     }

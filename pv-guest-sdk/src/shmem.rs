@@ -94,6 +94,8 @@ impl SharedPage {
         );
     }
 
+    /// The 1-byte word at `offset` as an atomic (panics if the word is
+    /// outside the page or misaligned).
     pub fn u8(&self, offset: usize) -> &AtomicU8 {
         Self::check(offset, 1, 1);
         // SAFETY: in bounds (checked); an `AtomicU8` may alias bytes others
@@ -101,18 +103,24 @@ impl SharedPage {
         unsafe { AtomicU8::from_ptr(self.base().add(offset)) }
     }
 
+    /// The 2-byte word at `offset` as an atomic (panics if the word is
+    /// outside the page or misaligned).
     pub fn u16(&self, offset: usize) -> &AtomicU16 {
         Self::check(offset, 2, 2);
         // SAFETY: in bounds and aligned (checked); as for `u8`.
         unsafe { AtomicU16::from_ptr(self.base().add(offset).cast()) }
     }
 
+    /// The 4-byte word at `offset` as an atomic (panics if the word is
+    /// outside the page or misaligned).
     pub fn u32(&self, offset: usize) -> &AtomicU32 {
         Self::check(offset, 4, 4);
         // SAFETY: in bounds and aligned (checked); as for `u8`.
         unsafe { AtomicU32::from_ptr(self.base().add(offset).cast()) }
     }
 
+    /// The 8-byte word at `offset` as an atomic (panics if the word is
+    /// outside the page or misaligned).
     pub fn u64(&self, offset: usize) -> &AtomicU64 {
         Self::check(offset, 8, 8);
         // SAFETY: in bounds and aligned (checked); as for `u8`.
