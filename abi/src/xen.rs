@@ -323,7 +323,7 @@ pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
 pub const MMU_MACHPHYS_UPDATE: u64 = 1;
 /// As a normal update, but keep the entry's accessed and dirty bits.
 pub const MMU_PT_UPDATE_PRESERVE_AD: u64 = 2;
-/// As a normal update, with `ptr` a machine address even for a translated guest.
+/// As a normal update, but `val` is written as given, without GFN-to-MFN translation.
 pub const MMU_PT_UPDATE_NO_TRANSLATE: u64 = 3;
 
 /// An extended MMU operation (`mmuext_op`). `arg1` is an MFN or a linear
