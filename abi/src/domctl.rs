@@ -24,7 +24,7 @@ pub const XEN_SYSCTL_INTERFACE_VERSION: u32 = 0x15;
 
 /// domctl: create a domain (`CreateDomain`).
 pub const XEN_DOMCTL_CREATEDOMAIN: u32 = 1;
-/// domctl: destroy a domain (retried with `-ERESTART` until done in Xen).
+/// domctl: destroy a domain.
 pub const XEN_DOMCTL_DESTROYDOMAIN: u32 = 2;
 /// domctl: pause a domain's vCPUs.
 pub const XEN_DOMCTL_PAUSEDOMAIN: u32 = 3;

@@ -367,7 +367,7 @@ pub const XENFEAT_HVM_PIRQS: u32 = 10;
 pub const XENFEAT_DOM0: u32 = 11;
 /// Deprecated; commented out in Xen's current headers.
 pub const XENFEAT_GRANT_MAP_IDENTITY: u32 = 12;
-/// Feature: `XENMEM_get_vnumainfo` (vNUMA) is supported.
+/// Feature: memory ops accept `XENMEMF_vnode` (a virtual NUMA node).
 pub const XENFEAT_MEMORY_OP_VNODE_SUPPORTED: u32 = 13;
 /// Feature: Arm SMCCC is available.
 pub const XENFEAT_ARM_SMCCC_SUPPORTED: u32 = 14;
@@ -382,7 +382,7 @@ pub const XENFEAT_NR_SUBMAPS: u32 = 1;
 
 /// ELF note types in the "Xen" note namespace.
 pub const XEN_ELFNOTE_NAME: &[u8] = b"Xen";
-/// Note: free-form information (unused).
+/// Note: free-form `NAME=VALUE` information.
 pub const XEN_ELFNOTE_INFO: u32 = 0;
 /// Note: the virtual entry address.
 pub const XEN_ELFNOTE_ENTRY: u32 = 1;
