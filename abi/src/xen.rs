@@ -79,7 +79,7 @@ pub const SIF_INITDOMAIN: u32 = 1 << 1;
 pub const SIF_MULTIBOOT_MOD: u32 = 1 << 2;
 /// `mod_start` and `mod_len` are in pages (a PFN and a count), not bytes.
 pub const SIF_MOD_START_PFN: u32 = 1 << 3;
-/// The toolstack wants a virtually mapped P2M list (`first_p2m_pfn`, `nr_p2m_frames`).
+/// The tools can use a virtually mapped P2M list (`arch.p2m_vaddr`).
 pub const SIF_VIRT_P2M_4TOOLS: u32 = 1 << 4;
 
 /// What the domain builder hands a PV guest (pointer in RSI at entry).
@@ -117,9 +117,9 @@ pub struct StartInfo {
     pub mod_len: u64,
     /// The guest command line, NUL-terminated.
     pub cmd_line: [u8; MAX_GUEST_CMDLINE],
-    /// First PFN of the virtually mapped P2M list, if `SIF_VIRT_P2M_4TOOLS` asked for one.
+    /// First PFN of the initial P2M table, when mapped as `XEN_ELFNOTE_INIT_P2M` asks.
     pub first_p2m_pfn: u64,
-    /// Number of frames of that P2M list.
+    /// Number of PFNs of that initial P2M table.
     pub nr_p2m_frames: u64,
 }
 
