@@ -8,12 +8,14 @@ macro_rules! errnos {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(i32)]
         pub enum Errno {
-            $($name = $value,)*
+            $(#[doc = $text] $name = $value,)*
         }
 
         impl Errno {
+            /// Every error number this crate knows.
             pub const ALL: &'static [Errno] = &[$(Errno::$name,)*];
 
+            /// The error with number `raw` (positive, as in `errno.h`), if known.
             pub fn from_raw(raw: i64) -> Option<Self> {
                 match raw {
                     $($value => Some(Errno::$name),)*

@@ -6,21 +6,36 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::xen::DomId;
 
+/// A grant reference: an index into the granter's grant table (`grant_ref_t`).
 pub type GrantRef = u32;
+/// A handle for a mapped grant, returned by map and passed to unmap (`grant_handle_t`).
 pub type GrantHandle = u32;
 
+/// Map a foreign domain's granted frame.
 pub const GNTTABOP_MAP_GRANT_REF: u32 = 0;
+/// Unmap a mapping made by `GNTTABOP_map_grant_ref`.
 pub const GNTTABOP_UNMAP_GRANT_REF: u32 = 1;
+/// Set up the caller's grant table and get its frame list.
 pub const GNTTABOP_SETUP_TABLE: u32 = 2;
+/// Dump a domain's grant table to Xen's console (debugging).
 pub const GNTTABOP_DUMP_TABLE: u32 = 3;
+/// Transfer a page to a domain that accepts transfers.
 pub const GNTTABOP_TRANSFER: u32 = 4;
+/// Copy bytes between frames named by grant reference or frame number.
 pub const GNTTABOP_COPY: u32 = 5;
+/// Query a domain's current and maximum grant-table frames.
 pub const GNTTABOP_QUERY_SIZE: u32 = 6;
+/// Unmap a grant, replacing the mapping with another address's.
 pub const GNTTABOP_UNMAP_AND_REPLACE: u32 = 7;
+/// Select grant-table version 1 or 2.
 pub const GNTTABOP_SET_VERSION: u32 = 8;
+/// Get the frames of the v2 status table.
 pub const GNTTABOP_GET_STATUS_FRAMES: u32 = 9;
+/// Get the grant-table version in use.
 pub const GNTTABOP_GET_VERSION: u32 = 10;
+/// Swap two grant entries of the caller's table.
 pub const GNTTABOP_SWAP_GRANT_REF: u32 = 11;
+/// Flush or clean the cache of granted frames (Arm).
 pub const GNTTABOP_CACHE_FLUSH: u32 = 12;
 
 /// One grant: `domid` may access `frame` as `flags` allow.
@@ -43,39 +58,69 @@ const _: () = {
     assert!(offset_of!(GrantEntryV1, frame) == 4);
 };
 
+/// Grant type: the entry grants nothing.
 pub const GTF_INVALID: u16 = 0;
+/// Grant type: `domid` may map or copy `frame`.
 pub const GTF_PERMIT_ACCESS: u16 = 1;
+/// Grant type: `domid` may transfer a page to us.
 pub const GTF_ACCEPT_TRANSFER: u16 = 2;
+/// Grant type: a grant of a grant another domain made us (v2).
 pub const GTF_TRANSITIVE: u16 = 3;
+/// Mask of the grant-type bits of `flags`.
 pub const GTF_TYPE_MASK: u16 = 3;
+/// Flag: the grant is read-only.
 pub const GTF_READONLY: u16 = 1 << 2;
+/// Status, set by Xen: the grant is in use for reading.
 pub const GTF_READING: u16 = 1 << 3;
+/// Status, set by Xen: the grant is in use for writing.
 pub const GTF_WRITING: u16 = 1 << 4;
+/// Flag: map with cache attribute PWT.
 pub const GTF_PWT: u16 = 1 << 5;
+/// Flag: map with cache attribute PCD.
 pub const GTF_PCD: u16 = 1 << 6;
+/// Flag: map with cache attribute PAT.
 pub const GTF_PAT: u16 = 1 << 7;
+/// Flag: the grant covers only part of the frame (v2).
 pub const GTF_SUB_PAGE: u16 = 1 << 8;
 
+/// Map op flag: map for device (DMA) access.
 pub const GNTMAP_DEVICE_MAP: u32 = 1 << 0;
+/// Map op flag: map into the host's page tables.
 pub const GNTMAP_HOST_MAP: u32 = 1 << 1;
+/// Map op flag: map read-only.
 pub const GNTMAP_READONLY: u32 = 1 << 2;
+/// Map op flag: map for user (application) access, not just the kernel.
 pub const GNTMAP_APPLICATION_MAP: u32 = 1 << 3;
+/// Map op flag: `host_addr` is the address of the PTE to write, not a virtual address.
 pub const GNTMAP_CONTAINS_PTE: u32 = 1 << 4;
 
 /// Per-op status codes (`GNTST_*`).
 pub const GNTST_OKAY: i16 = 0;
+/// Status: unspecified error.
 pub const GNTST_GENERAL_ERROR: i16 = -1;
+/// Status: unknown or unusable domain.
 pub const GNTST_BAD_DOMAIN: i16 = -2;
+/// Status: bad grant reference.
 pub const GNTST_BAD_GNTREF: i16 = -3;
+/// Status: bad map handle.
 pub const GNTST_BAD_HANDLE: i16 = -4;
+/// Status: bad virtual address.
 pub const GNTST_BAD_VIRT_ADDR: i16 = -5;
+/// Status: bad device address.
 pub const GNTST_BAD_DEV_ADDR: i16 = -6;
+/// Status: no room left to map the grant for the device.
 pub const GNTST_NO_DEVICE_SPACE: i16 = -7;
+/// Status: the grant does not permit the operation.
 pub const GNTST_PERMISSION_DENIED: i16 = -8;
+/// Status: bad page.
 pub const GNTST_BAD_PAGE: i16 = -9;
+/// Status: the copy crosses a page boundary.
 pub const GNTST_BAD_COPY_ARG: i16 = -10;
+/// Status: the address is too wide for the op.
 pub const GNTST_ADDRESS_TOO_BIG: i16 = -11;
+/// Status: operation not done; try again.
 pub const GNTST_EAGAIN: i16 = -12;
+/// Status: out of space (hypervisor resources).
 pub const GNTST_NO_SPACE: i16 = -13;
 
 /// `gnttab_map_grant_ref`: maps grant `ref_` of `dom` at `host_addr`.
@@ -121,6 +166,7 @@ pub struct UnmapGrantRef {
     pub handle: GrantHandle,
     /// OUT: `GNTST_*`.
     pub status: i16,
+    /// Padding; must be zero.
     pub _pad: u16,
 }
 
@@ -137,11 +183,13 @@ const _: () = {
 pub struct SetupTable {
     /// IN: the domain whose table to set up (`DOMID_SELF`).
     pub dom: DomId,
+    /// Padding; must be zero.
     pub _pad0: u16,
     /// IN: how many table frames.
     pub nr_frames: u32,
     /// OUT: `GNTST_*`.
     pub status: i16,
+    /// Padding; must be zero.
     pub _pad1: [u16; 3],
     /// OUT: guest pointer to `nr_frames` `xen_pfn_t`s, filled with the
     /// frames of the table.
@@ -161,6 +209,7 @@ const _: () = {
 pub struct QuerySize {
     /// IN: the domain whose table to query (`DOMID_SELF`).
     pub dom: DomId,
+    /// Padding; must be zero.
     pub _pad0: u16,
     /// OUT: frames the table has now.
     pub nr_frames: u32,
@@ -168,6 +217,7 @@ pub struct QuerySize {
     pub max_nr_frames: u32,
     /// OUT: `GNTST_*`.
     pub status: i16,
+    /// Padding; must be zero.
     pub _pad1: u16,
 }
 
@@ -187,6 +237,7 @@ pub struct CopyPtr {
     pub domid: DomId,
     /// Byte offset in the frame.
     pub offset: u16,
+    /// Padding; must be zero.
     pub _pad: u32,
 }
 
@@ -209,6 +260,7 @@ pub struct Copy {
     pub flags: u16,
     /// OUT: `GNTST_*`.
     pub status: i16,
+    /// Padding; must be zero.
     pub _pad: u16,
 }
 
@@ -220,5 +272,7 @@ const _: () = {
     assert!(offset_of!(Copy, status) == 36);
 };
 
+/// Copy flag: `source.u` is a grant reference, not a frame number.
 pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
+/// Copy flag: `dest.u` is a grant reference, not a frame number.
 pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;

@@ -8,51 +8,94 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Hypercall {
+    /// `__HYPERVISOR_set_trap_table`: install the virtual IDT (trap handlers).
     SetTrapTable = 0,
+    /// `__HYPERVISOR_mmu_update`: batch of page-table entry and M2P updates.
     MmuUpdate = 1,
+    /// `__HYPERVISOR_set_gdt`: install a GDT from a list of frames.
     SetGdt = 2,
+    /// `__HYPERVISOR_stack_switch`: set the kernel stack (SS:RSP) for ring transitions.
     StackSwitch = 3,
+    /// `__HYPERVISOR_set_callbacks`: register event, failsafe and syscall callbacks.
     SetCallbacks = 4,
+    /// `__HYPERVISOR_fpu_taskswitch`: set or clear CR0.TS.
     FpuTaskswitch = 5,
+    /// `__HYPERVISOR_sched_op_compat`: old scheduler op (argument by value).
     SchedOpCompat = 6,
+    /// `__HYPERVISOR_platform_op`: platform control, for the control domain.
     PlatformOp = 7,
+    /// `__HYPERVISOR_set_debugreg`: write a debug register.
     SetDebugreg = 8,
+    /// `__HYPERVISOR_get_debugreg`: read a debug register.
     GetDebugreg = 9,
+    /// `__HYPERVISOR_update_descriptor`: write one GDT/LDT descriptor.
     UpdateDescriptor = 10,
+    /// `__HYPERVISOR_memory_op`: reservations, memory maps and physmap changes.
     MemoryOp = 12,
+    /// `__HYPERVISOR_multicall`: run a batch of hypercalls.
     Multicall = 13,
+    /// `__HYPERVISOR_update_va_mapping`: write the L1 entry mapping one virtual address.
     UpdateVaMapping = 14,
+    /// `__HYPERVISOR_set_timer_op`: set the one-shot timer deadline.
     SetTimerOp = 15,
+    /// `__HYPERVISOR_event_channel_op_compat`: old event-channel op (command inside the argument).
     EventChannelOpCompat = 16,
+    /// `__HYPERVISOR_xen_version`: version and feature queries.
     XenVersion = 17,
+    /// `__HYPERVISOR_console_io`: read or write Xen's console.
     ConsoleIo = 18,
+    /// `__HYPERVISOR_physdev_op_compat`: old physical-device op (command inside the argument).
     PhysdevOpCompat = 19,
+    /// `__HYPERVISOR_grant_table_op`: grant-table setup, mapping and copying.
     GrantTableOp = 20,
+    /// `__HYPERVISOR_vm_assist`: enable or disable a VM assist.
     VmAssist = 21,
+    /// `__HYPERVISOR_update_va_mapping_otherdomain`: `update_va_mapping` with another domain's frame.
     UpdateVaMappingOtherdomain = 22,
+    /// `__HYPERVISOR_iret`: return from an exception or event callback.
     Iret = 23,
+    /// `__HYPERVISOR_vcpu_op`: per-vCPU control (bring up, down, timers, runstate).
     VcpuOp = 24,
+    /// `__HYPERVISOR_set_segment_base`: set the FS/GS base or load the user GS selector.
     SetSegmentBase = 25,
+    /// `__HYPERVISOR_mmuext_op`: extended MMU ops (pin tables, new CR3, TLB flushes).
     MmuextOp = 26,
+    /// `__HYPERVISOR_xsm_op`: Xen Security Modules (FLASK) op.
     XsmOp = 27,
+    /// `__HYPERVISOR_nmi_op`: register or unregister an NMI callback.
     NmiOp = 28,
+    /// `__HYPERVISOR_sched_op`: yield, block, shut down or poll.
     SchedOp = 29,
+    /// `__HYPERVISOR_callback_op`: register or unregister one callback.
     CallbackOp = 30,
+    /// `__HYPERVISOR_xenoprof_op`: oprofile-based profiling.
     XenoprofOp = 31,
+    /// `__HYPERVISOR_event_channel_op`: allocate, bind, send and close event channels.
     EventChannelOp = 32,
+    /// `__HYPERVISOR_physdev_op`: physical devices: IRQs, I/O privilege.
     PhysdevOp = 33,
+    /// `__HYPERVISOR_hvm_op`: HVM parameters and controls.
     HvmOp = 34,
+    /// `__HYPERVISOR_sysctl`: system-wide control, for the toolstack.
     Sysctl = 35,
+    /// `__HYPERVISOR_domctl`: per-domain control, for the toolstack.
     Domctl = 36,
+    /// `__HYPERVISOR_kexec_op`: load and run a kexec image.
     KexecOp = 37,
+    /// `__HYPERVISOR_tmem_op`: transcendent memory (removed from Xen).
     TmemOp = 38,
+    /// `__HYPERVISOR_argo_op`: Argo inter-domain messaging.
     ArgoOp = 39,
+    /// `__HYPERVISOR_xenpmu_op`: virtual performance-monitoring unit.
     XenpmuOp = 40,
+    /// `__HYPERVISOR_dm_op`: device-model ops on a target domain.
     DmOp = 41,
+    /// `__HYPERVISOR_hypfs_op`: read and write the hypervisor filesystem.
     HypfsOp = 42,
 }
 
 impl Hypercall {
+    /// Every hypercall, in number order.
     pub const ALL: [Hypercall; 42] = [
         Self::SetTrapTable,
         Self::MmuUpdate,
@@ -98,6 +141,7 @@ impl Hypercall {
         Self::HypfsOp,
     ];
 
+    /// The hypercall with number `n` (RAX), if Xen defines one.
     pub fn from_number(n: u64) -> Option<Self> {
         Self::ALL.iter().copied().find(|h| *h as u64 == n)
     }

@@ -43,6 +43,7 @@ pub const fn mfn(entry: u64) -> u64 {
     (entry & ADDRESS_MASK) >> 12
 }
 
+/// Whether an entry has its present bit (`_PAGE_PRESENT`) set.
 pub const fn is_present(entry: u64) -> bool {
     entry & PRESENT != 0
 }

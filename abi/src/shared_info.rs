@@ -14,13 +14,20 @@ use crate::xen::{NR_EVENT_CHANNELS, SharedInfo, VcpuInfo, VcpuTimeInfo, XEN_LEGA
 
 #[derive(zerocopy::FromZeros)]
 #[repr(C)]
+/// Atomic view of `vcpu_time_info`: the vCPU's clock, written by the hypervisor under `version`.
 pub struct VcpuTimeInfoCell {
+    /// Odd while the hypervisor updates the fields; bumped on every update.
     pub version: AtomicU32,
     _pad0: u32,
+    /// TSC at the last update (`system_time` was taken then).
     pub tsc_timestamp: AtomicU64,
+    /// Nanoseconds since boot at `tsc_timestamp`.
     pub system_time: AtomicU64,
+    /// Multiplier (32.32 fixed point) converting shifted TSC ticks to nanoseconds.
     pub tsc_to_system_mul: AtomicU32,
+    /// Power-of-two shift applied to a TSC delta before `tsc_to_system_mul`.
     pub tsc_shift: AtomicI8,
+    /// `XEN_PVCLOCK_*` flags (e.g. the TSC is stable).
     pub flags: AtomicU8,
     _pad1: [u8; 2],
 }
@@ -69,6 +76,7 @@ pub struct VcpuInfoCell {
     /// CR2 of the last page fault bounced to this vCPU.
     pub cr2: AtomicU64,
     _arch_pad: u64,
+    /// The vCPU's clock.
     pub time: VcpuTimeInfoCell,
 }
 
@@ -77,19 +85,33 @@ pub const EVENT_WORDS: usize = NR_EVENT_CHANNELS / 64;
 
 #[derive(zerocopy::FromZeros)]
 #[repr(C)]
+/// Atomic view of `shared_info`: the page the hypervisor shares with a domain.
 pub struct SharedInfoPage {
+    /// Per-vCPU slots for the first `XEN_LEGACY_MAX_VCPUS` vCPUs.
     pub vcpu_info: [VcpuInfoCell; XEN_LEGACY_MAX_VCPUS],
+    /// One bit per port: an event is pending (set by the hypervisor, cleared by the guest).
     pub evtchn_pending: [AtomicU64; EVENT_WORDS],
+    /// One bit per port: the port is masked (no upcall while set).
     pub evtchn_mask: [AtomicU64; EVENT_WORDS],
+    /// Odd while the hypervisor updates the wallclock; bumped on every update.
     pub wc_version: AtomicU32,
+    /// Wallclock at system time 0: seconds since the epoch (low 32 bits).
     pub wc_sec: AtomicU32,
+    /// Wallclock at system time 0: nanoseconds.
     pub wc_nsec: AtomicU32,
+    /// Wallclock at system time 0: upper 32 bits of the seconds.
     pub wc_sec_hi: AtomicU32,
+    /// Guest-written: the size of the P2M table, in pages.
     pub max_pfn: AtomicU64,
+    /// Guest-written: frame of the list of frames of the P2M frame lists.
     pub pfn_to_mfn_frame_list_list: AtomicU64,
+    /// `XEN_NMIREASON_*` bits: why the last NMI was sent.
     pub nmi_reason: AtomicU64,
+    /// Guest-written: CR3 of the linear P2M table's page tables (0: none).
     pub p2m_cr3: AtomicU64,
+    /// Guest-written: virtual address of the linear P2M table.
     pub p2m_vaddr: AtomicU64,
+    /// Guest-written: bumped around every P2M table change (odd while changing).
     pub p2m_generation: AtomicU64,
 }
 

@@ -9,11 +9,14 @@ use core::fmt;
 /// A `major.minor` version of the project's ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AbiVersion {
+    /// Major version: a change breaks compatibility.
     pub major: u16,
+    /// Minor version: a change adds to the contract (breaking before 1.0).
     pub minor: u16,
 }
 
 impl AbiVersion {
+    /// The version `major.minor`.
     pub const fn new(major: u16, minor: u16) -> Self {
         Self { major, minor }
     }
@@ -24,6 +27,7 @@ impl AbiVersion {
         (self.major as u32) << 16 | self.minor as u32
     }
 
+    /// Unpacks a version packed by [`AbiVersion::to_u32`].
     pub const fn from_u32(raw: u32) -> Self {
         Self::new((raw >> 16) as u16, raw as u16)
     }
@@ -54,10 +58,12 @@ impl fmt::Display for AbiVersion {
 pub struct XenVersion(pub u32);
 
 impl XenVersion {
+    /// The major version (the upper 16 bits).
     pub const fn major(self) -> u16 {
         (self.0 >> 16) as u16
     }
 
+    /// The minor version (the lower 16 bits).
     pub const fn minor(self) -> u16 {
         self.0 as u16
     }
