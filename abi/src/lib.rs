@@ -13,6 +13,7 @@
 //!   checked by the domain builder.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod domctl;
 pub mod errno;
