@@ -120,8 +120,9 @@ mod kernel {
     const FREE_L4_SLOTS: core::ops::Range<u64> = 3..16;
     const SACRIFICIAL_FRAMES: usize = 32;
     /// OPEN hv-core BUG (remove once fixed): `SCHEDOP_block` is left out
-    /// of the mix. With it, seed 7 blocks at call 3,051,200 (`cargo xtask
-    /// fuzz --secs 60 --seed 7 --trace-from 3051150`) with events masked,
+    /// of the mix. With it, seed 7 blocks at call 3,051,200 or 3,051,342
+    /// (a race: `cargo xtask fuzz --secs 60 --seed 7 --trace-from 3051150`)
+    /// with its shared_info mapped where start_info says, events masked,
     /// its timer port bound, unmasked and not pending, and a 200 us timer
     /// armed just before, and is never woken: hv-core idles from then on
     /// (the canary and dom0 go on). The race that once looked like this
@@ -140,6 +141,8 @@ mod kernel {
     static RING_SLOTS: [[AtomicU64; 8]; RING] = [const { [const { AtomicU64::new(0) }; 8] }; RING];
     static COUNT: AtomicU64 = AtomicU64::new(0);
     static SEED: AtomicU64 = AtomicU64::new(0);
+    /// The shared_info frame start_info names (for the trace's checks).
+    static SHARED_MFN: AtomicU64 = AtomicU64::new(0);
 
     fn record(nr: u32, args: &[u64; 5], ret: i64) {
         let index = COUNT.fetch_add(1, Relaxed);
@@ -1785,6 +1788,13 @@ mod kernel {
                     let si = pv_guest_sdk::shared::shared_info();
                     let v = pv_guest_sdk::shared::vcpu();
                     let word = timer as usize / 64;
+                    let si_va = si as *const _ as u64;
+                    direct(&format!(
+                        "{NAME}: before block: shared_info at {si_va:#x}, its PTE {:#x}, \
+                         start_info's frame {:#x}",
+                        mm::lookup(si_va).unwrap_or(0),
+                        SHARED_MFN.load(Relaxed)
+                    ));
                     direct(&format!(
                         "{NAME}: before block: now {now} armed {armed:?} timer port {timer} \
                          pending {} masked {} upcall_pending {} upcall_mask {} sel {:#x}",
@@ -2028,6 +2038,7 @@ mod kernel {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(1);
         SEED.store(seed, Relaxed);
+        SHARED_MFN.store(start.shared_info_maddr() >> 12, Relaxed);
         let trace_from = start
             .cmdline_option("trace")
             .and_then(|s| s.parse::<u64>().ok())
