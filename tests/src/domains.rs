@@ -175,14 +175,7 @@ const NEW_GUEST_DOMU: Scenario = Scenario {
 };
 
 fn new_guest_is_gone(console: &str) -> Result<(), String> {
-    let table = last_table(console)?;
-    match table.iter().find(|r| r.name == crate::NEW_GUEST) {
-        Some(row) => Err(format!(
-            "`list` after mykernel exited still shows it (id {}, state {})",
-            row.id, row.state
-        )),
-        None => Ok(()),
-    }
+    gone_from_list(console, crate::NEW_GUEST, "mykernel exited")
 }
 
 /// The SDK's clock in a domU: it advances between two reads 1 ms apart,
@@ -267,14 +260,7 @@ const fn spin_until_destroyed(expect: &'static [&'static str]) -> Scenario {
 }
 
 fn spin_is_gone(console: &str) -> Result<(), String> {
-    let table = last_table(console)?;
-    match table.iter().find(|r| r.name == "spin") {
-        Some(row) => Err(format!(
-            "`list` after `destroy spin` still shows it (id {}, state {})",
-            row.id, row.state
-        )),
-        None => Ok(()),
-    }
+    gone_from_list(console, "spin", "`destroy spin`")
 }
 
 pub const SCENARIOS: &[Scenario] = &[
@@ -681,15 +667,21 @@ pub fn free_memory_reports(console: &str) -> Vec<u64> {
         .collect()
 }
 
-fn hello_is_gone(console: &str) -> Result<(), String> {
+/// The last `list` table no longer shows domain `name` (which went away
+/// `after` something).
+fn gone_from_list(console: &str, name: &str, after: &str) -> Result<(), String> {
     let table = last_table(console)?;
-    match table.iter().find(|r| r.name == "hello") {
+    match table.iter().find(|r| r.name == name) {
         Some(row) => Err(format!(
-            "`list` after hello exited still shows it (id {}, state {})",
+            "`list` after {after} still shows it (id {}, state {})",
             row.id, row.state
         )),
         None => Ok(()),
     }
+}
+
+fn hello_is_gone(console: &str) -> Result<(), String> {
+    gone_from_list(console, "hello", "hello exited")
 }
 
 fn pingpong_clean(console: &str) -> Result<(), String> {
