@@ -31,11 +31,9 @@
 //!   replace the 2-level one the SDK uses), `EVTCHNOP_reset` and
 //!   `SCHEDOP_remote_shutdown` of itself, `EVTCHNOP_close`/`bind_vcpu` of
 //!   its console and timer ports;
-//! - left out only because of an open hv-core bug (`BLOCK_EXCLUDED`;
-//!   remove once fixed): `SCHEDOP_block`, from which the fuzzer (seed 7,
-//!   call 3,051,200) is never woken;
-//! - safe arguments: `SCHEDOP_block` (when made) only after arming a
-//!   200 us timer with events masked (the block unmasks them);
+//! - safe arguments: `SCHEDOP_block` only after arming a 200 us timer
+//!   with events masked (the block unmasks them), and after checking that
+//!   the timer port is still VIRQ_TIMER's;
 //!   `SCHEDOP_poll` always with a timeout at most 1 ms away; console_io
 //!   writes only of 0 bytes or from unreadable buffers (they go straight
 //!   to the serial line); multicall entries come from the same generators
@@ -119,15 +117,6 @@ mod kernel {
     /// the scratch window, 256-271 the hypervisor's, 510-511 the SDK's).
     const FREE_L4_SLOTS: core::ops::Range<u64> = 3..16;
     const SACRIFICIAL_FRAMES: usize = 32;
-    /// OPEN hv-core BUG (remove once fixed): `SCHEDOP_block` is left out
-    /// of the mix. With it, seed 7 blocks at call 3,051,200 or 3,051,342
-    /// (a race: `cargo xtask fuzz --secs 60 --seed 7 --trace-from 3051150`)
-    /// with its shared_info mapped where start_info says, events masked,
-    /// its timer port bound, unmasked and not pending, and a 200 us timer
-    /// armed just before, and is never woken: hv-core idles from then on
-    /// (the canary and dom0 go on). The race that once looked like this
-    /// (the timer's upcall taken before the block) is fixed below.
-    const BLOCK_EXCLUDED: bool = true;
     /// The most any call writes through an [`out_ptr`] of unknown length
     /// (`XENVER_capabilities`/`commandline`; console reads, memory maps
     /// and grant frame lists are shorter). Calls that write longer
@@ -786,19 +775,25 @@ mod kernel {
             va
         }
 
-        /// Writes `value` at `va` if `va` is in the buffers (writes that
-        /// would reach the guard page, or a bad pointer, are dropped: the
-        /// hypervisor sees whatever it finds there).
+        /// Writes `value` at `va`, each of its bytes that lies in the
+        /// buffers (a bad pointer's are dropped). A word that runs into
+        /// the guard page is written up to it: a call that reads only the
+        /// part before the guard (a 4-byte port of a 24-byte argument)
+        /// must see what the generator chose, never a stale word an
+        /// earlier call left there (which once closed our timer port).
         fn poke(&self, va: u64, value: u64) {
-            if !self.w.in_buffers(va, 8) {
-                return;
-            }
-            #[allow(unsafe_code)]
-            // SAFETY: the buffer pages are frames of ours mapped writable
-            // in the scratch window, which holds no Rust object; the
-            // target type is a byte array, so any alignment is fine.
-            unsafe {
-                (va as *mut [u8; 8]).write_volatile(value.to_le_bytes());
+            for (i, byte) in value.to_le_bytes().into_iter().enumerate() {
+                let at = va.wrapping_add(i as u64);
+                if !self.w.in_buffers(at, 1) {
+                    continue;
+                }
+                #[allow(unsafe_code)]
+                // SAFETY: the buffer pages are frames of ours mapped
+                // writable in the scratch window, which holds no Rust
+                // object; a byte has no alignment.
+                unsafe {
+                    (at as *mut u8).write_volatile(byte);
+                }
             }
         }
 
@@ -1559,7 +1554,7 @@ mod kernel {
             };
             match choice {
                 // Block: the timer is armed just before it is made.
-                1 if !BLOCK_EXCLUDED => Call::new(
+                1 => Call::new(
                     Hypercall::SchedOp,
                     [ops::SCHEDOP_BLOCK as u64, self.value(), 0, 0, 0],
                 ),
@@ -1783,6 +1778,7 @@ mod kernel {
                 // would then never end.
                 let now = time::now_ns();
                 let armed = hypercall::set_timer_op(now + 200_000);
+                self.check_timer_port();
                 if trace {
                     let timer = self.w.protected[1];
                     let si = pv_guest_sdk::shared::shared_info();
@@ -1866,6 +1862,27 @@ mod kernel {
                     dump_ring("BUG: a guard page was mapped");
                     let _ = test_guests::hc::update_va_mapping(va, 0, xen::UVMF_INVLPG);
                 }
+            }
+        }
+
+        /// A block ends only by our timer's event: the timer port must
+        /// still be bound to VIRQ_TIMER (the generators never close or
+        /// rebind it). If a call did all the same, that is reported here
+        /// rather than found as a domain that never wakes.
+        fn check_timer_port(&self) {
+            let timer = self.w.protected[1];
+            let status = hypercall::evtchn_status(xen::DOMID_SELF, timer);
+            let bound = status
+                .as_ref()
+                .is_ok_and(|s| s.status == evtchn::EVTCHNSTAT_VIRQ && s.u[0] == evtchn::VIRQ_TIMER);
+            if !bound {
+                let what = format!("our timer port {timer} is no longer VIRQ_TIMER's: {status:?}");
+                println!(
+                    "{NAME}: BUG: {what} (call #{}, seed {})",
+                    COUNT.load(Relaxed),
+                    SEED.load(Relaxed)
+                );
+                dump_ring(&format!("BUG: {what}"));
             }
         }
 
