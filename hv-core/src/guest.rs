@@ -67,6 +67,89 @@ pub fn write<T: IntoBytes + Immutable>(va: u64, value: &T) -> Result<(), Fault> 
     pv::copy_to_guest(va, value.as_bytes()).map_err(|_| Fault)
 }
 
+/// A guest virtual address of a `T` (current address space). Only
+/// [`GuestArray::at`] does arithmetic on guest addresses, checked, so a
+/// guest's offset cannot wrap into another address.
+pub struct GuestPtr<T> {
+    va: u64,
+    _of: core::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for GuestPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for GuestPtr<T> {}
+
+impl<T> GuestPtr<T> {
+    pub const fn new(va: u64) -> Self {
+        Self {
+            va,
+            _of: core::marker::PhantomData,
+        }
+    }
+
+    pub const fn va(self) -> u64 {
+        self.va
+    }
+}
+
+impl<T: FromBytes + IntoBytes> GuestPtr<T> {
+    pub fn read(self) -> Result<T, Fault> {
+        read(self.va)
+    }
+}
+
+impl<T: IntoBytes + Immutable> GuestPtr<T> {
+    pub fn write(self, value: &T) -> Result<(), Fault> {
+        write(self.va, value)
+    }
+}
+
+/// `len` consecutive `T`s from `base` in guest memory, as a batch
+/// hypercall names its requests.
+pub struct GuestArray<T> {
+    base: u64,
+    len: u64,
+    _of: core::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for GuestArray<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for GuestArray<T> {}
+
+impl<T> GuestArray<T> {
+    pub const fn new(base: u64, len: u64) -> Self {
+        Self {
+            base,
+            len,
+            _of: core::marker::PhantomData,
+        }
+    }
+
+    pub const fn len(self) -> u64 {
+        self.len
+    }
+
+    /// Element `i`: `-EFAULT` (as Xen's `copy_from_guest_offset`) if it
+    /// is past the end or its address would overflow.
+    pub fn at(self, i: u64) -> Result<GuestPtr<T>, Fault> {
+        if i >= self.len {
+            return Err(Fault);
+        }
+        i.checked_mul(size_of::<T>() as u64)
+            .and_then(|offset| self.base.checked_add(offset))
+            .map(GuestPtr::new)
+            .ok_or(Fault)
+    }
+}
+
 /// Copies guest bytes at `va` into `dst`.
 pub fn read_bytes(dst: &mut [u8], va: u64) -> Result<(), Fault> {
     pv::copy_from_guest(dst, va).map_err(|_| Fault)

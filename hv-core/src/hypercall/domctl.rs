@@ -321,9 +321,9 @@ pub fn sysctl(arg: u64) -> Result<i64, Errno> {
             });
             infos.sort_unstable_by_key(|i| i.domain);
             let n = infos.len().min(list.max_domains as usize);
-            let size = core::mem::size_of::<DomainInfo>() as u64;
+            let out = guest::GuestArray::<DomainInfo>::new(list.buffer, n as u64);
             for (i, info) in infos[..n].iter().enumerate() {
-                guest::write(list.buffer + i as u64 * size, info)?;
+                out.at(i as u64)?.write(info)?;
             }
             list.num_domains = n as u32;
             op.set_payload(&list);

@@ -14,12 +14,20 @@ use abi::xen::DomId;
 use hv_core::event_channel::{self, Binding, Delivery, EventError, Peer, Port};
 
 use crate::domain::{State, is_self};
-use crate::{domain, events, guest};
+use crate::{domain, events};
 
-#[derive(Clone, Copy, Debug)]
-pub struct EventChannelOp {
-    pub cmd: u32,
-    pub arg: u64,
+super::op_family! {
+    /// An `event_channel_op` request.
+    EventChannelOp {
+        EVTCHNOP_BIND_VIRQ => BindVirq(BindVirq), inout => bind_virq;
+        EVTCHNOP_BIND_IPI => BindIpi(BindIpi), inout => bind_ipi;
+        EVTCHNOP_ALLOC_UNBOUND => AllocUnbound(AllocUnbound), inout => alloc_unbound;
+        EVTCHNOP_BIND_INTERDOMAIN => BindInterdomain(BindInterdomain), inout => bind_interdomain;
+        EVTCHNOP_CLOSE => Close(PortOp), in => close;
+        EVTCHNOP_SEND => Send(PortOp), in => send;
+        EVTCHNOP_UNMASK => Unmask(PortOp), in => unmask;
+        EVTCHNOP_STATUS => Status(Status), inout => status;
+    }
 }
 
 fn errno(e: EventError) -> Errno {
@@ -33,8 +41,7 @@ fn errno(e: EventError) -> Errno {
 
 /// `EVTCHNOP_bind_interdomain` of `remote_dom`'s `remote_port` (the
 /// caller's own for a loopback channel; another domain must be running).
-fn bind_interdomain(remote_dom: DomId, remote_port: Port) -> Result<Port, Errno> {
-    let own = domain::current_id();
+fn connect(own: DomId, remote_dom: DomId, remote_port: Port) -> Result<Port, Errno> {
     if is_self(remote_dom) {
         return domain::with_current(|d| {
             event_channel::bind_interdomain(&mut d.events, Peer::Loopback, own, own, remote_port)
@@ -54,8 +61,7 @@ fn bind_interdomain(remote_dom: DomId, remote_port: Port) -> Result<Port, Errno>
 
 /// `EVTCHNOP_close` of the caller's `port`, with the other end of an
 /// interdomain channel in the same step.
-fn close(port: Port) -> Result<Binding, EventError> {
-    let own = domain::current_id();
+fn close_port(own: DomId, port: Port) -> Result<Binding, EventError> {
     let remote = match domain::with_current(|d| d.events.binding(port)) {
         Binding::Interdomain { remote, .. } if remote != own => Some(remote),
         _ => None,
@@ -76,115 +82,102 @@ fn close(port: Port) -> Result<Binding, EventError> {
     domain::with_current(|d| event_channel::close(&mut d.events, peer, own, port))
 }
 
-impl EventChannelOp {
-    pub fn handle(self) -> Result<i64, Errno> {
-        let arg = self.arg;
-        match self.cmd {
-            EVTCHNOP_BIND_VIRQ => {
-                let mut op: BindVirq = guest::read(arg)?;
-                op.port = domain::with_current(|d| d.events.bind_virq(op.virq, op.vcpu))
-                    .map_err(errno)?;
-                guest::write(arg, &op)?;
-                Ok(0)
-            }
-            EVTCHNOP_BIND_IPI => {
-                let mut op: BindIpi = guest::read(arg)?;
-                op.port = domain::with_current(|d| d.events.bind_ipi(op.vcpu)).map_err(errno)?;
-                guest::write(arg, &op)?;
-                Ok(0)
-            }
-            EVTCHNOP_ALLOC_UNBOUND => {
-                let mut op: AllocUnbound = guest::read(arg)?;
-                let dom = domain::resolve(op.dom)?;
-                let remote = if is_self(op.remote_dom) {
-                    domain::current_id()
-                } else if op.remote_dom < abi::xen::DOMID_FIRST_RESERVED {
-                    op.remote_dom
-                } else {
-                    return Err(Errno::Inval);
-                };
-                op.port = domain::with(dom, |d| d.events.alloc_unbound(remote))
-                    .ok_or(Errno::Srch)?
-                    .map_err(errno)?;
-                guest::write(arg, &op)?;
-                Ok(0)
-            }
-            EVTCHNOP_BIND_INTERDOMAIN => {
-                let mut op: BindInterdomain = guest::read(arg)?;
-                op.local_port = bind_interdomain(op.remote_dom, op.remote_port)?;
-                guest::write(arg, &op)?;
-                Ok(0)
-            }
-            EVTCHNOP_CLOSE => {
-                let op: PortOp = guest::read(arg)?;
-                close(op.port).map_err(errno)?;
-                events::clear_pending(op.port);
-                Ok(0)
-            }
-            EVTCHNOP_SEND => {
-                let op: PortOp = guest::read(arg)?;
-                let delivery = domain::with_current(|d| d.events.send(op.port)).map_err(errno)?;
-                match delivery {
-                    Delivery::Local { port, vcpu } => events::raise(port, vcpu),
-                    Delivery::Remote { dom, port } if is_self(dom) => {
-                        let vcpu = domain::with_current(|d| d.events.notify_vcpu(port));
-                        events::raise(port, vcpu);
-                    }
-                    Delivery::Remote { dom, port } => {
-                        domain::with(dom, |peer| {
-                            if peer.state == State::Running {
-                                let vcpu = peer.events.notify_vcpu(port);
-                                events::raise_in(peer, port, vcpu);
-                            }
-                        });
-                    }
-                    Delivery::Dropped => {}
-                }
-                Ok(0)
-            }
-            EVTCHNOP_UNMASK => {
-                let op: PortOp = guest::read(arg)?;
-                if op.port as usize >= hv_core::event_channel::NR_PORTS {
-                    return Err(Errno::Inval);
-                }
-                events::unmask(op.port);
-                Ok(0)
-            }
-            EVTCHNOP_STATUS => {
-                let mut op: Status = guest::read(arg)?;
-                let dom = domain::resolve(op.dom)?;
-                if op.port as usize >= hv_core::event_channel::NR_PORTS {
-                    return Err(Errno::Inval);
-                }
-                let (binding, vcpu) = domain::with(dom, |d| {
-                    (d.events.binding(op.port), d.events.notify_vcpu(op.port))
-                })
-                .ok_or(Errno::Srch)?;
-                op.vcpu = vcpu;
-                op.u = [0, 0];
-                op.status = match binding {
-                    Binding::Free => EVTCHNSTAT_CLOSED,
-                    Binding::Unbound { remote } => {
-                        op.u[0] = remote as u32;
-                        EVTCHNSTAT_UNBOUND
-                    }
-                    Binding::Interdomain {
-                        remote,
-                        remote_port,
-                    } => {
-                        op.u = [remote as u32, remote_port];
-                        EVTCHNSTAT_INTERDOMAIN
-                    }
-                    Binding::Virq { virq, .. } => {
-                        op.u[0] = virq;
-                        EVTCHNSTAT_VIRQ
-                    }
-                    Binding::Ipi { .. } => EVTCHNSTAT_IPI,
-                };
-                guest::write(arg, &op)?;
-                Ok(0)
-            }
-            _ => Err(Errno::NoSys),
+fn bind_virq(op: &mut BindVirq, _caller: DomId) -> Result<i64, Errno> {
+    op.port = domain::with_current(|d| d.events.bind_virq(op.virq, op.vcpu)).map_err(errno)?;
+    Ok(0)
+}
+
+fn bind_ipi(op: &mut BindIpi, _caller: DomId) -> Result<i64, Errno> {
+    op.port = domain::with_current(|d| d.events.bind_ipi(op.vcpu)).map_err(errno)?;
+    Ok(0)
+}
+
+/// dom0 may allocate in any domain (`domain::resolve` decides).
+fn alloc_unbound(op: &mut AllocUnbound, caller: DomId) -> Result<i64, Errno> {
+    let dom = domain::resolve(op.dom)?;
+    let remote = if is_self(op.remote_dom) {
+        caller
+    } else if op.remote_dom < abi::xen::DOMID_FIRST_RESERVED {
+        op.remote_dom
+    } else {
+        return Err(Errno::Inval);
+    };
+    op.port = domain::with(dom, |d| d.events.alloc_unbound(remote))
+        .ok_or(Errno::Srch)?
+        .map_err(errno)?;
+    Ok(0)
+}
+
+fn bind_interdomain(op: &mut BindInterdomain, caller: DomId) -> Result<i64, Errno> {
+    op.local_port = connect(caller, op.remote_dom, op.remote_port)?;
+    Ok(0)
+}
+
+fn close(op: &mut PortOp, caller: DomId) -> Result<i64, Errno> {
+    close_port(caller, op.port).map_err(errno)?;
+    events::clear_pending(op.port);
+    Ok(0)
+}
+
+fn send(op: &mut PortOp, _caller: DomId) -> Result<i64, Errno> {
+    let delivery = domain::with_current(|d| d.events.send(op.port)).map_err(errno)?;
+    match delivery {
+        Delivery::Local { port, vcpu } => events::raise(port, vcpu),
+        Delivery::Remote { dom, port } if is_self(dom) => {
+            let vcpu = domain::with_current(|d| d.events.notify_vcpu(port));
+            events::raise(port, vcpu);
         }
+        Delivery::Remote { dom, port } => {
+            domain::with(dom, |peer| {
+                if peer.state == State::Running {
+                    let vcpu = peer.events.notify_vcpu(port);
+                    events::raise_in(peer, port, vcpu);
+                }
+            });
+        }
+        Delivery::Dropped => {}
     }
+    Ok(0)
+}
+
+fn unmask(op: &mut PortOp, _caller: DomId) -> Result<i64, Errno> {
+    if op.port as usize >= hv_core::event_channel::NR_PORTS {
+        return Err(Errno::Inval);
+    }
+    events::unmask(op.port);
+    Ok(0)
+}
+
+/// Any domain's port for dom0 (`domain::resolve` decides).
+fn status(op: &mut Status, _caller: DomId) -> Result<i64, Errno> {
+    let dom = domain::resolve(op.dom)?;
+    if op.port as usize >= hv_core::event_channel::NR_PORTS {
+        return Err(Errno::Inval);
+    }
+    let (binding, vcpu) = domain::with(dom, |d| {
+        (d.events.binding(op.port), d.events.notify_vcpu(op.port))
+    })
+    .ok_or(Errno::Srch)?;
+    op.vcpu = vcpu;
+    op.u = [0, 0];
+    op.status = match binding {
+        Binding::Free => EVTCHNSTAT_CLOSED,
+        Binding::Unbound { remote } => {
+            op.u[0] = remote as u32;
+            EVTCHNSTAT_UNBOUND
+        }
+        Binding::Interdomain {
+            remote,
+            remote_port,
+        } => {
+            op.u = [remote as u32, remote_port];
+            EVTCHNSTAT_INTERDOMAIN
+        }
+        Binding::Virq { virq, .. } => {
+            op.u[0] = virq;
+            EVTCHNSTAT_VIRQ
+        }
+        Binding::Ipi { .. } => EVTCHNSTAT_IPI,
+    };
+    Ok(0)
 }

@@ -37,17 +37,18 @@ fn each<T: FromBytes + IntoBytes + Immutable>(
     count: u32,
     mut f: impl FnMut(&mut T) -> Result<(), Errno>,
 ) -> Result<i64, Errno> {
-    let size = core::mem::size_of::<T>() as u64;
-    for i in 0..count as u64 {
-        let at = uop.checked_add(i * size).ok_or(Errno::Fault)?;
-        if !super::spend() {
-            super::continue_with([cmd as u64, at, count as u64 - i, 0, 0, 0]);
-            return Ok(0);
-        }
-        let mut op: T = guest::read(at)?;
-        f(&mut op)?;
-        guest::write(at, &op)?;
-    }
+    let ops = guest::GuestArray::<T>::new(uop, count.into());
+    super::batch(
+        ops,
+        0,
+        |_, at| {
+            let mut op = at.read()?;
+            f(&mut op)?;
+            at.write(&op)?;
+            Ok(super::Step::Next)
+        },
+        |i, at| [cmd.into(), at.va(), u64::from(count) - i, 0, 0, 0],
+    )?;
     Ok(0)
 }
 
@@ -137,8 +138,9 @@ fn setup_table(op: &SetupTable) -> Result<i16, Errno> {
         let f = d.grants.frames();
         frames[..f.len()].copy_from_slice(f)
     });
+    let list = guest::GuestArray::<u64>::new(op.frame_list, wanted as u64);
     for (i, mfn) in frames[..wanted].iter().enumerate() {
-        guest::write(op.frame_list + i as u64 * 8, mfn)?;
+        list.at(i as u64)?.write(mfn)?;
     }
     Ok(GNTST_OKAY)
 }

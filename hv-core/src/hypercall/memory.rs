@@ -10,6 +10,7 @@ use abi::ops::{
 };
 use hv_core::frame_table::Owner;
 
+use super::{Ended, Step, batch};
 use crate::{domain, guest, memory};
 
 /// Which reservation change.
@@ -43,36 +44,21 @@ fn reservation(cmd: u64, arg: u64, change: Change) -> Result<i64, Errno> {
         return Ok(start as i64);
     }
     let dom = domain::resolve(r.domid)?;
-    let mut done = start as i64;
-    for i in start..r.nr_extents {
-        if !super::spend() {
-            super::continue_with([
-                (cmd & MEMOP_CMD_MASK) | i << MEMOP_EXTENT_SHIFT,
-                arg,
-                0,
-                0,
-                0,
-                0,
-            ]);
-            return Ok(0);
-        }
-        let slot = i
-            .checked_mul(8)
-            .and_then(|offset| r.extent_start.checked_add(offset))
-            .ok_or(Errno::Fault)?;
+    let extents = guest::GuestArray::<u64>::new(r.extent_start, r.nr_extents);
+    let each = |_, slot: guest::GuestPtr<u64>| {
         match change {
             Change::Increase | Change::Populate => {
-                let gpfn: u64 = if change == Change::Populate {
-                    guest::read(slot)?
+                let gpfn = if change == Change::Populate {
+                    slot.read()?
                 } else {
                     0
                 };
                 let room = domain::with(dom, |d| d.nr_pages < d.max_pages).unwrap_or(false);
                 if !room {
-                    break;
+                    return Ok(Step::Stop);
                 }
                 let Some(phys) = memory::alloc_frame() else {
-                    break;
+                    return Ok(Step::Stop);
                 };
                 let mfn = phys >> 12;
                 memory::with_frame_table(|ft| ft.assign(mfn, Owner::Domain(dom)))
@@ -82,11 +68,11 @@ fn reservation(cmd: u64, arg: u64, change: Change) -> Result<i64, Errno> {
                     memory::set_m2p(mfn, gpfn);
                 }
                 if r.extent_start != 0 {
-                    guest::write(slot, &mfn)?;
+                    slot.write(&mfn)?;
                 }
             }
             Change::Decrease => {
-                let mfn: u64 = guest::read(slot)?;
+                let mfn = slot.read()?;
                 let released = memory::with_frame_table(|ft| {
                     let owned = ft
                         .info(mfn)
@@ -94,15 +80,28 @@ fn reservation(cmd: u64, arg: u64, change: Change) -> Result<i64, Errno> {
                     owned && ft.release(mfn).is_ok()
                 });
                 if !released {
-                    break;
+                    return Ok(Step::Stop);
                 }
                 memory::free_frame(mfn);
                 domain::with(dom, |d| d.nr_pages = d.nr_pages.saturating_sub(1));
             }
         }
-        done += 1;
+        Ok(Step::Next)
+    };
+    let resume = |i: u64, _| {
+        [
+            (cmd & MEMOP_CMD_MASK) | i << MEMOP_EXTENT_SHIFT,
+            arg,
+            0,
+            0,
+            0,
+            0,
+        ]
+    };
+    match batch(extents, start, each, resume)? {
+        Ended::Complete { done } => Ok(done as i64),
+        Ended::Preempted { .. } => Ok(0),
     }
-    Ok(done)
 }
 
 /// The command is in the low bits; Xen keeps continuation state above.

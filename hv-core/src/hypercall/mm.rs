@@ -46,22 +46,13 @@ fn finish_deferred(dom: u16) -> Result<(), Errno> {
 /// they act on.
 #[derive(Clone, Copy, Debug)]
 pub struct Batch {
-    base: u64,
-    count: u32,
-    done: u64,
-    foreigndom: u16,
+    pub base: u64,
+    pub count: u32,
+    pub done: u64,
+    pub foreigndom: u16,
 }
 
 impl Batch {
-    pub fn decode(base: u64, count: u64, done: u64, foreigndom: u64) -> Self {
-        Self {
-            base,
-            count: count as u32,
-            done,
-            foreigndom: foreigndom as u16,
-        }
-    }
-
     /// Applies `each` to the requests in order, stopping at the first
     /// error, and reports how many succeeded (if the guest asked).
     fn run<T: FromBytes + IntoBytes>(
@@ -70,7 +61,6 @@ impl Batch {
     ) -> Result<i64, Errno> {
         // Xen's `pg_owner`: whose frames the requests map or pin.
         let pg_owner = domain::resolve(self.foreigndom)?;
-        let size = core::mem::size_of::<T>() as u64;
         // A batch resumed after preemption carries Xen's flag in `count`
         // and adds to the `done` the earlier part wrote.
         let resumed = self.count & PREEMPTED != 0;
@@ -80,41 +70,25 @@ impl Batch {
         } else {
             0
         };
-        let mut result = Ok(0);
-        for i in 0..count as u64 {
-            if !super::spend() {
-                if self.done != 0 {
-                    guest::write(self.done, &done)?;
-                }
-                let rest = (count as u64 - i) | PREEMPTED as u64;
-                let next = self.base.wrapping_add(i * size);
-                super::continue_with([next, rest, self.done, self.foreigndom as u64, 0, 0]);
-                return Ok(0);
-            }
-            let step = guest::read::<T>(self.base.wrapping_add(i * size))
-                .map_err(Errno::from)
-                .and_then(|req| each(req, pg_owner));
-            if step == Err(Errno::Restart) {
-                // The request ran out of budget part-way: it is not done,
-                // and the batch resumes with it.
-                if self.done != 0 {
-                    guest::write(self.done, &done)?;
-                }
-                let rest = (count as u64 - i) | PREEMPTED as u64;
-                let next = self.base.wrapping_add(i * size);
-                super::continue_with([next, rest, self.done, self.foreigndom as u64, 0, 0]);
-                return Ok(0);
-            }
-            if let Err(e) = step {
-                result = Err(e);
-                break;
-            }
-            done += 1;
-        }
+        let requests = guest::GuestArray::<T>::new(self.base, count.into());
+        let result = super::batch(
+            requests,
+            0,
+            |_, at| {
+                each(at.read()?, pg_owner)?;
+                done += 1;
+                Ok(super::Step::Next)
+            },
+            // The rest of the batch, from the request not done.
+            |i, at| {
+                let rest = (u64::from(count) - i) | u64::from(PREEMPTED);
+                [at.va(), rest, self.done, self.foreigndom.into(), 0, 0]
+            },
+        );
         if self.done != 0 {
             guest::write(self.done, &done)?;
         }
-        result
+        result.map(|_| 0)
     }
 
     /// `mmu_update(reqs, count, done, foreigndom)`.

@@ -31,126 +31,121 @@ use crate::guest;
 #[derive(Clone, Copy, Debug)]
 pub struct Args(pub [u64; 6]);
 
-/// A decoded hypercall.
-#[derive(Clone, Copy, Debug)]
-enum Request {
-    SetTrapTable(traps::SetTrapTable),
-    MmuUpdate(mm::Batch),
-    StackSwitch(traps::StackSwitch),
-    SetCallbacks(traps::SetCallbacks),
-    MemoryOp(memory::MemoryOp),
-    Multicall { entries: u64, count: u32 },
-    UpdateVaMapping(mm::UpdateVaMapping),
-    SetTimerOp { timeout: u64 },
-    XenVersion(version::XenVersion),
-    ConsoleIo(console::ConsoleIo),
-    GrantTableOp { cmd: u32, uop: u64, count: u32 },
-    VcpuOp(sched::VcpuOp),
-    SetSegmentBase(traps::SetSegmentBase),
-    MmuextOp(mm::Batch),
-    SchedOp(sched::SchedOp),
-    CallbackOp(traps::CallbackOp),
-    EventChannelOp(events::EventChannelOp),
-    Domctl { arg: u64 },
-    Sysctl { arg: u64 },
+/// A register argument as the type a hypercall's row gives it (Xen's
+/// handlers take `unsigned int` and `domid_t` arguments truncated so).
+trait FromReg {
+    fn from_reg(reg: u64) -> Self;
 }
 
-fn decode(nr: u64, a: Args) -> Result<Request, Errno> {
-    let [a1, a2, a3, a4, ..] = a.0;
-    use Hypercall as H;
-    let hypercall = Hypercall::from_number(nr).ok_or(Errno::NoSys)?;
-    if hv_core::hypercalls::status(hypercall) != hv_core::hypercalls::Status::Implemented {
-        return Err(Errno::NoSys);
+impl FromReg for u64 {
+    fn from_reg(reg: u64) -> Self {
+        reg
     }
-    Ok(match hypercall {
-        H::SetTrapTable => Request::SetTrapTable(traps::SetTrapTable { table: a1 }),
-        H::MmuUpdate => Request::MmuUpdate(mm::Batch::decode(a1, a2, a3, a4)),
-        H::StackSwitch => Request::StackSwitch(traps::StackSwitch { _ss: a1, sp: a2 }),
-        H::SetCallbacks => Request::SetCallbacks(traps::SetCallbacks {
-            event: a1,
-            failsafe: a2,
-            syscall: a3,
-        }),
-        H::MemoryOp => Request::MemoryOp(memory::MemoryOp { cmd: a1, arg: a2 }),
-        H::Multicall => Request::Multicall {
-            entries: a1,
-            count: a2 as u32,
-        },
-        H::UpdateVaMapping => Request::UpdateVaMapping(mm::UpdateVaMapping {
-            va: a1,
-            pte: a2,
-            flags: a3,
-        }),
-        H::SetTimerOp => Request::SetTimerOp { timeout: a1 },
-        H::XenVersion => Request::XenVersion(version::XenVersion {
-            cmd: a1 as u32,
-            arg: a2,
-        }),
-        H::ConsoleIo => Request::ConsoleIo(console::ConsoleIo {
-            cmd: a1 as u32,
-            count: a2 as u32,
-            buffer: a3,
-        }),
-        H::GrantTableOp => Request::GrantTableOp {
-            cmd: a1 as u32,
-            uop: a2,
-            count: a3 as u32,
-        },
-        H::VcpuOp => Request::VcpuOp(sched::VcpuOp {
-            cmd: a1 as u32,
-            vcpu: a2 as u32,
-            arg: a3,
-        }),
-        H::SetSegmentBase => Request::SetSegmentBase(traps::SetSegmentBase {
-            which: a1 as u32,
-            base: a2,
-        }),
-        H::MmuextOp => Request::MmuextOp(mm::Batch::decode(a1, a2, a3, a4)),
-        H::SchedOp => Request::SchedOp(sched::SchedOp {
-            cmd: a1 as u32,
-            arg: a2,
-        }),
-        H::CallbackOp => Request::CallbackOp(traps::CallbackOp {
-            cmd: a1 as u32,
-            arg: a2,
-        }),
-        H::EventChannelOp => Request::EventChannelOp(events::EventChannelOp {
-            cmd: a1 as u32,
-            arg: a2,
-        }),
-        H::Domctl => Request::Domctl { arg: a1 },
-        H::Sysctl => Request::Sysctl { arg: a1 },
-        _ => return Err(Errno::NoSys),
-    })
 }
 
-fn handle(request: Request) -> Result<i64, Errno> {
-    match request {
-        Request::SetTrapTable(r) => r.handle(),
-        Request::MmuUpdate(r) => r.mmu_update(),
-        Request::StackSwitch(r) => r.handle(),
-        Request::SetCallbacks(r) => r.handle(),
-        Request::MemoryOp(r) => r.handle(),
-        Request::Multicall { entries, count } => multicall(entries, count),
-        Request::UpdateVaMapping(r) => r.handle(),
-        Request::SetTimerOp { timeout } => sched::set_timer_op(timeout),
-        Request::XenVersion(r) => r.handle(),
-        Request::ConsoleIo(r) => r.handle(),
-        Request::GrantTableOp { cmd, uop, count } => grant::grant_table_op(cmd, uop, count),
-        Request::VcpuOp(r) => r.handle(),
-        Request::SetSegmentBase(r) => r.handle(),
-        Request::MmuextOp(r) => r.mmuext_op(),
-        Request::SchedOp(r) => r.handle(),
-        Request::CallbackOp(r) => r.handle(),
-        Request::EventChannelOp(r) => r.handle(),
-        Request::Domctl { arg } => domctl::domctl(arg),
-        Request::Sysctl { arg } => domctl::sysctl(arg),
+impl FromReg for u32 {
+    fn from_reg(reg: u64) -> Self {
+        reg as u32
     }
+}
+
+impl FromReg for u16 {
+    fn from_reg(reg: u64) -> Self {
+        reg as u16
+    }
+}
+
+/// Generates [`decode_and_handle`] from the hypercall table
+/// (`hv_core::hypercall_table!`): each row's arguments are taken from the
+/// registers in order and its handler expression is evaluated with them.
+macro_rules! dispatcher {
+    ($(
+        $variant:ident($($arg:ident: $ty:ty),*) => $handler:expr
+        $(, ops [$($op:literal: $status:ident),* $(,)?])?;
+    )*) => {
+        /// Decodes and runs hypercall `nr`; a number the table does not
+        /// list is `-ENOSYS`.
+        fn decode_and_handle(nr: u64, args: Args) -> Result<i64, Errno> {
+            match Hypercall::from_number(nr) {
+                $(Some(Hypercall::$variant) => {
+                    #[allow(unused_mut, unused_variables)]
+                    let mut regs = args.0.into_iter();
+                    $(let $arg = <$ty as FromReg>::from_reg(regs.next().unwrap_or(0));)*
+                    $handler
+                })*
+                _ => Err(Errno::NoSys),
+            }
+        }
+    };
+}
+
+hv_core::hypercall_table!(dispatcher);
+
+/// Defines an op family (`event_channel_op`, `sched_op`, ...): an enum
+/// with one typed request per op, read from the guest once
+/// ([`guest::read`] of the op's struct), handed to its handler
+/// `fn(&mut Request, caller) -> Result<i64, Errno>`, and for an op with
+/// OUT fields (`inout`) written back once, after the handler succeeded (as
+/// Xen copies back only on success). An op the family does not list is
+/// `-ENOSYS`. Handlers never touch guest memory for the request itself.
+macro_rules! op_family {
+    (
+        $(#[$doc:meta])*
+        $family:ident {
+            $($cmd:path => $variant:ident($request:ty), $dir:ident => $handler:path;)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub enum $family {
+            $($variant($request),)*
+        }
+
+        impl $family {
+            /// Copies op `cmd`'s request in from `arg`.
+            pub fn read(cmd: u32, arg: u64) -> Result<Self, Errno> {
+                Ok(match cmd {
+                    $($cmd => Self::$variant($crate::guest::read(arg)?),)*
+                    _ => return Err(Errno::NoSys),
+                })
+            }
+
+            /// Runs the request for `caller`; an in/out op's struct goes
+            /// back to `arg`.
+            pub fn run(self, arg: u64, caller: abi::xen::DomId) -> Result<i64, Errno> {
+                match self {
+                    $(Self::$variant(mut request) => {
+                        let result = $handler(&mut request, caller)?;
+                        $crate::hypercall::op_family!(@out $dir, arg, request);
+                        Ok(result)
+                    })*
+                }
+            }
+
+            /// Reads, runs and writes back op `cmd` in one step.
+            pub fn handle(cmd: u32, arg: u64) -> Result<i64, Errno> {
+                Self::read(cmd, arg)?.run(arg, $crate::domain::current_id())
+            }
+        }
+    };
+    (@out inout, $arg:ident, $request:ident) => {
+        $crate::guest::write($arg, &$request)?;
+    };
+    (@out in, $arg:ident, $request:ident) => {
+        let _ = &$request;
+    };
+}
+pub(crate) use op_family;
+
+/// `iret` is taken before the table (it replaces the caller's frame), so
+/// its row is reached only from a batch, which may not hold it.
+fn iret_in_batch() -> Result<i64, Errno> {
+    Err(Errno::Inval)
 }
 
 /// One hypercall by number, as from registers or from a multicall entry.
 pub fn call(nr: u64, args: Args) -> i64 {
-    let result = match decode(nr, args).and_then(handle) {
+    let result = match decode_and_handle(nr, args) {
         Ok(value) => value,
         Err(errno) => errno.to_ret(),
     };
@@ -206,6 +201,61 @@ pub(crate) fn with_budget<R>(f: impl FnOnce(&mut Budget) -> R) -> R {
     result
 }
 
+/// How a [`batch`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// Every element from the start on was handled, or a handler said
+    /// [`Step::Stop`]: `done` elements (counted from 0, so a resumed
+    /// batch's earlier passes are included).
+    Complete { done: u64 },
+    /// The budget ran out (or an element asked to be resumed) before
+    /// element `at`; the continuation is set.
+    Preempted { at: u64 },
+}
+
+/// What a batch element's handler asks for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    Next,
+    /// End the batch here, without an error (a reservation that ran out
+    /// of memory: Xen's short count).
+    Stop,
+}
+
+/// The one batch loop: runs `each` on elements `start..` of `array`,
+/// spending one op of the hypercall's budget per element. When the budget
+/// is spent, or an element answers `-ERESTART` (it ran out part-way and
+/// must run again), the hypercall continues with `resume(i, element i)`
+/// as its arguments, and the batch ends [`Ended::Preempted`]. The first
+/// other error ends the batch with it.
+pub(super) fn batch<T>(
+    array: guest::GuestArray<T>,
+    start: u64,
+    mut each: impl FnMut(u64, guest::GuestPtr<T>) -> Result<Step, Errno>,
+    resume: impl FnOnce(u64, guest::GuestPtr<T>) -> [u64; 6],
+) -> Result<Ended, Errno> {
+    for i in start..array.len() {
+        let element = array.at(i)?;
+        let step = if spend() {
+            each(i, element)
+        } else {
+            Err(Errno::Restart)
+        };
+        match step {
+            Ok(Step::Next) => {}
+            Ok(Step::Stop) => return Ok(Ended::Complete { done: i }),
+            Err(Errno::Restart) => {
+                continue_with(resume(i, element));
+                return Ok(Ended::Preempted { at: i });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Ended::Complete {
+        done: array.len().max(start),
+    })
+}
+
 /// Asks for the running hypercall to be issued again with the arguments
 /// it came with, once the guest is back on the CPU: for a handler whose
 /// work was cut short but whose request itself says where to go on (a
@@ -251,14 +301,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
 /// `multicall(entries, count)`: each entry's result is written back into
 /// it; the call itself succeeds unless an entry cannot be read or written.
 fn multicall(entries: u64, count: u32) -> Result<i64, Errno> {
-    let size = core::mem::size_of::<abi::xen::MulticallEntry>() as u64;
-    for i in 0..count as u64 {
-        let at = entries.checked_add(i * size).ok_or(Errno::Fault)?;
-        if !spend() {
-            continue_with([at, count as u64 - i, 0, 0, 0, 0]);
-            return Ok(0);
-        }
-        let mut entry: abi::xen::MulticallEntry = guest::read(at)?;
+    let list = guest::GuestArray::<abi::xen::MulticallEntry>::new(entries, count.into());
+    let each = |_, at: guest::GuestPtr<abi::xen::MulticallEntry>| {
+        let mut entry = at.read()?;
         if entry.op == Hypercall::Iret as u64 || entry.op == Hypercall::Multicall as u64 {
             // Neither can be batched: iret replaces the caller's frame and
             // multicalls do not nest.
@@ -269,13 +314,15 @@ fn multicall(entries: u64, count: u32) -> Result<i64, Errno> {
                 // The entry ran out of budget: it resumes with what is
                 // left, and so does the multicall, from this entry.
                 entry.args = rest;
-                guest::write(at, &entry)?;
-                continue_with([at, count as u64 - i, 0, 0, 0, 0]);
-                return Ok(0);
+                at.write(&entry)?;
+                return Err(Errno::Restart);
             }
             entry.result = result;
         }
-        guest::write(at, &entry)?;
-    }
+        at.write(&entry)?;
+        Ok(Step::Next)
+    };
+    let resume = |i, at: guest::GuestPtr<_>| [at.va(), u64::from(count) - i, 0, 0, 0, 0];
+    batch(list, 0, each, resume)?;
     Ok(0)
 }

@@ -67,8 +67,9 @@ fn poll(arg: u64) -> Result<i64, Errno> {
     }
     let count = request.nr_ports as usize;
     let mut ports = [0u32; MAX_POLL_PORTS];
+    let list = guest::GuestArray::<u32>::new(request.ports, count as u64);
     for (i, port) in ports[..count].iter_mut().enumerate() {
-        *port = guest::read(request.ports + i as u64 * 4)?;
+        *port = list.at(i as u64)?.read()?;
         if !events::is_bound(*port) {
             return Err(Errno::Inval);
         }

@@ -30,8 +30,9 @@ impl SetTrapTable {
             domain::with_current(|d| d.vcpus[0].traps = [TrapEntry::default(); 256]);
             return Ok(0);
         }
-        for i in 0..=MAX_TRAP_ENTRIES {
-            let entry: TrapInfo = guest::read(self.table + i * 16)?;
+        let table = guest::GuestArray::<TrapInfo>::new(self.table, MAX_TRAP_ENTRIES + 1);
+        for i in 0..table.len() {
+            let entry = table.at(i)?.read()?;
             if entry.address == 0 {
                 return Ok(0);
             }
