@@ -105,7 +105,7 @@ macro_rules! hypercall_table {
                 "MMUEXT_INVLPG_LOCAL/MULTI/ALL": Implemented,
                 "MMUEXT_SET_LDT (the null LDT; others -EOPNOTSUPP)": Implemented,
             ];
-            SchedOp(cmd: u32, arg: u64) => sched::SchedOp { cmd, arg }.handle(), ops [
+            SchedOp(cmd: u32, arg: u64) => sched::SchedOp::handle(cmd, arg), ops [
                 "SCHEDOP_yield": Implemented,
                 "SCHEDOP_block": Implemented,
                 "SCHEDOP_shutdown": Implemented,

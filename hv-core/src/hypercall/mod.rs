@@ -85,7 +85,8 @@ hv_core::hypercall_table!(dispatcher);
 /// with one typed request per op, read from the guest once
 /// ([`guest::read`] of the op's struct), handed to its handler
 /// `fn(&mut Request, caller) -> Result<i64, Errno>`, and for an op with
-/// OUT fields (`inout`) written back once, after the handler succeeded (as
+/// OUT fields (`inout`) written back once (`in`: read only; `none`: the
+/// op takes no argument struct and the request is `()`), after the handler succeeded (as
 /// Xen copies back only on success). An op the family does not list is
 /// `-ENOSYS`. Handlers never touch guest memory for the request itself.
 macro_rules! op_family {
@@ -105,7 +106,7 @@ macro_rules! op_family {
             /// Copies op `cmd`'s request in from `arg`.
             pub fn read(cmd: u32, arg: u64) -> Result<Self, Errno> {
                 Ok(match cmd {
-                    $($cmd => Self::$variant($crate::guest::read(arg)?),)*
+                    $($cmd => Self::$variant($crate::hypercall::op_family!(@in $dir, arg)),)*
                     _ => return Err(Errno::NoSys),
                 })
             }
@@ -128,11 +129,17 @@ macro_rules! op_family {
             }
         }
     };
+    (@in none, $arg:ident) => {
+        ()
+    };
+    (@in $dir:ident, $arg:ident) => {
+        $crate::guest::read($arg)?
+    };
     (@out inout, $arg:ident, $request:ident) => {
         $crate::guest::write($arg, &$request)?;
     };
-    (@out in, $arg:ident, $request:ident) => {
-        let _ = &$request;
+    (@out $dir:ident, $arg:ident, $request:ident) => {
+        let _ = (&$request, $arg);
     };
 }
 pub(crate) use op_family;

@@ -6,6 +6,7 @@
 //! vCPU runs.
 
 use abi::Errno;
+use abi::xen::DomId;
 use abi::ops::{
     SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
     VCPUOP_GET_RUNSTATE_INFO, VCPUOP_IS_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
@@ -27,41 +28,37 @@ const TIMER_OP_HORIZON_NS: u64 = 1 << 50;
 /// Where such a deadline goes instead: 100 ms from now.
 const TIMER_OP_FALLBACK_NS: u64 = 100_000_000;
 
-#[derive(Clone, Copy, Debug)]
-pub struct SchedOp {
-    pub cmd: u32,
-    pub arg: u64,
-}
-
-impl SchedOp {
-    pub fn handle(self) -> Result<i64, Errno> {
-        match self.cmd {
-            SCHEDOP_YIELD => {
-                scheduler::request();
-                Ok(0)
-            }
-            SCHEDOP_BLOCK => {
-                // Xen's order: unmask, then block only if nothing is
-                // pending, so an event that raced in is not slept through.
-                events::enable_delivery(0);
-                if !events::upcall_pending(0) {
-                    domain::with_current(|d| d.vcpus[0].wait = Wait::Block);
-                    scheduler::request();
-                }
-                Ok(0)
-            }
-            SCHEDOP_SHUTDOWN => {
-                let shutdown: SchedShutdown = guest::read(self.arg)?;
-                guest::shutdown_current(shutdown.reason)
-            }
-            SCHEDOP_POLL => poll(self.arg),
-            _ => Err(Errno::NoSys),
-        }
+super::op_family! {
+    /// A `sched_op` request.
+    SchedOp {
+        SCHEDOP_YIELD => Yield(()), none => yield_cpu;
+        SCHEDOP_BLOCK => Block(()), none => block;
+        SCHEDOP_SHUTDOWN => Shutdown(SchedShutdown), in => shutdown;
+        SCHEDOP_POLL => Poll(SchedPoll), in => poll;
     }
 }
 
-fn poll(arg: u64) -> Result<i64, Errno> {
-    let request: SchedPoll = guest::read(arg)?;
+fn yield_cpu(_: &mut (), _caller: DomId) -> Result<i64, Errno> {
+    scheduler::request();
+    Ok(0)
+}
+
+fn block(_: &mut (), _caller: DomId) -> Result<i64, Errno> {
+    // Xen's order: unmask, then block only if nothing is pending, so an
+    // event that raced in is not slept through.
+    events::enable_delivery(0);
+    if !events::upcall_pending(0) {
+        domain::with_current(|d| d.vcpus[0].wait = Wait::Block);
+        scheduler::request();
+    }
+    Ok(0)
+}
+
+fn shutdown(request: &mut SchedShutdown, _caller: DomId) -> Result<i64, Errno> {
+    guest::shutdown_current(request.reason)
+}
+
+fn poll(request: &mut SchedPoll, _caller: DomId) -> Result<i64, Errno> {
     if request.nr_ports as usize > MAX_POLL_PORTS {
         return Err(Errno::Inval);
     }
