@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod acpi_sleep;
+pub mod batch;
 pub mod cmdline;
 pub mod console;
 pub mod event_channel;

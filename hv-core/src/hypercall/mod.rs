@@ -208,59 +208,23 @@ pub(crate) fn with_budget<R>(f: impl FnOnce(&mut Budget) -> R) -> R {
     result
 }
 
-/// How a [`batch`] ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Ended {
-    /// Every element from the start on was handled, or a handler said
-    /// [`Step::Stop`]: `done` elements (counted from 0, so a resumed
-    /// batch's earlier passes are included).
-    Complete { done: u64 },
-    /// The budget ran out (or an element asked to be resumed) before
-    /// element `at`; the continuation is set.
-    Preempted { at: u64 },
-}
+pub(super) use hv_core::batch::{Ended, Step};
 
-/// What a batch element's handler asks for next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Step {
-    Next,
-    /// End the batch here, without an error (a reservation that ran out
-    /// of memory: Xen's short count).
-    Stop,
-}
-
-/// The one batch loop: runs `each` on elements `start..` of `array`,
-/// spending one op of the hypercall's budget per element. When the budget
-/// is spent, or an element answers `-ERESTART` (it ran out part-way and
-/// must run again), the hypercall continues with `resume(i, element i)`
-/// as its arguments, and the batch ends [`Ended::Preempted`]. The first
-/// other error ends the batch with it.
+/// The one batch loop (`hv_core::batch::run`, host-tested) over a guest
+/// array: `each` gets element `i`'s guest pointer, one op of the
+/// hypercall's budget each; when the batch is preempted at element `i`,
+/// the hypercall continues with `resume(i, element i)` as its arguments.
 pub(super) fn batch<T>(
     array: guest::GuestArray<T>,
     start: u64,
     mut each: impl FnMut(u64, guest::GuestPtr<T>) -> Result<Step, Errno>,
     resume: impl FnOnce(u64, guest::GuestPtr<T>) -> [u64; 6],
 ) -> Result<Ended, Errno> {
-    for i in start..array.len() {
-        let element = array.at(i)?;
-        let step = if spend() {
-            each(i, element)
-        } else {
-            Err(Errno::Restart)
-        };
-        match step {
-            Ok(Step::Next) => {}
-            Ok(Step::Stop) => return Ok(Ended::Complete { done: i }),
-            Err(Errno::Restart) => {
-                continue_with(resume(i, element));
-                return Ok(Ended::Preempted { at: i });
-            }
-            Err(e) => return Err(e),
-        }
+    let ended = hv_core::batch::run(start, array.len(), spend, |i| each(i, array.at(i)?))?;
+    if let Ended::Preempted { at } = ended {
+        continue_with(resume(at, array.at(at)?));
     }
-    Ok(Ended::Complete {
-        done: array.len().max(start),
-    })
+    Ok(ended)
 }
 
 /// Asks for the running hypercall to be issued again with the arguments

@@ -6,13 +6,13 @@
 //! vCPU runs.
 
 use abi::Errno;
-use abi::xen::DomId;
 use abi::ops::{
     SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
     VCPUOP_GET_RUNSTATE_INFO, VCPUOP_IS_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
     VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuRunstateInfo,
     VcpuSetSingleshotTimer,
 };
+use abi::xen::DomId;
 
 use crate::domain::{self, MAX_POLL_PORTS, Wait};
 use crate::{events, guest, scheduler, vtime};
