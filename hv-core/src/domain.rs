@@ -276,6 +276,18 @@ pub fn with_current<R>(f: impl FnOnce(&mut Domain) -> R) -> R {
     with(current_id(), f).expect("the running domain exists")
 }
 
+/// The index of the vCPU on this CPU within its domain (every domain has
+/// one vCPU until hv-core runs several).
+pub fn current_vcpu_index() -> usize {
+    0
+}
+
+/// Runs `f` on the vCPU on this CPU: the one place that knows which of
+/// the running domain's vCPUs that is.
+pub fn with_current_vcpu<R>(f: impl FnOnce(&mut Vcpu) -> R) -> R {
+    with_current(|d| f(&mut d.vcpus[current_vcpu_index()]))
+}
+
 /// Runs `f` on two distinct domains at once (interdomain events, grant
 /// maps and copies); `None` if either does not exist or they are the same.
 pub fn with_two<R>(a: DomId, b: DomId, f: impl FnOnce(&mut Domain, &mut Domain) -> R) -> Option<R> {

@@ -210,8 +210,8 @@ pub fn wait_for_console_room() {
         }
     });
     // A poll of no ports without a deadline: only the wake below ends it.
-    domain::with_current(|d| {
-        d.vcpus[0].wait = Wait::Poll {
+    domain::with_current_vcpu(|v| {
+        v.wait = Wait::Poll {
             ports: [0; MAX_POLL_PORTS],
             count: 0,
             deadline: None,

@@ -215,7 +215,7 @@ fn host_slot(host_addr: u64, me: DomId) -> Result<L1Slot, i16> {
     {
         return Err(GNTST_BAD_VIRT_ADDR);
     }
-    let root = domain::with_current(|d| d.vcpus[0].current_root());
+    let root = domain::with_current_vcpu(|v| v.current_root());
     page_tables::l1_slot(root, host_addr, me).map_err(|_| GNTST_BAD_VIRT_ADDR)
 }
 

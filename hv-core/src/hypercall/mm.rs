@@ -154,7 +154,7 @@ impl UpdateVaMapping {
             }
             other => other?,
         }
-        let root = domain::with_current(|d| d.vcpus[0].current_root());
+        let root = domain::with_current_vcpu(|v| v.current_root());
         let slot = page_tables::l1_slot(root, self.va, dom)?;
         page_tables::install_l1(dom, slot, self.pte, dom)?;
         match self.flags & UVMF_FLUSHTYPE_MASK {
@@ -243,8 +243,7 @@ fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
         })
         .map_err(refused)?;
     }
-    let (old, load) = domain::with_current(|d| {
-        let vcpu = &mut d.vcpus[0];
+    let (old, load) = domain::with_current_vcpu(|vcpu| {
         if user {
             let old = vcpu.user_root.take();
             vcpu.user_root = (mfn != 0).then_some(mfn);
@@ -255,7 +254,7 @@ fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
         }
     });
     if load {
-        pv::load_page_table_root(domain::with_current(|d| d.vcpus[0].current_root()));
+        pv::load_page_table_root(domain::with_current_vcpu(|v| v.current_root()));
     }
     if let Some(old) = old {
         memory::with_frame_table(|ft| {

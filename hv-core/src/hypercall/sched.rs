@@ -46,9 +46,9 @@ fn yield_cpu(_: &mut (), _caller: DomId) -> Result<i64, Errno> {
 fn block(_: &mut (), _caller: DomId) -> Result<i64, Errno> {
     // Xen's order: unmask, then block only if nothing is pending, so an
     // event that raced in is not slept through.
-    events::enable_delivery(0);
-    if !events::upcall_pending(0) {
-        domain::with_current(|d| d.vcpus[0].wait = Wait::Block);
+    events::enable_delivery(domain::current_vcpu_index());
+    if !events::upcall_pending(domain::current_vcpu_index()) {
+        domain::with_current_vcpu(|v| v.wait = Wait::Block);
         scheduler::request();
     }
     Ok(0)
@@ -77,8 +77,8 @@ fn poll(request: &mut SchedPoll, _caller: DomId) -> Result<i64, Errno> {
     {
         return Ok(0);
     }
-    domain::with_current(|d| {
-        d.vcpus[0].wait = Wait::Poll {
+    domain::with_current_vcpu(|v| {
+        v.wait = Wait::Poll {
             ports,
             count,
             deadline,
@@ -105,7 +105,7 @@ pub fn set_timer_op(timeout: u64) -> Result<i64, Errno> {
         }
         t => Some(t),
     };
-    vtime::set_timer(0, deadline);
+    vtime::set_timer(domain::current_vcpu_index(), deadline);
     Ok(0)
 }
 

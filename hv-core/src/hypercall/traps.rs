@@ -27,7 +27,7 @@ impl SetTrapTable {
     /// are read up to one with address 0, and each replaces its vector's.
     pub fn handle(self) -> Result<i64, Errno> {
         if self.table == 0 {
-            domain::with_current(|d| d.vcpus[0].traps = [TrapEntry::default(); 256]);
+            domain::with_current_vcpu(|v| v.traps = [TrapEntry::default(); 256]);
             return Ok(0);
         }
         let table = guest::GuestArray::<TrapInfo>::new(self.table, MAX_TRAP_ENTRIES + 1);
@@ -39,8 +39,8 @@ impl SetTrapTable {
             if !is_canonical(entry.address) {
                 return Err(Errno::Inval);
             }
-            domain::with_current(|d| {
-                d.vcpus[0].traps[entry.vector as usize] = TrapEntry {
+            domain::with_current_vcpu(|v| {
+                v.traps[entry.vector as usize] = TrapEntry {
                     address: entry.address,
                     flags: entry.flags,
                 }
@@ -60,7 +60,7 @@ pub struct StackSwitch {
 
 impl StackSwitch {
     pub fn handle(self) -> Result<i64, Errno> {
-        domain::with_current(|d| d.vcpus[0].kernel_sp = self.sp);
+        domain::with_current_vcpu(|v| v.kernel_sp = self.sp);
         Ok(0)
     }
 }
@@ -79,8 +79,8 @@ impl SetCallbacks {
                 return Err(Errno::Inval);
             }
         }
-        domain::with_current(|d| {
-            let c = &mut d.vcpus[0].callbacks;
+        domain::with_current_vcpu(|v| {
+            let c = &mut v.callbacks;
             c.event = self.event;
             c.failsafe = self.failsafe;
             c.syscall = self.syscall;
@@ -120,8 +120,8 @@ impl CallbackOp {
 }
 
 fn set_callback(kind: u16, address: u64, mask_events: bool) -> Result<i64, Errno> {
-    domain::with_current(|d| {
-        let c = &mut d.vcpus[0].callbacks;
+    domain::with_current_vcpu(|v| {
+        let c = &mut v.callbacks;
         match kind {
             CALLBACKTYPE_EVENT => c.event = address,
             CALLBACKTYPE_FAILSAFE => {
@@ -160,8 +160,7 @@ impl SetSegmentBase {
         if !is_canonical(self.base) {
             return Err(Errno::Inval);
         }
-        let bases = domain::with_current(|d| {
-            let vcpu = &mut d.vcpus[0];
+        let bases = domain::with_current_vcpu(|vcpu| {
             match self.which {
                 SEGBASE_FS => vcpu.fs_base = self.base,
                 SEGBASE_GS_USER => vcpu.gs_base_user = self.base,
