@@ -145,14 +145,36 @@ mod kernel {
         Ok(())
     }
 
+    /// A TSC reading and the pvclock time at that moment: both read
+    /// back to back, the pair kept only if no stall (the host descheduling
+    /// QEMU, an interrupt) came between them, so a loaded machine cannot
+    /// make the pair disagree by milliseconds.
+    fn paired() -> (u64, u64) {
+        let mut best = (u64::MAX, 0, 0);
+        for _ in 0..1000 {
+            let before = rdtsc();
+            let ns = now_ns();
+            let after = rdtsc();
+            let gap = after.wrapping_sub(before);
+            if gap < best.0 {
+                best = (gap, before + gap / 2, ns);
+            }
+            // A few thousand cycles is two reads and the pvclock formula.
+            if gap < 20_000 {
+                break;
+            }
+        }
+        (best.1, best.2)
+    }
+
     /// The TSC rate pvclock implies over 100 ms, then a busy loop of a
     /// fixed number of TSC cycles must take the time that rate predicts.
     fn rate() -> Outcome {
-        let (tsc0, ns0) = (rdtsc(), now_ns());
+        let (tsc0, ns0) = paired();
         while now_ns() - ns0 < 100 * MS {
             core::hint::spin_loop();
         }
-        let (tsc1, ns1) = (rdtsc(), now_ns());
+        let (tsc1, ns1) = paired();
         let khz = (tsc1 - tsc0) as u128 * 1_000_000 / (ns1 - ns0) as u128;
         println!("{NAME}: pvclock implies a {} MHz TSC", khz / 1000);
         ensure!(
@@ -161,12 +183,12 @@ mod kernel {
         );
 
         let cycles = (khz * 50) as u64; // 50 ms worth
-        let start_ns = now_ns();
-        let start = rdtsc();
+        let (start, start_ns) = paired();
         while rdtsc() - start < cycles {
             core::hint::spin_loop();
         }
-        let elapsed = now_ns() - start_ns;
+        let (_, end_ns) = paired();
+        let elapsed = end_ns - start_ns;
         let want = 50 * MS;
         ensure!(
             elapsed.abs_diff(want) <= want / 50,
