@@ -13,6 +13,7 @@
 //! typing `create hello` to hello's first line on the serial console
 //! (host clock, see [`create_to_first_line`]).
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -150,13 +151,57 @@ pub fn format_table(groups: &[Column]) -> String {
     out
 }
 
-/// `cargo xtask bench [--guest NAME]`.
+/// `cargo xtask bench` options.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub guest: Option<String>,
+    /// A git revision whose hv-core runs beside this tree's.
+    pub baseline: Option<String>,
+    pub rounds: Option<usize>,
+}
+
+const USAGE: &str = "usage: cargo xtask bench [--guest NAME] [--baseline REV] [--rounds N]";
+
+/// Rounds of the bench guest on every host (interleaved) unless
+/// `--rounds` says otherwise.
+const DEFAULT_ROUNDS: usize = 3;
+
+pub fn parse_options(args: &[String]) -> std::result::Result<Options, String> {
+    let mut options = Options::default();
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().cloned().ok_or(USAGE.to_string());
+        match flag.as_str() {
+            "--guest" => options.guest = Some(value()?),
+            "--baseline" => options.baseline = Some(value()?),
+            "--rounds" => {
+                let n = value()?;
+                let n = n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or(format!("--rounds wants a number of at least 1, not `{n}`"))?;
+                options.rounds = Some(n);
+            }
+            _ => return Err(USAGE.to_string()),
+        }
+    }
+    Ok(options)
+}
+
+/// One column of the bench: a hypervisor, and for hv-core which ELF.
+struct Host {
+    title: String,
+    kind: Hypervisor,
+    /// Another tree's hv-core (the baseline); `None` is this tree's.
+    hv_core: Option<PathBuf>,
+}
+
+/// `cargo xtask bench [--guest NAME] [--baseline REV] [--rounds N]`.
 pub fn run(args: &[String]) -> Result<i32> {
-    let guest = match args {
-        [] => DEFAULT_GUEST.to_string(),
-        [flag, name] if flag == "--guest" => name.clone(),
-        _ => return Err(Failure("usage: cargo xtask bench [--guest NAME]".into())),
-    };
+    let options = parse_options(args).map_err(Failure)?;
+    let guest = options.guest.unwrap_or_else(|| DEFAULT_GUEST.to_string());
+    let rounds = options.rounds.unwrap_or(DEFAULT_ROUNDS);
     setup::ensure_all()?;
     let xen = setup::ensure_xen()?;
     build::build_target()?;
@@ -168,45 +213,88 @@ pub fn run(args: &[String]) -> Result<i32> {
         )));
     }
     let accel = qemu::default_accel();
-    let xen_title = format!("Xen {}", xen.version.split('+').next().unwrap_or("4.17"));
-    let mut results = Vec::new();
-    let mut clean = true;
-    for host in [Hypervisor::HvCore, Hypervisor::Xen] {
-        eprintln!("xtask: bench `{guest}` on {}", host.tag());
-        let rows = bench_on(host, &guest, accel)?;
-        clean &= rows.1;
-        results.push((host, rows.0));
+    let mut hosts = vec![Host {
+        title: "hv-core".into(),
+        kind: Hypervisor::HvCore,
+        hv_core: None,
+    }];
+    if let Some(rev) = &options.baseline {
+        let (label, elf) = baseline_hv_core(rev)?;
+        hosts.push(Host {
+            title: format!("hv-core@{label}"),
+            kind: Hypervisor::HvCore,
+            hv_core: Some(elf),
+        });
     }
-    let groups: Vec<Column> = results
+    hosts.push(Host {
+        title: format!("Xen {}", xen.version.split('+').next().unwrap_or("4.17")),
+        kind: Hypervisor::Xen,
+        hv_core: None,
+    });
+    // Interleaved: each round runs every host once, the order turned
+    // round each time (A B C, C B A, ...), so a machine that slows down
+    // or speeds up during the run does not favour one column.
+    let mut per_round: Vec<Vec<Vec<(String, Measurement)>>> = vec![Vec::new(); hosts.len()];
+    let mut clean = true;
+    for round in 0..rounds {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..hosts.len()).collect()
+        } else {
+            (0..hosts.len()).rev().collect()
+        };
+        for h in order {
+            let host = &hosts[h];
+            eprintln!(
+                "xtask: bench `{guest}` on {} (round {} of {rounds})",
+                host.title,
+                round + 1
+            );
+            let rows = bench_on(host, &guest, accel)?;
+            clean &= rows.1;
+            per_round[h].push(rows.0);
+        }
+    }
+    let combined: Vec<Vec<(String, Measurement)>> = per_round.iter().map(|r| combine(r)).collect();
+    let groups: Vec<Column> = hosts
         .iter()
+        .zip(&combined)
         .map(|(host, rows)| Column {
-            title: match host {
-                Hypervisor::HvCore => "hv-core",
-                Hypervisor::Xen => &xen_title,
-            },
+            title: &host.title,
             rows,
         })
         .collect();
     println!(
-        "bench `{guest}`: host CPU {}, {} ({})",
+        "bench `{guest}`: host CPU {}, {} ({}), {rounds} interleaved round{}: \
+         min is the least of the rounds' minimums, median the median of their medians",
         host_cpu(),
         qemu_version(),
         match accel {
             Accel::Tcg => "TCG",
             Accel::Kvm => "KVM",
-        }
+        },
+        if rounds == 1 { "" } else { "s" }
     );
     print!("{}", format_table(&groups));
-    // The same dom0 and guests run on both: our toolstack uses only Xen's
-    // domctl/sysctl and memory, event-channel and grant-table ABI.
+    // Ratios of the first column to each other, round by round (a round's
+    // columns ran minutes apart at most), with their spread.
+    let pairs: Vec<(String, Vec<Vec<(String, Measurement)>>)> = hosts[1..]
+        .iter()
+        .zip(&per_round[1..])
+        .map(|(host, rounds)| (format!("hv-core / {}", host.title), rounds.clone()))
+        .collect();
+    println!();
+    println!("ratios of the rounds' min ns: median [least - most] over {rounds} rounds");
+    print!("{}", format_ratio_table(&per_round[0], &pairs));
+    // The same dom0 and guests run on every host: our toolstack uses only
+    // Xen's domctl/sysctl and memory, event-channel and grant-table ABI.
     let mut columns = Vec::new();
     let mut domains_clean = true;
-    for host in [Hypervisor::HvCore, Hypervisor::Xen] {
-        eprintln!("xtask: many-domains session on {}", host.tag());
+    for host in &hosts {
+        eprintln!("xtask: many-domains session on {}", host.title);
         let rows = match domain_rows(host, accel) {
             Ok(rows) => rows,
             Err(Failure(why)) => {
-                eprintln!("xtask: many-domains session on {}: {why}", host.tag());
+                eprintln!("xtask: many-domains session on {}: {why}", host.title);
                 domains_clean = false;
                 Vec::new()
             }
@@ -214,12 +302,161 @@ pub fn run(args: &[String]) -> Result<i32> {
         columns.push(rows);
     }
     println!();
-    println!("many domains: a dom0 shell session, the same dom0 and guests on both");
-    print!(
-        "{}",
-        format_value_table(&["hv-core", xen_title.as_str()], &columns)
-    );
+    println!("many domains: a dom0 shell session, the same dom0 and guests on each host");
+    let titles: Vec<&str> = hosts.iter().map(|h| h.title.as_str()).collect();
+    print!("{}", format_value_table(&titles, &columns));
     Ok(if clean && domains_clean { 0 } else { 1 })
+}
+
+/// Builds hv-core as it was at git revision `rev`, in a worktree of its
+/// own under `target/baseline/`; returns the revision's short name and
+/// the ELF. The bench guest, dom0 and the other guests stay this tree's,
+/// so only the hypervisor differs between the two columns.
+fn baseline_hv_core(rev: &str) -> Result<(String, PathBuf)> {
+    let git = |args: &[&str]| -> Result<String> {
+        let out = Command::new("git")
+            .current_dir(build::root())
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            return Err(Failure(format!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
+    let label = git(&["rev-parse", "--short", &commit])?;
+    let dir = build::target_dir().join("baseline").join(&label);
+    if !dir.join("hv-core").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = git(&["worktree", "prune"]);
+        git(&[
+            "worktree",
+            "add",
+            "--detach",
+            dir.to_str()
+                .ok_or(Failure("a non-UTF-8 target path".into()))?,
+            &commit,
+        ])?;
+    }
+    eprintln!(
+        "xtask: building hv-core at {label} (baseline) in {}",
+        dir.display()
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            setup::TARGET,
+            "-p",
+            "hv-core",
+        ])
+        .status()?;
+    if !status.success() {
+        return Err(Failure(format!("building hv-core at {label} failed")));
+    }
+    let elf = dir
+        .join("target")
+        .join(setup::TARGET)
+        .join("release")
+        .join("hv-core");
+    Ok((label, elf))
+}
+
+/// One host's rounds as one set of rows: per row, the least of the
+/// rounds' minimums and the median of their medians (rows in the first
+/// round's order; a row missing from a round is left out of that round).
+pub fn combine(rounds: &[Vec<(String, Measurement)>]) -> Vec<(String, Measurement)> {
+    let mut names: Vec<&str> = Vec::new();
+    for round in rounds {
+        for (name, _) in round {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let found: Vec<&Measurement> = rounds
+                .iter()
+                .filter_map(|r| r.iter().find(|(n, _)| n == name).map(|(_, m)| m))
+                .collect();
+            let least = |f: fn(&Measurement) -> u64| found.iter().map(|m| f(m)).min().unwrap_or(0);
+            let median = |f: fn(&Measurement) -> u64| {
+                let mut v: Vec<u64> = found.iter().map(|m| f(m)).collect();
+                v.sort_unstable();
+                v.get((v.len().max(1) - 1) / 2).copied().unwrap_or(0)
+            };
+            (
+                name.to_string(),
+                Measurement {
+                    min_ns: least(|m| m.min_ns),
+                    median_ns: median(|m| m.median_ns),
+                    min_cycles: least(|m| m.min_cycles),
+                    median_cycles: median(|m| m.median_cycles),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Per row and per other host: the ratio of the first host's `min_ns` to
+/// the other's in each round, as `median [least - most]`.
+pub fn format_ratio_table(
+    first: &[Vec<(String, Measurement)>],
+    others: &[(String, Vec<Vec<(String, Measurement)>>)],
+) -> String {
+    let names: Vec<String> = combine(first).into_iter().map(|(n, _)| n).collect();
+    let name_width = names.iter().map(String::len).chain([3]).max().unwrap_or(3);
+    let cell = |name: &str, theirs: &[Vec<(String, Measurement)>]| -> String {
+        let mut ratios: Vec<f64> = first
+            .iter()
+            .zip(theirs)
+            .filter_map(|(a, b)| {
+                let a = a.iter().find(|(n, _)| n == name)?.1.min_ns;
+                let b = b.iter().find(|(n, _)| n == name)?.1.min_ns;
+                (b > 0).then(|| a as f64 / b as f64)
+            })
+            .collect();
+        if ratios.is_empty() {
+            return "-".into();
+        }
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[(ratios.len() - 1) / 2];
+        format!(
+            "{median:.2}x [{:.2} - {:.2}]",
+            ratios[0],
+            ratios[ratios.len() - 1]
+        )
+    };
+    let widths: Vec<usize> = others.iter().map(|(t, _)| t.len().max(22)).collect();
+    let mut out = format!("{:name_width$}", "row");
+    for ((title, _), w) in others.iter().zip(&widths) {
+        out += &format!(" | {title:<w$}");
+    }
+    out = out.trim_end().to_string() + "\n";
+    out += &"-".repeat(name_width);
+    for w in &widths {
+        out += &format!("-+-{}", "-".repeat(*w));
+    }
+    out += "\n";
+    for name in &names {
+        let mut line = format!("{name:name_width$}");
+        for ((_, theirs), w) in others.iter().zip(&widths) {
+            line += &format!(" | {:<w$}", cell(name, theirs));
+        }
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
 }
 
 /// Sequential `create hello` runs timed in the session.
@@ -244,7 +481,9 @@ fn session_script() -> Vec<String> {
 }
 
 /// Boots dom0 on hv-core, runs [`session_script`] and reads the rows.
-fn domain_rows(host: Hypervisor, accel: Accel) -> Result<Vec<(String, String)>> {
+fn domain_rows(host: &Host, accel: Accel) -> Result<Vec<(String, String)>> {
+    let hv_core = host.hv_core.as_deref();
+    let host = host.kind;
     let domain = InitialDomain {
         kernel: Kernel::Dom0,
         cmdline: "",
@@ -253,7 +492,7 @@ fn domain_rows(host: Hypervisor, accel: Accel) -> Result<Vec<(String, String)>> 
         Hypervisor::HvCore => "debug-exit=fatal",
         Hypervisor::Xen => "",
     };
-    let iso = image::boot_image(host, cmdline, Some(domain), Vec::new(), &[], false)?;
+    let iso = image::boot_image_with(hv_core, host, cmdline, Some(domain), Vec::new(), &[], false)?;
     let script = session_script();
     let stop_on: Vec<&str> = host.terminal_lines().iter().map(|(l, _)| *l).collect();
     let outcome = Machine::new(&iso, Firmware::Bios, accel)
@@ -455,11 +694,10 @@ pub fn format_value_table(titles: &[&str], columns: &[Vec<(String, String)>]) ->
 
 /// Boots the bench guest on `host`: its rows, and whether the run was
 /// clean (some rows, then power-off).
-fn bench_on(
-    host: Hypervisor,
-    guest: &str,
-    accel: Accel,
-) -> Result<(Vec<(String, Measurement)>, bool)> {
+fn bench_on(host: &Host, guest: &str, accel: Accel) -> Result<(Vec<(String, Measurement)>, bool)> {
+    let hv_core = host.hv_core.as_deref();
+    let title = &host.title;
+    let host = host.kind;
     let cmdline = match host {
         Hypervisor::HvCore => "debug-exit=fatal",
         Hypervisor::Xen => "",
@@ -468,7 +706,7 @@ fn bench_on(
         kernel: Kernel::Guest(leak(guest)),
         cmdline: "",
     };
-    let iso = image::boot_image(host, cmdline, Some(domain), Vec::new(), &[], false)?;
+    let iso = image::boot_image_with(hv_core, host, cmdline, Some(domain), Vec::new(), &[], false)?;
     let stop_on: Vec<&str> = host.terminal_lines().iter().map(|(l, _)| *l).collect();
     let outcome = Machine::new(&iso, Firmware::Bios, accel).run_captured(TIMEOUT, &stop_on)?;
     let mut rows = Vec::new();
@@ -485,8 +723,7 @@ fn bench_on(
     let clean = powered_off && !rows.is_empty();
     if !clean {
         eprintln!(
-            "xtask: the bench guest on {} gave {} rows and {} ({}); its console:",
-            host.tag(),
+            "xtask: the bench guest on {title} gave {} rows and {} ({}); its console:",
             rows.len(),
             if powered_off {
                 "powered off"
@@ -501,9 +738,8 @@ fn bench_on(
         }
     }
     eprintln!(
-        "xtask: {} rows from {} in {:.1} s",
+        "xtask: {} rows from {title} in {:.1} s",
         rows.len(),
-        host.tag(),
         outcome.elapsed.as_secs_f64()
     );
     Ok((rows, clean))
@@ -744,5 +980,57 @@ mod parsing_and_table {
                 .collect()
         };
         assert!(lines.iter().all(|l| bars(l) == bars(lines[1])), "{table}");
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_are_refused() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(parse_options(&[]), Ok(Options::default()));
+        assert_eq!(
+            parse_options(&args(&["--baseline", "HEAD~3", "--rounds", "5"])),
+            Ok(Options {
+                guest: None,
+                baseline: Some("HEAD~3".into()),
+                rounds: Some(5),
+            })
+        );
+        assert!(parse_options(&args(&["--rounds", "0"])).is_err());
+        assert!(parse_options(&args(&["--rounds"])).is_err());
+        assert!(parse_options(&args(&["--baseline"])).is_err());
+        assert!(parse_options(&args(&["--fast"])).is_err());
+    }
+
+    #[test]
+    fn rounds_combine_to_the_least_minimum_and_the_median_median() {
+        let rounds = vec![
+            vec![
+                ("a".to_string(), m(10, 20, 30, 40)),
+                ("b".to_string(), m(5, 6, 7, 8)),
+            ],
+            vec![("a".to_string(), m(12, 15, 29, 50))],
+            vec![("a".to_string(), m(11, 30, 31, 45))],
+        ];
+        let combined = combine(&rounds);
+        assert_eq!(combined[0], ("a".to_string(), m(10, 20, 29, 45)));
+        // A row only one round has keeps that round's numbers.
+        assert_eq!(combined[1], ("b".to_string(), m(5, 6, 7, 8)));
+    }
+
+    #[test]
+    fn ratios_pair_the_rounds_and_show_their_spread() {
+        let ours = vec![
+            vec![("a".to_string(), m(100, 0, 0, 0))],
+            vec![("a".to_string(), m(120, 0, 0, 0))],
+            vec![("a".to_string(), m(90, 0, 0, 0))],
+        ];
+        let theirs = vec![
+            vec![("a".to_string(), m(100, 0, 0, 0))],
+            vec![("a".to_string(), m(60, 0, 0, 0))],
+            vec![("a".to_string(), m(100, 0, 0, 0))],
+        ];
+        let table = format_ratio_table(&ours, &[("hv-core / Xen".to_string(), theirs)]);
+        // Round by round: 1.00, 2.00, 0.90; the median is 1.00.
+        assert!(table.contains("1.00x [0.90 - 2.00]"), "{table}");
+        assert!(table.lines().next().unwrap().contains("hv-core / Xen"));
     }
 }

@@ -138,8 +138,33 @@ pub fn boot_image(
     bundle_extra: &[(String, PathBuf)],
     stable_name: bool,
 ) -> Result<PathBuf> {
+    boot_image_with(
+        None,
+        hypervisor,
+        cmdline,
+        initial_domain,
+        modules,
+        bundle_extra,
+        stable_name,
+    )
+}
+
+/// As [`boot_image`], with another hv-core ELF than this tree's (the
+/// benchmark's baseline) when `hv_core` names one.
+pub fn boot_image_with(
+    hv_core: Option<&Path>,
+    hypervisor: Hypervisor,
+    cmdline: &str,
+    initial_domain: Option<InitialDomain>,
+    modules: Vec<ModuleFile>,
+    bundle_extra: &[(String, PathBuf)],
+    stable_name: bool,
+) -> Result<PathBuf> {
     let (kernel, cmdline) = match hypervisor {
-        Hypervisor::HvCore => (build::binary("hv-core"), cmdline.to_string()),
+        Hypervisor::HvCore => (
+            hv_core.map_or_else(|| build::binary("hv-core"), Path::to_path_buf),
+            cmdline.to_string(),
+        ),
         Hypervisor::Xen => (
             xen::ensure()?.image,
             format!("{} {cmdline}", xen::CMDLINE).trim_end().to_string(),
