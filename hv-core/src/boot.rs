@@ -8,21 +8,20 @@ use multiboot2::{BootInformation, MemoryAreaType};
 use crate::arch::{self, cpu, lapic, paging, time};
 use crate::{dom0, logger, memory, stop, vtime};
 
-const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
 const MIB: u64 = 1 << 20;
 
 /// Called by the architecture's entry code with the boot loader's hand-off.
-pub fn start(magic: u32, boot_info_phys: u64) -> ! {
+pub fn start(handoff: arch::BootHandoff) -> ! {
     logger::init();
     cpu::init_descriptor_tables();
 
-    if magic != MULTIBOOT2_MAGIC {
-        log::error!("not started by a multiboot2 boot loader (magic {magic:#x})");
-        stop::fatal("bad boot magic");
-    }
-    let info = match arch::load_boot_info(boot_info_phys) {
+    let info = match handoff.boot_info() {
         Ok(info) => info,
-        Err(e) => {
+        Err(arch::BootInfoError::NotMultiboot2(magic)) => {
+            log::error!("not started by a multiboot2 boot loader (magic {magic:#x})");
+            stop::fatal("bad boot magic");
+        }
+        Err(arch::BootInfoError::Unreadable(e)) => {
             log::error!("cannot read the multiboot2 boot information: {e:?}");
             stop::fatal("bad boot information");
         }
@@ -49,7 +48,7 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
     cpu::enable_protections(&features);
     report_cpu(&features);
 
-    init_memory(&info, boot_info_phys);
+    init_memory(&info, handoff.info_phys());
 
     let platform = match rsdp(&info) {
         Some(rsdp) => match arch::acpi::discover(rsdp) {
@@ -98,15 +97,11 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
     if let Some(platform) = platform {
         route_console_input(&platform);
     }
-    let mut module_tags = info.module_tags();
-    let module = module_tags.next().expect("counted above");
-    let bytes = arch::module_bytes(module.start_address() as u64, module.module_size() as u64);
+    let module = info.module_tags().next().expect("counted above");
+    let bytes = info.module_bytes(0).expect("counted above");
     // The second module is dom0's initrd, as on Xen (the toolstack's
     // bundle of guest images); further ones are not passed on.
-    let initrd = module_tags
-        .next()
-        .map(|m| arch::module_bytes(m.start_address() as u64, m.module_size() as u64))
-        .unwrap_or(&[]);
+    let initrd = info.module_bytes(1).unwrap_or(&[]);
     let frame = match dom0::build_with_initrd(
         bytes,
         module.cmdline().unwrap_or(""),
