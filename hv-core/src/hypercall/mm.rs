@@ -281,7 +281,7 @@ fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
         }
     });
     if load {
-        pv::load_page_table_root(domain::with_current(|d| d.vcpus[0].current_root()));
+        pv::load_page_table_root(domain::with_current(|d| d.vcpus[0].current_root()), dom);
     }
     if let Some(old) = old {
         memory::with_frame_table(|ft| {
