@@ -156,7 +156,10 @@ const MSR_SYSENTER_EIP: u32 = 0x176;
 /// enters [`sysenter_entry`]; elsewhere (AMD raises #UD, but QEMU's TCG
 /// runs it) SYSENTER_CS is null, so the instruction faults with #GP(0)
 /// before it changes privilege, as under Xen.
-pub fn init(smap: bool, intel: bool) {
+pub fn init() {
+    // The CPU's word, not a caller's: `stac` without SMAP raises #UD.
+    let features = super::cpu::features();
+    let (smap, intel) = (features.smap, &features.vendor == b"GenuineIntel");
     // Both guest copies are in the exception table, or a bad guest
     // pointer would stop the machine.
     assert!(
