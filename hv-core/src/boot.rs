@@ -8,21 +8,20 @@ use multiboot2::{BootInformation, MemoryAreaType};
 use crate::arch::{self, cpu, lapic, paging, time};
 use crate::{dom0, logger, memory, stop, vtime};
 
-const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
 const MIB: u64 = 1 << 20;
 
 /// Called by the architecture's entry code with the boot loader's hand-off.
-pub fn start(magic: u32, boot_info_phys: u64) -> ! {
+pub fn start(handoff: arch::BootHandoff) -> ! {
     logger::init();
     cpu::init_descriptor_tables();
 
-    if magic != MULTIBOOT2_MAGIC {
-        log::error!("not started by a multiboot2 boot loader (magic {magic:#x})");
-        stop::fatal("bad boot magic");
-    }
-    let info = match arch::load_boot_info(boot_info_phys) {
+    let info = match handoff.boot_info() {
         Ok(info) => info,
-        Err(e) => {
+        Err(arch::BootInfoError::NotMultiboot2(magic)) => {
+            log::error!("not started by a multiboot2 boot loader (magic {magic:#x})");
+            stop::fatal("bad boot magic");
+        }
+        Err(arch::BootInfoError::Unreadable(e)) => {
             log::error!("cannot read the multiboot2 boot information: {e:?}");
             stop::fatal("bad boot information");
         }
@@ -46,21 +45,15 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
     }
 
     let features = *cpu::features();
-    cpu::enable_protections(&features);
+    cpu::enable_protections();
     report_cpu(&features);
 
-    init_memory(&info, boot_info_phys);
+    init_memory(&info, handoff.info_phys());
 
-    let platform = match rsdp(&info) {
-        Some(rsdp) => match arch::acpi::discover(rsdp) {
-            Ok(platform) => Some(platform),
-            Err(e) => {
-                log::warn!("{e}; assuming one CPU and no soft-off");
-                None
-            }
-        },
-        None => {
-            log::warn!("the boot loader passed no ACPI RSDP; assuming one CPU and no soft-off");
+    let platform = match arch::acpi::discover(&info) {
+        Ok(platform) => Some(platform),
+        Err(e) => {
+            log::warn!("{e}; assuming one CPU and no soft-off");
             None
         }
     };
@@ -94,19 +87,15 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
     }
 
     vtime::init();
-    arch::pv::init(features.smap, &features.vendor == b"GenuineIntel");
+    arch::pv::init();
     if let Some(platform) = platform {
         route_console_input(&platform);
     }
-    let mut module_tags = info.module_tags();
-    let module = module_tags.next().expect("counted above");
-    let bytes = arch::module_bytes(module.start_address() as u64, module.module_size() as u64);
+    let module = info.module_tags().next().expect("counted above");
+    let bytes = info.module_bytes(0).expect("counted above");
     // The second module is dom0's initrd, as on Xen (the toolstack's
     // bundle of guest images); further ones are not passed on.
-    let initrd = module_tags
-        .next()
-        .map(|m| arch::module_bytes(m.start_address() as u64, m.module_size() as u64))
-        .unwrap_or(&[]);
+    let initrd = info.module_bytes(1).unwrap_or(&[]);
     let frame = match dom0::build_with_initrd(
         bytes,
         module.cmdline().unwrap_or(""),
@@ -127,14 +116,13 @@ pub fn start(magic: u32, boot_info_phys: u64) -> ! {
 /// COM1's interrupt: input, so dom0's console can be typed at, and the
 /// transmit ring's drain (without it, output stays polled).
 fn route_console_input(platform: &arch::acpi::Platform) {
-    let Some((ioapic, base)) = platform.ioapic else {
+    let Some(ioapic) = platform.ioapic else {
         log::warn!("no IOAPIC: console input is unavailable");
         return;
     };
     let (gsi, level, active_low) = platform.com1_gsi;
     arch::ioapic::route(
-        ioapic,
-        base,
+        &ioapic,
         gsi,
         arch::SERIAL_VECTOR,
         cpu::apic_id(),
@@ -249,9 +237,8 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) {
         log::error!("{e}");
         stop::fatal("cannot set up the frame allocator");
     }
-    paging::init(&ram, cpu::features().nx);
-    let (m2p, m2p_len) = memory::m2p_range();
-    paging::map_m2p(m2p, m2p_len);
+    paging::init(&ram);
+    paging::map_m2p();
     log::info!(
         "memory: {} MiB RAM, {} MiB usable, {} MiB free after boot (hv-core image {} KiB)",
         ram.total_bytes() / MIB,
@@ -259,17 +246,6 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) {
         memory::frames_to_mib(memory::free_frames()),
         image.len() / 1024
     );
-}
-
-fn rsdp(info: &BootInformation) -> Option<u64> {
-    // The boot loader copies the RSDP into the tag, after the 8-byte tag
-    // header; the `acpi` crate wants a physical address, so give it the copy's.
-    let tag = match info.rsdp_v2_tag() {
-        Some(tag) => tag as *const _ as *const u8,
-        None => info.rsdp_v1_tag()? as *const _ as *const u8,
-    };
-    let offset = tag as u64 - info.start_address() as u64;
-    Some(paging::virt_to_phys(info.start_address() as u64) + offset + 8)
 }
 
 fn init_time(f: &cpu::Features) {

@@ -15,11 +15,11 @@ use abi::xen::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
 use domain_builder::image::{AbiNote, PvImage};
 use domain_builder::start_of_day::build::{self as fill, DomainMemory, StartInfoSpec};
 use domain_builder::start_of_day::{P2mPlacement, StartOfDay};
-use hv_core::frame_table::{FrameType, Mfn, Owner, PageTableMemory};
+use hv_core::frame_table::{FrameType, Mfn, Owner};
 
 use crate::arch::TrapFrame;
 use crate::arch::pv::{self, MachinePageTables};
-use crate::arch::shared::SharedPage;
+use crate::arch::shared;
 use crate::domain;
 use crate::{memory, vtime};
 
@@ -65,14 +65,22 @@ struct P2m {
 }
 
 impl P2m {
+    /// Where entry `pfn` lives: its p2m frame and the offset in it.
+    fn entry(&self, pfn: u64) -> (Mfn, usize) {
+        (self.frames[(pfn / 512) as usize], (pfn % 512) as usize * 8)
+    }
+
     fn get(&self, pfn: u64) -> Mfn {
-        let frame = self.frames[(pfn / 512) as usize];
-        MachinePageTables.read_entry(frame, (pfn % 512) as usize)
+        let (frame, offset) = self.entry(pfn);
+        let mut entry = [0; 8];
+        shared::read_domain_frame(frame, offset, &mut entry).expect("the p2m frames are dom0's");
+        Mfn::from_le_bytes(entry)
     }
 
     fn set(&self, pfn: u64, mfn: Mfn) {
-        let frame = self.frames[(pfn / 512) as usize];
-        MachinePageTables.write_entry(frame, (pfn % 512) as usize, mfn);
+        let (frame, offset) = self.entry(pfn);
+        shared::write_domain_frame(frame, offset, &mfn.to_le_bytes())
+            .expect("the p2m frames are dom0's");
     }
 }
 
@@ -83,7 +91,9 @@ impl DomainMemory for &P2m {
     }
 
     fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]) {
-        SharedPage::new(self.get(pfn)).write_bytes(offset, bytes);
+        // Before pinning, none of dom0's frames is a page table yet.
+        shared::write_domain_frame(self.get(pfn), offset, bytes)
+            .expect("dom0's frames are its own and not yet page tables");
     }
 }
 
@@ -158,7 +168,7 @@ pub fn build_with_initrd(
     let info = fill::start_info(
         &plan,
         &StartInfoSpec {
-            shared_info: shared_info << 12,
+            shared_info: shared_info.mfn() << 12,
             cmdline,
             module_len: initrd.len() as u64,
             ..Default::default()
@@ -199,7 +209,7 @@ pub fn build_with_initrd(
         plan.nr_pt_frames,
         plan.stack.end
     );
-    pv::load_page_table_root(l4);
+    pv::load_page_table_root(l4, 0);
     let regs = plan.entry_registers();
     Ok(initial_frame(regs.rip, regs.rsp, regs.rsi))
 }

@@ -193,7 +193,8 @@ pub struct Domain {
     pub privileged: bool,
     /// Pages the domain owns (its reservation).
     pub nr_pages: u64,
-    pub shared_info: Mfn,
+    /// Its shared_info page, freed with the domain.
+    pub shared_info: SharedPage,
     pub events: EventChannels,
     pub vcpus: [Vcpu; MAX_VCPUS],
     pub state: State,
@@ -205,10 +206,12 @@ pub struct Domain {
     /// The toolstack's handle (`xen_domain_handle_t`).
     pub handle: [u8; 16],
     pub grants: crate::grant::GrantTable,
+    /// The grant table's frames, freed with the domain.
+    pub grant_frames: crate::grant::GrantFrames,
 }
 
 impl Domain {
-    pub fn new(id: DomId, privileged: bool, shared_info: Mfn) -> Self {
+    pub fn new(id: DomId, privileged: bool, shared_info: SharedPage) -> Self {
         Self {
             id,
             privileged,
@@ -221,11 +224,12 @@ impl Domain {
             max_pages: 0,
             handle: [0; 16],
             grants: crate::grant::GrantTable::new(),
+            grant_frames: crate::grant::GrantFrames::new(),
         }
     }
 
-    pub fn shared_page(&self) -> SharedPage {
-        SharedPage::new(self.shared_info)
+    pub fn shared_page(&self) -> &SharedPage {
+        &self.shared_info
     }
 }
 
@@ -249,8 +253,9 @@ pub fn set_current(id: DomId) {
 }
 
 /// Creates domain `id` in the table (in place: a `Domain` is large);
-/// fails when the table is full or the id is taken.
-pub fn create(id: DomId, privileged: bool, shared_info: Mfn) -> Result<(), ()> {
+/// fails when the table is full or the id is taken (and then the
+/// shared_info page is freed).
+pub fn create(id: DomId, privileged: bool, shared_info: SharedPage) -> Result<(), ()> {
     DOMAINS.with(|table| {
         if table.iter().flatten().any(|d| d.id == id) {
             return Err(());
@@ -308,7 +313,8 @@ pub fn with_two<R>(a: DomId, b: DomId, f: impl FnOnce(&mut Domain, &mut Domain) 
     })
 }
 
-/// Removes domain `id` from the table.
+/// Removes domain `id` from the table. Its shared_info and grant-table
+/// pages are freed with it, so nothing may map them any more.
 pub fn remove(id: DomId) {
     DOMAINS.with(|table| {
         for slot in table.iter_mut() {

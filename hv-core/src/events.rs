@@ -23,15 +23,15 @@ use crate::guest::{PENDING_SEL, UPCALL_MASK, UPCALL_PENDING, VCPU_INFO_SIZE};
 const EVTCHN_PENDING: usize = offset_of!(SharedInfo, evtchn_pending);
 const EVTCHN_MASK: usize = offset_of!(SharedInfo, evtchn_mask);
 
-struct Bits(SharedPage);
+struct Bits<'a>(&'a SharedPage);
 
-impl Bits {
+impl Bits<'_> {
     fn word(offset: usize, port: Port) -> (usize, u64) {
         (offset + (port as usize / 64) * 8, 1u64 << (port % 64))
     }
 }
 
-impl EventBits for Bits {
+impl EventBits for Bits<'_> {
     fn test_and_set_pending(&mut self, port: Port) -> bool {
         let (at, bit) = Self::word(EVTCHN_PENDING, port);
         self.0.u64(at).fetch_or(bit, SeqCst) & bit != 0

@@ -122,19 +122,6 @@ impl GrantTable {
         self.nr_frames += 1;
     }
 
-    /// Gives back frames taken with [`Self::take_frames`] (teardown found
-    /// them still mapped).
-    pub fn put_back_frames(&mut self, frames: [Mfn; MAX_GRANT_FRAMES], n: usize) {
-        self.frames = frames;
-        self.nr_frames = n;
-    }
-
-    /// Forgets the table's frames (teardown; the caller frees them).
-    pub fn take_frames(&mut self) -> ([Mfn; MAX_GRANT_FRAMES], usize) {
-        let n = core::mem::take(&mut self.nr_frames);
-        (self.frames, n)
-    }
-
     /// The grant frame and index within it of `gref`, if the table has it.
     fn locate(&self, gref: u32) -> Option<(Mfn, usize)> {
         let gref = gref as usize;

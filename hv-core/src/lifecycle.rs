@@ -29,7 +29,6 @@ use hv_core::frame_table::{Mfn, Owner};
 use crate::arch::pv::MachinePageTables;
 use crate::arch::shared::SharedPage;
 use crate::domain::{self, State, Wait};
-use crate::grant::GrantFrames;
 use crate::guest::UPCALL_MASK;
 use crate::{events, memory};
 
@@ -54,8 +53,8 @@ pub fn create(wanted: DomId, handle: [u8; 16]) -> Result<DomId, CreateError> {
         wanted
     };
     let shared_info = alloc_shared_info(id).ok_or(CreateError::NoMemory)?;
+    // A refused create drops (frees) the page.
     if domain::create(id, false, shared_info).is_err() {
-        free_frame(shared_info);
         return Err(CreateError::NoRoom);
     }
     domain::with(id, |d| {
@@ -70,19 +69,11 @@ pub fn create(wanted: DomId, handle: [u8; 16]) -> Result<DomId, CreateError> {
 /// A zeroed shared_info page for domain `id` (dom0's builder and
 /// `createdomain` alike): shared with the domain, vCPU 0's events masked
 /// as on Xen.
-pub fn alloc_shared_info(id: DomId) -> Option<Mfn> {
-    let mfn = memory::alloc_frame()? >> 12;
-    memory::with_frame_table(|ft| ft.assign(mfn, Owner::SharedWith(id)))
-        .expect("a fresh frame has no references");
-    SharedPage::new(mfn)
-        .u8(UPCALL_MASK)
+pub fn alloc_shared_info(id: DomId) -> Option<SharedPage> {
+    let page = SharedPage::alloc(id)?;
+    page.u8(UPCALL_MASK)
         .store(1, core::sync::atomic::Ordering::SeqCst);
-    Some(mfn)
-}
-
-fn free_frame(mfn: Mfn) {
-    memory::with_frame_table(|ft| ft.release(mfn)).expect("the frame is unreferenced");
-    memory::free_frame(mfn);
+    Some(page)
 }
 
 /// Destroys domain `id` (steps 1-3 above, then [`reap`]), from the
@@ -135,7 +126,7 @@ fn release_mapped_grants(id: DomId) {
     });
     for m in maps {
         domain::with(m.granter, |g| {
-            g.grants.release(&GrantFrames, m.gref, m.readonly)
+            g.grants.release(&g.grant_frames, m.gref, m.readonly)
         });
     }
 }
@@ -218,22 +209,28 @@ pub fn reap(id: DomId) -> bool {
         return false;
     }
     // Last: shared_info and the grant table (peers' unmaps used it).
-    let Some((shared, (frames, n))) = domain::with(id, |d| (d.shared_info, d.grants.take_frames()))
-    else {
+    let Some(shared_frames) = domain::with(id, |d| {
+        let mut frames: heapless::Vec<Mfn, { 1 + crate::grant::MAX_GRANT_FRAMES }> =
+            heapless::Vec::new();
+        // Room for shared_info and every grant frame.
+        let _ = frames.push(d.shared_info.mfn());
+        for mfn in d.grant_frames.mfns() {
+            let _ = frames.push(mfn);
+        }
+        frames
+    }) else {
         return true;
     };
-    let shared_frames = || core::iter::once(shared).chain(frames[..n].iter().copied());
     let still_mapped = memory::with_frame_table(|ft| {
-        shared_frames().any(|mfn| ft.info(mfn).is_some_and(|f| f.ref_count != 0))
+        shared_frames
+            .iter()
+            .any(|&mfn| ft.info(mfn).is_some_and(|f| f.ref_count != 0))
     });
     if still_mapped {
         // dom0 still maps its shared_info or grant table: wait for it.
-        domain::with(id, |d| d.grants.put_back_frames(frames, n));
         return false;
     }
-    for mfn in shared_frames() {
-        free_frame(mfn);
-    }
+    // Frees shared_info and the grant frames with the domain.
     domain::remove(id);
     DYING.fetch_sub(1, Relaxed);
     log::info!("d{id} released");

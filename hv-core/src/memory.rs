@@ -23,28 +23,72 @@ static M2P: IrqMutex<Option<&'static mut [u64]>> = IrqMutex::new(None);
 /// An M2P entry for a frame no domain owns (Xen's `INVALID_M2P_ENTRY`).
 pub const INVALID_M2P_ENTRY: u64 = u64::MAX;
 
+/// Frames [`init`] took out of usable memory for one of hv-core's own
+/// tables (the allocator's bitmap, the frame table, the M2P), which
+/// `arch::boot_table` turns into that table.
+///
+/// Only `init` makes one, each from its own `UsableRanges::take` before the
+/// allocator is built over what is left, and only once (a second `init` is
+/// refused): so nobody else ever gets these frames. That is the whole of
+/// `arch::boot_table`'s safety argument, and why this has no public
+/// constructor.
+pub struct CarvedFrames {
+    phys: u64,
+    bytes: u64,
+}
+
+impl CarvedFrames {
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// `bytes` (rounded up to frames) of usable memory below 4 GiB, for good.
+fn carve(
+    usable: &mut UsableRanges,
+    bytes: u64,
+    what: &'static str,
+) -> Result<CarvedFrames, &'static str> {
+    let bytes = bytes.next_multiple_of(FRAME_SIZE);
+    let phys = usable.take(bytes, 1 << 32).ok_or(what)?;
+    Ok(CarvedFrames { phys, bytes })
+}
+
 /// Sets up the allocator, the frame table and the M2P for machine frames
-/// `0..max_mfn`.
+/// `0..max_mfn`. `usable` is the boot loader's free RAM minus everything in
+/// use (`boot::init_memory`): every frame hv-core ever owns comes out of it,
+/// here or later through the allocator.
 pub fn init(mut usable: UsableRanges, max_mfn: u64) -> Result<(), &'static str> {
+    if ALLOCATOR.with(|a| a.is_some()) {
+        return Err("memory::init ran twice");
+    }
     let words = FrameAllocator::bitmap_words(&usable);
-    let at = usable
-        .take((words * 8) as u64, 1 << 32)
-        .ok_or("no room below 4 GiB for the frame bitmap")?;
-    let bitmap = crate::arch::frame_bitmap(paging::phys_to_virt(at), words);
+    let at = carve(
+        &mut usable,
+        (words * 8) as u64,
+        "no room below 4 GiB for the frame bitmap",
+    )?;
+    let bitmap = crate::arch::boot_table(at, words, 0u64);
 
     let frames = max_mfn as usize;
     let table_bytes = (frames * core::mem::size_of::<FrameInfo>()) as u64;
-    let at = usable
-        .take(table_bytes.next_multiple_of(FRAME_SIZE), 1 << 32)
-        .ok_or("no room below 4 GiB for the frame table")?;
-    let storage = crate::arch::frame_info_storage(paging::phys_to_virt(at), frames);
+    let at = carve(
+        &mut usable,
+        table_bytes,
+        "no room below 4 GiB for the frame table",
+    )?;
+    let storage = crate::arch::boot_table(at, frames, FrameInfo::FREE);
 
-    let m2p_bytes = (frames as u64 * 8).next_multiple_of(FRAME_SIZE);
-    let m2p_phys = usable
-        .take(m2p_bytes, 1 << 32)
-        .ok_or("no room below 4 GiB for the M2P table")?;
-    let m2p = crate::arch::frame_bitmap(paging::phys_to_virt(m2p_phys), frames);
-    m2p.fill(INVALID_M2P_ENTRY);
+    let at = carve(
+        &mut usable,
+        frames as u64 * 8,
+        "no room below 4 GiB for the M2P table",
+    )?;
+    let m2p = crate::arch::boot_table(at, frames, INVALID_M2P_ENTRY);
 
     ALLOCATOR.with(|a| *a = Some(FrameAllocator::new(bitmap, &usable)));
     let mut table = FrameTable::new(storage);
@@ -68,6 +112,19 @@ pub fn m2p_range() -> (u64, u64) {
 /// on Xen, and give the frame back at once).
 static FREED_SINCE_FLUSH: AtomicBool = AtomicBool::new(false);
 
+/// A frame the allocator has just handed out, on its way to its first
+/// owner: nothing refers to it yet. Only [`alloc_frame`] makes one (it has
+/// no public constructor), which is what lets `arch::zero_frame` write it.
+pub struct FreshFrame {
+    phys: u64,
+}
+
+impl FreshFrame {
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+}
+
 /// A zeroed frame, or `None` when memory is exhausted.
 ///
 /// A frame changes hands only here (every new owner gets it from the
@@ -81,14 +138,20 @@ pub fn alloc_frame() -> Option<u64> {
     if FREED_SINCE_FLUSH.swap(false, Ordering::Relaxed) {
         crate::arch::pv::flush_tlb_local();
     }
-    crate::arch::zero_frame(paging::phys_to_virt(phys));
-    Some(phys)
+    let frame = FreshFrame { phys };
+    crate::arch::zero_frame(&frame);
+    Some(frame.phys)
 }
 
 /// Returns machine frame `mfn` (already released in the frame table) to
 /// the allocator; its M2P entry becomes invalid. A translation the last
 /// owner may still cache is flushed before the frame is handed out again
 /// (see [`alloc_frame`]).
+///
+/// By number, so it is used only on frames the frame table has just
+/// released from a domain's ownership (`Owner::Domain`): a frame hv-core
+/// holds a handle to (`arch::shared::SharedPage`) is freed by dropping the
+/// handle, never here.
 pub fn free_frame(mfn: Mfn) {
     FREED_SINCE_FLUSH.store(true, Ordering::Relaxed);
     set_m2p(mfn, INVALID_M2P_ENTRY);

@@ -58,30 +58,33 @@ pub fn power_off() -> ! {
 }
 
 /// Stops the machine after a fatal error, whose report is already printed
-/// (`write_forced` drains queued output before it writes).
+/// (the forced console drains queued output before it writes).
 pub fn fatal(reason: &str) -> ! {
-    arch::serial::write_forced(b"(hv) hv-core stopped: ");
-    arch::serial::write_forced(reason.as_bytes());
-    arch::serial::write_forced(b"\n");
-    if mode() != DebugExit::Off {
-        power::debug_exit(EXIT_FAILURE);
-    }
-    power::halt_forever()
+    arch::serial::report_then(
+        |out| {
+            out.write(b"(hv) hv-core stopped: ");
+            out.write(reason.as_bytes());
+            out.write(b"\n");
+        },
+        || {
+            if mode() != DebugExit::Off {
+                power::debug_exit(EXIT_FAILURE);
+            }
+            power::halt_forever()
+        },
+    )
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     use core::fmt::Write;
-    struct Forced;
-    impl Write for Forced {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            arch::serial::write_forced(s.as_bytes());
-            Ok(())
-        }
-    }
-    let _ = writeln!(Forced, "(hv) FATAL: panic: {}", info.message());
-    if let Some(location) = info.location() {
-        let _ = writeln!(Forced, "(hv)   at {location}");
-    }
-    fatal("panic")
+    arch::serial::report_then(
+        |out| {
+            let _ = writeln!(out, "(hv) FATAL: panic: {}", info.message());
+            if let Some(location) = info.location() {
+                let _ = writeln!(out, "(hv)   at {location}");
+            }
+        },
+        || fatal("panic"),
+    )
 }

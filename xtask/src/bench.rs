@@ -78,6 +78,9 @@ pub fn parse_bench_line(text: &str) -> Option<(String, Measurement)> {
     ))
 }
 
+/// One run's rows, in the guest's order.
+pub type Rows = Vec<(String, Measurement)>;
+
 /// A named group of columns: one hypervisor's rows, in the guest's order.
 pub struct Column<'a> {
     pub title: &'a str,
@@ -234,7 +237,7 @@ pub fn run(args: &[String]) -> Result<i32> {
     // Interleaved: each round runs every host once, the order turned
     // round each time (A B C, C B A, ...), so a machine that slows down
     // or speeds up during the run does not favour one column.
-    let mut per_round: Vec<Vec<Vec<(String, Measurement)>>> = vec![Vec::new(); hosts.len()];
+    let mut per_round: Vec<Vec<Rows>> = vec![Vec::new(); hosts.len()];
     let mut clean = true;
     for round in 0..rounds {
         let order: Vec<usize> = if round % 2 == 0 {
@@ -254,7 +257,7 @@ pub fn run(args: &[String]) -> Result<i32> {
             per_round[h].push(rows.0);
         }
     }
-    let combined: Vec<Vec<(String, Measurement)>> = per_round.iter().map(|r| combine(r)).collect();
+    let combined: Vec<Rows> = per_round.iter().map(|r| combine(r)).collect();
     let groups: Vec<Column> = hosts
         .iter()
         .zip(&combined)
@@ -277,7 +280,7 @@ pub fn run(args: &[String]) -> Result<i32> {
     print!("{}", format_table(&groups));
     // Ratios of the first column to each other, round by round (a round's
     // columns ran minutes apart at most), with their spread.
-    let pairs: Vec<(String, Vec<Vec<(String, Measurement)>>)> = hosts[1..]
+    let pairs: Vec<(String, Vec<Rows>)> = hosts[1..]
         .iter()
         .zip(&per_round[1..])
         .map(|(host, rounds)| (format!("hv-core / {}", host.title), rounds.clone()))
@@ -373,7 +376,7 @@ fn baseline_hv_core(rev: &str) -> Result<(String, PathBuf)> {
 /// One host's rounds as one set of rows: per row, the least of the
 /// rounds' minimums and the median of their medians (rows in the first
 /// round's order; a row missing from a round is left out of that round).
-pub fn combine(rounds: &[Vec<(String, Measurement)>]) -> Vec<(String, Measurement)> {
+pub fn combine(rounds: &[Rows]) -> Rows {
     let mut names: Vec<&str> = Vec::new();
     for round in rounds {
         for (name, _) in round {
@@ -410,13 +413,10 @@ pub fn combine(rounds: &[Vec<(String, Measurement)>]) -> Vec<(String, Measuremen
 
 /// Per row and per other host: the ratio of the first host's `min_ns` to
 /// the other's in each round, as `median [least - most]`.
-pub fn format_ratio_table(
-    first: &[Vec<(String, Measurement)>],
-    others: &[(String, Vec<Vec<(String, Measurement)>>)],
-) -> String {
+pub fn format_ratio_table(first: &[Rows], others: &[(String, Vec<Rows>)]) -> String {
     let names: Vec<String> = combine(first).into_iter().map(|(n, _)| n).collect();
     let name_width = names.iter().map(String::len).chain([3]).max().unwrap_or(3);
-    let cell = |name: &str, theirs: &[Vec<(String, Measurement)>]| -> String {
+    let cell = |name: &str, theirs: &[Rows]| -> String {
         let mut ratios: Vec<f64> = first
             .iter()
             .zip(theirs)

@@ -22,9 +22,9 @@ use hv_core::layout::{HOLE_END, HOLE_START};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::arch::pv;
-use crate::arch::shared;
+use crate::arch::shared::{self, SharedPage};
 use crate::domain::{self, State};
-use crate::grant::{GrantError, GrantFrames, Granted, MAX_GRANT_FRAMES, Mapping};
+use crate::grant::{GrantError, Granted, MAX_GRANT_FRAMES, Mapping};
 use crate::{guest, memory, page_tables};
 
 use abi::pte::{NO_EXECUTE as NX, PRESENT, USER, WRITABLE};
@@ -126,12 +126,13 @@ fn setup_table(op: &SetupTable) -> Result<i16, Errno> {
         return Ok(GNTST_BAD_DOMAIN);
     };
     for _ in have..wanted {
-        let Some(mfn) = memory::alloc_frame().map(|phys| phys >> 12) else {
+        let Some(page) = SharedPage::alloc(dom) else {
             return Ok(GNTST_NO_SPACE);
         };
-        memory::with_frame_table(|ft| ft.assign(mfn, Owner::SharedWith(dom)))
-            .expect("a fresh frame has no references");
-        domain::with(dom, |d| d.grants.add_frame(mfn));
+        domain::with(dom, |d| {
+            d.grants.add_frame(page.mfn());
+            d.grant_frames.push(page);
+        });
     }
     let mut frames = [0u64; MAX_GRANT_FRAMES];
     domain::with(dom, |d| {
@@ -237,7 +238,7 @@ fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
     domain::with_current(|d| d.grants.untrack(handle));
     let granter_dying = domain::with(mapping.granter, |d| {
         d.grants
-            .release(&GrantFrames, mapping.gref, mapping.readonly);
+            .release(&d.grant_frames, mapping.gref, mapping.readonly);
         d.state == State::Dying
     });
     if granter_dying == Some(true) {
@@ -250,14 +251,16 @@ fn unmap(handle: u32, host_addr: u64) -> Result<(), i16> {
 /// Takes a use of `from`'s grant `gref` for `me` (see
 /// `GrantTable::acquire`).
 fn acquire(from: DomId, gref: u32, me: DomId, readonly: bool) -> Result<Granted, i16> {
-    domain::with(from, |d| d.grants.acquire(&GrantFrames, gref, me, readonly))
-        .ok_or(GNTST_BAD_DOMAIN)?
-        .map_err(grant_status)
+    domain::with(from, |d| {
+        d.grants.acquire(&d.grant_frames, gref, me, readonly)
+    })
+    .ok_or(GNTST_BAD_DOMAIN)?
+    .map_err(grant_status)
 }
 
 /// Drops a use [`acquire`] took.
 fn release(from: DomId, gref: u32, readonly: bool) {
-    domain::with(from, |d| d.grants.release(&GrantFrames, gref, readonly));
+    domain::with(from, |d| d.grants.release(&d.grant_frames, gref, readonly));
 }
 
 /// One side of a copy, resolved to a frame the caller may use; a side
@@ -346,7 +349,9 @@ fn copy(op: &Copy) -> Result<(), i16> {
             return Err(status);
         }
     };
-    shared::copy_between_frames(
+    // The frames were checked above; the copy checks again that both are
+    // guest memory, with the frame table locked for the copy.
+    let copied = shared::copy_between_frames(
         src.mfn,
         op.source.offset as usize,
         dst.mfn,
@@ -355,5 +360,5 @@ fn copy(op: &Copy) -> Result<(), i16> {
     );
     dst.finish();
     src.finish();
-    Ok(())
+    copied.map_err(|_| GNTST_BAD_PAGE)
 }

@@ -254,7 +254,7 @@ fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
         }
     });
     if load {
-        pv::load_page_table_root(domain::with_current_vcpu(|v| v.current_root()));
+        pv::load_page_table_root(domain::with_current_vcpu(|v| v.current_root()), dom);
     }
     if let Some(old) = old {
         memory::with_frame_table(|ft| {

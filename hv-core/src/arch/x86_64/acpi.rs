@@ -9,7 +9,8 @@ use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 use hv_core::acpi_sleep::{self, SleepType};
 use x86_64::instructions::port::Port;
 
-use super::paging;
+use super::ioapic::IoApic;
+use super::{BootInfo, paging};
 
 #[derive(Clone, Copy)]
 struct Handler;
@@ -42,8 +43,8 @@ pub struct Platform {
     pub cpus: u32,
     pub ioapics: u32,
     pub power: Option<SoftOff>,
-    /// The first IOAPIC: MMIO address and first GSI.
-    pub ioapic: Option<(u64, u32)>,
+    /// The first IOAPIC.
+    pub ioapic: Option<IoApic>,
     /// Where the legacy COM1 interrupt (ISA IRQ 4) arrives: GSI and
     /// whether it is level-triggered / active-low (MADT overrides).
     pub com1_gsi: (u32, bool, bool),
@@ -61,6 +62,8 @@ pub struct SoftOff {
 
 #[derive(Debug)]
 pub enum AcpiError {
+    /// The boot information has no RSDP tag.
+    NoRsdp,
     Tables(acpi::AcpiError),
     NoMadt,
 }
@@ -68,18 +71,33 @@ pub enum AcpiError {
 impl core::fmt::Display for AcpiError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
+            Self::NoRsdp => write!(f, "the boot loader passed no ACPI RSDP"),
             Self::Tables(e) => write!(f, "cannot read the ACPI tables: {e:?}"),
             Self::NoMadt => write!(f, "the ACPI tables have no MADT"),
         }
     }
 }
 
-/// Reads the ACPI tables starting at the RSDP at `rsdp_phys`.
-pub fn discover(rsdp_phys: u64) -> Result<Platform, AcpiError> {
-    // SAFETY: the boot loader handed over this RSDP address (or a copy of
-    // the RSDP in the boot information); the crate validates its checksum.
+/// The physical address of the boot loader's copy of the RSDP: in the
+/// boot information's RSDP tag, after the 8-byte tag header (the `acpi`
+/// crate wants a physical address).
+fn rsdp_phys(info: &BootInfo) -> Option<u64> {
+    let tag = match info.rsdp_v2_tag() {
+        Some(tag) => tag as *const _ as *const u8,
+        None => info.rsdp_v1_tag()? as *const _ as *const u8,
+    };
+    let offset = tag as u64 - info.start_address() as u64;
+    Some(paging::virt_to_phys(info.start_address() as u64) + offset + 8)
+}
+
+/// Reads the ACPI tables from the RSDP the boot loader passed.
+pub fn discover(info: &BootInfo) -> Result<Platform, AcpiError> {
+    let rsdp = rsdp_phys(info).ok_or(AcpiError::NoRsdp)?;
+    // SAFETY: `rsdp` is the boot loader's copy of the RSDP, inside the boot
+    // information (which stays reserved and unchanged); the crate checks
+    // its signature and checksum before following it.
     let tables =
-        unsafe { AcpiTables::from_rsdp(Handler, rsdp_phys as usize) }.map_err(AcpiError::Tables)?;
+        unsafe { AcpiTables::from_rsdp(Handler, rsdp as usize) }.map_err(AcpiError::Tables)?;
     let mut platform = Platform {
         revision: tables.revision(),
         com1_gsi: (4, false, false),
@@ -93,8 +111,10 @@ pub fn discover(rsdp_phys: u64) -> Result<Platform, AcpiError> {
             MadtEntry::IoApic(io) => {
                 platform.ioapics += 1;
                 if platform.ioapic.is_none() {
-                    platform.ioapic =
-                        Some((io.io_apic_address as u64, io.global_system_interrupt_base));
+                    platform.ioapic = Some(IoApic::from_madt(
+                        io.io_apic_address as u64,
+                        io.global_system_interrupt_base,
+                    ));
                 }
             }
             MadtEntry::InterruptSourceOverride(iso) if iso.irq == 4 => {

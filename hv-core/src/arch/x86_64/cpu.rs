@@ -249,7 +249,10 @@ pub fn features() -> &'static Features {
 
 /// Switches on the protections the CPU offers: NX (already on from boot),
 /// write protection in ring 0 (and native x87 error reporting), SMEP and SMAP, global pages.
-pub fn enable_protections(f: &Features) {
+/// Which of them is the CPU's word ([`features`]), not a caller's: a bit
+/// the CPU lacks would fault.
+pub fn enable_protections() {
+    let f = features();
     // SAFETY: these bits only add protection or enable features the CPU
     // reported; hv-core has no user pages and no code that relies on
     // writing read-only pages, so nothing that runs afterwards breaks.

@@ -9,19 +9,26 @@ const REDIRECTION_TABLE: u32 = 0x10;
 const LEVEL_TRIGGERED: u64 = 1 << 15;
 const ACTIVE_LOW: u64 = 1 << 13;
 
-/// Routes `gsi` (on the IOAPIC at `phys`, whose first GSI is `base`) to
-/// `vector` on the CPU with APIC id `apic_id`, unmasked.
-pub fn route(
+/// An IOAPIC as the firmware's MADT describes it: its register window and
+/// its first GSI. Only `acpi::discover` makes one, so the address is the
+/// firmware's, not a caller's.
+#[derive(Clone, Copy, Debug)]
+pub struct IoApic {
     phys: u64,
-    base: u32,
-    gsi: u32,
-    vector: u8,
-    apic_id: u32,
-    level: bool,
-    active_low: bool,
-) {
-    let mmio = paging::map_mmio(phys, 0x20);
-    let pin = gsi - base;
+    gsi_base: u32,
+}
+
+impl IoApic {
+    pub(super) fn from_madt(phys: u64, gsi_base: u32) -> Self {
+        Self { phys, gsi_base }
+    }
+}
+
+/// Routes `gsi` (on `ioapic`) to `vector` on the CPU with APIC id
+/// `apic_id`, unmasked.
+pub fn route(ioapic: &IoApic, gsi: u32, vector: u8, apic_id: u32, level: bool, active_low: bool) {
+    let mmio = paging::map_mmio(ioapic.phys, 0x20);
+    let pin = gsi - ioapic.gsi_base;
     let mut entry = vector as u64 | (apic_id as u64) << 56;
     if level {
         entry |= LEVEL_TRIGGERED;
@@ -30,7 +37,8 @@ pub fn route(
         entry |= ACTIVE_LOW;
     }
     let write = |reg: u32, value: u32| {
-        // SAFETY: `mmio` maps this IOAPIC's register window (uncached);
+        // SAFETY: `mmio` maps this IOAPIC's register window (uncached), at
+        // the address the firmware's MADT gives;
         // selecting a register and writing its window is the IOAPIC's
         // protocol, and hv-core is the only user of the IOAPIC.
         unsafe {

@@ -26,17 +26,80 @@ use multiboot2::{BootInformation, BootInformationHeader, LoadError};
 
 #[unsafe(no_mangle)]
 extern "C" fn hv_main(magic: u32, boot_info_phys: u64) -> ! {
-    crate::boot::start(magic, boot_info_phys)
+    crate::boot::start(BootHandoff {
+        magic,
+        info_phys: boot_info_phys,
+    })
 }
 
-/// Reads the multiboot2 boot information at `phys` through the direct map.
-/// Only valid once the entry code checked the multiboot2 magic.
-pub fn load_boot_info(phys: u64) -> Result<BootInformation<'static>, LoadError> {
-    let header = paging::phys_to_virt(phys) as *const BootInformationHeader;
-    // SAFETY: a multiboot2 loader (the caller checked the magic) put a boot
-    // information structure here; the direct map covers it for good and the
-    // frame allocator never hands its frames out, so it is never changed.
-    unsafe { BootInformation::load(header) }
+/// The multiboot2 loader's magic in EAX at entry.
+const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
+
+/// What the boot loader handed over, as the entry code received it (EAX and
+/// EBX at `start32`). Only `hv_main` makes one, so the address in it is the
+/// boot loader's, not a caller's.
+pub struct BootHandoff {
+    magic: u32,
+    info_phys: u64,
+}
+
+/// Why the hand-off gives no boot information.
+#[derive(Debug)]
+pub enum BootInfoError {
+    /// Not started by a multiboot2 loader: this magic instead.
+    NotMultiboot2(u32),
+    /// The structure the loader pointed at does not parse.
+    Unreadable(LoadError),
+}
+
+impl BootHandoff {
+    /// The boot information's physical address (it must stay reserved).
+    pub fn info_phys(&self) -> u64 {
+        self.info_phys
+    }
+
+    /// The multiboot2 boot information, read through the direct map, once
+    /// the magic says a multiboot2 loader started hv-core.
+    pub fn boot_info(&self) -> Result<BootInfo, BootInfoError> {
+        if self.magic != MULTIBOOT2_MAGIC {
+            return Err(BootInfoError::NotMultiboot2(self.magic));
+        }
+        let header = paging::phys_to_virt(self.info_phys) as *const BootInformationHeader;
+        // SAFETY: the magic says a multiboot2 loader put a boot information
+        // structure at this address (the entry code's EBX, which only
+        // `hv_main` wraps); the direct map covers it for good and the frame
+        // allocator never hands its frames out (`boot::init_memory`
+        // reserves them), so it is never changed.
+        let info = unsafe { BootInformation::load(header) }.map_err(BootInfoError::Unreadable)?;
+        Ok(BootInfo(info))
+    }
+}
+
+/// The boot loader's multiboot2 information (only [`BootHandoff`] makes
+/// one), with the modules it loaded.
+pub struct BootInfo(BootInformation<'static>);
+
+impl core::ops::Deref for BootInfo {
+    type Target = BootInformation<'static>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl BootInfo {
+    /// The bytes of module `index`, through the direct map.
+    pub fn module_bytes(&self, index: usize) -> Option<&'static [u8]> {
+        let module = self.0.module_tags().nth(index)?;
+        let phys = module.start_address() as u64;
+        let len = module.module_size() as usize;
+        // SAFETY: the tag is in the boot loader's own structure, so it names
+        // the module the loader placed there; the frame allocator never
+        // hands those frames out (`boot::init_memory` reserves every module)
+        // and the direct map covers them for the life of hv-core, so they
+        // are never written.
+        Some(unsafe { core::slice::from_raw_parts(paging::phys_to_virt(phys) as *const u8, len) })
+    }
 }
 
 unsafe extern "C" {
@@ -91,47 +154,49 @@ pub fn crash(kind: hv_core::cmdline::Crash) -> ! {
     }
 }
 
-/// The frame bitmap's storage: `words` u64s at `virt`.
-pub fn frame_bitmap(virt: u64, words: usize) -> &'static mut [u64] {
-    // SAFETY: `memory::init` carved these frames out of usable memory (no
-    // one else gets them) and the direct map covers them for the life of
-    // the hypervisor; `virt` is page-aligned, so u64-aligned.
-    unsafe { core::slice::from_raw_parts_mut(virt as *mut u64, words) }
-}
-
-/// Zeroes the 4 KiB frame mapped at `virt`.
-pub fn zero_frame(virt: u64) {
-    // SAFETY: the caller just allocated the frame (so owns it) and `virt` is
-    // its direct-map address.
-    unsafe { core::ptr::write_bytes(virt as *mut u8, 0, 4096) }
-}
-
-/// The frame table's storage: `count` entries at `virt`, each initialised
-/// to a free frame.
-pub fn frame_info_storage(
-    virt: u64,
+/// One of hv-core's own tables (the allocator's bitmap, the frame table,
+/// the M2P) in the frames `memory::init` carved for it: `count` `T`s, each
+/// set to `fill`. The frames become the table for good.
+pub fn boot_table<T: Copy>(
+    frames: crate::memory::CarvedFrames,
     count: usize,
-) -> &'static mut [hv_core::frame_table::FrameInfo] {
-    use hv_core::frame_table::FrameInfo;
-    let base = virt as *mut FrameInfo;
-    assert!(base.is_aligned(), "frame table storage misaligned");
+    fill: T,
+) -> &'static mut [T] {
+    let (phys, bytes) = (frames.phys(), frames.bytes());
+    let needed = count.checked_mul(core::mem::size_of::<T>());
+    assert!(
+        needed.is_some_and(|n| n as u64 <= bytes),
+        "{count} table entries do not fit the {bytes} bytes carved for them"
+    );
+    // `memory::init` runs before `paging::init`: the boot tables map only
+    // the first 4 GiB at the direct-map base.
+    assert!(
+        phys.checked_add(bytes).is_some_and(|end| end <= 1 << 32),
+        "boot table beyond the boot page tables"
+    );
+    let base = paging::phys_to_virt(phys) as *mut T;
+    assert!(base.is_aligned(), "boot table misaligned");
     for i in 0..count {
-        // SAFETY: `memory::init` carved `count` entries' worth of frames at
-        // `virt` for the frame table alone; each write stays inside them.
-        unsafe { base.add(i).write(FrameInfo::FREE) };
+        // SAFETY: a `CarvedFrames` is made only by `memory::init`, from
+        // usable RAM it took out of the allocator's ranges, once per table
+        // (and this consumes it): nobody else reaches these frames. The
+        // boot tables map them at their direct-map address; the entry is
+        // inside them (checked above) and aligned.
+        unsafe { base.add(i).write(fill) };
     }
-    // SAFETY: every element was just initialised, and the memory is owned
-    // by the frame table for the life of the hypervisor.
+    // SAFETY: every element was just initialised; as above, the memory is
+    // this table's alone for the life of hv-core.
     unsafe { core::slice::from_raw_parts_mut(base, count) }
+}
+
+/// Zeroes a frame the allocator has just handed out.
+pub fn zero_frame(frame: &crate::memory::FreshFrame) {
+    let virt = paging::phys_to_virt(frame.phys());
+    // SAFETY: a `FreshFrame` is made only by `memory::alloc_frame`, for a
+    // frame the allocator has just taken out of its free set: nothing
+    // refers to it yet. The direct map covers all RAM.
+    unsafe { core::ptr::write_bytes(virt as *mut u8, 0, 4096) }
 }
 
 /// The vector COM1's receive interrupt arrives on.
 pub const SERIAL_VECTOR: u8 = 0x24;
-
-/// A multiboot2 module's bytes, through the direct map.
-pub fn module_bytes(phys: u64, len: u64) -> &'static [u8] {
-    // SAFETY: the boot loader placed the module at `phys`; the frame
-    // allocator never hands those frames out (memory::init reserved every
-    // module) and the direct map covers them for the life of hv-core.
-    unsafe { core::slice::from_raw_parts(paging::phys_to_virt(phys) as *const u8, len as usize) }
-}

@@ -117,9 +117,10 @@ fn map_image_section(tables: &mut OffsetPageTable<'static>, start: u64, end: u64
 }
 
 /// Builds the final page tables and switches to them. `ram` must list every
-/// RAM range (usable or not) that hv-core may need to reach.
-pub fn init(ram: &UsableRanges, nx_supported: bool) {
-    NX.store(nx_supported, Ordering::Relaxed);
+/// RAM range (usable or not) that hv-core may need to reach. NX is used
+/// where the CPU has it (a reserved bit otherwise).
+pub fn init(ram: &UsableRanges) {
+    NX.store(super::cpu::features().nx, Ordering::Relaxed);
     let root = crate::memory::alloc_frame().expect("no memory for the page-table root");
     assert!(
         root < 1 << 32,
@@ -169,10 +170,11 @@ pub fn init(ram: &UsableRanges, nx_supported: bool) {
     ROOT.store(root, Ordering::Relaxed);
 }
 
-/// Maps the M2P table (`len` bytes at `phys`) read-only and user-readable
-/// at `M2P_BASE`, for guests. Called before any guest exists, so slot 256
-/// is present in hv-core's L4 when guest L4s copy the hypervisor slots.
-pub fn map_m2p(phys: u64, len: u64) {
+/// Maps the M2P table (`memory::m2p_range`) read-only and user-readable at
+/// `M2P_BASE`, for guests. Called before any guest exists, so slot 256 is
+/// present in hv-core's L4 when guest L4s copy the hypervisor slots.
+pub fn map_m2p() {
+    let (phys, len) = crate::memory::m2p_range();
     KERNEL_TABLES.with(|tables| {
         let tables = tables.as_mut().expect("paging not initialised");
         for offset in (0..len).step_by(FRAME_SIZE as usize) {

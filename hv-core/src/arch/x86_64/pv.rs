@@ -16,6 +16,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::xen::LOWER_HALF_END;
+use hv_core::frame_table::{DomId, FrameType, Mfn, Owner, Progress};
 use hv_core::layout::HOLE_END;
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
@@ -155,7 +156,10 @@ const MSR_SYSENTER_EIP: u32 = 0x176;
 /// enters [`sysenter_entry`]; elsewhere (AMD raises #UD, but QEMU's TCG
 /// runs it) SYSENTER_CS is null, so the instruction faults with #GP(0)
 /// before it changes privilege, as under Xen.
-pub fn init(smap: bool, intel: bool) {
+pub fn init() {
+    // The CPU's word, not a caller's: `stac` without SMAP raises #UD.
+    let features = super::cpu::features();
+    let (smap, intel) = (features.smap, &features.vendor == b"GenuineIntel");
     // Both guest copies are in the exception table, or a bad guest
     // pointer would stop the machine.
     assert!(
@@ -201,19 +205,40 @@ const GUEST_CS32_SYSRET_BASE: u16 = super::cpu::GUEST_CS32;
 /// Enters a guest for the first time (or after a context switch) by
 /// `iretq` from `frame`. Never returns: the next entry from the guest
 /// starts afresh at the top of the guest-entry stack.
+///
+/// The frame must be one a guest may be entered with: a ring-3 code
+/// segment of the GDT (64- or 32-bit) and its data segment, canonical RIP
+/// and RSP, IOPL 0. Anything else stops hv-core here: an `iretq` to ring 0,
+/// with port I/O, or that faults inside hv-core is not an entry to a guest.
 pub fn enter_guest(frame: &TrapFrame) -> ! {
+    assert!(
+        (frame.cs == GUEST_CS64 as u64 || frame.cs == GUEST_CS32 as u64)
+            && frame.ss == GUEST_DS as u64
+            && is_canonical(frame.rip)
+            && is_canonical(frame.rsp)
+            && frame.rflags & RFLAGS_IOPL == 0,
+        "not a guest frame: CS {:#x} SS {:#x} RIP {:#x} RSP {:#x} RFLAGS {:#x}",
+        frame.cs,
+        frame.ss,
+        frame.rip,
+        frame.rsp,
+        frame.rflags
+    );
     let top = boot::guest_entry_stack_top();
     let at = (top - core::mem::size_of::<TrapFrame>() as u64) as *mut TrapFrame;
     // SAFETY: the guest-entry stack is hv-core's own, unused while hv-core
     // runs on another stack (this function is only called from the boot
     // stack or from a frame being abandoned); `at` is inside it and
-    // aligned. The frame's selectors are the GDT's ring-3 ones (the caller
-    // checked its RIP is canonical), so iretq cannot fault.
+    // aligned. The frame's selectors are the GDT's ring-3 ones and its RIP
+    // and RSP canonical (checked above), so iretq cannot fault and lands
+    // in ring 3 without I/O privilege.
     unsafe {
         at.write(*frame);
         enter_guest_frame(at)
     }
 }
+
+const RFLAGS_IOPL: u64 = 3 << 12;
 
 /// Whether `rip` is the first instruction of the `sysenter` entry: a
 /// single-step trap there comes from a guest that ran `sysenter` with TF
@@ -277,15 +302,36 @@ pub fn copy_to_guest(va: u64, src: &[u8]) -> Result<(), BadAddress> {
     }
 }
 
-/// Switches to the page tables rooted at machine frame `mfn`. Global
+/// Switches to the page tables rooted at machine frame `mfn`, which must be
+/// a validated L4 of domain `dom` that something holds as an L4 (a vCPU's
+/// root holds a type reference): the frame table is asked, with its lock
+/// held, and hv-core stops rather than load anything else. Global
 /// (hypervisor) mappings stay; every guest mapping is flushed.
-pub fn load_page_table_root(mfn: u64) {
-    let frame = x86_64::structures::paging::PhysFrame::containing_address(PhysAddr::new(mfn << 12));
-    // SAFETY: callers pass only L4 frames validated by the frame table, whose
-    // slots 256-271 are the hypervisor's, so hv-core stays mapped.
-    unsafe {
-        x86_64::registers::control::Cr3::write(frame, x86_64::registers::control::Cr3Flags::empty())
-    };
+pub fn load_page_table_root(mfn: Mfn, dom: DomId) {
+    crate::memory::with_frame_table(|ft| {
+        let is_root = ft.info(mfn).is_some_and(|f| {
+            f.owner == Owner::Domain(dom)
+                && f.ty == FrameType::L4
+                && f.type_count > 0
+                && f.progress == Progress::Complete
+        });
+        assert!(
+            is_root,
+            "refusing to load frame {mfn:#x} as d{dom}'s page-table root: not a validated L4 of d{dom}"
+        );
+        let frame =
+            x86_64::structures::paging::PhysFrame::containing_address(PhysAddr::new(mfn << 12));
+        // SAFETY: the frame is a fully validated L4 (checked above): its
+        // slots 256-271 hold the hypervisor's entries (validation writes
+        // them and no guest update may touch them), so hv-core stays mapped,
+        // and every guest entry under it has been validated.
+        unsafe {
+            x86_64::registers::control::Cr3::write(
+                frame,
+                x86_64::registers::control::Cr3Flags::empty(),
+            )
+        };
+    });
 }
 
 /// Flushes the guest's (non-global) TLB entries.
@@ -433,12 +479,16 @@ pub struct SegmentBases {
     pub shadow_gs: u64,
 }
 
-/// Loads segment bases; each must be canonical (the caller checks).
+/// Loads segment bases. Each must be canonical (callers check a guest's
+/// values first and refuse others); a non-canonical one stops hv-core here
+/// rather than fault in it.
 pub fn load_segment_bases(bases: &SegmentBases) {
-    debug_assert!(
-        is_canonical(bases.fs) && is_canonical(bases.gs) && is_canonical(bases.shadow_gs)
+    assert!(
+        is_canonical(bases.fs) && is_canonical(bases.gs) && is_canonical(bases.shadow_gs),
+        "non-canonical segment base: {bases:x?}"
     );
-    // SAFETY: hv-core uses neither FS nor GS; canonical values cannot fault.
+    // SAFETY: hv-core uses neither FS nor GS; canonical values (checked
+    // above) cannot fault.
     unsafe {
         Msr::new(MSR_FS_BASE).write(bases.fs);
         Msr::new(MSR_GS_BASE).write(bases.gs);
@@ -460,6 +510,15 @@ pub fn hypervisor_l4_entries() -> [u64; 16] {
 
 /// Page-table frames as the frame table reads and writes them: through the
 /// direct map, by machine frame number.
+///
+/// For the frame table only (`hv_core::frame_table`, and `page_tables`
+/// with the table locked): it reads and writes whatever frame below
+/// `max_mfn` it is given, so its soundness rests on the frame table, which
+/// names only frames a domain owns and writes entries only into page tables
+/// it has validated. The `PageTableMemory` trait belongs to the pure frame
+/// table, which cannot carry an `unsafe` contract; this is the one window
+/// onto machine frames whose safety still rests on its callers (see
+/// `docs/architecture.md`, "The unsafe boundary").
 pub struct MachinePageTables;
 
 impl MachinePageTables {

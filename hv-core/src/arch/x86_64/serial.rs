@@ -17,7 +17,7 @@
 //!   says how much; the caller makes the vCPU wait for room
 //!   (`transmit_interrupt` reports when there is).
 //! - Fatal reports and power-off drain the ring first and then write
-//!   synchronously (`flush`, `write_forced`), so nothing queued is lost
+//!   synchronously (`flush`, `report_then`), so nothing queued is lost
 //!   when the machine stops.
 
 use hv_core::console::{Console, Sink, Source};
@@ -244,19 +244,44 @@ pub fn flush() {
     PORT.with(Com1::drain_polled);
 }
 
-/// For the fatal path: writes `bytes` (which carry their own `(hv)`
-/// tags) after everything queued, synchronously, even if the lock is held
-/// by code the fatal error interrupted.
-pub fn write_forced(bytes: &[u8]) {
-    PORT.with_forced(|com1| {
-        com1.drain_polled();
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let taken = com1.queue(Source::Report, rest, RING_SIZE);
-            rest = &rest[taken..];
-            com1.drain_polled();
+/// The console for a fatal report: writes go out after everything queued,
+/// synchronously, even if COM1's lock is held by the code the fatal error
+/// interrupted. Only [`report_then`] hands one out.
+pub struct FatalConsole(());
+
+impl FatalConsole {
+    /// Writes `bytes` (which carry their own `(hv)` tags).
+    pub fn write(&mut self, bytes: &[u8]) {
+        // SAFETY: a `FatalConsole` exists only inside `report_then`'s
+        // report, after which the machine stops (`then` never returns), so
+        // no code this CPU interrupted runs again.
+        unsafe {
+            PORT.with_forced(|com1| {
+                com1.drain_polled();
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    let taken = com1.queue(Source::Report, rest, RING_SIZE);
+                    rest = &rest[taken..];
+                    com1.drain_polled();
+                }
+            })
         }
-    });
+    }
+}
+
+impl core::fmt::Write for FatalConsole {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.write(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The fatal path: runs `report` with the forced console, then `then`,
+/// which stops the machine. The console may break COM1's lock only
+/// because nothing after it returns to the code that held the lock.
+pub fn report_then(report: impl FnOnce(&mut FatalConsole), then: fn() -> !) -> ! {
+    report(&mut FatalConsole(()));
+    then()
 }
 
 /// COM1's interrupt is routed: receive interrupts on, and from now on the

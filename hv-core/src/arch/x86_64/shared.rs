@@ -1,70 +1,180 @@
-//! Pages hv-core shares with a guest (shared_info), seen as atomics.
+//! Machine frames hv-core reaches by number, through the direct map, and
+//! the two ways it may:
+//! - a page it shares with a guest (shared_info, a grant-table frame) is an
+//!   owned [`SharedPage`]: allocated for the domain, freed only when the
+//!   handle is dropped, and read and written only as atomics (the guest
+//!   changes it at any time); a reference into it lives no longer than a
+//!   borrow of the handle;
+//! - a domain's own frame is touched one access at a time
+//!   ([`write_domain_frame`], [`read_domain_frame`], [`copy_between_frames`]),
+//!   each checked against the frame table with its lock held, so the frame
+//!   cannot change hands between the check and the access.
 //!
-//! The guest changes these words at any time, so hv-core reads and writes
-//! them only with atomic operations, through the direct map (which lives as
-//! long as hv-core, hence the `'static` references).
+//! Either way the frame is one hv-core never holds an ordinary Rust
+//! reference into (its own tables and page tables are never a domain's, nor
+//! shared), so these accesses cannot alias hv-core's own data, whatever
+//! number a caller passes.
 
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
+use hv_core::frame_table::{DomId, FrameInfo, FrameType, Mfn, Owner};
+
 use super::paging;
 
-/// A 4 KiB page shared with a guest.
-#[derive(Clone, Copy)]
+const PAGE: usize = 4096;
+
+/// The direct-map address of byte `offset` of frame `mfn`.
+fn byte_of(mfn: Mfn, offset: usize) -> *mut u8 {
+    (paging::phys_to_virt(mfn << 12) + offset as u64) as *mut u8
+}
+
+/// A 4 KiB page hv-core shares with a guest: a frame from the allocator,
+/// owned `SharedWith` the domain in the frame table (the domain may map it,
+/// never as a page table).
+///
+/// The handle owns the frame: only [`SharedPage::alloc`] makes one, and the
+/// frame goes back to the allocator only when the handle is dropped (no
+/// one frees it by number: `memory::free_frame` is used on frames released
+/// from a domain's ownership, which this is not). That is the safety
+/// argument for every accessor, which is why they return references bounded
+/// by `&self`.
+#[derive(Debug)]
 pub struct SharedPage {
-    virt: u64,
+    mfn: Mfn,
 }
 
 impl SharedPage {
-    /// The page at machine frame `mfn`; the caller guarantees hv-core owns
-    /// it (allocated it and keeps it until the domain is destroyed).
-    pub fn new(mfn: u64) -> Self {
-        Self {
-            virt: paging::phys_to_virt(mfn << 12),
-        }
+    /// A zeroed page shared with domain `dom`, or `None` when memory is
+    /// exhausted.
+    pub fn alloc(dom: DomId) -> Option<Self> {
+        let mfn = crate::memory::alloc_frame()? >> 12;
+        crate::memory::with_frame_table(|ft| ft.assign(mfn, Owner::SharedWith(dom)))
+            .expect("a fresh frame has no references");
+        Some(Self { mfn })
     }
 
-    pub fn u8(&self, offset: usize) -> &'static AtomicU8 {
-        assert!(offset < 4096);
-        // SAFETY: the offset is inside the page, which the direct map keeps
-        // mapped while the domain exists; any bit pattern is a valid atomic.
-        unsafe { AtomicU8::from_ptr((self.virt + offset as u64) as *mut u8) }
+    /// The page's machine frame number (what the guest maps).
+    pub fn mfn(&self) -> Mfn {
+        self.mfn
     }
 
-    pub fn u32(&self, offset: usize) -> &'static AtomicU32 {
-        assert!(offset <= 4092 && offset.is_multiple_of(4));
+    pub fn u8(&self, offset: usize) -> &AtomicU8 {
+        assert!(offset < PAGE);
+        // SAFETY: the frame is this handle's until it is dropped, which
+        // cannot happen while `&self` is borrowed; hv-core reaches it only
+        // through these atomics, and the direct map covers it. The offset is
+        // inside the page, and any bit pattern is a valid atomic.
+        unsafe { AtomicU8::from_ptr(byte_of(self.mfn, offset)) }
+    }
+
+    pub fn u32(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset <= PAGE - 4 && offset.is_multiple_of(4));
         // SAFETY: as for `u8`; the offset is 4-byte aligned.
-        unsafe { AtomicU32::from_ptr((self.virt + offset as u64) as *mut u32) }
+        unsafe { AtomicU32::from_ptr(byte_of(self.mfn, offset).cast()) }
     }
 
-    pub fn u64(&self, offset: usize) -> &'static AtomicU64 {
-        assert!(offset <= 4088 && offset.is_multiple_of(8));
+    pub fn u64(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset <= PAGE - 8 && offset.is_multiple_of(8));
         // SAFETY: as for `u8`; the offset is 8-byte aligned.
-        unsafe { AtomicU64::from_ptr((self.virt + offset as u64) as *mut u64) }
-    }
-
-    /// Copies `bytes` into the page at `offset` (the dom0 builder uses it
-    /// to fill frames it has just allocated).
-    pub fn write_bytes(&self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= 4096);
-        // SAFETY: the range is inside the page; nobody else writes a frame
-        // the builder is still filling.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (self.virt + offset as u64) as *mut u8,
-                bytes.len(),
-            )
-        }
+        unsafe { AtomicU64::from_ptr(byte_of(self.mfn, offset).cast()) }
     }
 }
 
-/// Copies `len` bytes between two machine frames (a grant copy); the
-/// ranges must lie inside their pages. Overlap (the same frame) is allowed.
-pub fn copy_between_frames(src: u64, src_offset: usize, dst: u64, dst_offset: usize, len: usize) {
-    assert!(src_offset + len <= 4096 && dst_offset + len <= 4096);
-    let from = paging::phys_to_virt(src << 12) + src_offset as u64;
-    let to = paging::phys_to_virt(dst << 12) + dst_offset as u64;
-    // SAFETY: both ranges are inside frames of the direct map; the caller
-    // checked the frames belong to the domains the copy is for.
-    unsafe { core::ptr::copy(from as *const u8, to as *mut u8, len) }
+impl Drop for SharedPage {
+    /// Gives the frame back. The domain must no longer map it: the frame
+    /// table refuses to release a referenced frame, and hv-core stops
+    /// rather than free one a guest can still reach.
+    fn drop(&mut self) {
+        crate::memory::with_frame_table(|ft| ft.release(self.mfn))
+            .expect("the frame is unreferenced");
+        crate::memory::free_frame(self.mfn);
+    }
+}
+
+/// A frame hv-core refused to touch: not a domain's own memory, or (to be
+/// written) one in use as a page table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotDomainMemory(pub Mfn);
+
+/// Whether `[offset, offset + len)` lies inside one page.
+fn in_page(offset: usize, len: usize) -> bool {
+    offset.checked_add(len).is_some_and(|end| end <= PAGE)
+}
+
+/// A frame a domain owns: guest memory, which hv-core only ever reaches
+/// with raw accesses like the ones below.
+fn readable(frame: Option<&FrameInfo>) -> bool {
+    frame.is_some_and(|f| matches!(f.owner, Owner::Domain(_)))
+}
+
+/// A domain's frame that is not a page table (nor on its way to or from
+/// being one): writing it cannot bypass validation.
+fn writable(frame: Option<&FrameInfo>) -> bool {
+    readable(frame) && frame.is_some_and(|f| f.type_count == 0 || f.ty == FrameType::Writable)
+}
+
+/// Copies `bytes` into a domain's frame `mfn` at `offset` (the dom0 builder
+/// filling frames before dom0 runs). The range must lie inside the page.
+pub fn write_domain_frame(mfn: Mfn, offset: usize, bytes: &[u8]) -> Result<(), NotDomainMemory> {
+    assert!(in_page(offset, bytes.len()), "write beyond a page");
+    crate::memory::with_frame_table(|ft| {
+        if !writable(ft.info(mfn)) {
+            return Err(NotDomainMemory(mfn));
+        }
+        // SAFETY: the frame table says (and, locked, keeps saying until
+        // this returns) that the frame is a domain's plain memory: RAM the
+        // direct map covers that no Rust reference points into. The range
+        // is inside it; one CPU, so the guest does not run meanwhile.
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), byte_of(mfn, offset), bytes.len())
+        };
+        Ok(())
+    })
+}
+
+/// Copies bytes from a domain's frame `mfn` at `offset` into `buf`. The
+/// range must lie inside the page.
+pub fn read_domain_frame(mfn: Mfn, offset: usize, buf: &mut [u8]) -> Result<(), NotDomainMemory> {
+    assert!(in_page(offset, buf.len()), "read beyond a page");
+    crate::memory::with_frame_table(|ft| {
+        if !readable(ft.info(mfn)) {
+            return Err(NotDomainMemory(mfn));
+        }
+        // SAFETY: as in `write_domain_frame`; `buf` is ours and cannot
+        // overlap guest memory.
+        unsafe {
+            core::ptr::copy_nonoverlapping(byte_of(mfn, offset), buf.as_mut_ptr(), buf.len())
+        };
+        Ok(())
+    })
+}
+
+/// Copies `len` bytes between two domains' machine frames (a grant copy):
+/// `src` any frame a domain owns, `dst` one that is not a page table. Both
+/// ranges must lie inside their pages; overlap (the same frame) is allowed.
+/// Whether the caller may use these frames is the caller's check; this one
+/// only keeps the copy inside guest memory.
+pub fn copy_between_frames(
+    src: Mfn,
+    src_offset: usize,
+    dst: Mfn,
+    dst_offset: usize,
+    len: usize,
+) -> Result<(), NotDomainMemory> {
+    assert!(
+        in_page(src_offset, len) && in_page(dst_offset, len),
+        "copy beyond a page"
+    );
+    crate::memory::with_frame_table(|ft| {
+        if !readable(ft.info(src)) {
+            return Err(NotDomainMemory(src));
+        }
+        if !writable(ft.info(dst)) {
+            return Err(NotDomainMemory(dst));
+        }
+        // SAFETY: as in `write_domain_frame`, for both frames; `copy`
+        // allows the two ranges to overlap.
+        unsafe { core::ptr::copy(byte_of(src, src_offset), byte_of(dst, dst_offset), len) };
+        Ok(())
+    })
 }

@@ -21,15 +21,20 @@ impl<T> IrqMutex<T> {
         interrupts::without_interrupts(|| f(&mut self.inner.lock()))
     }
 
-    /// For the fatal-error path only: takes the lock even if this CPU died
-    /// holding it, because the machine is about to stop and the report
-    /// matters more than the interrupted writer.
-    pub fn with_forced<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+    /// Runs `f` with the lock taken even if this CPU died holding it, for
+    /// the report on the way to stopping the machine (`serial::report_then`).
+    ///
+    /// # Safety
+    ///
+    /// The caller must never return to the code this CPU was running when
+    /// it took the lock, if any: the machine stops first. Then the holder's
+    /// reference is never used again, and `f`'s is the only live one.
+    pub unsafe fn with_forced<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         interrupts::disable();
         if self.inner.is_locked() {
-            // SAFETY: only called on the way to stopping the machine with
-            // interrupts off and (until SMP) a single CPU: the holder was
-            // interrupted by the fault being reported and never resumes.
+            // SAFETY: interrupts are off and (until SMP) there is a single
+            // CPU, so the holder is code this CPU interrupted (or is
+            // unwinding from), which the caller guarantees never resumes.
             unsafe { self.inner.force_unlock() };
         }
         f(&mut self.inner.lock())

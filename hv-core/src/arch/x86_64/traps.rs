@@ -79,16 +79,6 @@ pub fn exception_name(vector: u8) -> (&'static str, &'static str) {
     }
 }
 
-/// A writer for the fatal path: straight to COM1, whoever holds its lock.
-struct Report;
-
-impl Write for Report {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        serial::write_forced(s.as_bytes());
-        Ok(())
-    }
-}
-
 fn page_fault_cause(code: u64) -> [&'static str; 4] {
     [
         if code & 1 != 0 {
@@ -109,13 +99,16 @@ fn page_fault_cause(code: u64) -> [&'static str; 4] {
 fn fatal_exception(frame: &TrapFrame) -> ! {
     let vector = frame.vector as u8;
     let (mnemonic, name) = exception_name(vector);
-    let mut out = Report;
-    let _ = write_report(&mut out, frame, vector, mnemonic, name);
-    crate::stop::fatal("exception in hv-core")
+    serial::report_then(
+        |out| {
+            let _ = write_report(out, frame, vector, mnemonic, name);
+        },
+        || crate::stop::fatal("exception in hv-core"),
+    )
 }
 
 fn write_report(
-    out: &mut Report,
+    out: &mut serial::FatalConsole,
     f: &TrapFrame,
     vector: u8,
     mnemonic: &str,
