@@ -10,8 +10,8 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use hv_core::frame_alloc::{FRAME_SIZE, FrameAllocator, UsableRanges};
 use hv_core::frame_table::{FrameInfo, FrameTable, Mfn, NotPresentRule};
-use hv_core::frames::{FRAME_SIZE, FrameAllocator, UsableRanges};
 
 use crate::arch::paging;
 use crate::arch::sync::IrqMutex;

@@ -30,7 +30,7 @@ use crate::arch::pv::MachinePageTables;
 use crate::arch::shared::SharedPage;
 use crate::domain::{self, State, Wait};
 use crate::guest::UPCALL_MASK;
-use crate::{events, memory};
+use crate::{event_delivery, memory};
 
 /// Why a domain could not be created.
 #[derive(Clone, Copy, Debug)]
@@ -234,7 +234,7 @@ pub fn reap(id: DomId) -> bool {
     domain::remove(id);
     DYING.fetch_sub(1, Relaxed);
     log::info!("d{id} released");
-    events::notify_dom_exc();
+    event_delivery::notify_dom_exc();
     true
 }
 

@@ -9,7 +9,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use hv_core::frames::{FRAME_SIZE, UsableRanges};
+use hv_core::frame_alloc::{FRAME_SIZE, UsableRanges};
 use hv_core::layout::{DIRECT_MAP_BASE, IMAGE_OFFSET, M2P_BASE, MMIO_BASE, MMIO_SIZE};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{

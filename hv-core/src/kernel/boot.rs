@@ -1,7 +1,7 @@
 //! `hv_main`: from the boot loader's hand-off to a running hypervisor.
 
 use hv_core::cmdline::Options;
-use hv_core::frames::{FRAME_SIZE, PhysRange, UsableRanges};
+use hv_core::frame_alloc::{FRAME_SIZE, PhysRange, UsableRanges};
 use hv_core::{PRODUCT, VERSION};
 use multiboot2::{BootInformation, MemoryAreaType};
 

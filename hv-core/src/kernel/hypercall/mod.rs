@@ -8,7 +8,7 @@
 
 mod console;
 mod domctl;
-mod events;
+mod event_channel_op;
 mod grant;
 mod memory;
 mod mm;

@@ -21,7 +21,7 @@ mod traps;
 pub use entry::TrapFrame;
 pub use traps::{LAST_TIMER_TSC, TIMER_INTERRUPTS, exception_name};
 
-use hv_core::frames::PhysRange;
+use hv_core::frame_alloc::PhysRange;
 use multiboot2::{BootInformation, BootInformationHeader, LoadError};
 
 #[unsafe(no_mangle)]

@@ -14,7 +14,7 @@ use abi::xen::DomId;
 use hv_core::event_channel::{self, Binding, Delivery, EventError, Peer, Port};
 
 use crate::domain::{State, is_self};
-use crate::{domain, events};
+use crate::{domain, event_delivery};
 
 super::op_family! {
     /// An `event_channel_op` request.
@@ -115,23 +115,23 @@ fn bind_interdomain(op: &mut BindInterdomain, caller: DomId) -> Result<i64, Errn
 
 fn close(op: &mut PortOp, caller: DomId) -> Result<i64, Errno> {
     close_port(caller, op.port).map_err(errno)?;
-    events::clear_pending(op.port);
+    event_delivery::clear_pending(op.port);
     Ok(0)
 }
 
 fn send(op: &mut PortOp, _caller: DomId) -> Result<i64, Errno> {
     let delivery = domain::with_current(|d| d.events.send(op.port)).map_err(errno)?;
     match delivery {
-        Delivery::Local { port, vcpu } => events::raise(port, vcpu),
+        Delivery::Local { port, vcpu } => event_delivery::raise(port, vcpu),
         Delivery::Remote { dom, port } if is_self(dom) => {
             let vcpu = domain::with_current(|d| d.events.notify_vcpu(port));
-            events::raise(port, vcpu);
+            event_delivery::raise(port, vcpu);
         }
         Delivery::Remote { dom, port } => {
             domain::with(dom, |peer| {
                 if peer.state == State::Running {
                     let vcpu = peer.events.notify_vcpu(port);
-                    events::raise_in(peer, port, vcpu);
+                    event_delivery::raise_in(peer, port, vcpu);
                 }
             });
         }
@@ -144,7 +144,7 @@ fn unmask(op: &mut PortOp, _caller: DomId) -> Result<i64, Errno> {
     if op.port as usize >= hv_core::event_channel::NR_PORTS {
         return Err(Errno::Inval);
     }
-    events::unmask(op.port);
+    event_delivery::unmask(op.port);
     Ok(0)
 }
 

@@ -18,7 +18,7 @@ use spin::Once;
 
 use crate::arch::{lapic, time};
 use crate::domain::{self, Domain};
-use crate::events;
+use crate::event_delivery;
 use crate::guest::VCPU_INFO_SIZE;
 
 static SCALE: Once<TscScale> = Once::new();
@@ -150,7 +150,7 @@ pub fn check_timers() {
                 .chain(vcpu.periodic.map(|(_, due)| due))
                 .fold(next, u64::min);
             if fire {
-                events::timer_fired(d, v as u32);
+                event_delivery::timer_fired(d, v as u32);
             }
         }
     });

@@ -35,7 +35,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             crate::vtime::check_timers();
         }
         vector if vector == super::SERIAL_VECTOR as u64 => {
-            crate::events::serial_interrupt();
+            crate::event_delivery::serial_interrupt();
             lapic::eoi();
         }
         vector if vector == lapic::SPURIOUS_VECTOR as u64 => {}

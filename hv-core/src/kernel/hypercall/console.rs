@@ -1,7 +1,7 @@
 //! `console_io`: the hypervisor console on COM1. Any domain may write (a
 //! domU's real console is its ring page, served by dom0; this is the
 //! debug path Xen also keeps); only dom0 reads the input typed on COM1
-//! (see `crate::events`).
+//! (see `crate::event_delivery`).
 //!
 //! A write never holds the CPU for long: each pass copies at most
 //! [`PASS_BYTES`] into COM1's transmit ring (drained by the UART's
@@ -15,7 +15,7 @@ use abi::Errno;
 use abi::xen::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 
 use crate::arch::serial::{self, Share};
-use crate::{domain, events, guest};
+use crate::{domain, event_delivery, guest};
 
 /// Bytes copied from the guest per step.
 const CHUNK: usize = 128;
@@ -53,7 +53,7 @@ impl ConsoleIo {
                     let taken = serial::write_domain(id, &chunk[..n], share);
                     done += taken;
                     if taken < n {
-                        events::wait_for_console_room();
+                        event_delivery::wait_for_console_room();
                         self.continue_after(done);
                         return Ok(0);
                     }
@@ -63,9 +63,11 @@ impl ConsoleIo {
             CONSOLEIO_READ if !privileged => Err(Errno::Perm),
             CONSOLEIO_READ => {
                 // Bytes may sit in the UART if its interrupt is unavailable.
-                events::poll_console_input();
+                event_delivery::poll_console_input();
                 let mut chunk = [0u8; CHUNK];
-                let n = events::take_console_input(&mut chunk[..(self.count as usize).min(CHUNK)]);
+                let n = event_delivery::take_console_input(
+                    &mut chunk[..(self.count as usize).min(CHUNK)],
+                );
                 guest::write_bytes(self.buffer, &chunk[..n])?;
                 Ok(n as i64)
             }

@@ -640,7 +640,7 @@ pub fn shutdown_current(reason: u32) -> ! {
             _ => "other",
         };
         log::info!("d{id} shut down ({what}, reason {reason})");
-        crate::events::notify_dom_exc();
+        crate::event_delivery::notify_dom_exc();
         crate::scheduler::abandon_current()
     }
     match reason {

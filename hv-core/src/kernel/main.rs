@@ -19,7 +19,7 @@ mod dom0;
 #[cfg(target_os = "none")]
 mod domain;
 #[cfg(target_os = "none")]
-mod events;
+mod event_delivery;
 #[cfg(target_os = "none")]
 mod grant;
 #[cfg(target_os = "none")]

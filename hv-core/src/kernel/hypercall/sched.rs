@@ -15,7 +15,7 @@ use abi::ops::{
 use abi::xen::DomId;
 
 use crate::domain::{self, MAX_POLL_PORTS, Wait};
-use crate::{events, guest, scheduler, vtime};
+use crate::{event_delivery, guest, scheduler, vtime};
 
 /// The shortest periodic timer Xen accepts (1 ms).
 const MIN_PERIOD_NS: u64 = 1_000_000;
@@ -46,8 +46,8 @@ fn yield_cpu(_: &mut (), _caller: DomId) -> Result<i64, Errno> {
 fn block(_: &mut (), _caller: DomId) -> Result<i64, Errno> {
     // Xen's order: unmask, then block only if nothing is pending, so an
     // event that raced in is not slept through.
-    events::enable_delivery(domain::current_vcpu_index());
-    if !events::upcall_pending(domain::current_vcpu_index()) {
+    event_delivery::enable_delivery(domain::current_vcpu_index());
+    if !event_delivery::upcall_pending(domain::current_vcpu_index()) {
         domain::with_current_vcpu(|v| v.wait = Wait::Block);
         scheduler::request();
     }
@@ -67,12 +67,14 @@ fn poll(request: &mut SchedPoll, _caller: DomId) -> Result<i64, Errno> {
     let list = guest::GuestArray::<u32>::new(request.ports, count as u64);
     for (i, port) in ports[..count].iter_mut().enumerate() {
         *port = list.at(i as u64)?.read()?;
-        if !events::is_bound(*port) {
+        if !event_delivery::is_bound(*port) {
             return Err(Errno::Inval);
         }
     }
     let deadline = (request.timeout != 0).then_some(request.timeout);
-    if ports[..count].iter().any(|&p| events::is_pending(p))
+    if ports[..count]
+        .iter()
+        .any(|&p| event_delivery::is_pending(p))
         || deadline.is_some_and(|t| vtime::now_ns() >= t)
     {
         return Ok(0);

@@ -115,7 +115,7 @@ macro_rules! hypercall_table {
                 "CALLBACKOP_register (event, failsafe, syscall, syscall32, sysenter, nmi)": Implemented,
                 "CALLBACKOP_unregister (nmi; the others -EINVAL, as on Xen)": Implemented,
             ];
-            EventChannelOp(cmd: u32, arg: u64) => events::EventChannelOp::handle(cmd, arg), ops [
+            EventChannelOp(cmd: u32, arg: u64) => event_channel_op::EventChannelOp::handle(cmd, arg), ops [
                 "EVTCHNOP_bind_virq": Implemented,
                 "EVTCHNOP_bind_ipi": Implemented,
                 "EVTCHNOP_alloc_unbound (dom0: in any domain)": Implemented,
@@ -169,7 +169,7 @@ pub fn status(h: Hypercall) -> Status {
 mod docs {
     use super::*;
 
-    const ABI_MD: &str = include_str!("../../docs/abi.md");
+    const ABI_MD: &str = include_str!("../../../docs/abi.md");
 
     fn hypercall_rows() -> Vec<Vec<&'static str>> {
         ABI_MD

@@ -28,7 +28,7 @@ use hv_core::sched_policy::{self, Candidate};
 use crate::arch::TrapFrame;
 use crate::arch::pv;
 use crate::domain::{self, Domain, State, Wait};
-use crate::{events, vtime};
+use crate::{event_delivery, vtime};
 
 /// One timeslice.
 pub const SLICE_NS: u64 = 10_000_000;
@@ -83,14 +83,16 @@ fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
     }
     let done = match &d.vcpus[v].wait {
         Wait::None => return true,
-        Wait::Block => events::upcall_pending_in(d, v),
+        Wait::Block => event_delivery::upcall_pending_in(d, v),
         Wait::Poll {
             ports,
             count,
             deadline,
         } => {
             deadline.is_some_and(|t| now >= t)
-                || ports[..*count].iter().any(|&p| events::is_pending_in(d, p))
+                || ports[..*count]
+                    .iter()
+                    .any(|&p| event_delivery::is_pending_in(d, p))
         }
     };
     if done {
