@@ -21,20 +21,29 @@
 
 use core::fmt;
 
-/// A port number.
-pub type Port = u32;
+use abi::event_channel as xen;
+
+/// A port number (Xen's `evtchn_port_t`).
+pub use abi::event_channel::Port;
 /// Ports each domain can have (the 2-level ABI allows 4096; hv-core keeps
 /// tables small and fixed-size).
 pub const NR_PORTS: usize = 1024;
-/// Virtual IRQs (`abi::event_channel::NR_VIRQS`).
-pub const NR_VIRQS: usize = 24;
+/// Virtual IRQs, Xen's `NR_VIRQS`.
+pub const NR_VIRQS: usize = xen::NR_VIRQS as usize;
 /// vCPUs per domain whose VIRQs and IPIs this table tracks.
 pub const MAX_VCPUS: usize = 8;
 
 /// VIRQs bound per vCPU rather than per domain (Xen's `virq_is_global` is
-/// false for these).
+/// false for exactly these).
 pub const fn virq_is_per_vcpu(virq: u32) -> bool {
-    matches!(virq, 0 | 1 | 6 | 7 | 13) // TIMER, DEBUG, DEBUGGER, XENOPROF, XENPMU
+    matches!(
+        virq,
+        xen::VIRQ_TIMER
+            | xen::VIRQ_DEBUG
+            | xen::VIRQ_DEBUGGER
+            | xen::VIRQ_XENOPROF
+            | xen::VIRQ_XENPMU
+    )
 }
 
 /// What a port is connected to.

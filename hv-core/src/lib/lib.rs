@@ -22,28 +22,6 @@ pub mod sched_policy;
 pub mod speculation;
 pub mod wallclock;
 
-// `event_channel` keeps its own names for `abi`'s; they must stay equal.
-const _: () = {
-    use abi::event_channel as xen;
-    assert!(event_channel::NR_VIRQS == xen::NR_VIRQS as usize);
-    // Per-vCPU VIRQs are exactly Xen's (`virq_is_global` false).
-    let mut virq = 0;
-    while virq < xen::NR_VIRQS {
-        let per_vcpu = matches!(
-            virq,
-            xen::VIRQ_TIMER
-                | xen::VIRQ_DEBUG
-                | xen::VIRQ_DEBUGGER
-                | xen::VIRQ_XENOPROF
-                | xen::VIRQ_XENPMU
-        );
-        assert!(event_channel::virq_is_per_vcpu(virq) == per_vcpu);
-        virq += 1;
-    }
-};
-/// `event_channel::Port` is `abi::event_channel::Port` (fails to build if not).
-const _: fn(abi::event_channel::Port) -> event_channel::Port = |port| port;
-
 /// The product name and version printed in the banner.
 pub const PRODUCT: &str = "hv-core";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,10 +1,13 @@
-//! Hypercalls: one decoder per hypercall turns the guest's registers into a
-//! typed request, and one handler acts on it.
+//! Hypercalls: the dispatcher generated from the hypercall table
+//! (`hv_core::hypercall_table!`) turns the guest's registers into a typed
+//! request, and one handler acts on it.
 //!
-//! PV64 convention: number in RAX, arguments in RDI, RSI, RDX, R10, R8, R9,
-//! result (or `-errno`) in RAX. Anything not listed in `decode` returns
-//! `-ENOSYS`. Handlers reach guest memory only through `guest::read` and
-//! `guest::write`; a bad pointer is `-EFAULT`.
+//! PV64 convention: the number and six arguments in registers, the result
+//! (or `-errno`) back in one (`TrapFrame::hypercall_args` and its siblings
+//! in `arch`, the only code that names them). A number without a row in
+//! the table returns `-ENOSYS`. Handlers reach guest memory only through
+//! `guest::read`/`write` and `GuestPtr`/`GuestArray`; a bad pointer is
+//! `-EFAULT`.
 
 mod console;
 mod domctl;
@@ -246,26 +249,17 @@ pub(super) fn continue_with(args: [u64; 6]) {
 
 /// A hypercall from guest kernel mode.
 pub fn dispatch(frame: &mut TrapFrame) {
-    if frame.rax == Hypercall::Iret as u64 {
+    let nr = frame.hypercall_number();
+    if nr == Hypercall::Iret as u64 {
         guest::iret(frame);
         return;
     }
-    let nr = frame.rax;
-    let args = Args([
-        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
-    ]);
+    let args = Args(frame.hypercall_args());
     WORK.store(0, Relaxed);
     let result = call(nr, args);
     match take_continuation() {
-        Some(a) => {
-            // Back to the `syscall` instruction (2 bytes), to run again.
-            [
-                frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
-            ] = a;
-            frame.rax = nr;
-            frame.rip -= 2;
-        }
-        None => frame.rax = result as u64,
+        Some(rest) => frame.reissue_hypercall(nr, rest),
+        None => frame.set_hypercall_result(result as u64),
     }
 }
 

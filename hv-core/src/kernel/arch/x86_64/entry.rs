@@ -127,6 +127,34 @@ impl TrapFrame {
     };
 }
 
+/// The PV64 hypercall convention on a `syscall` frame: the number in RAX,
+/// arguments in RDI, RSI, RDX, R10, R8, R9, the result in RAX. The only
+/// place outside the entry code that names those registers.
+impl TrapFrame {
+    /// The hypercall number.
+    pub fn hypercall_number(&self) -> u64 {
+        self.rax
+    }
+
+    /// The six argument registers, in ABI order.
+    pub fn hypercall_args(&self) -> [u64; 6] {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
+    }
+
+    /// Returns `value` to the guest.
+    pub fn set_hypercall_result(&mut self, value: u64) {
+        self.rax = value;
+    }
+
+    /// Makes the guest issue hypercall `nr` again with `args` when it
+    /// next runs: back over the 2-byte `syscall`, as Xen's continuations.
+    pub fn reissue_hypercall(&mut self, nr: u64, args: [u64; 6]) {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9] = args;
+        self.rax = nr;
+        self.rip -= 2;
+    }
+}
+
 /// The `vector` of a frame built by the syscall entry.
 pub const SYSCALL_VECTOR: u64 = 0x100;
 /// The `vector` of a frame built by the compat-mode syscall entry (CSTAR).
