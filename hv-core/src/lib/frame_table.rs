@@ -1371,13 +1371,7 @@ mod tests {
     /// counts stay consistent, and tearing down releases every reference.
     #[test]
     fn random_sequences_keep_the_invariants() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::test_support::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut foreign_maps = 0;
         for _round in 0..40 {
             let mut storage = Vec::new();

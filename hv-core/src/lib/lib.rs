@@ -22,6 +22,9 @@ pub mod sched_policy;
 pub mod speculation;
 pub mod wallclock;
 
+#[cfg(test)]
+mod test_support;
+
 /// The product name and version printed in the banner.
 pub const PRODUCT: &str = "hv-core";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

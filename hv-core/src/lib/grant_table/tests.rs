@@ -351,13 +351,7 @@ impl<'a> World<'a> {
 
 #[test]
 fn random_map_unmap_revoke_copy_sequences_keep_pins_and_references_right() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = crate::test_support::xorshift(0x9e37_79b9_7f4a_7c15u64);
     for _round in 0..30 {
         let mut storage = Vec::new();
         let mut w = World::new(&mut storage);
