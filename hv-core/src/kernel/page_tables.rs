@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::Errno;
 use hv_core::frame_table::{
-    FrameTable, FrameType, L1Slot, Mfn, Owner, PageError, PageTableMemory, Progress, entry_mfn,
+    FrameTable, FrameType, L1Slot, Mfn, Owner, PageError, PageTableMemory, entry_mfn,
 };
 
 use crate::arch::pv::{self, MachinePageTables};
@@ -60,17 +60,6 @@ pub fn refused(e: PageError) -> Errno {
     Errno::Inval
 }
 
-/// Whether `mfn` is an L1 page table of `owner` in use (typed and fully
-/// validated), the only kind of table a single mapping may be written into.
-fn is_live_l1(ft: &FrameTable, mfn: Mfn, owner: u16) -> bool {
-    ft.info(mfn).is_some_and(|f| {
-        f.owner == Owner::Domain(owner)
-            && f.ty == FrameType::L1
-            && f.type_count > 0
-            && f.progress == Progress::Complete
-    })
-}
-
 /// The L1 entry that maps `va` in the tree rooted at `root`, which must be
 /// a live L1 table of `dom`.
 pub fn l1_slot(root: Mfn, va: u64, dom: u16) -> Result<L1Slot, Errno> {
@@ -85,7 +74,7 @@ pub fn l1_slot(root: Mfn, va: u64, dom: u16) -> Result<L1Slot, Errno> {
             }
             table = entry_mfn(entry);
         }
-        if !is_live_l1(ft, table, dom) {
+        if !ft.is_live_table(table, FrameType::L1, dom) {
             return Err(Errno::Inval);
         }
         Ok(L1Slot {
@@ -99,7 +88,7 @@ pub fn l1_slot(root: Mfn, va: u64, dom: u16) -> Result<L1Slot, Errno> {
 /// `pg_owner`, if the table is still a live L1 of `dom`.
 pub fn install_l1(dom: u16, slot: L1Slot, pte: u64, pg_owner: u16) -> Result<(), Errno> {
     memory::with_frame_table(|ft| {
-        if !is_live_l1(ft, slot.table, dom) {
+        if !ft.is_live_table(slot.table, FrameType::L1, dom) {
             return Err(Errno::Inval);
         }
         write_entry_locked(ft, slot.table, slot.index, pte, dom, pg_owner).map(drop)
@@ -113,7 +102,7 @@ pub fn install_l1(dom: u16, slot: L1Slot, pte: u64, pg_owner: u16) -> Result<(),
 /// (entry overwritten, or table devalidated).
 pub fn clear_l1(dom: u16, slot: L1Slot, expected: Mfn, pg_owner: u16) -> Result<bool, Errno> {
     let cleared = memory::with_frame_table(|ft| {
-        if !is_live_l1(ft, slot.table, dom) {
+        if !ft.is_live_table(slot.table, FrameType::L1, dom) {
             return Ok(false);
         }
         let entry = MachinePageTables.read_entry(slot.table, slot.index);

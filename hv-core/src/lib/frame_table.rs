@@ -160,6 +160,13 @@ impl FrameInfo {
         pinned: false,
         progress: Progress::Complete,
     };
+
+    /// Whether hv-core may write the frame for a guest (a grant copy, the
+    /// domain builder): it is not a page table, nor on its way to or from
+    /// being one, so the write cannot bypass validation.
+    pub fn may_be_written(&self) -> bool {
+        self.type_count == 0 || self.ty == FrameType::Writable
+    }
 }
 
 /// Why a page-table operation was refused. Each names the frame involved.
@@ -358,6 +365,18 @@ impl<'a> FrameTable<'a> {
 
     pub fn info(&self, mfn: Mfn) -> Option<&FrameInfo> {
         self.frames.get(mfn as usize)
+    }
+
+    /// Whether `mfn` is a page table of type `ty` that `owner` has in use:
+    /// typed, referenced and fully validated (what CR3 may hold, for an
+    /// L4, and what a single mapping may be written into, for an L1).
+    pub fn is_live_table(&self, mfn: Mfn, ty: FrameType, owner: DomId) -> bool {
+        self.info(mfn).is_some_and(|f| {
+            f.owner == Owner::Domain(owner)
+                && f.ty == ty
+                && f.type_count > 0
+                && f.progress == Progress::Complete
+        })
     }
 
     fn frame(&mut self, mfn: Mfn) -> Result<&mut FrameInfo, PageError> {
@@ -1034,6 +1053,21 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn only_a_frame_with_no_page_table_type_may_be_written() {
+        let with = |ty, type_count| FrameInfo {
+            ty,
+            type_count,
+            ..FrameInfo::FREE
+        };
+        assert!(with(FrameType::None, 0).may_be_written());
+        assert!(with(FrameType::Writable, 3).may_be_written());
+        // A page table in use may not be; once its last type reference
+        // is gone, it is plain memory again.
+        assert!(!with(FrameType::L1, 1).may_be_written());
+        assert!(with(FrameType::L4, 0).may_be_written());
+    }
+
     const DOM: DomId = 1;
     const OTHER: DomId = 2;
 
@@ -1115,6 +1149,33 @@ mod tests {
         assert_eq!(table.info(11).unwrap().ref_count, 1);
         table.unpin(&mut mem, 1, DOM).unwrap();
         assert!(all_released(&table));
+    }
+
+    #[test]
+    fn a_live_table_is_typed_referenced_validated_and_the_owners() {
+        let mut storage = Vec::new();
+        let mut table = setup(&mut storage);
+        let mut mem = Memory::default();
+        tree(&mut mem);
+        assert!(
+            !table.is_live_table(1, FrameType::L4, DOM),
+            "not yet pinned"
+        );
+        table.pin(&mut mem, 1, DOM, FrameType::L4).unwrap();
+        assert!(table.is_live_table(1, FrameType::L4, DOM));
+        assert!(table.is_live_table(4, FrameType::L1, DOM));
+        assert!(!table.is_live_table(1, FrameType::L1, DOM), "another type");
+        assert!(
+            !table.is_live_table(1, FrameType::L4, OTHER),
+            "another owner"
+        );
+        assert!(!table.is_live_table(10, FrameType::L1, DOM), "plain memory");
+        assert!(
+            !table.is_live_table(999, FrameType::L4, DOM),
+            "no such frame"
+        );
+        table.unpin(&mut mem, 1, DOM).unwrap();
+        assert!(!table.is_live_table(1, FrameType::L4, DOM), "unpinned");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use abi::grant_table::{
     GNTTABOP_UNMAP_GRANT_REF, MapGrantRef, QuerySize, SetupTable, UnmapGrantRef,
 };
 use abi::xen::DomId;
-use hv_core::frame_table::{FrameType, L1Slot, Mfn, Owner};
+use hv_core::frame_table::{L1Slot, Mfn, Owner};
 use hv_core::layout::{HOLE_END, HOLE_START};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -295,10 +295,8 @@ impl CopySide {
         };
         // The owner's, and never a page table when written.
         let usable = memory::with_frame_table(|ft| {
-            ft.info(side.mfn).is_some_and(|f| {
-                f.owner == Owner::Domain(owner)
-                    && (!write || f.type_count == 0 || f.ty == FrameType::Writable)
-            })
+            ft.info(side.mfn)
+                .is_some_and(|f| f.owner == Owner::Domain(owner) && (!write || f.may_be_written()))
         });
         if !usable {
             side.finish();

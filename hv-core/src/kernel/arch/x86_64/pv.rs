@@ -16,7 +16,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::xen::LOWER_HALF_END;
-use hv_core::frame_table::{DomId, FrameType, Mfn, Owner, Progress};
+use hv_core::frame_table::{DomId, FrameType, Mfn};
 use hv_core::layout::HOLE_END;
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
@@ -309,14 +309,8 @@ pub fn copy_to_guest(va: u64, src: &[u8]) -> Result<(), BadAddress> {
 /// (hypervisor) mappings stay; every guest mapping is flushed.
 pub fn load_page_table_root(mfn: Mfn, dom: DomId) {
     crate::memory::with_frame_table(|ft| {
-        let is_root = ft.info(mfn).is_some_and(|f| {
-            f.owner == Owner::Domain(dom)
-                && f.ty == FrameType::L4
-                && f.type_count > 0
-                && f.progress == Progress::Complete
-        });
         assert!(
-            is_root,
+            ft.is_live_table(mfn, FrameType::L4, dom),
             "refusing to load frame {mfn:#x} as d{dom}'s page-table root: not a validated L4 of d{dom}"
         );
         let frame =

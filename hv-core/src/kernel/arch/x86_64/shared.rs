@@ -17,7 +17,7 @@
 
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
-use hv_core::frame_table::{DomId, FrameInfo, FrameType, Mfn, Owner};
+use hv_core::frame_table::{DomId, FrameInfo, Mfn, Owner};
 
 use super::paging;
 
@@ -110,7 +110,7 @@ fn readable(frame: Option<&FrameInfo>) -> bool {
 /// A domain's frame that is not a page table (nor on its way to or from
 /// being one): writing it cannot bypass validation.
 fn writable(frame: Option<&FrameInfo>) -> bool {
-    readable(frame) && frame.is_some_and(|f| f.type_count == 0 || f.ty == FrameType::Writable)
+    readable(frame) && frame.is_some_and(FrameInfo::may_be_written)
 }
 
 /// Copies `bytes` into a domain's frame `mfn` at `offset` (the dom0 builder
