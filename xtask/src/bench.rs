@@ -89,17 +89,23 @@ pub struct Column<'a> {
 
 const FIELDS: [&str; 4] = ["min ns", "median ns", "min cycles", "median cycles"];
 
-/// The table: one line per row name (in order of first appearance across
-/// the groups), `-` where a group has no such row.
-pub fn format_table(groups: &[Column]) -> String {
+/// The row names of several sets of rows, in order of first appearance.
+fn row_names<'a>(sets: impl IntoIterator<Item = &'a [(String, Measurement)]>) -> Vec<&'a str> {
     let mut names: Vec<&str> = Vec::new();
-    for group in groups {
-        for (name, _) in group.rows {
+    for rows in sets {
+        for (name, _) in rows {
             if !names.contains(&name.as_str()) {
                 names.push(name);
             }
         }
     }
+    names
+}
+
+/// The table: one line per row name (in order of first appearance across
+/// the groups), `-` where a group has no such row.
+pub fn format_table(groups: &[Column]) -> String {
+    let names = row_names(groups.iter().map(|g| g.rows));
     let name_width = names.iter().map(|n| n.len()).chain([3]).max().unwrap_or(3);
     let widths = FIELDS.map(|field| field.len().max(8));
     // Cells are separated by one space; a group by " | ".
@@ -377,15 +383,7 @@ fn baseline_hv_core(rev: &str) -> Result<(String, PathBuf)> {
 /// rounds' minimums and the median of their medians (rows in the first
 /// round's order; a row missing from a round is left out of that round).
 pub fn combine(rounds: &[Rows]) -> Rows {
-    let mut names: Vec<&str> = Vec::new();
-    for round in rounds {
-        for (name, _) in round {
-            if !names.contains(&name.as_str()) {
-                names.push(name);
-            }
-        }
-    }
-    names
+    row_names(rounds.iter().map(Vec::as_slice))
         .into_iter()
         .map(|name| {
             let found: Vec<&Measurement> = rounds

@@ -46,8 +46,9 @@ fn yield_cpu(_: &mut (), _caller: DomId) -> Result<i64, Errno> {
 fn block(_: &mut (), _caller: DomId) -> Result<i64, Errno> {
     // Xen's order: unmask, then block only if nothing is pending, so an
     // event that raced in is not slept through.
-    event_delivery::enable_delivery(domain::current_vcpu_index());
-    if !event_delivery::upcall_pending(domain::current_vcpu_index()) {
+    let vcpu = domain::current_vcpu_index();
+    event_delivery::enable_delivery(vcpu);
+    if !event_delivery::upcall_pending(vcpu) {
         domain::with_current_vcpu(|v| v.wait = Wait::Block);
         scheduler::request();
     }
