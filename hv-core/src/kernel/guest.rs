@@ -150,6 +150,31 @@ impl<T> GuestArray<T> {
     }
 }
 
+impl GuestArray<u8> {
+    /// Copies bytes `from..from + dst.len()` into `dst`: `-EFAULT` if
+    /// any is past the end or an address would overflow.
+    pub fn read_into(self, from: u64, dst: &mut [u8]) -> Result<(), Fault> {
+        let end = from.checked_add(dst.len() as u64).ok_or(Fault)?;
+        if end > self.len {
+            return Err(Fault);
+        }
+        read_bytes(dst, self.base.checked_add(from).ok_or(Fault)?)
+    }
+
+    /// The bytes from `from` on (how a continuation names what is left).
+    pub fn rest(self, from: u64) -> Result<Self, Fault> {
+        if from > self.len {
+            return Err(Fault);
+        }
+        let base = self.base.checked_add(from).ok_or(Fault)?;
+        Ok(Self::new(base, self.len - from))
+    }
+
+    pub const fn base(self) -> u64 {
+        self.base
+    }
+}
+
 /// Copies guest bytes at `va` into `dst`.
 pub fn read_bytes(dst: &mut [u8], va: u64) -> Result<(), Fault> {
     pv::copy_from_guest(dst, va).map_err(|_| Fault)

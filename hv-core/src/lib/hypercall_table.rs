@@ -50,7 +50,7 @@ macro_rules! hypercall_table {
             ];
             StackSwitch(ss: u64, sp: u64) => traps::StackSwitch { _ss: ss, sp }.handle();
             SetCallbacks(event: u64, failsafe: u64, syscall: u64) => traps::SetCallbacks { event, failsafe, syscall }.handle();
-            MemoryOp(cmd: u64, arg: u64) => memory::MemoryOp { cmd, arg }.handle(), ops [
+            MemoryOp(cmd: u64, arg: u64) => memory::memory_op(cmd, arg), ops [
                 "XENMEM_memory_map": Implemented,
                 "XENMEM_maximum_ram_page": Implemented,
                 "XENMEM_current_reservation": Implemented,
@@ -60,7 +60,7 @@ macro_rules! hypercall_table {
             Multicall(entries: u64, count: u32) => multicall(entries, count);
             UpdateVaMapping(va: u64, pte: u64, flags: u64) => mm::UpdateVaMapping { va, pte, flags }.handle();
             SetTimerOp(timeout: u64) => sched::set_timer_op(timeout);
-            XenVersion(cmd: u32, arg: u64) => version::XenVersion { cmd, arg }.handle(), ops [
+            XenVersion(cmd: u32, arg: u64) => version::XenVersion::handle(cmd, arg, domain::current_id()), ops [
                 "XENVER_version": Implemented,
                 "XENVER_extraversion": Implemented,
                 "XENVER_compile_info": Implemented,
@@ -71,7 +71,7 @@ macro_rules! hypercall_table {
                 "XENVER_pagesize": Implemented,
                 "XENVER_guest_handle": Implemented,
             ];
-            ConsoleIo(cmd: u32, count: u32, buffer: u64) => console::ConsoleIo { cmd, count, buffer }.handle(), ops [
+            ConsoleIo(cmd: u32, count: u32, buffer: u64) => console::console_io(cmd, count, buffer), ops [
                 "CONSOLEIO_write": Implemented,
                 "CONSOLEIO_read": Implemented,
                 "CONSOLEIO_read from a domU": Refused,
@@ -84,7 +84,7 @@ macro_rules! hypercall_table {
                 "GNTTABOP_copy": Implemented,
             ];
             Iret() => iret_in_batch();
-            VcpuOp(cmd: u32, vcpu: u32, arg: u64) => sched::VcpuOp { cmd, vcpu, arg }.handle(), ops [
+            VcpuOp(cmd: u32, vcpu: u32, arg: u64) => sched::VcpuOp::handle(cmd, arg, sched::Vcpu::of_caller(vcpu)?), ops [
                 "VCPUOP_set_singleshot_timer": Implemented,
                 "VCPUOP_stop_singleshot_timer": Implemented,
                 "VCPUOP_set_periodic_timer": Implemented,
@@ -105,17 +105,17 @@ macro_rules! hypercall_table {
                 "MMUEXT_INVLPG_LOCAL/MULTI/ALL": Implemented,
                 "MMUEXT_SET_LDT (the null LDT; others -EOPNOTSUPP)": Implemented,
             ];
-            SchedOp(cmd: u32, arg: u64) => sched::SchedOp::handle(cmd, arg), ops [
+            SchedOp(cmd: u32, arg: u64) => sched::SchedOp::handle(cmd, arg, domain::current_id()), ops [
                 "SCHEDOP_yield": Implemented,
                 "SCHEDOP_block": Implemented,
                 "SCHEDOP_shutdown": Implemented,
                 "SCHEDOP_poll": Implemented,
             ];
-            CallbackOp(cmd: u32, arg: u64) => traps::CallbackOp { cmd, arg }.handle(), ops [
+            CallbackOp(cmd: u32, arg: u64) => traps::CallbackOp::handle(cmd, arg, domain::current_id()), ops [
                 "CALLBACKOP_register (event, failsafe, syscall, syscall32, sysenter, nmi)": Implemented,
                 "CALLBACKOP_unregister (nmi; the others -EINVAL, as on Xen)": Implemented,
             ];
-            EventChannelOp(cmd: u32, arg: u64) => event_channel_op::EventChannelOp::handle(cmd, arg), ops [
+            EventChannelOp(cmd: u32, arg: u64) => event_channel_op::EventChannelOp::handle(cmd, arg, domain::current_id()), ops [
                 "EVTCHNOP_bind_virq": Implemented,
                 "EVTCHNOP_bind_ipi": Implemented,
                 "EVTCHNOP_alloc_unbound (dom0: in any domain)": Implemented,

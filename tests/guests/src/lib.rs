@@ -1905,8 +1905,11 @@ pub mod preempt {
     //! argument registers saying how far it got; an event upcall that
     //! arrives then finds the guest at that `syscall`. So: arm a one-shot
     //! timer, issue the call through [`call`], and [`upcall`] says where
-    //! the timer's upcall found the guest and with which RDI and RSI.
-    //! The only timing fact used is that order.
+    //! the timer's upcall found the guest and with which RDI and RSI, and
+    //! [`Upcall::when`] whether that was before the call, during it or
+    //! after it returned (a loaded host can stall the guest past the
+    //! timer before the call even starts: then the try says nothing and
+    //! is made again). The only timing fact used is that order.
 
     use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -1924,6 +1927,7 @@ pub mod preempt {
            `tg_preempt_syscall`. */
         .global tg_preempt_call
 tg_preempt_call:
+        movq $1, tg_preempt_phase(%rip)
         mov %rdi, %rax
         mov %rsi, %rdi
         mov %rdx, %rsi
@@ -1933,6 +1937,9 @@ tg_preempt_call:
         .global tg_preempt_syscall
 tg_preempt_syscall:
         syscall
+        .global tg_preempt_returned
+tg_preempt_returned:
+        movq $2, tg_preempt_phase(%rip)
         ret
 
         /* The event callback. Bounce frame at RSP: rcx, r11, rip, cs,
@@ -1949,7 +1956,10 @@ tg_preempt_event_entry:
 
         .section .data.tg_preempt, "aw"
         .balign 8
-        .global tg_preempt_rip, tg_preempt_rdi, tg_preempt_rsi
+        .global tg_preempt_rip, tg_preempt_rdi, tg_preempt_rsi, tg_preempt_phase
+/* 0: armed, the stub not entered; 1: in the stub; 2: the call returned. */
+tg_preempt_phase:
+        .quad 0
 tg_preempt_rip:
         .quad 0
 tg_preempt_rdi:
@@ -1965,7 +1975,9 @@ tg_preempt_rsi:
     unsafe extern "C" {
         fn tg_preempt_call(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64;
         fn tg_preempt_syscall();
+        fn tg_preempt_returned();
         fn tg_preempt_event_entry();
+        static mut tg_preempt_phase: u64;
         static tg_preempt_rip: u64;
         static tg_preempt_rdi: u64;
         static tg_preempt_rsi: u64;
@@ -1977,17 +1989,49 @@ tg_preempt_rsi:
         pub rip: u64,
         pub rdi: u64,
         pub rsi: u64,
+        /// The stub's phase then (0 armed, 1 in the stub, 2 returned).
+        pub phase: u64,
+    }
+
+    /// When the upcall came, relative to the hypercall.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum When {
+        /// Before its `syscall`: the try tells nothing.
+        BeforeCall,
+        /// At its `syscall` with the call under way, between two passes.
+        DuringCall,
+        /// Once it had returned.
+        AfterCall,
     }
 
     impl Upcall {
+        pub fn when(&self) -> When {
+            let returned = tg_preempt_returned as *const () as u64;
+            match self.phase {
+                0 => When::BeforeCall,
+                1 if self.rip == syscall_address() => When::DuringCall,
+                1 if self.rip != returned => When::BeforeCall,
+                _ => When::AfterCall,
+            }
+        }
+
         /// Whether the guest was at [`call`]'s `syscall`: the hypercall
         /// was under way, between two passes.
         pub fn during_call(&self) -> bool {
-            self.rip == syscall_address()
+            self.when() == When::DuringCall
         }
     }
 
-    static FIRED: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+    static FIRED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+    fn phase() -> u64 {
+        #[allow(unsafe_code)]
+        // SAFETY: a plain static only the stub and [`arm`] write, read
+        // whole.
+        unsafe {
+            core::ptr::read_volatile(&raw const tg_preempt_phase)
+        }
+    }
 
     fn on_timer(_: Port) {
         #[allow(unsafe_code)]
@@ -2001,6 +2045,7 @@ tg_preempt_rsi:
             ]
         };
         if FIRED[0].load(Ordering::SeqCst) == 0 {
+            FIRED[3].store(phase(), Ordering::SeqCst);
             FIRED[1].store(seen[1], Ordering::SeqCst);
             FIRED[2].store(seen[2], Ordering::SeqCst);
             FIRED[0].store(seen[0], Ordering::SeqCst);
@@ -2034,6 +2079,11 @@ tg_preempt_rsi:
         for slot in &FIRED {
             slot.store(0, Ordering::SeqCst);
         }
+        #[allow(unsafe_code)]
+        // SAFETY: as in [`phase`]; no call is under way.
+        unsafe {
+            core::ptr::write_volatile(&raw mut tg_preempt_phase, 0)
+        };
         hypercall::set_timer_op(deadline).map_err(|_| "set_timer_op")
     }
 
@@ -2044,6 +2094,7 @@ tg_preempt_rsi:
             rip,
             rdi: FIRED[1].load(Ordering::SeqCst),
             rsi: FIRED[2].load(Ordering::SeqCst),
+            phase: FIRED[3].load(Ordering::SeqCst),
         })
     }
 

@@ -21,6 +21,69 @@ use crate::domain::{self, Callbacks, Domain, State, TrapEntry, Wait};
 use crate::lifecycle::{self, CreateError};
 use crate::{guest, memory, scheduler, vtime};
 
+/// Defines a control family (`domctl`, `sysctl`): the command and its
+/// payload sit in one struct (Xen's `xen_domctl`/`xen_sysctl`), read from
+/// the guest once by the family's entry point; each command's payload
+/// type is taken out of the union, handed to its handler
+/// `fn(&mut Payload, target: &mut DomId) -> Result<i64, Errno>` (`target`
+/// is the struct's `domain` field: `createdomain` returns the new id in
+/// it; sysctl has none), and for an `inout` command written back with the
+/// struct once, after the handler succeeded.
+macro_rules! control_family {
+    ($family:ident: $header:ty {
+        $($cmd:path => $variant:ident($payload:ty), $dir:ident => $handler:path;)*
+    }) => {
+        #[derive(Clone, Copy)]
+        enum $family {
+            $($variant($payload),)*
+        }
+
+        impl $family {
+            fn of(header: &$header) -> Result<Self, Errno> {
+                Ok(match header.cmd {
+                    $($cmd => Self::$variant(header.payload()),)*
+                    _ => return Err(Errno::NoSys),
+                })
+            }
+
+            /// Runs the command; an `inout` one's payload and `target`
+            /// go back into `header`, which the caller writes out.
+            fn run(self, header: &mut $header, target: &mut DomId) -> Result<(i64, bool), Errno> {
+                match self {
+                    $(Self::$variant(mut payload) => {
+                        let result = $handler(&mut payload, target)?;
+                        let copy_back = control_family!(@copy_back $dir);
+                        if copy_back {
+                            header.set_payload(&payload);
+                        }
+                        Ok((result, copy_back))
+                    })*
+                }
+            }
+        }
+    };
+    (@copy_back inout) => { true };
+    (@copy_back in) => { false };
+}
+
+control_family!(DomctlOp: Domctl {
+    XEN_DOMCTL_CREATEDOMAIN => CreateDomain(CreateDomain), inout => create_domain;
+    XEN_DOMCTL_DESTROYDOMAIN => DestroyDomain(()), in => destroy_domain;
+    XEN_DOMCTL_PAUSEDOMAIN => PauseDomain(()), in => pause_domain;
+    XEN_DOMCTL_UNPAUSEDOMAIN => UnpauseDomain(()), in => unpause_domain;
+    XEN_DOMCTL_GETDOMAININFO => GetDomainInfo(DomainInfo), inout => get_domain_info;
+    XEN_DOMCTL_MAX_MEM => MaxMem(MaxMem), in => max_mem;
+    XEN_DOMCTL_MAX_VCPUS => MaxVcpus(MaxVcpus), in => max_vcpus;
+    XEN_DOMCTL_SETVCPUCONTEXT => SetVcpuContext(VcpuContext), in => set_vcpu_context_op;
+    XEN_DOMCTL_GETVCPUINFO => GetVcpuInfo(VcpuInfoCtl), inout => get_vcpu_info;
+});
+
+control_family!(SysctlOp: Sysctl {
+    XEN_SYSCTL_PHYSINFO => PhysInfo(PhysInfo), inout => phys_info;
+    XEN_SYSCTL_GETDOMAININFOLIST => GetDomainInfoList(GetDomainInfoList), inout => domain_info_list;
+});
+
+/// `domctl(arg)`: dom0 only, Xen's interface version only.
 pub fn domctl(arg: u64) -> Result<i64, Errno> {
     if !domain::current_is_privileged() {
         return Err(Errno::Perm);
@@ -29,95 +92,119 @@ pub fn domctl(arg: u64) -> Result<i64, Errno> {
     if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
         return Err(Errno::Acces);
     }
-    let id = op.domain;
-    match op.cmd {
-        XEN_DOMCTL_CREATEDOMAIN => {
-            let create: CreateDomain = op.payload();
-            if create.flags & XEN_DOMCTL_CDF_HVM_GUEST != 0 || create.max_vcpus > 1 {
-                return Err(Errno::Inval);
-            }
-            op.domain = lifecycle::create(id, create.handle).map_err(|e| match e {
-                CreateError::NoRoom => Errno::NoSpc,
-                CreateError::IdTaken => Errno::Exist,
-                CreateError::NoMemory => Errno::NoMem,
-            })?;
-            guest::write(arg, &op)?;
-            Ok(0)
-        }
-        XEN_DOMCTL_DESTROYDOMAIN => {
-            other_domain(id)?;
-            lifecycle::destroy(id);
-            Ok(0)
-        }
-        XEN_DOMCTL_PAUSEDOMAIN | XEN_DOMCTL_UNPAUSEDOMAIN => {
-            other_domain(id)?;
-            let pause = op.cmd == XEN_DOMCTL_PAUSEDOMAIN;
-            domain::with(id, |d| {
-                if d.state == State::Dying {
-                    return Err(Errno::Inval);
-                }
-                if d.paused && !pause {
-                    scheduler::catch_up(&mut d.vcpus[0]);
-                }
-                d.paused = pause;
-                let state = scheduler::resting_state(d, 0);
-                d.vcpus[0].runstate.enter(state, vtime::now_ns());
-                Ok(())
-            })
-            .ok_or(Errno::Srch)??;
-            scheduler::request();
-            Ok(0)
-        }
-        XEN_DOMCTL_GETDOMAININFO => {
-            lifecycle::reap_all();
-            let info = domain::with(id, |d| info_of(d)).ok_or(Errno::Srch)?;
-            op.set_payload(&info);
-            guest::write(arg, &op)?;
-            Ok(0)
-        }
-        XEN_DOMCTL_MAX_MEM => {
-            let max: MaxMem = op.payload();
-            domain::with(id, |d| d.max_pages = max.max_memkb / 4).ok_or(Errno::Srch)?;
-            Ok(0)
-        }
-        XEN_DOMCTL_MAX_VCPUS => {
-            let max: MaxVcpus = op.payload();
-            if max.max as usize > domain::MAX_VCPUS {
-                return Err(Errno::Inval);
-            }
-            domain::with(id, |_| ()).ok_or(Errno::Srch)?;
-            Ok(0)
-        }
-        XEN_DOMCTL_SETVCPUCONTEXT => {
-            other_domain(id)?;
-            let ctl: VcpuContext = op.payload();
-            if ctl.vcpu as usize >= domain::MAX_VCPUS {
-                return Err(Errno::Inval);
-            }
-            let ctxt: VcpuGuestContext = guest::read(ctl.ctxt)?;
-            set_vcpu_context(id, &ctxt)?;
-            Ok(0)
-        }
-        XEN_DOMCTL_GETVCPUINFO => {
-            let mut info: VcpuInfoCtl = op.payload();
-            if info.vcpu as usize >= domain::MAX_VCPUS {
-                return Err(Errno::Inval);
-            }
-            domain::with(id, |d| {
-                let v = &d.vcpus[0];
-                info.online = v.online as u8;
-                info.blocked = !matches!(v.wait, Wait::None) as u8;
-                info.running = (d.id == domain::current_id()) as u8;
-                info.cpu_time = scheduler::running_cpu_time(d);
-                info.cpu = 0;
-            })
-            .ok_or(Errno::Srch)?;
-            op.set_payload(&info);
-            guest::write(arg, &op)?;
-            Ok(0)
-        }
-        _ => Err(Errno::NoSys),
+    let mut target = op.domain;
+    let (result, copy_back) = DomctlOp::of(&op)?.run(&mut op, &mut target)?;
+    if copy_back {
+        op.domain = target;
+        guest::write(arg, &op)?;
     }
+    Ok(result)
+}
+
+/// `sysctl(arg)`: dom0 only, Xen's interface version only.
+pub fn sysctl(arg: u64) -> Result<i64, Errno> {
+    if !domain::current_is_privileged() {
+        return Err(Errno::Perm);
+    }
+    let mut op: Sysctl = guest::read(arg)?;
+    if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
+        return Err(Errno::Acces);
+    }
+    let (result, copy_back) = SysctlOp::of(&op)?.run(&mut op, &mut DomId::default())?;
+    if copy_back {
+        guest::write(arg, &op)?;
+    }
+    Ok(result)
+}
+
+fn create_domain(create: &mut CreateDomain, target: &mut DomId) -> Result<i64, Errno> {
+    if create.flags & XEN_DOMCTL_CDF_HVM_GUEST != 0 || create.max_vcpus > 1 {
+        return Err(Errno::Inval);
+    }
+    *target = lifecycle::create(*target, create.handle).map_err(|e| match e {
+        CreateError::NoRoom => Errno::NoSpc,
+        CreateError::IdTaken => Errno::Exist,
+        CreateError::NoMemory => Errno::NoMem,
+    })?;
+    Ok(0)
+}
+
+fn destroy_domain(_: &mut (), target: &mut DomId) -> Result<i64, Errno> {
+    other_domain(*target)?;
+    lifecycle::destroy(*target);
+    Ok(0)
+}
+
+fn pause_domain(_: &mut (), target: &mut DomId) -> Result<i64, Errno> {
+    set_paused(*target, true)
+}
+
+fn unpause_domain(_: &mut (), target: &mut DomId) -> Result<i64, Errno> {
+    set_paused(*target, false)
+}
+
+fn set_paused(id: DomId, pause: bool) -> Result<i64, Errno> {
+    other_domain(id)?;
+    domain::with(id, |d| {
+        if d.state == State::Dying {
+            return Err(Errno::Inval);
+        }
+        if d.paused && !pause {
+            scheduler::catch_up(&mut d.vcpus[0]);
+        }
+        d.paused = pause;
+        let state = scheduler::resting_state(d, 0);
+        d.vcpus[0].runstate.enter(state, vtime::now_ns());
+        Ok(())
+    })
+    .ok_or(Errno::Srch)??;
+    scheduler::request();
+    Ok(0)
+}
+
+fn get_domain_info(info: &mut DomainInfo, target: &mut DomId) -> Result<i64, Errno> {
+    lifecycle::reap_all();
+    *info = domain::with(*target, |d| info_of(d)).ok_or(Errno::Srch)?;
+    Ok(0)
+}
+
+fn max_mem(max: &mut MaxMem, target: &mut DomId) -> Result<i64, Errno> {
+    domain::with(*target, |d| d.max_pages = max.max_memkb / 4).ok_or(Errno::Srch)?;
+    Ok(0)
+}
+
+fn max_vcpus(max: &mut MaxVcpus, target: &mut DomId) -> Result<i64, Errno> {
+    if max.max as usize > domain::MAX_VCPUS {
+        return Err(Errno::Inval);
+    }
+    domain::with(*target, |_| ()).ok_or(Errno::Srch)?;
+    Ok(0)
+}
+
+fn set_vcpu_context_op(ctl: &mut VcpuContext, target: &mut DomId) -> Result<i64, Errno> {
+    other_domain(*target)?;
+    if ctl.vcpu as usize >= domain::MAX_VCPUS {
+        return Err(Errno::Inval);
+    }
+    let ctxt: VcpuGuestContext = guest::read(ctl.ctxt)?;
+    set_vcpu_context(*target, &ctxt)?;
+    Ok(0)
+}
+
+fn get_vcpu_info(info: &mut VcpuInfoCtl, target: &mut DomId) -> Result<i64, Errno> {
+    if info.vcpu as usize >= domain::MAX_VCPUS {
+        return Err(Errno::Inval);
+    }
+    domain::with(*target, |d| {
+        let v = &d.vcpus[0];
+        info.online = v.online as u8;
+        info.blocked = !matches!(v.wait, Wait::None) as u8;
+        info.running = (d.id == domain::current_id()) as u8;
+        info.cpu_time = scheduler::running_cpu_time(d);
+        info.cpu = 0;
+    })
+    .ok_or(Errno::Srch)?;
+    Ok(0)
 }
 
 /// Operations that act on a domain other than dom0 itself.
@@ -283,53 +370,37 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
     Ok(())
 }
 
-pub fn sysctl(arg: u64) -> Result<i64, Errno> {
-    if !domain::current_is_privileged() {
-        return Err(Errno::Perm);
-    }
-    let mut op: Sysctl = guest::read(arg)?;
-    if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
-        return Err(Errno::Acces);
-    }
-    match op.cmd {
-        XEN_SYSCTL_PHYSINFO => {
-            lifecycle::reap_all();
-            let info = PhysInfo {
-                threads_per_core: 1,
-                cores_per_socket: 1,
-                nr_cpus: 1,
-                nr_nodes: 1,
-                cpu_khz: (crate::arch::time::tsc_hz() / 1000) as u32,
-                total_pages: memory::total_frames(),
-                free_pages: memory::free_frames(),
-                max_mfn: memory::max_mfn().saturating_sub(1),
-                ..PhysInfo::default()
-            };
-            op.set_payload(&info);
-            guest::write(arg, &op)?;
-            Ok(0)
+fn phys_info(info: &mut PhysInfo, _: &mut DomId) -> Result<i64, Errno> {
+    lifecycle::reap_all();
+    *info = PhysInfo {
+        threads_per_core: 1,
+        cores_per_socket: 1,
+        nr_cpus: 1,
+        nr_nodes: 1,
+        cpu_khz: (crate::arch::time::tsc_hz() / 1000) as u32,
+        total_pages: memory::total_frames(),
+        free_pages: memory::free_frames(),
+        max_mfn: memory::max_mfn().saturating_sub(1),
+        ..PhysInfo::default()
+    };
+    Ok(0)
+}
+
+/// The domains from `first_domain` on, in id order, as many as fit.
+fn domain_info_list(list: &mut GetDomainInfoList, _: &mut DomId) -> Result<i64, Errno> {
+    lifecycle::reap_all();
+    let mut infos: heapless::Vec<DomainInfo, { domain::MAX_DOMAINS }> = heapless::Vec::new();
+    domain::for_each(|d| {
+        if d.id >= list.first_domain {
+            let _ = infos.push(info_of(d));
         }
-        XEN_SYSCTL_GETDOMAININFOLIST => {
-            lifecycle::reap_all();
-            let mut list: GetDomainInfoList = op.payload();
-            let mut infos: heapless::Vec<DomainInfo, { domain::MAX_DOMAINS }> =
-                heapless::Vec::new();
-            domain::for_each(|d| {
-                if d.id >= list.first_domain {
-                    let _ = infos.push(info_of(d));
-                }
-            });
-            infos.sort_unstable_by_key(|i| i.domain);
-            let n = infos.len().min(list.max_domains as usize);
-            let out = guest::GuestArray::<DomainInfo>::new(list.buffer, n as u64);
-            for (i, info) in infos[..n].iter().enumerate() {
-                out.at(i as u64)?.write(info)?;
-            }
-            list.num_domains = n as u32;
-            op.set_payload(&list);
-            guest::write(arg, &op)?;
-            Ok(0)
-        }
-        _ => Err(Errno::NoSys),
+    });
+    infos.sort_unstable_by_key(|i| i.domain);
+    let n = infos.len().min(list.max_domains as usize);
+    let out = guest::GuestArray::<DomainInfo>::new(list.buffer, n as u64);
+    for (i, info) in infos[..n].iter().enumerate() {
+        out.at(i as u64)?.write(info)?;
     }
+    list.num_domains = n as u32;
+    Ok(0)
 }

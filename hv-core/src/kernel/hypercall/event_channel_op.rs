@@ -18,7 +18,7 @@ use crate::{domain, event_delivery};
 
 super::op_family! {
     /// An `event_channel_op` request.
-    EventChannelOp {
+    EventChannelOp(DomId) {
         EVTCHNOP_BIND_VIRQ => BindVirq(BindVirq), inout => bind_virq;
         EVTCHNOP_BIND_IPI => BindIpi(BindIpi), inout => bind_ipi;
         EVTCHNOP_ALLOC_UNBOUND => AllocUnbound(AllocUnbound), inout => alloc_unbound;

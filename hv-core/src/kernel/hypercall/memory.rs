@@ -8,6 +8,7 @@ use abi::ops::{
     XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE,
     XENMEM_MAXIMUM_RESERVATION, XENMEM_MEMORY_MAP, XENMEM_POPULATE_PHYSMAP,
 };
+use abi::xen::DomId;
 use hv_core::frame_table::Owner;
 
 use super::{Ended, Step, batch};
@@ -31,9 +32,9 @@ enum Change {
 /// Preemptible as every batch: after the budget, the call continues as
 /// Xen's does, with the extent to start from in the command's bits above
 /// [`MEMOP_CMD_MASK`]; the final result counts every pass's extents.
-fn reservation(cmd: u64, arg: u64, change: Change) -> Result<i64, Errno> {
+fn reservation(r: &MemoryReservation, call: MemoryCall, change: Change) -> Result<i64, Errno> {
+    let MemoryCall { cmd, arg } = call;
     let start = cmd >> MEMOP_EXTENT_SHIFT;
-    let r: MemoryReservation = guest::read(arg)?;
     if r.extent_order != 0 {
         // Only single frames: PV guests see machine frames, and hv-core
         // keeps no contiguous pools.
@@ -108,43 +109,71 @@ fn reservation(cmd: u64, arg: u64, change: Change) -> Result<i64, Errno> {
 const MEMOP_CMD_MASK: u64 = 0x3f;
 const MEMOP_EXTENT_SHIFT: u32 = 6;
 
+/// What a `memory_op` handler gets besides its request: the call's two
+/// registers as the guest passed them, which a preempted reservation
+/// re-issues with its progress in the command's upper bits.
 #[derive(Clone, Copy, Debug)]
-pub struct MemoryOp {
-    pub cmd: u64,
-    pub arg: u64,
+pub struct MemoryCall {
+    cmd: u64,
+    arg: u64,
 }
 
-impl MemoryOp {
-    pub fn handle(self) -> Result<i64, Errno> {
-        match (self.cmd & MEMOP_CMD_MASK) as u32 {
-            XENMEM_MEMORY_MAP => {
-                let mut map: MemoryMap = guest::read(self.arg)?;
-                if map.nr_entries < 1 {
-                    return Err(Errno::Inval);
-                }
-                let pages = domain::with_current(|d| d.nr_pages);
-                let ram = E820Entry {
-                    addr: 0,
-                    size: pages << 12,
-                    type_: E820_RAM,
-                };
-                guest::write(map.buffer, &ram)?;
-                map.nr_entries = 1;
-                guest::write(self.arg, &map)?;
-                Ok(0)
-            }
-            XENMEM_MAXIMUM_RAM_PAGE => Ok(memory::max_mfn() as i64),
-            XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
-                let dom = domain::resolve(guest::read(self.arg)?)?;
-                let maximum = self.cmd & MEMOP_CMD_MASK == XENMEM_MAXIMUM_RESERVATION as u64;
-                let pages = domain::with(dom, |d| if maximum { d.max_pages } else { d.nr_pages })
-                    .ok_or(Errno::Srch)?;
-                Ok(pages as i64)
-            }
-            XENMEM_INCREASE_RESERVATION => reservation(self.cmd, self.arg, Change::Increase),
-            XENMEM_POPULATE_PHYSMAP => reservation(self.cmd, self.arg, Change::Populate),
-            XENMEM_DECREASE_RESERVATION => reservation(self.cmd, self.arg, Change::Decrease),
-            _ => Err(Errno::NoSys),
-        }
+/// `memory_op(cmd, arg)`: the op is the command's low bits.
+pub fn memory_op(cmd: u64, arg: u64) -> Result<i64, Errno> {
+    MemoryOp::handle((cmd & MEMOP_CMD_MASK) as u32, arg, MemoryCall { cmd, arg })
+}
+
+super::op_family! {
+    /// A `memory_op` request.
+    MemoryOp(MemoryCall) {
+        XENMEM_MEMORY_MAP => MemoryMap(MemoryMap), inout => memory_map;
+        XENMEM_MAXIMUM_RAM_PAGE => MaximumRamPage(()), none => maximum_ram_page;
+        XENMEM_CURRENT_RESERVATION => CurrentReservation(DomId), in => current_reservation;
+        XENMEM_MAXIMUM_RESERVATION => MaximumReservation(DomId), in => maximum_reservation;
+        XENMEM_INCREASE_RESERVATION => IncreaseReservation(MemoryReservation), in => increase_reservation;
+        XENMEM_POPULATE_PHYSMAP => PopulatePhysmap(MemoryReservation), in => populate_physmap;
+        XENMEM_DECREASE_RESERVATION => DecreaseReservation(MemoryReservation), in => decrease_reservation;
     }
+}
+
+/// One RAM entry covering the domain's pages.
+fn memory_map(map: &mut MemoryMap, _call: MemoryCall) -> Result<i64, Errno> {
+    if map.nr_entries < 1 {
+        return Err(Errno::Inval);
+    }
+    let pages = domain::with_current(|d| d.nr_pages);
+    let ram = E820Entry {
+        addr: 0,
+        size: pages << 12,
+        type_: E820_RAM,
+    };
+    guest::write(map.buffer, &ram)?;
+    map.nr_entries = 1;
+    Ok(0)
+}
+
+fn maximum_ram_page(_: &mut (), _call: MemoryCall) -> Result<i64, Errno> {
+    Ok(memory::max_mfn() as i64)
+}
+
+fn current_reservation(id: &mut DomId, _call: MemoryCall) -> Result<i64, Errno> {
+    let dom = domain::resolve(*id)?;
+    domain::with(dom, |d| d.nr_pages as i64).ok_or(Errno::Srch)
+}
+
+fn maximum_reservation(id: &mut DomId, _call: MemoryCall) -> Result<i64, Errno> {
+    let dom = domain::resolve(*id)?;
+    domain::with(dom, |d| d.max_pages as i64).ok_or(Errno::Srch)
+}
+
+fn increase_reservation(r: &mut MemoryReservation, call: MemoryCall) -> Result<i64, Errno> {
+    reservation(r, call, Change::Increase)
+}
+
+fn populate_physmap(r: &mut MemoryReservation, call: MemoryCall) -> Result<i64, Errno> {
+    reservation(r, call, Change::Populate)
+}
+
+fn decrease_reservation(r: &mut MemoryReservation, call: MemoryCall) -> Result<i64, Errno> {
+    reservation(r, call, Change::Decrease)
 }

@@ -28,7 +28,7 @@ use hv_core::frame_table::Budget;
 
 use crate::arch::TrapFrame;
 use crate::arch::sync::IrqMutex;
-use crate::guest;
+use crate::{domain, guest};
 
 /// The six argument registers, in ABI order.
 #[derive(Clone, Copy, Debug)]
@@ -84,23 +84,34 @@ macro_rules! dispatcher {
 
 hv_core::hypercall_table!(dispatcher);
 
-/// Defines an op family (`event_channel_op`, `sched_op`, ...): an enum
-/// with one typed request per op, read from the guest once
+/// Defines an op family (`event_channel_op`, `sched_op`, `vcpu_op`, ...):
+/// an enum with one typed request per op, copied in from the guest once
 /// ([`guest::read`] of the op's struct), handed to its handler
-/// `fn(&mut Request, caller) -> Result<i64, Errno>`, and for an op with
-/// OUT fields (`inout`) written back once (`in`: read only; `none`: the
-/// op takes no argument struct and the request is `()`), after the handler succeeded (as
-/// Xen copies back only on success). An op the family does not list is
-/// `-ENOSYS`. Handlers never touch guest memory for the request itself.
+/// `fn(&mut Request, caller: Caller) -> Result<i64, Errno>`, and written
+/// back once after the handler succeeded (as Xen copies back only on
+/// success). `Caller` is the family's own: the calling domain for most,
+/// the checked target vCPU for `vcpu_op`, the raw registers a
+/// continuation re-issues for `memory_op`.
+///
+/// Each op names its direction: `inout` (read, handled, written back),
+/// `in` (read only), `out` (the handler fills a zeroed request, which is
+/// written back: nothing of hv-core's stack reaches the guest beyond the
+/// fields), `none` (no argument struct; the request is `()`). An op the
+/// family does not list is `-ENOSYS`. Handlers never touch guest memory
+/// for the request itself.
 macro_rules! op_family {
     (
         $(#[$doc:meta])*
-        $family:ident {
+        $family:ident($caller:ty) {
             $($cmd:path => $variant:ident($request:ty), $dir:ident => $handler:path;)*
         }
     ) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug)]
+        // A request lives on the stack for one call; boxing the large
+        // ones (`xen_version`'s build strings) would only add an
+        // allocation.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Clone, Copy)]
         pub enum $family {
             $($variant($request),)*
         }
@@ -109,14 +120,14 @@ macro_rules! op_family {
             /// Copies op `cmd`'s request in from `arg`.
             pub fn read(cmd: u32, arg: u64) -> Result<Self, Errno> {
                 Ok(match cmd {
-                    $($cmd => Self::$variant($crate::hypercall::op_family!(@in $dir, arg)),)*
+                    $($cmd => Self::$variant($crate::hypercall::op_family!(@in $dir, arg, $request)),)*
                     _ => return Err(Errno::NoSys),
                 })
             }
 
-            /// Runs the request for `caller`; an in/out op's struct goes
-            /// back to `arg`.
-            pub fn run(self, arg: u64, caller: abi::xen::DomId) -> Result<i64, Errno> {
+            /// Runs the request for `caller`; an op's OUT fields go back
+            /// to `arg`.
+            pub fn run(self, arg: u64, caller: $caller) -> Result<i64, Errno> {
                 match self {
                     $(Self::$variant(mut request) => {
                         let result = $handler(&mut request, caller)?;
@@ -127,18 +138,24 @@ macro_rules! op_family {
             }
 
             /// Reads, runs and writes back op `cmd` in one step.
-            pub fn handle(cmd: u32, arg: u64) -> Result<i64, Errno> {
-                Self::read(cmd, arg)?.run(arg, $crate::domain::current_id())
+            pub fn handle(cmd: u32, arg: u64, caller: $caller) -> Result<i64, Errno> {
+                Self::read(cmd, arg)?.run(arg, caller)
             }
         }
     };
-    (@in none, $arg:ident) => {
+    (@in none, $arg:ident, $request:ty) => {
         ()
     };
-    (@in $dir:ident, $arg:ident) => {
+    (@in out, $arg:ident, $request:ty) => {
+        <$request as zerocopy::FromZeros>::new_zeroed()
+    };
+    (@in $dir:ident, $arg:ident, $request:ty) => {
         $crate::guest::read($arg)?
     };
     (@out inout, $arg:ident, $request:ident) => {
+        $crate::guest::write($arg, &$request)?;
+    };
+    (@out out, $arg:ident, $request:ident) => {
         $crate::guest::write($arg, &$request)?;
     };
     (@out $dir:ident, $arg:ident, $request:ident) => {
@@ -223,9 +240,26 @@ pub(super) fn batch<T>(
     mut each: impl FnMut(u64, guest::GuestPtr<T>) -> Result<Step, Errno>,
     resume: impl FnOnce(u64, guest::GuestPtr<T>) -> [u64; 6],
 ) -> Result<Ended, Errno> {
-    let ended = hv_core::batch::run(start, array.len(), spend, |i| each(i, array.at(i)?))?;
+    steps(
+        array.len(),
+        start,
+        |i| each(i, array.at(i)?),
+        |at| Ok(resume(at, array.at(at)?)),
+    )
+}
+
+/// The same loop over steps `start..len` that are not elements of one
+/// guest array (`console_io`'s chunks of a byte buffer): preempted at
+/// step `i`, the hypercall continues with `resume(i)`.
+pub(super) fn steps(
+    len: u64,
+    start: u64,
+    each: impl FnMut(u64) -> Result<Step, Errno>,
+    resume: impl FnOnce(u64) -> Result<[u64; 6], Errno>,
+) -> Result<Ended, Errno> {
+    let ended = hv_core::batch::run(start, len, spend, each)?;
     if let Ended::Preempted { at } = ended {
-        continue_with(resume(at, array.at(at)?));
+        continue_with(resume(at)?);
     }
     Ok(ended)
 }

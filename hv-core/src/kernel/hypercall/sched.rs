@@ -30,7 +30,7 @@ const TIMER_OP_FALLBACK_NS: u64 = 100_000_000;
 
 super::op_family! {
     /// A `sched_op` request.
-    SchedOp {
+    SchedOp(DomId) {
         SCHEDOP_YIELD => Yield(()), none => yield_cpu;
         SCHEDOP_BLOCK => Block(()), none => block;
         SCHEDOP_SHUTDOWN => Shutdown(SchedShutdown), in => shutdown;
@@ -112,65 +112,80 @@ pub fn set_timer_op(timeout: u64) -> Result<i64, Errno> {
     Ok(0)
 }
 
+/// The vCPU a `vcpu_op` names: one of the caller's, checked before the
+/// op is looked at (Xen answers `-ENOENT` for a vCPU out of range whatever
+/// the op).
 #[derive(Clone, Copy, Debug)]
-pub struct VcpuOp {
-    pub cmd: u32,
-    pub vcpu: u32,
-    pub arg: u64,
-}
+pub struct Vcpu(usize);
 
-impl VcpuOp {
-    pub fn handle(self) -> Result<i64, Errno> {
-        if self.vcpu as usize >= domain::MAX_VCPUS {
+impl Vcpu {
+    pub fn of_caller(index: u32) -> Result<Self, Errno> {
+        let index = index as usize;
+        if index >= domain::MAX_VCPUS {
             return Err(Errno::NoEnt);
         }
-        match self.cmd {
-            VCPUOP_SET_SINGLESHOT_TIMER => {
-                // Xen 4.17 no longer honours VCPU_SSHOTTMR_future: a past
-                // deadline simply fires at once.
-                let timer: VcpuSetSingleshotTimer = guest::read(self.arg)?;
-                // Signed system time, as on Xen: a deadline of 2^63 or
-                // more is in the past and fires at once.
-                let deadline = match timer.timeout_abs_ns {
-                    t if (t as i64) < 0 => 0,
-                    t => t,
-                };
-                vtime::set_timer(self.vcpu as usize, Some(deadline));
-                Ok(0)
-            }
-            VCPUOP_SET_PERIODIC_TIMER => {
-                let period_ns: u64 = guest::read(self.arg)?;
-                if !(MIN_PERIOD_NS..=MAX_PERIOD_NS).contains(&period_ns) {
-                    return Err(Errno::Inval);
-                }
-                vtime::set_periodic(self.vcpu as usize, Some(period_ns));
-                Ok(0)
-            }
-            VCPUOP_STOP_PERIODIC_TIMER => {
-                vtime::set_periodic(self.vcpu as usize, None);
-                Ok(0)
-            }
-            VCPUOP_STOP_SINGLESHOT_TIMER => {
-                vtime::set_timer(self.vcpu as usize, None);
-                Ok(0)
-            }
-            VCPUOP_IS_UP => Ok(1),
-            VCPUOP_GET_RUNSTATE_INFO => {
-                let now = vtime::now_ns();
-                let (state, entry, time) = domain::with_current(|d| {
-                    let r = &d.vcpus[self.vcpu as usize].runstate;
-                    (r.state, r.entry, r.totals(now))
-                });
-                let info = VcpuRunstateInfo {
-                    state: state as i32,
-                    _pad: 0,
-                    state_entry_time: entry,
-                    time,
-                };
-                guest::write(self.arg, &info)?;
-                Ok(0)
-            }
-            _ => Err(Errno::NoSys),
-        }
+        Ok(Self(index))
     }
+}
+
+super::op_family! {
+    /// A `vcpu_op` request.
+    VcpuOp(Vcpu) {
+        VCPUOP_SET_SINGLESHOT_TIMER => SetSingleshotTimer(VcpuSetSingleshotTimer), in => set_singleshot_timer;
+        VCPUOP_STOP_SINGLESHOT_TIMER => StopSingleshotTimer(()), none => stop_singleshot_timer;
+        VCPUOP_SET_PERIODIC_TIMER => SetPeriodicTimer(u64), in => set_periodic_timer;
+        VCPUOP_STOP_PERIODIC_TIMER => StopPeriodicTimer(()), none => stop_periodic_timer;
+        VCPUOP_IS_UP => IsUp(()), none => is_up;
+        VCPUOP_GET_RUNSTATE_INFO => GetRunstateInfo(VcpuRunstateInfo), out => runstate_info;
+    }
+}
+
+fn set_singleshot_timer(timer: &mut VcpuSetSingleshotTimer, vcpu: Vcpu) -> Result<i64, Errno> {
+    // Xen 4.17 no longer honours VCPU_SSHOTTMR_future: a past deadline
+    // simply fires at once. Signed system time, as on Xen: a deadline of
+    // 2^63 or more is in the past and fires at once.
+    let deadline = match timer.timeout_abs_ns {
+        t if (t as i64) < 0 => 0,
+        t => t,
+    };
+    vtime::set_timer(vcpu.0, Some(deadline));
+    Ok(0)
+}
+
+fn stop_singleshot_timer(_: &mut (), vcpu: Vcpu) -> Result<i64, Errno> {
+    vtime::set_timer(vcpu.0, None);
+    Ok(0)
+}
+
+/// `period_ns` within Xen's bounds, else `-EINVAL`.
+fn set_periodic_timer(period_ns: &mut u64, vcpu: Vcpu) -> Result<i64, Errno> {
+    if !(MIN_PERIOD_NS..=MAX_PERIOD_NS).contains(period_ns) {
+        return Err(Errno::Inval);
+    }
+    vtime::set_periodic(vcpu.0, Some(*period_ns));
+    Ok(0)
+}
+
+fn stop_periodic_timer(_: &mut (), vcpu: Vcpu) -> Result<i64, Errno> {
+    vtime::set_periodic(vcpu.0, None);
+    Ok(0)
+}
+
+fn is_up(_: &mut (), _vcpu: Vcpu) -> Result<i64, Errno> {
+    Ok(1)
+}
+
+fn runstate_info(info: &mut VcpuRunstateInfo, vcpu: Vcpu) -> Result<i64, Errno> {
+    let now = vtime::now_ns();
+    let (state, entry, time) = domain::with_current(|d| {
+        let r = &d.vcpus[vcpu.0].runstate;
+        (r.state, r.entry, r.totals(now))
+    });
+    *info = VcpuRunstateInfo {
+        state: state as i32,
+        _pad: 0,
+        state_entry_time: entry,
+        time,
+    };
+    Ok(0)
 }

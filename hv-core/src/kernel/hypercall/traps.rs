@@ -7,7 +7,7 @@ use abi::ops::{
     CALLBACKTYPE_FAILSAFE, CALLBACKTYPE_NMI, CALLBACKTYPE_SYSCALL, CALLBACKTYPE_SYSCALL32,
     CALLBACKTYPE_SYSENTER, CallbackRegister,
 };
-use abi::xen::{SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, TrapInfo};
+use abi::xen::{DomId, SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, TrapInfo};
 
 use crate::arch::pv::{self, is_canonical};
 use crate::domain::{self, TrapEntry};
@@ -89,33 +89,27 @@ impl SetCallbacks {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct CallbackOp {
-    pub cmd: u32,
-    pub arg: u64,
+super::op_family! {
+    /// A `callback_op` request.
+    CallbackOp(DomId) {
+        CALLBACKOP_REGISTER => Register(CallbackRegister), in => register;
+        CALLBACKOP_UNREGISTER => Unregister(u16), in => unregister;
+    }
 }
 
-impl CallbackOp {
-    pub fn handle(self) -> Result<i64, Errno> {
-        match self.cmd {
-            CALLBACKOP_REGISTER => {
-                let cb: CallbackRegister = guest::read(self.arg)?;
-                if !is_canonical(cb.address) {
-                    return Err(Errno::Inval);
-                }
-                set_callback(cb.type_, cb.address, cb.flags & CALLBACKF_MASK_EVENTS != 0)
-            }
-            CALLBACKOP_UNREGISTER => {
-                // As Xen: only the NMI callback can be unregistered; the
-                // others are cleared by registering address 0.
-                let kind: u16 = guest::read(self.arg)?;
-                match kind {
-                    CALLBACKTYPE_NMI => Ok(0),
-                    _ => Err(Errno::Inval),
-                }
-            }
-            _ => Err(Errno::NoSys),
-        }
+fn register(cb: &mut CallbackRegister, _caller: DomId) -> Result<i64, Errno> {
+    if !is_canonical(cb.address) {
+        return Err(Errno::Inval);
+    }
+    set_callback(cb.type_, cb.address, cb.flags & CALLBACKF_MASK_EVENTS != 0)
+}
+
+/// As Xen: only the NMI callback can be unregistered; the others are
+/// cleared by registering address 0.
+fn unregister(kind: &mut u16, _caller: DomId) -> Result<i64, Errno> {
+    match *kind {
+        CALLBACKTYPE_NMI => Ok(0),
+        _ => Err(Errno::Inval),
     }
 }
 

@@ -90,6 +90,11 @@ mod kernel {
                 );
                 Ok(())
             }
+            Some(upcall) if upcall.when() == preempt::When::BeforeCall => fail!(
+                "{what}: the timer's upcall (armed 1 ms ahead) came before the call began \
+                 (at RIP {:#x}): the host stalled the guest, the try tells nothing",
+                upcall.rip
+            ),
             Some(upcall) => fail!(
                 "{what}: the timer's upcall (armed 1 ms ahead) came only after the call \
                  returned (at RIP {:#x}): one pass did it all",
