@@ -15,7 +15,7 @@ use abi::xen::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
 use domain_builder::image::{AbiNote, PvImage};
 use domain_builder::start_of_day::build::{self as fill, DomainMemory, StartInfoSpec};
 use domain_builder::start_of_day::{P2mPlacement, StartOfDay};
-use hv_core::frame_table::{FrameType, Mfn, Owner};
+use hv_core::frame_table::{Budget, FrameType, Mfn, Owner};
 
 use crate::arch::TrapFrame;
 use crate::arch::pv::{self, MachinePageTables};
@@ -180,9 +180,9 @@ pub fn build_with_initrd(
     // Validate and pin the tree (a guest may unpin it once it has its own),
     // and hold it as the kernel root.
     let mut mem = MachinePageTables;
-    memory::with_frame_table(|ft| {
+    let root = memory::with_frame_table(|ft| {
         ft.pin(&mut mem, l4, 0, FrameType::L4)?;
-        ft.get_page_type(&mut mem, l4, 0, FrameType::L4)
+        pv::Root::take(ft, l4, 0, &mut Budget::unlimited())
     })
     .map_err(BuildError::Pin)?;
 
@@ -191,7 +191,7 @@ pub fn build_with_initrd(
         d.nr_pages = nr_pages;
         d.max_pages = nr_pages;
         d.vcpus[0].online = true;
-        d.vcpus[0].kernel_root = l4;
+        d.vcpus[0].kernel_root = Some(root);
         d.vcpus[0].periodic = Some((
             vtime::DEFAULT_PERIOD_NS,
             vtime::now_ns() + vtime::DEFAULT_PERIOD_NS,
@@ -209,7 +209,7 @@ pub fn build_with_initrd(
         plan.nr_pt_frames,
         plan.stack.end
     );
-    pv::load_page_table_root(l4, 0);
+    domain::with(0, |d| d.vcpus[0].load_root());
     let regs = plan.entry_registers();
     Ok(initial_frame(regs.rip, regs.rsp, regs.rsi))
 }

@@ -77,8 +77,10 @@ pub struct Callbacks {
 pub struct Vcpu {
     /// Guest kernel mode (else guest user mode); both run in ring 3.
     pub kernel_mode: bool,
-    pub kernel_root: Mfn,
-    pub user_root: Option<Mfn>,
+    /// The page-table roots the vCPU holds (a type reference each);
+    /// none until it is given a context.
+    pub kernel_root: Option<crate::arch::pv::Root>,
+    pub user_root: Option<crate::arch::pv::Root>,
     /// Where bounces from user mode put their frame (`stack_switch`).
     pub kernel_sp: u64,
     pub traps: [TrapEntry; 256],
@@ -114,7 +116,7 @@ impl Vcpu {
     pub const fn new() -> Self {
         Self {
             kernel_mode: true,
-            kernel_root: 0,
+            kernel_root: None,
             user_root: None,
             kernel_sp: 0,
             traps: [TrapEntry {
@@ -167,13 +169,28 @@ impl Vcpu {
         }
     }
 
-    /// The page-table root for the current guest mode.
-    pub fn current_root(&self) -> Mfn {
+    /// The page-table root for the current guest mode (none before the
+    /// vCPU has a context).
+    pub fn current_root(&self) -> Option<&crate::arch::pv::Root> {
         if self.kernel_mode {
-            self.kernel_root
+            self.kernel_root.as_ref()
         } else {
-            self.user_root.unwrap_or(self.kernel_root)
+            self.user_root.as_ref().or(self.kernel_root.as_ref())
         }
+    }
+
+    /// [`Self::current_root`]'s frame (0 for none: never a live table).
+    pub fn current_root_mfn(&self) -> Mfn {
+        self.current_root().map_or(0, |r| r.mfn())
+    }
+
+    /// Switches the CPU to [`Self::current_root`]; a vCPU without one
+    /// cannot run, so asking is a bug.
+    pub fn load_root(&self) {
+        let root = self
+            .current_root()
+            .expect("a vCPU that runs has page tables");
+        crate::arch::pv::load_page_table_root(root);
     }
 }
 

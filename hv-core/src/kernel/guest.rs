@@ -200,7 +200,7 @@ struct Bounce {
 fn toggle_guest_mode(d: &mut Domain, v: usize) {
     let vcpu = &mut d.vcpus[v];
     vcpu.kernel_mode = !vcpu.kernel_mode;
-    pv::load_page_table_root(vcpu.current_root(), d.id);
+    vcpu.load_root();
     pv::load_segment_bases(&vcpu.segment_bases());
 }
 

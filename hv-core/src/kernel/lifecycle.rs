@@ -136,19 +136,15 @@ fn release_mapped_grants(id: DomId) {
 fn drop_roots(id: DomId) {
     let Some((kernel, user)) = domain::with(id, |d| {
         let v = &mut d.vcpus[0];
-        let kernel = core::mem::take(&mut v.kernel_root);
-        (kernel, v.user_root.take())
+        (v.kernel_root.take(), v.user_root.take())
     }) else {
         return;
     };
     let mut mem = MachinePageTables;
     memory::with_frame_table(|ft| {
         crate::hypercall::with_budget(|b| {
-            for root in [Some(kernel).filter(|&k| k != 0), user]
-                .into_iter()
-                .flatten()
-            {
-                ft.put_page_type_within(&mut mem, root, b);
+            for root in [kernel, user].into_iter().flatten() {
+                ft.put_page_type_within(&mut mem, root.into_reference(), b);
             }
         });
     });

@@ -94,6 +94,7 @@ pub fn init(mut usable: UsableRanges, max_mfn: u64) -> Result<(), &'static str> 
     let mut table = FrameTable::new(storage);
     table.set_not_present_rule(NotPresentRule::for_address_bits(physical_address_bits()));
     FRAMES.with(|t| *t = Some(table));
+    MAX_MFN.store(m2p.len() as u64, core::sync::atomic::Ordering::Relaxed);
     M2P.with(|m| *m = Some(m2p));
     Ok(())
 }
@@ -201,7 +202,11 @@ pub fn set_m2p(mfn: Mfn, pfn: u64) -> bool {
     })
 }
 
-/// The highest machine frame number plus one.
+/// The M2P's length, set once by [`init`]: every page-table entry access
+/// asks for it, so it is read without the M2P's lock.
+static MAX_MFN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The highest machine frame number plus one (0 before [`init`]).
 pub fn max_mfn() -> u64 {
-    M2P.with(|m| m.as_ref().map_or(0, |m| m.len() as u64))
+    MAX_MFN.load(core::sync::atomic::Ordering::Relaxed)
 }

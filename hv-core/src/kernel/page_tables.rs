@@ -122,8 +122,11 @@ pub fn clear_l1(dom: u16, slot: L1Slot, expected: Mfn, pg_owner: u16) -> Result<
 /// page of the domain (Xen allows both). An L1 entry may map a frame of
 /// `pg_owner` (foreign mappings, grants); `dom` owns the table. Returns
 /// whether a present entry changed (so its translation must be flushed).
-/// An L2-L4 entry may end in `Errno::Restart` (its subtree's validation
-/// ran out of budget): the caller repeats the request.
+/// Devalidation work `dom`'s earlier requests left (see
+/// `FrameTable::finish_deferred`) is finished first, in the same
+/// critical section, since the tables it releases may be what this entry
+/// maps. That work or an L2-L4 entry may end in `Errno::Restart` (the
+/// budget ran out): the caller repeats the request.
 pub fn write_entry(
     table: Mfn,
     index: usize,
@@ -131,7 +134,11 @@ pub fn write_entry(
     dom: u16,
     pg_owner: u16,
 ) -> Result<bool, Errno> {
-    memory::with_frame_table(|ft| write_entry_locked(ft, table, index, value, dom, pg_owner))
+    memory::with_frame_table(|ft| {
+        crate::hypercall::with_budget(|b| ft.finish_deferred(&mut MachinePageTables, dom, b))
+            .map_err(refused)?;
+        write_entry_locked(ft, table, index, value, dom, pg_owner)
+    })
 }
 
 /// [`write_entry`] inside the caller's frame-table critical section.

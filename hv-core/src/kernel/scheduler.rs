@@ -212,7 +212,7 @@ fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
         let vcpu = &d.vcpus[0];
         vcpu.fpu.restore();
         *frame = vcpu.frame;
-        pv::load_page_table_root(vcpu.current_root(), to);
+        vcpu.load_root();
         // Selectors first: loading FS and GS resets their bases.
         vcpu.selectors.load();
         pv::load_segment_bases(&vcpu.segment_bases());

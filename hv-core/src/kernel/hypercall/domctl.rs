@@ -13,7 +13,7 @@ use abi::domctl::{
     XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_INTERFACE_VERSION, XEN_SYSCTL_PHYSINFO,
 };
 use abi::xen::{DomId, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
-use hv_core::frame_table::FrameType;
+use hv_core::frame_table::Budget;
 
 use crate::arch::TrapFrame;
 use crate::arch::pv::{self, MachinePageTables};
@@ -282,12 +282,11 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
     }
     crate::page_tables::flush_if_stale();
     let mut mem = MachinePageTables;
-    memory::with_frame_table(|ft| ft.get_page_type(&mut mem, l4, id, FrameType::L4)).map_err(
-        |e| {
+    let root = memory::with_frame_table(|ft| pv::Root::take(ft, l4, id, &mut Budget::unlimited()))
+        .map_err(|e| {
             log::info!("d{id}: setvcpucontext: the kernel page tables do not validate: {e}");
             Errno::Inval
-        },
-    )?;
+        })?;
     let r = &c.user_regs;
     let old_root = domain::with(id, |d| {
         let v = &mut d.vcpus[0];
@@ -356,14 +355,15 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
             vtime::DEFAULT_PERIOD_NS,
             vtime::now_ns() + vtime::DEFAULT_PERIOD_NS,
         ));
-        let old = core::mem::replace(&mut v.kernel_root, l4);
+        let old = v.kernel_root.replace(root);
         let state = scheduler::resting_state(d, 0);
         d.vcpus[0].runstate.enter(state, vtime::now_ns());
         vtime::publish(d);
         old
     })
     .ok_or(Errno::Srch)?;
-    if old_root != 0 {
+    if let Some(old_root) = old_root {
+        let old_root = old_root.into_reference();
         memory::with_frame_table(|ft| ft.put_page_type(&mut mem, old_root));
         pv::flush_tlb_local();
     }

@@ -216,7 +216,7 @@ fn host_slot(host_addr: u64, me: DomId) -> Result<L1Slot, i16> {
     {
         return Err(GNTST_BAD_VIRT_ADDR);
     }
-    let root = domain::with_current_vcpu(|v| v.current_root());
+    let root = domain::with_current_vcpu(|v| v.current_root_mfn());
     page_tables::l1_slot(root, host_addr, me).map_err(|_| GNTST_BAD_VIRT_ADDR)
 }
 
@@ -268,6 +268,8 @@ fn release(from: DomId, gref: u32, readonly: bool) {
 /// [`CopySide::finish`], as Xen's `acquire_grant_for_copy` does.
 struct CopySide {
     mfn: Mfn,
+    /// Whose frame it must be (checked with the copy).
+    owner: DomId,
     grant: Option<(DomId, u32)>,
     write: bool,
 }
@@ -275,39 +277,30 @@ struct CopySide {
 impl CopySide {
     fn resolve(gref_or_mfn: u64, dom: DomId, by_ref: bool, write: bool) -> Result<Self, i16> {
         let me = domain::current_id();
-        let (side, owner) = if by_ref {
+        if by_ref {
             let from = granter(dom)?;
             let gref = u32::try_from(gref_or_mfn).map_err(|_| GNTST_BAD_GNTREF)?;
             let granted = acquire(from, gref, me, !write)?;
-            let side = Self {
+            Ok(Self {
                 mfn: granted.frame,
+                owner: from,
                 grant: Some((from, gref)),
                 write,
-            };
-            (side, from)
+            })
         } else if domain::is_self(dom) {
             // A frame of the caller's own (dom0 may name any domain's).
-            (Self::frame(gref_or_mfn, write), me)
+            Ok(Self::frame(gref_or_mfn, me, write))
         } else if domain::current_is_privileged() && domain::with(dom, |_| ()).is_some() {
-            (Self::frame(gref_or_mfn, write), dom)
+            Ok(Self::frame(gref_or_mfn, dom, write))
         } else {
-            return Err(GNTST_PERMISSION_DENIED);
-        };
-        // The owner's, and never a page table when written.
-        let usable = memory::with_frame_table(|ft| {
-            ft.info(side.mfn)
-                .is_some_and(|f| f.owner == Owner::Domain(owner) && (!write || f.may_be_written()))
-        });
-        if !usable {
-            side.finish();
-            return Err(GNTST_BAD_PAGE);
+            Err(GNTST_PERMISSION_DENIED)
         }
-        Ok(side)
     }
 
-    fn frame(mfn: Mfn, write: bool) -> Self {
+    fn frame(mfn: Mfn, owner: DomId, write: bool) -> Self {
         Self {
             mfn,
+            owner,
             grant: None,
             write,
         }
@@ -347,13 +340,11 @@ fn copy(op: &Copy) -> Result<(), i16> {
             return Err(status);
         }
     };
-    // The frames were checked above; the copy checks again that both are
-    // guest memory, with the frame table locked for the copy.
+    // The copy checks that each frame is its owner's (the destination
+    // not a page table) with the frame table locked for the copy.
     let copied = shared::copy_between_frames(
-        src.mfn,
-        op.source.offset as usize,
-        dst.mfn,
-        op.dest.offset as usize,
+        (src.mfn, src.owner, op.source.offset as usize),
+        (dst.mfn, dst.owner, op.dest.offset as usize),
         len,
     );
     dst.finish();

@@ -115,9 +115,7 @@ fn mmu_update_one(req: abi::xen::MmuUpdate, caller: u16, pg_owner: u16) -> Resul
         MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
             let table = req.ptr >> 12;
             let index = ((req.ptr & 0xfff) >> 3) as usize;
-            // Tables an earlier request is still releasing may be what
-            // this one maps.
-            finish_deferred(caller)?;
+            // (Finishes what earlier requests left to release first.)
             page_tables::write_entry(table, index, req.val, caller, pg_owner).map(drop)
         }
         MMU_MACHPHYS_UPDATE => {
@@ -154,7 +152,7 @@ impl UpdateVaMapping {
             }
             other => other?,
         }
-        let root = domain::with_current_vcpu(|v| v.current_root());
+        let root = domain::with_current_vcpu(|v| v.current_root_mfn());
         let slot = page_tables::l1_slot(root, self.va, dom)?;
         page_tables::install_l1(dom, slot, self.pte, dom)?;
         match self.flags & UVMF_FLUSHTYPE_MASK {
@@ -237,26 +235,28 @@ fn set_ldt(linear_addr: u64, entries: u64, dom: u16) -> Result<(), Errno> {
 fn new_baseptr(mfn: Mfn, dom: u16, user: bool) -> Result<(), Errno> {
     let mut mem = MachinePageTables;
     flush_if_stale();
-    if !(user && mfn == 0) {
-        memory::with_frame_table(|ft| {
-            super::with_budget(|b| ft.get_page_type_within(&mut mem, mfn, dom, FrameType::L4, b))
-        })
-        .map_err(refused)?;
-    }
-    let (old, load) = domain::with_current_vcpu(|vcpu| {
-        if user {
-            let old = vcpu.user_root.take();
-            vcpu.user_root = (mfn != 0).then_some(mfn);
-            (old, !vcpu.kernel_mode)
+    let new = if user && mfn == 0 {
+        None
+    } else {
+        let root =
+            memory::with_frame_table(|ft| super::with_budget(|b| pv::Root::take(ft, mfn, dom, b)))
+                .map_err(refused)?;
+        Some(root)
+    };
+    let old = domain::with_current_vcpu(|vcpu| {
+        let (slot, load) = if user {
+            (&mut vcpu.user_root, !vcpu.kernel_mode)
         } else {
-            let old = core::mem::replace(&mut vcpu.kernel_root, mfn);
-            ((old != 0).then_some(old), vcpu.kernel_mode)
+            (&mut vcpu.kernel_root, vcpu.kernel_mode)
+        };
+        let old = core::mem::replace(slot, new);
+        if load {
+            vcpu.load_root();
         }
+        old
     });
-    if load {
-        pv::load_page_table_root(domain::with_current_vcpu(|v| v.current_root()), dom);
-    }
     if let Some(old) = old {
+        let old = old.into_reference();
         memory::with_frame_table(|ft| {
             super::with_budget(|b| ft.put_page_type_within(&mut mem, old, b))
         });

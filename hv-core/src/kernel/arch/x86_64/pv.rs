@@ -16,7 +16,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::xen::LOWER_HALF_END;
-use hv_core::frame_table::{DomId, FrameType, Mfn};
+use hv_core::frame_table::{Budget, DomId, FrameTable, FrameType, Mfn, PageError};
 use hv_core::layout::HOLE_END;
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
@@ -302,30 +302,53 @@ pub fn copy_to_guest(va: u64, src: &[u8]) -> Result<(), BadAddress> {
     }
 }
 
-/// Switches to the page tables rooted at machine frame `mfn`, which must be
-/// a validated L4 of domain `dom` that something holds as an L4 (a vCPU's
-/// root holds a type reference): the frame table is asked, with its lock
-/// held, and hv-core stops rather than load anything else. Global
-/// (hypervisor) mappings stay; every guest mapping is flushed.
-pub fn load_page_table_root(mfn: Mfn, dom: DomId) {
-    crate::memory::with_frame_table(|ft| {
-        assert!(
-            ft.is_live_table(mfn, FrameType::L4, dom),
-            "refusing to load frame {mfn:#x} as d{dom}'s page-table root: not a validated L4 of d{dom}"
-        );
-        let frame =
-            x86_64::structures::paging::PhysFrame::containing_address(PhysAddr::new(mfn << 12));
-        // SAFETY: the frame is a fully validated L4 (checked above): its
-        // slots 256-271 hold the hypervisor's entries (validation writes
-        // them and no guest update may touch them), so hv-core stays mapped,
-        // and every guest entry under it has been validated.
-        unsafe {
-            x86_64::registers::control::Cr3::write(
-                frame,
-                x86_64::registers::control::Cr3Flags::empty(),
-            )
-        };
-    });
+/// A page-table root a vCPU holds: a validated L4 of one domain and the
+/// one L4 type reference this handle owns. Only [`Root::take`] makes one
+/// (it takes the reference, under the frame-table lock) and only
+/// [`Root::into_reference`] ends one (its caller then puts the
+/// reference); a `Root` is neither `Clone` nor `Copy`. While it exists its
+/// frame keeps its L4 type and its owner (the frame table changes neither
+/// while a type reference is held), so loading it needs no further check.
+#[derive(Debug)]
+pub struct Root(Mfn);
+
+impl Root {
+    /// Takes an L4 type reference on `mfn` for `dom` (validating the tree
+    /// if it is not yet an L4, within `budget`) and holds it.
+    pub fn take(
+        ft: &mut FrameTable<'_>,
+        mfn: Mfn,
+        dom: DomId,
+        budget: &mut Budget,
+    ) -> Result<Self, PageError> {
+        ft.get_page_type_within(&mut MachinePageTables, mfn, dom, FrameType::L4, budget)?;
+        Ok(Self(mfn))
+    }
+
+    pub fn mfn(&self) -> Mfn {
+        self.0
+    }
+
+    /// Ends the handle: the caller owns its L4 type reference now and must
+    /// put it (after which the frame may stop being an L4).
+    pub fn into_reference(self) -> Mfn {
+        self.0
+    }
+}
+
+/// Switches to the page tables `root` holds. Global (hypervisor) mappings
+/// stay; every guest mapping is flushed.
+pub fn load_page_table_root(root: &Root) {
+    let frame =
+        x86_64::structures::paging::PhysFrame::containing_address(PhysAddr::new(root.0 << 12));
+    // SAFETY: a `Root` holds an L4 type reference on a fully validated L4
+    // (see `Root`): its slots 256-271 hold the hypervisor's entries
+    // (validation writes them and no guest update may touch them), so
+    // hv-core stays mapped, and every guest entry under it has been
+    // validated.
+    unsafe {
+        x86_64::registers::control::Cr3::write(frame, x86_64::registers::control::Cr3Flags::empty())
+    };
 }
 
 /// Flushes the guest's (non-global) TLB entries.

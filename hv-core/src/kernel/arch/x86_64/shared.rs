@@ -150,26 +150,29 @@ pub fn read_domain_frame(mfn: Mfn, offset: usize, buf: &mut [u8]) -> Result<(), 
 }
 
 /// Copies `len` bytes between two domains' machine frames (a grant copy):
-/// `src` any frame a domain owns, `dst` one that is not a page table. Both
-/// ranges must lie inside their pages; overlap (the same frame) is allowed.
-/// Whether the caller may use these frames is the caller's check; this one
-/// only keeps the copy inside guest memory.
+/// `src` a frame `src_owner` owns, `dst` one `dst_owner` owns that is not
+/// a page table, both checked and copied in one frame-table critical
+/// section. Both ranges must lie inside their pages; overlap (the same
+/// frame) is allowed. Whether the caller may use these frames (a grant,
+/// dom0's privilege) is the caller's check.
 pub fn copy_between_frames(
-    src: Mfn,
-    src_offset: usize,
-    dst: Mfn,
-    dst_offset: usize,
+    (src, src_owner, src_offset): (Mfn, DomId, usize),
+    (dst, dst_owner, dst_offset): (Mfn, DomId, usize),
     len: usize,
 ) -> Result<(), NotDomainMemory> {
     assert!(
         in_page(src_offset, len) && in_page(dst_offset, len),
         "copy beyond a page"
     );
+    let owned_by = |frame: Option<&FrameInfo>, dom: DomId| {
+        frame.is_some_and(|f| f.owner == Owner::Domain(dom))
+    };
     crate::memory::with_frame_table(|ft| {
-        if !readable(ft.info(src)) {
+        if !owned_by(ft.info(src), src_owner) {
             return Err(NotDomainMemory(src));
         }
-        if !writable(ft.info(dst)) {
+        let dst_info = ft.info(dst);
+        if !owned_by(dst_info, dst_owner) || !writable(dst_info) {
             return Err(NotDomainMemory(dst));
         }
         // SAFETY: as in `write_domain_frame`, for both frames; `copy`
