@@ -19,6 +19,7 @@ use core::sync::atomic::{AtomicU16, Ordering};
 use abi::xen::DomId;
 use hv_core::event_channel::EventChannels;
 use hv_core::frame_table::Mfn;
+use hv_core::slot::Slot;
 
 use crate::arch::TrapFrame;
 use crate::arch::pv::SegmentBases;
@@ -250,8 +251,10 @@ impl Domain {
     }
 }
 
-static DOMAINS: IrqMutex<[Option<Domain>; MAX_DOMAINS]> =
-    IrqMutex::new([const { None }; MAX_DOMAINS]);
+/// Slots, not `Option`s: a table of empty slots is zeros, so it sits in
+/// `.bss` rather than in the image (`hv_core::slot`).
+static DOMAINS: IrqMutex<[Slot<Domain>; MAX_DOMAINS]> =
+    IrqMutex::new([const { Slot::Empty }; MAX_DOMAINS]);
 
 /// The domain whose vCPU runs on this CPU.
 static CURRENT: AtomicU16 = AtomicU16::new(0);
@@ -274,23 +277,29 @@ pub fn set_current(id: DomId) {
 /// shared_info page is freed).
 pub fn create(id: DomId, privileged: bool, shared_info: SharedPage) -> Result<(), ()> {
     DOMAINS.with(|table| {
-        if table.iter().flatten().any(|d| d.id == id) {
+        if table.iter().filter_map(Slot::as_ref).any(|d| d.id == id) {
             return Err(());
         }
-        let slot = table.iter_mut().find(|slot| slot.is_none()).ok_or(())?;
-        *slot = Some(Domain::new(id, privileged, shared_info));
+        let slot = table.iter_mut().find(|slot| slot.is_empty()).ok_or(())?;
+        *slot = Slot::Full(Domain::new(id, privileged, shared_info));
         Ok(())
     })
 }
 
 /// Runs `f` on domain `id`, if it exists.
 pub fn with<R>(id: DomId, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
-    DOMAINS.with(|table| table.iter_mut().flatten().find(|d| d.id == id).map(f))
+    DOMAINS.with(|table| {
+        table
+            .iter_mut()
+            .filter_map(Slot::as_mut)
+            .find(|d| d.id == id)
+            .map(f)
+    })
 }
 
 /// Runs `f` on every domain, in one pass over the table.
 pub fn for_each(mut f: impl FnMut(&mut Domain)) {
-    DOMAINS.with(|table| table.iter_mut().flatten().for_each(&mut f));
+    DOMAINS.with(|table| table.iter_mut().filter_map(Slot::as_mut).for_each(&mut f));
 }
 
 /// Runs `f` on the running domain.
@@ -319,7 +328,7 @@ pub fn with_two<R>(a: DomId, b: DomId, f: impl FnOnce(&mut Domain, &mut Domain) 
     DOMAINS.with(|table| {
         let mut first = None;
         let mut second = None;
-        for d in table.iter_mut().flatten() {
+        for d in table.iter_mut().filter_map(Slot::as_mut) {
             if d.id == a {
                 first = Some(d);
             } else if d.id == b {
@@ -336,7 +345,7 @@ pub fn remove(id: DomId) {
     DOMAINS.with(|table| {
         for slot in table.iter_mut() {
             if slot.as_ref().is_some_and(|d| d.id == id) {
-                *slot = None;
+                slot.take();
             }
         }
     });
@@ -369,10 +378,10 @@ pub fn current_is_privileged() -> bool {
 pub fn next_free_id() -> Option<DomId> {
     static LAST: AtomicU16 = AtomicU16::new(0);
     DOMAINS.with(|table| {
-        if table.iter().all(|slot| slot.is_some()) {
+        if table.iter().all(|slot| !slot.is_empty()) {
             return None;
         }
-        let taken = |id: DomId| table.iter().flatten().any(|d| d.id == id);
+        let taken = |id: DomId| table.iter().filter_map(Slot::as_ref).any(|d| d.id == id);
         let mut id = LAST.load(Ordering::Relaxed);
         loop {
             id = if id + 1 >= abi::xen::DOMID_FIRST_RESERVED {

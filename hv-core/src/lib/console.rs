@@ -19,6 +19,8 @@
 //! one input byte can produce ([`MAX_EXPANSION`]) and says how much it
 //! took, so the caller decides whether to wait, drain or continue.
 
+use crate::slot::Slot;
+
 /// Who is writing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -47,7 +49,9 @@ pub const MAX_EXPANSION: usize = 1 + 2 + 9 + 4;
 #[derive(Debug)]
 pub struct Console {
     /// Whose line is unfinished on the UART; `None` at a line start.
-    open: Option<Source>,
+    /// (A `Slot`, not an `Option`: the kernel's console is a static, and
+    /// an empty slot is zeros, so it stays out of the image's `.data`.)
+    open: Slot<Source>,
     /// A UTF-8 character of the open line's owner still missing bytes.
     partial: [u8; 4],
     partial_len: usize,
@@ -64,7 +68,7 @@ impl Default for Console {
 impl Console {
     pub const fn new() -> Self {
         Self {
-            open: None,
+            open: Slot::Empty,
             partial: [0; 4],
             partial_len: 0,
             partial_want: 0,
@@ -73,7 +77,7 @@ impl Console {
 
     /// Whether the UART is at the start of a line.
     pub fn at_line_start(&self) -> bool {
-        self.open.is_none()
+        self.open.is_empty()
     }
 
     /// Writes as much of `bytes` from `source` as `out` has room for;
@@ -91,10 +95,10 @@ impl Console {
 
     /// Ends the unfinished line, if any (a cut character shows as `?`).
     pub fn end_line(&mut self, out: &mut impl Sink) {
-        if self.open.is_some() {
+        if !self.open.is_empty() {
             self.drop_partial(out);
             out.put(b"\r\n");
-            self.open = None;
+            self.open = Slot::Empty;
         }
     }
 
@@ -102,15 +106,15 @@ impl Console {
         if byte == b'\r' && source != Source::Report {
             return;
         }
-        if self.open != Some(source) {
+        if self.open.as_ref() != Some(&source) {
             self.end_line(out);
             self.put_tag(source, out);
-            self.open = Some(source);
+            self.open = Slot::Full(source);
         }
         if byte == b'\n' {
             self.drop_partial(out);
             out.put(b"\r\n");
-            self.open = None;
+            self.open = Slot::Empty;
             return;
         }
         match source {

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod pvclock;
 pub mod runstate;
 pub mod sched_policy;
+pub mod slot;
 pub mod speculation;
 pub mod wallclock;
 

@@ -54,15 +54,9 @@ struct Gdt(core::cell::UnsafeCell<[u64; GDT_ENTRIES]>);
 // the CPU afterwards.
 unsafe impl Sync for Gdt {}
 
-static GDT: Gdt = Gdt(core::cell::UnsafeCell::new({
-    let mut table = [0u64; GDT_ENTRIES];
-    table[HV_CS as usize / 8] = KERNEL_CODE64;
-    table[HV_DS as usize / 8] = KERNEL_DATA;
-    table[GUEST_CS32 as usize / 8] = USER_CODE32;
-    table[GUEST_DS as usize / 8] = USER_DATA;
-    table[GUEST_CS64 as usize / 8] = USER_CODE64;
-    table
-}));
+/// All zeros in the image (`.bss`: 60 KiB, nearly all of it the null
+/// guest area); [`init_descriptor_tables`] writes the few descriptors.
+static GDT: Gdt = Gdt(core::cell::UnsafeCell::new([0; GDT_ENTRIES]));
 
 static TSS: Once<TaskStateSegment> = Once::new();
 static IDT: Once<InterruptDescriptorTable> = Once::new();
@@ -88,6 +82,11 @@ pub fn init_descriptor_tables() {
     // nothing else reads or writes the table.
     unsafe {
         let table = &mut *GDT.0.get();
+        table[HV_CS as usize / 8] = KERNEL_CODE64;
+        table[HV_DS as usize / 8] = KERNEL_DATA;
+        table[GUEST_CS32 as usize / 8] = USER_CODE32;
+        table[GUEST_DS as usize / 8] = USER_DATA;
+        table[GUEST_CS64 as usize / 8] = USER_CODE64;
         table[TSS_SELECTOR as usize / 8] = low;
         table[TSS_SELECTOR as usize / 8 + 1] = high;
     }

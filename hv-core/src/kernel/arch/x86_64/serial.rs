@@ -21,6 +21,7 @@
 //!   when the machine stops.
 
 use hv_core::console::{Console, Sink, Source};
+use hv_core::slot::Slot;
 use uart_16550::backend::PioBackend;
 use uart_16550::spec::registers::{IER, LSR};
 use uart_16550::{BaudRate, Config, Uart16550};
@@ -60,7 +61,8 @@ impl Share {
 const LOW_WATER: usize = RING_SIZE / 4;
 
 struct Com1 {
-    uart: Option<Uart16550<PioBackend>>,
+    /// A `Slot` (zeros when empty) so that `PORT` stays out of `.data`.
+    uart: Slot<Uart16550<PioBackend>>,
     ring: heapless::Deque<u8, RING_SIZE>,
     console: Console,
     /// COM1's interrupt is routed: the THRE interrupt drains the ring.
@@ -70,7 +72,7 @@ struct Com1 {
 }
 
 static PORT: IrqMutex<Com1> = IrqMutex::new(Com1 {
-    uart: None,
+    uart: Slot::Empty,
     ring: heapless::Deque::new(),
     console: Console::new(),
     interrupts: false,
@@ -132,7 +134,7 @@ impl Com1 {
     /// Waits for the UART to take the next bytes of the ring (a FIFO's
     /// worth at most).
     fn send_polled(&mut self) {
-        while !self.ring.is_empty() && self.uart.is_some() {
+        while !self.ring.is_empty() && !self.uart.is_empty() {
             if self.send_ready(BURST_LIMIT) > 0 {
                 return;
             }
@@ -143,7 +145,7 @@ impl Com1 {
     /// Drains the ring by polling the UART (interrupts off, or about to
     /// stop), then waits until the last byte has left the transmitter.
     fn drain_polled(&mut self) {
-        while !self.ring.is_empty() && self.uart.is_some() {
+        while !self.ring.is_empty() && !self.uart.is_empty() {
             if self.send_ready(usize::MAX) == 0 {
                 core::hint::spin_loop();
             }
@@ -204,7 +206,7 @@ pub fn init() {
             ..Config::default()
         };
         if uart.init(config).is_ok() {
-            com1.uart = Some(uart);
+            com1.uart = Slot::Full(uart);
         }
     });
 }
