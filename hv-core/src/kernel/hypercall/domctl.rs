@@ -27,8 +27,10 @@ use crate::{guest, memory, scheduler, vtime};
 /// type is taken out of the union, handed to its handler
 /// `fn(&mut Payload, target: &mut DomId) -> Result<i64, Errno>` (`target`
 /// is the struct's `domain` field: `createdomain` returns the new id in
-/// it; sysctl has none), and for an `inout` command written back with the
-/// struct once, after the handler succeeded.
+/// it; sysctl has none), and written back with the struct once, after the
+/// handler succeeded: `inout` with the payload the handler left, `id_out`
+/// (createdomain) with only `domain` changed, the union as the guest
+/// wrote it.
 macro_rules! control_family {
     ($family:ident: $header:ty {
         $($cmd:path => $variant:ident($payload:ty), $dir:ident => $handler:path;)*
@@ -52,8 +54,8 @@ macro_rules! control_family {
                 match self {
                     $(Self::$variant(mut payload) => {
                         let result = $handler(&mut payload, target)?;
-                        let copy_back = control_family!(@copy_back $dir);
-                        if copy_back {
+                        let (copy_back, with_payload) = control_family!(@copy_back $dir);
+                        if with_payload {
                             header.set_payload(&payload);
                         }
                         Ok((result, copy_back))
@@ -62,12 +64,13 @@ macro_rules! control_family {
             }
         }
     };
-    (@copy_back inout) => { true };
-    (@copy_back in) => { false };
+    (@copy_back inout) => { (true, true) };
+    (@copy_back id_out) => { (true, false) };
+    (@copy_back in) => { (false, false) };
 }
 
 control_family!(DomctlOp: Domctl {
-    XEN_DOMCTL_CREATEDOMAIN => CreateDomain(CreateDomain), inout => create_domain;
+    XEN_DOMCTL_CREATEDOMAIN => CreateDomain(CreateDomain), id_out => create_domain;
     XEN_DOMCTL_DESTROYDOMAIN => DestroyDomain(()), in => destroy_domain;
     XEN_DOMCTL_PAUSEDOMAIN => PauseDomain(()), in => pause_domain;
     XEN_DOMCTL_UNPAUSEDOMAIN => UnpauseDomain(()), in => unpause_domain;

@@ -297,6 +297,16 @@ impl CopySide {
         }
     }
 
+    /// Whether the frame is its owner's (the copy checks it again, with
+    /// the destination's, under one lock; this is only for the order of
+    /// errors when the destination fails first).
+    fn is_owners(&self) -> bool {
+        memory::with_frame_table(|ft| {
+            ft.info(self.mfn)
+                .is_some_and(|f| f.owner == Owner::Domain(self.owner))
+        })
+    }
+
     fn frame(mfn: Mfn, owner: DomId, write: bool) -> Self {
         Self {
             mfn,
@@ -336,6 +346,13 @@ fn copy(op: &Copy) -> Result<(), i16> {
     ) {
         Ok(dst) => dst,
         Err(status) => {
+            // As Xen (and hv-core before the check moved into the copy): a
+            // source frame that is not its owner's is reported first.
+            let status = if src.is_owners() {
+                status
+            } else {
+                GNTST_BAD_PAGE
+            };
             src.finish();
             return Err(status);
         }
