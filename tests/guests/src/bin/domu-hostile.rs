@@ -799,6 +799,21 @@ mod kernel {
                 0,
                 None,
             ),
+            (
+                // Two errors at once: the source frame is not ours and the
+                // destination ref is out of range. Xen claims the source
+                // first, so the source's error is the one reported.
+                format!("copy from frame {foreign:#x} (not ours) into our ref 100000"),
+                gnttab::CopyPtr {
+                    u: foreign,
+                    domid: DOMID_SELF,
+                    offset: 0,
+                    _pad: 0,
+                },
+                gref(self_id, REF_OUT_OF_RANGE),
+                gnttab::GNTCOPY_DEST_GREF,
+                Some(gnttab::GNTST_BAD_PAGE),
+            ),
         ] {
             let mut op = [gnttab::Copy {
                 source,
