@@ -48,7 +48,8 @@ pub fn start(handoff: arch::BootHandoff) -> ! {
     cpu::enable_protections();
     report_cpu(&features);
 
-    init_memory(&info, handoff.info_phys());
+    let trampoline = init_memory(&info, handoff.info_phys());
+    init_boot_cpu();
 
     let platform = match arch::acpi::discover(&info) {
         Ok(platform) => Some(platform),
@@ -74,6 +75,7 @@ pub fn start(handoff: arch::BootHandoff) -> ! {
     }
 
     init_time(&features);
+    start_cpus(platform.as_ref(), options.max_cpus, trampoline);
 
     if let Some(crash) = options.crash {
         log::info!("crashing on purpose (crash={crash:?})");
@@ -182,7 +184,9 @@ fn on_off(on: bool) -> &'static str {
     if on { "on" } else { "off (not supported)" }
 }
 
-fn init_memory(info: &BootInformation, boot_info_phys: u64) {
+/// Sets up the frame allocator and hv-core's page tables; returns the page
+/// below 1 MiB the secondary CPUs will start in, if there is one.
+fn init_memory(info: &BootInformation, boot_info_phys: u64) -> Option<u64> {
     let Some(map) = info.memory_map_tag() else {
         log::error!("the boot loader passed no memory map");
         stop::fatal("no memory map");
@@ -216,8 +220,8 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) {
     let not_available = areas.iter().filter(|a| !is_available(a)).map(range);
     let reserved = [PhysRange::new(0, MIB), image, boot_info]
         .into_iter()
-        .chain(modules)
-        .chain(not_available);
+        .chain(modules.clone())
+        .chain(not_available.clone());
     let or_stop = |ranges: Result<UsableRanges, _>| {
         ranges.unwrap_or_else(|e| {
             log::error!("{e}");
@@ -246,6 +250,81 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) {
         memory::frames_to_mib(memory::free_frames()),
         image.len() / 1024
     );
+    // The first MiB is kept from the allocator: its available pages hold
+    // nothing of hv-core's, so the first one clear of the boot loader's
+    // data is the secondary CPUs' start page (page 0 aside: its real-mode
+    // interrupt vectors are the firmware's).
+    let low_available = or_stop(UsableRanges::new(
+        areas.iter().filter(is_available).map(range),
+        [PhysRange::new(0, FRAME_SIZE), PhysRange::new(MIB, u64::MAX)]
+            .into_iter()
+            .chain([image, boot_info])
+            .chain(modules)
+            .chain(not_available),
+    ));
+    low_available
+        .as_slice()
+        .iter()
+        .map(|r| r.start.next_multiple_of(FRAME_SIZE))
+        .find(|&page| low_available.as_slice().iter().any(|r| r.start <= page && page + FRAME_SIZE <= r.end))
+}
+
+/// Moves the boot CPU onto its per-CPU area (GDT, TSS, stacks) and its
+/// per-CPU block into GS, before anything can enter from a guest.
+fn init_boot_cpu() {
+    if arch::percpu::map_area(0).is_err() {
+        stop::fatal("no memory for the boot CPU's per-CPU area");
+    }
+    arch::percpu::prepare(0, cpu::apic_id());
+    arch::percpu::activate(0);
+    cpu::load_cpu_tables(0);
+    arch::percpu::set_online();
+}
+
+/// Starts every other CPU the MADT lists (at most `maxcpus=` in all) and
+/// reports them.
+fn start_cpus(platform: Option<&arch::acpi::Platform>, max: Option<usize>, page: Option<u64>) {
+    let madt = platform.map_or(&[][..], |p| p.apic_ids());
+    let (plan, left) = hv_core::cpus::plan(madt, cpu::apic_id(), max);
+    if left.by_maxcpus > 0 {
+        log::info!("maxcpus={}: {} more CPUs left off", plan.len(), left.by_maxcpus);
+    }
+    if left.by_room > 0 {
+        log::warn!(
+            "{} CPUs left off: hv-core runs on at most {}",
+            left.by_room,
+            hv_core::layout::MAX_CPUS
+        );
+    }
+    if left.duplicates > 0 {
+        log::warn!("the MADT lists {} APIC ids twice; each started once", left.duplicates);
+    }
+    let running = match page {
+        Some(page) => arch::smp::start_secondaries(&plan, page),
+        None if plan.len() > 1 => {
+            log::warn!("no free page below 1 MiB to start the other CPUs from; running on one");
+            1
+        }
+        None => 1,
+    };
+    let mut ids: heapless::String<{ hv_core::layout::MAX_CPUS * 11 }> = heapless::String::new();
+    for id in arch::percpu::online_apic_ids() {
+        use core::fmt::Write;
+        let _ = write!(ids, " {id}");
+    }
+    log::info!(
+        "smp: {running} of {} CPUs up (APIC ids{ids})",
+        plan.len()
+    );
+}
+
+/// A secondary CPU, up: it idles (halted, interrupts on) until the
+/// scheduler gives it work.
+pub fn secondary_main(cpu: usize, apic: u32) -> ! {
+    log::debug!("cpu {cpu} (APIC id {apic}) up");
+    loop {
+        arch::power::wait_for_interrupt();
+    }
 }
 
 fn init_time(f: &cpu::Features) {

@@ -158,15 +158,14 @@ impl Vcpu {
 
     /// The segment bases to load for the current guest mode.
     pub fn segment_bases(&self) -> SegmentBases {
-        let (gs, shadow_gs) = if self.kernel_mode {
-            (self.gs_base_kernel, self.gs_base_user)
+        let gs = if self.kernel_mode {
+            self.gs_base_kernel
         } else {
-            (self.gs_base_user, self.gs_base_kernel)
+            self.gs_base_user
         };
         SegmentBases {
             fs: self.fs_base,
             gs,
-            shadow_gs,
         }
     }
 

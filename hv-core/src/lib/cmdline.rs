@@ -51,6 +51,9 @@ pub struct Options {
     /// dom0's memory in bytes (`dom0_mem=`, Xen's spelling: `256M`, `1G`,
     /// `65536K` or plain bytes).
     pub dom0_mem: u64,
+    /// At most this many CPUs are brought up, the boot CPU included
+    /// (`maxcpus=`, Xen's spelling); all the MADT lists when not given.
+    pub max_cpus: Option<usize>,
 }
 
 /// dom0's memory when `dom0_mem=` is not given.
@@ -63,6 +66,7 @@ impl Default for Options {
             debug_exit: DebugExit::Off,
             crash: None,
             dom0_mem: DEFAULT_DOM0_MEM,
+            max_cpus: None,
         }
     }
 }
@@ -124,6 +128,10 @@ impl Options {
                 },
                 "dom0_mem" => match value.and_then(parse_size) {
                     Some(bytes) if bytes >= 1 << 20 => options.dom0_mem = bytes,
+                    _ => on_error(bad()),
+                },
+                "maxcpus" => match value.and_then(|v| v.parse::<usize>().ok()) {
+                    Some(n) if n >= 1 => options.max_cpus = Some(n),
                     _ => on_error(bad()),
                 },
                 "crash" => match value.and_then(parse_crash) {
@@ -249,5 +257,16 @@ mod tests {
             assert_eq!(o.dom0_mem, DEFAULT_DOM0_MEM);
         }
         assert_eq!(errors, 4);
+    }
+
+    #[test]
+    fn maxcpus_is_a_positive_count() {
+        assert_eq!(parse("maxcpus=2").0.max_cpus, Some(2));
+        assert_eq!(parse("").0.max_cpus, None);
+        for bad in ["maxcpus=0", "maxcpus=", "maxcpus=two", "maxcpus"] {
+            let (options, errors) = parse(bad);
+            assert_eq!(options.max_cpus, None, "{bad}");
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
     }
 }

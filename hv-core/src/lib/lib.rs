@@ -10,6 +10,7 @@ pub mod acpi_sleep;
 pub mod batch;
 pub mod cmdline;
 pub mod console;
+pub mod cpus;
 pub mod event_channel;
 pub mod frame_alloc;
 pub mod frame_table;

@@ -378,7 +378,8 @@ fn phys_info(info: &mut PhysInfo, _: &mut DomId) -> Result<i64, Errno> {
     *info = PhysInfo {
         threads_per_core: 1,
         cores_per_socket: 1,
-        nr_cpus: 1,
+        nr_cpus: crate::arch::percpu::online_count() as u32,
+        max_cpu_id: crate::arch::percpu::online_count().saturating_sub(1) as u32,
         nr_nodes: 1,
         cpu_khz: (crate::arch::time::tsc_hz() / 1000) as u32,
         total_pages: memory::total_frames(),

@@ -7,6 +7,7 @@ use acpi::fadt::Fadt;
 use acpi::madt::{Madt, MadtEntry};
 use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 use hv_core::acpi_sleep::{self, SleepType};
+use hv_core::layout::MAX_CPUS;
 use x86_64::instructions::port::Port;
 
 use super::ioapic::IoApic;
@@ -36,11 +37,13 @@ impl AcpiHandler for Handler {
 }
 
 /// What hv-core learned from ACPI.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Platform {
     pub revision: u8,
-    /// Enabled (or online-capable) local APICs.
+    /// Enabled local APICs: the CPUs present.
     pub cpus: u32,
+    /// Their APIC ids, in table order (the first [`MAX_CPUS`] of them).
+    apic_ids: [u32; MAX_CPUS],
     pub ioapics: u32,
     pub power: Option<SoftOff>,
     /// The first IOAPIC.
@@ -48,6 +51,34 @@ pub struct Platform {
     /// Where the legacy COM1 interrupt (ISA IRQ 4) arrives: GSI and
     /// whether it is level-triggered / active-low (MADT overrides).
     pub com1_gsi: (u32, bool, bool),
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Self {
+            revision: 0,
+            cpus: 0,
+            apic_ids: [0; MAX_CPUS],
+            ioapics: 0,
+            power: None,
+            ioapic: None,
+            com1_gsi: (4, false, false),
+        }
+    }
+}
+
+impl Platform {
+    fn add_cpu(&mut self, apic_id: u32) {
+        if let Some(slot) = self.apic_ids.get_mut(self.cpus as usize) {
+            *slot = apic_id;
+        }
+        self.cpus += 1;
+    }
+
+    /// The enabled CPUs' APIC ids, in table order (at most [`MAX_CPUS`]).
+    pub fn apic_ids(&self) -> &[u32] {
+        &self.apic_ids[..(self.cpus as usize).min(MAX_CPUS)]
+    }
 }
 
 /// How to power the machine off (ACPI S5).
@@ -106,8 +137,12 @@ pub fn discover(info: &BootInfo) -> Result<Platform, AcpiError> {
     let madt = tables.find_table::<Madt>().map_err(|_| AcpiError::NoMadt)?;
     for entry in madt.get().entries() {
         match entry {
-            MadtEntry::LocalApic(lapic) if lapic.flags & 0b11 != 0 => platform.cpus += 1,
-            MadtEntry::LocalX2Apic(x2) if x2.flags & 0b11 != 0 => platform.cpus += 1,
+            // Bit 0: enabled. A CPU that is only online-capable (bit 1)
+            // is not there yet: hv-core has no CPU hot-plug.
+            MadtEntry::LocalApic(lapic) if lapic.flags & 1 != 0 => {
+                platform.add_cpu(lapic.apic_id as u32)
+            }
+            MadtEntry::LocalX2Apic(x2) if x2.flags & 1 != 0 => platform.add_cpu(x2.x2apic_id),
             MadtEntry::IoApic(io) => {
                 platform.ioapics += 1;
                 if platform.ioapic.is_none() {

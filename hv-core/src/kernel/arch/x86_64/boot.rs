@@ -195,11 +195,6 @@ ist_mc_guard:
     .skip 4096
     .skip 16384
 ist_mc_top:
-    .global guest_entry_guard, guest_entry_top
-guest_entry_guard:
-    .skip 4096
-    .skip 65536
-guest_entry_top:
     "#,
     options(att_syntax)
 );
@@ -212,25 +207,17 @@ unsafe extern "C" {
     static ist_df_top: u8;
     static ist_mc_guard: u8;
     static ist_mc_top: u8;
-    static guest_entry_guard: u8;
-    static guest_entry_top: u8;
 }
 
-/// Virtual addresses of the guard pages below every hypervisor stack.
-pub fn guard_pages() -> [u64; 5] {
+/// Virtual addresses of the guard pages below the boot CPU's first stacks
+/// (every CPU's own stacks are in its per-CPU area, `percpu`).
+pub fn guard_pages() -> [u64; 4] {
     [
         core::ptr::addr_of!(bsp_stack_guard) as u64,
         core::ptr::addr_of!(ist_nmi_guard) as u64,
         core::ptr::addr_of!(ist_df_guard) as u64,
         core::ptr::addr_of!(ist_mc_guard) as u64,
-        core::ptr::addr_of!(guest_entry_guard) as u64,
     ]
-}
-
-/// Top of the stack ring-3 code enters hv-core on (TSS rsp0, and where the
-/// syscall entry switches to).
-pub fn guest_entry_stack_top() -> u64 {
-    core::ptr::addr_of!(guest_entry_top) as u64
 }
 
 /// Tops of the interrupt stacks: NMI, double fault, machine check.

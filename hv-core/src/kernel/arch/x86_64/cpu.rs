@@ -1,8 +1,11 @@
-//! Per-CPU descriptor tables (GDT, TSS, IDT), CPU features and control
-//! registers.
+//! Descriptor tables (GDT, TSS, IDT), CPU features and control registers.
 //!
-//! Only the boot CPU exists so far, but the tables are built per CPU from the
-//! start: each CPU will get its own GDT and TSS (its own IST stacks).
+//! The boot CPU starts on a static GDT and TSS ([`init_descriptor_tables`])
+//! so that every exception is reported from the first instruction on. Once
+//! memory is up, every CPU (the boot CPU too) moves to its own GDT and TSS
+//! in its per-CPU area ([`load_cpu_tables`]): its own IST stacks and
+//! guest-entry stack, and a TSS descriptor whose busy bit is its alone.
+//! The IDT is one, shared and read-only.
 
 use raw_cpuid::CpuId;
 use spin::Once;
@@ -16,7 +19,9 @@ use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::{PrivilegeLevel, VirtAddr};
 
-use super::{boot, entry};
+use hv_core::layout::percpu::{GDT_OWN_PAGE, Stack};
+
+use super::{boot, entry, percpu};
 
 /// IST slots (1-based in the IDT, 0-based in the TSS).
 const IST_NMI: u16 = 0;
@@ -29,6 +34,8 @@ const IST_MACHINE_CHECK: u16 = 2;
 /// from selector 0xe000 holds the hypervisor's and the flat ring-3 segments.
 const FIRST_RESERVED: usize = 0xe000 / 8;
 const GDT_ENTRIES: usize = FIRST_RESERVED + 10;
+// hv-core's descriptors are in the GDT window's own page.
+const _: () = assert!(FIRST_RESERVED as u64 * 8 == GDT_OWN_PAGE);
 
 /// hv-core's ring-0 code and data selectors (Xen's `__HYPERVISOR_CS/DS`).
 pub const HV_CS: u16 = 0xe008;
@@ -54,15 +61,16 @@ struct Gdt(core::cell::UnsafeCell<[u64; GDT_ENTRIES]>);
 // the CPU afterwards.
 unsafe impl Sync for Gdt {}
 
-/// All zeros in the image (`.bss`: 60 KiB, nearly all of it the null
-/// guest area); [`init_descriptor_tables`] writes the few descriptors.
+/// The boot CPU's first GDT, until its per-CPU one is loaded. All zeros in
+/// the image (`.bss`: 60 KiB, nearly all of it the null guest area);
+/// [`init_descriptor_tables`] writes the few descriptors.
 static GDT: Gdt = Gdt(core::cell::UnsafeCell::new([0; GDT_ENTRIES]));
 
 static TSS: Once<TaskStateSegment> = Once::new();
 static IDT: Once<InterruptDescriptorTable> = Once::new();
 
-/// Loads the GDT, TSS and IDT on the boot CPU. After this every exception is
-/// reported.
+/// Loads the first GDT, TSS and IDT on the boot CPU. After this every
+/// exception is reported.
 pub fn init_descriptor_tables() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
@@ -70,33 +78,52 @@ pub fn init_descriptor_tables() {
         tss.interrupt_stack_table[IST_NMI as usize] = VirtAddr::new(nmi);
         tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] = VirtAddr::new(df);
         tss.interrupt_stack_table[IST_MACHINE_CHECK as usize] = VirtAddr::new(mc);
-        // Ring-3 code entering hv-core lands at the top of the guest-entry
-        // stack (see `pv`).
-        tss.privilege_stack_table[0] = VirtAddr::new(boot::guest_entry_stack_top());
+        // No guest runs before `load_cpu_tables` gives the CPU its
+        // guest-entry stack.
         tss
     });
+    // SAFETY: only the boot CPU runs here, before the GDT is loaded, so
+    // nothing else reads or writes the table.
+    let reserved = unsafe { &mut (&mut *GDT.0.get())[FIRST_RESERVED..] };
+    write_descriptors(reserved, tss);
+    // SAFETY: the table is 'static and now holds hv-core's descriptors.
+    unsafe { load_gdt(GDT.0.get() as u64) };
+    idt().load();
+}
+
+/// Writes hv-core's descriptors into `reserved`, the GDT from selector
+/// 0xe000 on, with `tss`'s descriptor.
+fn write_descriptors(reserved: &mut [u64], tss: &'static TaskStateSegment) {
     let Descriptor::SystemSegment(low, high) = Descriptor::tss_segment(tss) else {
         unreachable!("a TSS descriptor is a system segment")
     };
-    // SAFETY: only the boot CPU runs here, before the GDT is loaded, so
-    // nothing else reads or writes the table.
-    unsafe {
-        let table = &mut *GDT.0.get();
-        table[HV_CS as usize / 8] = KERNEL_CODE64;
-        table[HV_DS as usize / 8] = KERNEL_DATA;
-        table[GUEST_CS32 as usize / 8] = USER_CODE32;
-        table[GUEST_DS as usize / 8] = USER_DATA;
-        table[GUEST_CS64 as usize / 8] = USER_CODE64;
-        table[TSS_SELECTOR as usize / 8] = low;
-        table[TSS_SELECTOR as usize / 8 + 1] = high;
-    }
+    let at = |selector: u16| selector as usize / 8 - FIRST_RESERVED;
+    reserved[at(HV_CS)] = KERNEL_CODE64;
+    reserved[at(HV_DS)] = KERNEL_DATA;
+    reserved[at(GUEST_CS32)] = USER_CODE32;
+    reserved[at(GUEST_DS)] = USER_DATA;
+    reserved[at(GUEST_CS64)] = USER_CODE64;
+    reserved[at(TSS_SELECTOR)] = low;
+    reserved[at(TSS_SELECTOR) + 1] = high;
+}
+
+/// Loads the GDT at `base` (Xen's layout, [`GDT_ENTRIES`] long), hv-core's
+/// segments and its TSS, and a null LDT.
+///
+/// # Safety
+///
+/// `base` must be a GDT that stays mapped and unchanged (but for the
+/// CPU's own accessed and busy bits) for as long as this CPU uses it, with
+/// [`write_descriptors`]'s descriptors at their selectors and a TSS
+/// descriptor for a TSS with the same lifetime, not loaded on any other
+/// CPU.
+unsafe fn load_gdt(base: u64) {
     let pointer = DescriptorTablePointer {
         limit: (GDT_ENTRIES * 8 - 1) as u16,
-        base: VirtAddr::new(GDT.0.get() as u64),
+        base: VirtAddr::new(base),
     };
-    // SAFETY: the table is 'static and holds valid descriptors at every
-    // selector loaded below: 64-bit ring-0 code, ring-0 data, and a TSS
-    // descriptor for a 'static TSS.
+    // SAFETY: the caller's contract: valid descriptors at every selector
+    // loaded below (64-bit ring-0 code, ring-0 data, an available TSS).
     unsafe {
         lgdt(&pointer);
         CS::set_reg(SegmentSelector(HV_CS));
@@ -106,8 +133,41 @@ pub fn init_descriptor_tables() {
         load_tss(SegmentSelector(TSS_SELECTOR));
     }
     load_null_ldt();
+}
 
-    let idt = IDT.call_once(|| {
+/// Moves this CPU, number `cpu`, onto the GDT and TSS of its per-CPU area
+/// (mapped by `percpu::map_area`): its IST stacks, its guest-entry stack as
+/// rsp0. The shared IDT is loaded too (a starting CPU has none yet).
+pub fn load_cpu_tables(cpu: usize) {
+    let mut tss = TaskStateSegment::new();
+    let ist = |stack| VirtAddr::new(percpu::stack_top(cpu, stack));
+    tss.interrupt_stack_table[IST_NMI as usize] = ist(Stack::Nmi);
+    tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] = ist(Stack::DoubleFault);
+    tss.interrupt_stack_table[IST_MACHINE_CHECK as usize] = ist(Stack::MachineCheck);
+    tss.privilege_stack_table[0] = ist(Stack::GuestEntry);
+    let tss_ptr = percpu::tss_address(cpu) as *mut TaskStateSegment;
+    let own_page = (percpu::gdt_base(cpu) + GDT_OWN_PAGE) as *mut u64;
+    // SAFETY: `map_area` mapped this CPU's own GDT page writable (zeroed,
+    // and used by no one else: each CPU loads only its own); the TSS lies
+    // in it past the descriptors, aligned, and lives as long as hv-core.
+    let (tss, reserved) = unsafe {
+        tss_ptr.write(tss);
+        (
+            &*tss_ptr,
+            core::slice::from_raw_parts_mut(own_page, GDT_ENTRIES - FIRST_RESERVED),
+        )
+    };
+    write_descriptors(reserved, tss);
+    // SAFETY: the window maps the shared zero frame (null descriptors)
+    // below selector 0xe000 and this CPU's own page from there, with the
+    // descriptors just written; the area is never unmapped.
+    unsafe { load_gdt(percpu::gdt_base(cpu)) };
+    idt().load();
+}
+
+/// The IDT every CPU loads, built once.
+fn idt() -> &'static InterruptDescriptorTable {
+    IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
         // SAFETY (all three blocks below): every stub address comes from
         // `entry::stub_address`, a valid entry point that saves state and
@@ -159,8 +219,7 @@ pub fn init_descriptor_tables() {
             idt.security_exception.set_handler_addr(stub(30));
         }
         idt
-    });
-    idt.load();
+    })
 }
 
 /// Makes the LDT empty. Firmware leaves LDTR as it was at reset (base 0,

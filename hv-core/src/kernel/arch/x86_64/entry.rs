@@ -2,8 +2,10 @@
 //!
 //! Every vector has a 16-byte stub at `trap_stubs + vector * 16` that pushes
 //! a dummy error code where the CPU pushes none, then the vector number, and
-//! jumps to `trap_common`, which saves every general register into a
-//! [`TrapFrame`] and calls [`super::traps::dispatch`]. One frame layout for
+//! jumps to `trap_common`, which swaps GS to the CPU's block if the CPU
+//! came from ring 3 (`percpu`), saves every general register into a
+//! [`TrapFrame`] and calls [`super::traps::dispatch`]; `trap_exit` swaps
+//! GS back on the way out to ring 3. One frame layout for
 //! all vectors keeps the report and, later, guest context switching simple.
 
 core::arch::global_asm!(
@@ -24,8 +26,14 @@ trap_stubs:
     .set vector, vector + 1
     .endr
 
-    .global trap_common
+    /* From ring 3, GS becomes this CPU's block (`percpu`); the syscall
+       entries have swapped already and come in below. */
+    .global trap_common, trap_common_swapped
 trap_common:
+    testb $3, 24(%rsp)              /* the interrupted CS */
+    jz trap_common_swapped
+    swapgs
+trap_common_swapped:
     push %rax
     push %rbx
     push %rcx
@@ -65,7 +73,10 @@ trap_exit:
     pop %rbx
     pop %rax
     add $16, %rsp                   /* vector and error code */
-    iretq
+    testb $3, 8(%rsp)               /* the CS returned to */
+    jz 1f
+    swapgs                          /* back to the guest's GS base */
+1:  iretq
     "#,
     options(att_syntax)
 );

@@ -22,6 +22,8 @@ const APIC_BASE_X2APIC: u64 = 1 << 10;
 const REG_ID: u32 = 0x20;
 const REG_EOI: u32 = 0xb0;
 const REG_SVR: u32 = 0xf0;
+const REG_ICR_LOW: u32 = 0x300;
+const REG_ICR_HIGH: u32 = 0x310;
 const REG_LVT_TIMER: u32 = 0x320;
 const REG_TIMER_INITIAL: u32 = 0x380;
 const REG_TIMER_CURRENT: u32 = 0x390;
@@ -70,6 +72,75 @@ fn write(reg: u32, value: u32) {
     }
 }
 
+/// Enables a secondary CPU's local APIC, in the boot CPU's mode (xAPIC at
+/// the same address, or x2APIC), with the timer in the mode the boot CPU
+/// chose and not armed. Returns the APIC id.
+pub fn init_secondary() -> u32 {
+    let mut base_msr = Msr::new(IA32_APIC_BASE);
+    // SAFETY: as in `init`; x2APIC mode is entered only when the boot CPU
+    // runs in it (so the CPU has it), and EXTD is set together with EN as
+    // the SDM allows from the xAPIC state.
+    unsafe {
+        let base = base_msr.read() | APIC_BASE_ENABLE;
+        let mode = if X2APIC.load(Ordering::Relaxed) != 0 {
+            APIC_BASE_X2APIC
+        } else {
+            0
+        };
+        base_msr.write(base | mode);
+    }
+    write(REG_SVR, (1 << 8) | SPURIOUS_VECTOR as u32);
+    if ONESHOT_HZ.load(Ordering::Relaxed) == 0 {
+        write(REG_LVT_TIMER, LVT_TSC_DEADLINE | TIMER_VECTOR as u32);
+    } else {
+        write(REG_TIMER_DIVIDE, DIVIDE_BY_1);
+        write(REG_TIMER_INITIAL, 0);
+        write(REG_LVT_TIMER, TIMER_VECTOR as u32);
+    }
+    id()
+}
+
+fn id() -> u32 {
+    let id = read(REG_ID);
+    if X2APIC.load(Ordering::Relaxed) != 0 {
+        id
+    } else {
+        id >> 24
+    }
+}
+
+/// Interrupt command: INIT, level assert.
+const ICR_INIT: u32 = 0b101 << 8 | 1 << 14;
+/// Interrupt command: start-up, at page `vector` (level assert).
+const ICR_STARTUP: u32 = 0b110 << 8 | 1 << 14;
+/// xAPIC only: the last command is still being sent.
+const ICR_PENDING: u32 = 1 << 12;
+
+fn send_command(apic_id: u32, command: u32) {
+    if X2APIC.load(Ordering::Relaxed) != 0 {
+        // SAFETY: x2APIC mode: the ICR is one 64-bit MSR, the destination
+        // in its high half; the callers send architecturally valid commands.
+        unsafe { Msr::new(0x800 + (REG_ICR_LOW >> 4)).write((apic_id as u64) << 32 | command as u64) }
+    } else {
+        write(REG_ICR_HIGH, apic_id << 24);
+        write(REG_ICR_LOW, command);
+        while read(REG_ICR_LOW) & ICR_PENDING != 0 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Sends INIT to the CPU with APIC id `apic_id`: it resets and waits for
+/// a start-up IPI.
+pub fn send_init(apic_id: u32) {
+    send_command(apic_id, ICR_INIT);
+}
+
+/// Sends a start-up IPI: the CPU starts in real mode at `page << 12`.
+pub fn send_startup(apic_id: u32, page: u8) {
+    send_command(apic_id, ICR_STARTUP | page as u32);
+}
+
 /// Enables this CPU's local APIC and masks the legacy PIC. Returns the APIC id.
 pub fn init() -> u32 {
     let mut base_msr = Msr::new(IA32_APIC_BASE);
@@ -87,12 +158,7 @@ pub fn init() -> u32 {
     mask_legacy_pic();
     write(REG_SVR, (1 << 8) | SPURIOUS_VECTOR as u32);
     write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
-    let id = read(REG_ID);
-    if X2APIC.load(Ordering::Relaxed) != 0 {
-        id
-    } else {
-        id >> 24
-    }
+    id()
 }
 
 /// Remaps the 8259 PICs clear of the exception vectors (0x20-0x2f) and masks

@@ -236,3 +236,43 @@ fn map_window(phys: u64, len: u64, cache: F) -> u64 {
     });
     virt + (phys - first)
 }
+
+/// Maps one page of RAM at `virt` (outside the direct map: a per-CPU
+/// area), never executable, writable or not. `virt` must be a page no one
+/// has mapped.
+pub fn map_data_page(virt: u64, phys: u64, writable: bool) {
+    let write = if writable { F::WRITABLE } else { F::empty() };
+    KERNEL_TABLES.with(|tables| {
+        let tables = tables.as_mut().expect("paging not initialised");
+        map_4k(tables, virt, phys, F::PRESENT | F::GLOBAL | nx() | write);
+    });
+}
+
+/// Maps the page at physical `phys` (below 1 MiB) at the same virtual
+/// address, executable, in hv-core's own tables: the secondary CPUs'
+/// start-up code turns paging on there. [`unmap_identity`] removes it.
+pub fn map_identity(phys: u64) {
+    KERNEL_TABLES.with(|tables| {
+        let tables = tables.as_mut().expect("paging not initialised");
+        map_4k(tables, phys, phys, F::PRESENT | F::WRITABLE);
+    });
+}
+
+/// Removes [`map_identity`]'s mapping (its intermediate tables stay,
+/// empty, in the guest half of hv-core's own L4, which no guest uses).
+pub fn unmap_identity(phys: u64) {
+    KERNEL_TABLES.with(|tables| {
+        let tables = tables.as_mut().expect("paging not initialised");
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys));
+        match tables.unmap(page) {
+            Ok((_, flush)) => flush.flush(),
+            Err(e) => log::warn!("identity page {phys:#x} was not mapped: {e:?}"),
+        }
+    });
+}
+
+/// The physical address of hv-core's own L4 (what a starting CPU loads).
+pub fn root() -> u64 {
+    ROOT.load(Ordering::Relaxed)
+}
+

@@ -3,7 +3,7 @@
 //! and the one path through which hv-core reads and writes guest memory.
 //!
 //! Every entry from ring 3 (exception, interrupt or `syscall`) lands on the
-//! guest-entry stack with the same [`TrapFrame`] layout; leaving is always
+//! running CPU's guest-entry stack with the same [`TrapFrame`] layout; leaving is always
 //! `iretq` from that frame (see `entry.rs`). The syscall entry builds the
 //! frame the CPU would have pushed for an interrupt, so the rest of hv-core
 //! sees one kind of guest frame.
@@ -24,7 +24,7 @@ use x86_64::{PhysAddr, VirtAddr};
 
 use super::cpu::{GUEST_CS32, GUEST_CS64, GUEST_DS, HV_CS, HV_DS};
 use super::entry::TrapFrame;
-use super::{boot, paging};
+use super::paging;
 
 core::arch::global_asm!(
     r#"
@@ -32,39 +32,44 @@ core::arch::global_asm!(
     .global syscall_entry
 syscall_entry:
     /* RCX = guest RIP, R11 = guest RFLAGS, RSP = guest RSP; SFMASK has
-       cleared IF, DF, TF, AC and NT. One CPU: the scratch slot is global. */
-    mov %rsp, syscall_guest_rsp(%rip)
-    mov guest_entry_rsp0(%rip), %rsp
+       cleared IF, DF, TF, AC and NT. GS becomes this CPU's block (see
+       `percpu`): its scratch slot holds the guest's RSP while the stack
+       changes. */
+    swapgs
+    mov %rsp, %gs:{scratch}
+    mov %gs:{rsp0}, %rsp
     pushq ${ds}                     /* ss */
-    pushq syscall_guest_rsp(%rip)   /* rsp */
+    pushq %gs:{scratch}             /* rsp */
     push %r11                       /* rflags */
     pushq ${cs}                     /* cs */
     push %rcx                       /* rip */
     pushq $0                        /* error code */
     pushq ${vector}                 /* vector: syscall */
-    jmp trap_common
+    jmp trap_common_swapped
 
     /* IA32_CSTAR: `syscall` from the 32-bit ring-3 code segment. The
        same frame with the 32-bit CS and its own vector; it is never a
        hypercall (see `guest::syscall32`). */
     .global syscall32_entry
 syscall32_entry:
-    mov %rsp, syscall_guest_rsp(%rip)
-    mov guest_entry_rsp0(%rip), %rsp
+    swapgs
+    mov %rsp, %gs:{scratch}
+    mov %gs:{rsp0}, %rsp
     pushq ${ds}                     /* ss */
-    pushq syscall_guest_rsp(%rip)   /* rsp */
+    pushq %gs:{scratch}             /* rsp */
     push %r11                       /* rflags */
     pushq ${cs32}                   /* cs */
     push %rcx                       /* rip */
     pushq $0                        /* error code */
     pushq ${vector32}               /* vector: compat syscall */
-    jmp trap_common
+    jmp trap_common_swapped
 
-    /* IA32_SYSENTER_EIP: RSP is IA32_SYSENTER_ESP (the guest-entry stack
-       top) and IF is clear, but TF and AC may still be set (see
-       `traps::dispatch` for TF; trap_common clears AC). The CPU keeps
-       neither the guest's RIP nor its RSP: as on Xen, the frame says 0
-       and a null ring-3 CS. */
+    /* IA32_SYSENTER_EIP: RSP is IA32_SYSENTER_ESP (this CPU's
+       guest-entry stack top) and IF is clear, but TF and AC may still be
+       set (see `traps::dispatch` for TF; trap_common clears AC). The CPU
+       keeps neither the guest's RIP nor its RSP: as on Xen, the frame
+       says 0 and a null ring-3 CS, whose RPL 3 makes trap_common swap
+       GS. */
     .global sysenter_entry
 sysenter_entry:
     pushq ${ds}                     /* ss */
@@ -110,13 +115,6 @@ guest_copy_plain:
     .quad 1b, 2b
     .popsection
 
-    .section .data.pv_entry, "aw"
-    .balign 8
-syscall_guest_rsp:
-    .quad 0
-    .global guest_entry_rsp0
-guest_entry_rsp0:
-    .quad 0
     "#,
     ds = const GUEST_DS,
     cs = const GUEST_CS64,
@@ -124,6 +122,8 @@ guest_entry_rsp0:
     cs32 = const super::cpu::GUEST_CS32,
     vector32 = const super::entry::SYSCALL32_VECTOR,
     vector_sysenter = const super::entry::SYSENTER_VECTOR,
+    scratch = const super::percpu::GS_SCRATCH,
+    rsp0 = const super::percpu::GS_ENTRY_RSP0,
     options(att_syntax)
 );
 
@@ -134,7 +134,6 @@ unsafe extern "C" {
     fn enter_guest_frame(frame: *const TrapFrame) -> !;
     fn guest_copy_smap(dst: *mut u8, src: *const u8, len: usize) -> usize;
     fn guest_copy_plain(dst: *mut u8, src: *const u8, len: usize) -> usize;
-    static mut guest_entry_rsp0: u64;
 }
 
 static SMAP: AtomicBool = AtomicBool::new(false);
@@ -159,7 +158,7 @@ const MSR_SYSENTER_EIP: u32 = 0x176;
 pub fn init() {
     // The CPU's word, not a caller's: `stac` without SMAP raises #UD.
     let features = super::cpu::features();
-    let (smap, intel) = (features.smap, &features.vendor == b"GenuineIntel");
+    let smap = features.smap;
     // Both guest copies are in the exception table, or a bad guest
     // pointer would stop the machine.
     assert!(
@@ -167,12 +166,19 @@ pub fn init() {
         "the exception table lost its guest-copy entries"
     );
     SMAP.store(smap, Ordering::Relaxed);
-    // SAFETY: only the boot CPU runs here and no guest runs yet, so nothing
-    // reads the slot concurrently.
-    unsafe { guest_entry_rsp0 = boot::guest_entry_stack_top() };
+    init_cpu();
+}
+
+/// Points this CPU's `syscall` and `sysenter` MSRs at the entry stubs,
+/// with this CPU's guest-entry stack (see [`init`]). Every CPU runs it
+/// once its per-CPU block is in GS.
+pub fn init_cpu() {
+    let intel = &super::cpu::features().vendor == b"GenuineIntel";
+    let entry_top = super::percpu::current().guest_entry_top();
     // SAFETY: these MSRs configure `syscall`; the entry point is the
-    // assembly above, which switches to the guest-entry stack before
-    // touching memory, and the selectors index the GDT `cpu` loaded.
+    // assembly above, which switches to this CPU's guest-entry stack
+    // (found through GS, which `percpu::activate` set) before touching
+    // memory, and the selectors index the GDT `cpu` loaded.
     unsafe {
         Star::write_raw(GUEST_CS32_SYSRET_BASE, HV_CS);
         LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
@@ -186,7 +192,7 @@ pub fn init() {
         Msr::new(MSR_CSTAR).write(syscall32_entry as *const () as u64);
         if intel {
             Msr::new(MSR_SYSENTER_CS).write(HV_CS as u64);
-            Msr::new(MSR_SYSENTER_ESP).write(boot::guest_entry_stack_top());
+            Msr::new(MSR_SYSENTER_ESP).write(entry_top);
             Msr::new(MSR_SYSENTER_EIP).write(sysenter_entry as *const () as u64);
         } else {
             Msr::new(MSR_SYSENTER_CS).write(0);
@@ -224,11 +230,11 @@ pub fn enter_guest(frame: &TrapFrame) -> ! {
         frame.rsp,
         frame.rflags
     );
-    let top = boot::guest_entry_stack_top();
+    let top = super::percpu::current().guest_entry_top();
     let at = (top - core::mem::size_of::<TrapFrame>() as u64) as *mut TrapFrame;
-    // SAFETY: the guest-entry stack is hv-core's own, unused while hv-core
-    // runs on another stack (this function is only called from the boot
-    // stack or from a frame being abandoned); `at` is inside it and
+    // SAFETY: this CPU's guest-entry stack is its own, unused while
+    // hv-core runs on another stack (this function is only called from a
+    // start stack or from a frame being abandoned); `at` is inside it and
     // aligned. The frame's selectors are the GDT's ring-3 ones and its RIP
     // and RSP canonical (checked above), so iretq cannot fault and lands
     // in ring 3 without I/O privilege.
@@ -484,32 +490,34 @@ impl DataSelectors {
 }
 
 const MSR_FS_BASE: u32 = 0xc000_0100;
-const MSR_GS_BASE: u32 = 0xc000_0101;
 const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 
-/// The segment bases a vCPU owns: FS, the active GS and the inactive one
-/// (which `swapgs` would exchange).
+/// The segment bases a guest mode runs with: FS and GS. (The other
+/// mode's GS base stays in the vCPU: no guest instruction can reach it,
+/// since `swapgs` and the MSRs are ring 0's, and `IA32_KERNEL_GS_BASE`
+/// holds this GS base while hv-core runs.)
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SegmentBases {
     pub fs: u64,
     pub gs: u64,
-    pub shadow_gs: u64,
 }
 
-/// Loads segment bases. Each must be canonical (callers check a guest's
-/// values first and refuse others); a non-canonical one stops hv-core here
-/// rather than fault in it.
+/// Loads segment bases for the next return to the guest: FS directly,
+/// GS into `IA32_KERNEL_GS_BASE`, which the return's `swapgs` makes the
+/// active base (while hv-core runs, GS is this CPU's block). Each must be
+/// canonical (callers check a guest's values first and refuse others); a
+/// non-canonical one stops hv-core here rather than fault in it.
 pub fn load_segment_bases(bases: &SegmentBases) {
     assert!(
-        is_canonical(bases.fs) && is_canonical(bases.gs) && is_canonical(bases.shadow_gs),
+        is_canonical(bases.fs) && is_canonical(bases.gs),
         "non-canonical segment base: {bases:x?}"
     );
-    // SAFETY: hv-core uses neither FS nor GS; canonical values (checked
-    // above) cannot fault.
+    // SAFETY: hv-core uses no FS, and its GS (GS_BASE) is untouched; the
+    // guest's GS base waits in KERNEL_GS_BASE for the return's swapgs.
+    // Canonical values (checked above) cannot fault.
     unsafe {
         Msr::new(MSR_FS_BASE).write(bases.fs);
-        Msr::new(MSR_GS_BASE).write(bases.gs);
-        Msr::new(MSR_KERNEL_GS_BASE).write(bases.shadow_gs);
+        Msr::new(MSR_KERNEL_GS_BASE).write(bases.gs);
     }
 }
 

@@ -114,10 +114,13 @@ fn write_report(
     mnemonic: &str,
     name: &str,
 ) -> fmt::Result {
+    // By APIC id, not GS: an NMI or machine check may have come in
+    // before an entry's swapgs.
+    let apic = cpu::apic_id();
+    let cpu = super::percpu::index_of_apic(apic).unwrap_or(0);
     writeln!(
         out,
-        "(hv) FATAL: {name} ({mnemonic}, vector {vector}) in hv-core on CPU 0 (APIC id {})",
-        cpu::apic_id()
+        "(hv) FATAL: {name} ({mnemonic}, vector {vector}) in hv-core on CPU {cpu} (APIC id {apic})"
     )?;
     write!(out, "(hv)   error code {:#06x}", f.error_code)?;
     if vector == 14 {

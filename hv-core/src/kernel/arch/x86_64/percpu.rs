@@ -1,0 +1,197 @@
+//! Per-CPU state: each CPU's [`PerCpu`] block, found through GS, and its
+//! area in the hypervisor hole (`hv_core::layout::percpu`): the GDT window,
+//! the TSS and the stacks.
+//!
+//! While hv-core runs, `IA32_GS_BASE` holds the running CPU's block and
+//! `IA32_KERNEL_GS_BASE` the guest's GS base; while a guest runs the two
+//! are the other way round. Every entry from ring 3 swaps them
+//! (`swapgs`) and every return to ring 3 swaps them back (see `entry.rs`
+//! and the syscall entry in `pv.rs`), so hv-core code always finds its
+//! block at `gs:0`, except in the few instructions around each swap: an
+//! NMI, machine check or double fault can land there, so those handlers
+//! (the IST vectors) never use GS and name the CPU by its APIC id
+//! ([`index_of_apic`]).
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use hv_core::layout::{MAX_CPUS, percpu as area};
+use x86_64::registers::model_specific::Msr;
+
+use super::paging;
+
+/// One CPU's block. The first fields are reached from the entry assembly
+/// at fixed offsets ([`GS_SCRATCH`], [`GS_ENTRY_RSP0`]).
+#[repr(C, align(64))]
+pub struct PerCpu {
+    /// This block's own address: `gs:0`, how [`current`] finds it.
+    this: AtomicU64,
+    /// The syscall entry's slot for the guest's RSP while it switches
+    /// stacks.
+    scratch: AtomicU64,
+    /// The top of this CPU's guest-entry stack.
+    entry_rsp0: AtomicU64,
+    apic_id: AtomicU32,
+    /// Up and running hv-core (set by the CPU itself).
+    online: AtomicBool,
+}
+
+/// `gs:` offsets the entry assembly uses.
+pub const GS_SCRATCH: usize = core::mem::offset_of!(PerCpu, scratch);
+pub const GS_ENTRY_RSP0: usize = core::mem::offset_of!(PerCpu, entry_rsp0);
+const _: () = assert!(core::mem::offset_of!(PerCpu, this) == 0);
+
+impl PerCpu {
+    const fn new() -> Self {
+        Self {
+            this: AtomicU64::new(0),
+            scratch: AtomicU64::new(0),
+            entry_rsp0: AtomicU64::new(0),
+            apic_id: AtomicU32::new(u32::MAX),
+            online: AtomicBool::new(false),
+        }
+    }
+
+    pub fn apic_id(&self) -> u32 {
+        self.apic_id.load(Ordering::Relaxed)
+    }
+
+    /// The top of this CPU's guest-entry stack: where every entry from a
+    /// guest lands.
+    pub fn guest_entry_top(&self) -> u64 {
+        self.entry_rsp0.load(Ordering::Relaxed)
+    }
+}
+
+static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+/// CPUs that have come up, the boot CPU included.
+static ONLINE: AtomicUsize = AtomicUsize::new(0);
+
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+/// The running CPU's block.
+///
+/// Not for the IST handlers (NMI, machine check, double fault): they may
+/// interrupt an entry before its `swapgs`, when GS is still the guest's.
+pub fn current() -> &'static PerCpu {
+    let this: u64;
+    // SAFETY: reads one word at gs:0. Outside the IST handlers hv-core
+    // runs only with GS at a CPU's block (see the module comment; each CPU
+    // sets it in `activate` before anything can enter from a guest), whose
+    // first word is the block's own address.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) this, options(nostack, readonly, preserves_flags));
+    }
+    // SAFETY: `this` is the address of an element of `CPUS`, a static,
+    // written only by `activate`.
+    unsafe { &*(this as *const PerCpu) }
+}
+
+/// Fills in CPU number `cpu`'s block (on the boot CPU, before that CPU
+/// starts): its APIC id and stacks.
+pub fn prepare(cpu: usize, apic_id: u32) {
+    let block = &CPUS[cpu];
+    block.this.store(block as *const PerCpu as u64, Ordering::Relaxed);
+    block.apic_id.store(apic_id, Ordering::Relaxed);
+    block.entry_rsp0.store(
+        area::area(cpu) + area::stack_top(area::Stack::GuestEntry),
+        Ordering::Release,
+    );
+}
+
+/// Makes the running CPU CPU number `cpu` ([`prepare`]d): its block goes
+/// into GS (and the guest's GS base, for now, is 0).
+pub fn activate(cpu: usize) {
+    let block = &CPUS[cpu];
+    debug_assert_eq!(block.this.load(Ordering::Acquire), block as *const PerCpu as u64);
+    // SAFETY: the two MSRs exist on every x86-64 CPU; hv-core's code reads
+    // GS only through `current` (and the entry assembly), which want
+    // exactly this block in GS_BASE; the guest's base is loaded into
+    // KERNEL_GS_BASE before any guest runs on this CPU.
+    unsafe {
+        Msr::new(MSR_GS_BASE).write(block as *const PerCpu as u64);
+        Msr::new(MSR_KERNEL_GS_BASE).write(0);
+    }
+}
+
+/// Records that this CPU is up.
+pub fn set_online() {
+    let me = current();
+    if !me.online.swap(true, Ordering::Release) {
+        ONLINE.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether CPU `cpu` has come up.
+pub fn is_online(cpu: usize) -> bool {
+    CPUS.get(cpu)
+        .is_some_and(|c| c.online.load(Ordering::Acquire))
+}
+
+/// CPUs up, the boot CPU included.
+pub fn online_count() -> usize {
+    ONLINE.load(Ordering::Relaxed)
+}
+
+/// The APIC id of every CPU that is up, in CPU-number order.
+pub fn online_apic_ids() -> impl Iterator<Item = u32> {
+    CPUS.iter()
+        .take_while(|c| c.online.load(Ordering::Acquire))
+        .map(|c| c.apic_id())
+}
+
+/// The number of the CPU with APIC id `apic_id`, without GS: for the
+/// reports of the IST handlers (and of any fatal error).
+pub fn index_of_apic(apic_id: u32) -> Option<usize> {
+    CPUS.iter().position(|c| c.apic_id() == apic_id)
+}
+
+/// A CPU area could not be built: memory ran out.
+#[derive(Debug)]
+pub struct NoMemory;
+
+/// The frame every CPU's GDT window maps over the guest's 14 null pages.
+static ZERO_FRAME: AtomicU64 = AtomicU64::new(0);
+
+/// Maps CPU `cpu`'s area: its GDT window (the shared zero frame 14
+/// times, read-only, then the CPU's own page) and each stack, every guard
+/// page left unmapped. Run on the boot CPU, before the CPU starts.
+pub fn map_area(cpu: usize) -> Result<(), NoMemory> {
+    let base = area::area(cpu);
+    let zero = match ZERO_FRAME.load(Ordering::Relaxed) {
+        0 => {
+            let frame = crate::memory::alloc_frame().ok_or(NoMemory)?;
+            ZERO_FRAME.store(frame, Ordering::Relaxed);
+            frame
+        }
+        frame => frame,
+    };
+    for page in 0..area::GDT_PAGES - 1 {
+        paging::map_data_page(base + page * 4096, zero, false);
+    }
+    let own = crate::memory::alloc_frame().ok_or(NoMemory)?;
+    paging::map_data_page(base + area::GDT_OWN_PAGE, own, true);
+    for (stack, pages) in area::STACKS {
+        let bottom = base + area::stack_bottom(stack);
+        for page in 0..pages {
+            let frame = crate::memory::alloc_frame().ok_or(NoMemory)?;
+            paging::map_data_page(bottom + page * 4096, frame, true);
+        }
+    }
+    Ok(())
+}
+
+/// Where CPU `cpu`'s GDT window starts.
+pub fn gdt_base(cpu: usize) -> u64 {
+    area::area(cpu)
+}
+
+/// Where CPU `cpu`'s TSS lies (in the GDT's own page, past its limit).
+pub fn tss_address(cpu: usize) -> u64 {
+    area::area(cpu) + area::GDT_OWN_PAGE + area::TSS_OFFSET_IN_PAGE
+}
+
+/// The top of CPU `cpu`'s `stack`.
+pub fn stack_top(cpu: usize, stack: area::Stack) -> u64 {
+    area::area(cpu) + area::stack_top(stack)
+}
