@@ -230,6 +230,10 @@ mod kernel {
             .take_while(|&v| hypercall::vcpu_is_up(v).is_ok())
             .count();
         println!("vCPUs:      {vcpus}");
+        match tools.physical_cpus() {
+            Ok(cpus) => println!("CPUs:       {cpus} (physical)"),
+            Err(e) => println!("CPUs:       unknown (physinfo refused: {e})"),
+        }
         let version = abi::XenVersion(hypercall::xen_version());
         let extra = hypercall::xen_extraversion().unwrap_or_default();
         let extra_len = extra.iter().position(|&b| b == 0).unwrap_or(extra.len());

@@ -283,6 +283,11 @@ impl Toolstack {
         privcmd::physinfo().map(|info| info.free_pages)
     }
 
+    /// The physical CPUs the hypervisor runs on.
+    pub fn physical_cpus(&self) -> Result<u32, Error> {
+        privcmd::physinfo().map(|info| info.nr_cpus)
+    }
+
     // --- the console back-end and domain events --------------------------
 
     /// Shows what every domain has written since the last call, at most a

@@ -298,6 +298,8 @@ pub struct Scenario {
     pub judge: Judge,
     /// What is typed at dom0's shell, a line per prompt ([`DOM0_PROMPT`]).
     pub input: &'static [Step],
+    /// The machine's CPUs (QEMU's `-smp`).
+    pub cpus: u8,
 }
 
 /// dom0's shell prompt; scripted input is typed a line per prompt.
@@ -315,8 +317,28 @@ const NO_DOM0: &[&str] = &[
     "tsc: # MHz (calibrated against the PIT",
     "lapic: id #, timer in # mode",
     "one-shot fired after # us",
+    "smp: # of # CPUs up (APIC ids #)",
     "no dom0 module: nothing to run; powering off",
 ];
+
+/// [`NO_DOM0`] on a machine with more CPUs: each comes up.
+const fn smp_boot(
+    name: &'static str,
+    firmware: Firmware,
+    cpus: u8,
+    cmdline: &'static str,
+    expect: &'static [&'static str],
+) -> Scenario {
+    Scenario {
+        cmdline,
+        cpus,
+        judge: Judge::Console {
+            expect,
+            ending: Ending::DebugExitSuccess,
+        },
+        ..boot(name, firmware, Accel::Tcg)
+    }
+}
 
 const fn boot(name: &'static str, firmware: Firmware, accel: Accel) -> Scenario {
     Scenario {
@@ -334,6 +356,7 @@ const fn boot(name: &'static str, firmware: Firmware, accel: Accel) -> Scenario 
             ending: Ending::DebugExitSuccess,
         },
         input: &[],
+        cpus: 1,
     }
 }
 
@@ -358,6 +381,55 @@ pub const SCENARIOS: &[Scenario] = &[
     boot("boot-uefi-tcg", Firmware::Uefi, Accel::Tcg),
     boot("boot-bios-kvm", Firmware::Bios, Accel::Kvm),
     boot("boot-uefi-kvm", Firmware::Uefi, Accel::Kvm),
+    // Every CPU the MADT lists comes up, on either firmware (each leaves
+    // a different page below 1 MiB free for the start-up trampoline).
+    smp_boot(
+        "smp-2-bios",
+        Firmware::Bios,
+        2,
+        "debug-exit",
+        &[
+            BANNER,
+            "cpus: 2 (ACPI #)",
+            "smp: 2 of 2 CPUs up (APIC ids 0 1)",
+            "no dom0 module: nothing to run; powering off",
+        ],
+    ),
+    smp_boot(
+        "smp-4-uefi",
+        Firmware::Uefi,
+        4,
+        "debug-exit",
+        &[
+            BANNER,
+            "cpus: 4 (ACPI #)",
+            "smp: 4 of 4 CPUs up (APIC ids 0 1 2 3)",
+            "no dom0 module: nothing to run; powering off",
+        ],
+    ),
+    smp_boot(
+        "smp-4-bios",
+        Firmware::Bios,
+        4,
+        "debug-exit",
+        &[
+            "smp: 4 of 4 CPUs up (APIC ids 0 1 2 3)",
+            "no dom0 module: nothing to run; powering off",
+        ],
+    ),
+    // `maxcpus=` limits it, the boot CPU counted.
+    smp_boot(
+        "smp-maxcpus",
+        Firmware::Bios,
+        4,
+        "debug-exit maxcpus=2",
+        &[
+            "cpus: 4 (ACPI #)",
+            "maxcpus=2: 2 more CPUs left off",
+            "smp: 2 of 2 CPUs up (APIC ids 0 1)",
+            "no dom0 module: nothing to run; powering off",
+        ],
+    ),
     Scenario {
         cmdline: "",
         judge: Judge::Console {
@@ -480,6 +552,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 "poweroff   power the machine off",
                 "(d0) dom0> info",
                 "(d0) domain:     0 (initial domain, privileged)",
+                "(d0) CPUs:       1 (physical)",
                 "(d0) hypervisor: interface 4.17-hv-core",
                 "(d0) CPL:        3",
                 "(d0) dom0> poweroff",
@@ -488,6 +561,26 @@ pub const SCENARIOS: &[Scenario] = &[
             ending: Ending::PowerOff,
         },
         ..boot("dom0-shell", Firmware::Bios, Accel::Tcg)
+    },
+    // dom0 on a 2-CPU machine: the toolstack sees both CPUs.
+    Scenario {
+        cmdline: "debug-exit=fatal",
+        initial_domain: Some(InitialDomain {
+            kernel: Kernel::Dom0,
+            cmdline: "",
+        }),
+        input: &[Step::Type("info"), Step::Type("poweroff")],
+        judge: Judge::Console {
+            expect: &[
+                "(hv) smp: 2 of 2 CPUs up (APIC ids 0 1)",
+                "(d0) dom0> info",
+                "(d0) CPUs:       2 (physical)",
+                "(hv) d0 shut down (poweroff): powering off",
+            ],
+            ending: Ending::PowerOff,
+        },
+        cpus: 2,
+        ..boot("dom0-smp-2", Firmware::Bios, Accel::Tcg)
     },
     // A fault with nowhere to bounce kills the domain alone, with a report.
     Scenario {
@@ -651,6 +744,7 @@ pub const fn guest_test(
         timeout: Duration::from_secs(60),
         judge: Judge::ResultLine(guest),
         input: &[],
+        cpus: 1,
     }
 }
 

@@ -49,6 +49,7 @@ pub struct Machine {
     /// appeared one more time (see [`Machine::typing`]).
     typed: Vec<String>,
     prompt: String,
+    cpus: u8,
 }
 
 /// What a captured run produced.
@@ -73,7 +74,15 @@ impl Machine {
             extra: Vec::new(),
             typed: Vec::new(),
             prompt: String::new(),
+            cpus: 1,
         }
+    }
+
+    /// The machine's CPUs (1 unless set; `extra_args` may still say
+    /// otherwise, as `cargo xtask run -- -smp 2` does).
+    pub fn cpus(mut self, cpus: u8) -> Self {
+        self.cpus = cpus.max(1);
+        self
     }
 
     pub fn extra_args(mut self, args: &[String]) -> Self {
@@ -92,7 +101,8 @@ impl Machine {
 
     fn command(&self) -> Result<Command> {
         let mut qemu = Command::new("qemu-system-x86_64");
-        qemu.args(["-machine", "q35", "-m", MEMORY, "-smp", "1"]);
+        qemu.args(["-machine", "q35", "-m", MEMORY, "-smp"]);
+        qemu.arg(self.cpus.to_string());
         match self.accel {
             Accel::Tcg => qemu.args(["-accel", "tcg", "-cpu", "max"]),
             Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),

@@ -237,6 +237,7 @@ fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
         .collect();
     let typed = tests::script(scenario.input);
     let outcome = Machine::new(&iso, scenario.firmware, scenario.accel)
+        .cpus(scenario.cpus)
         .typing(&typed, tests::DOM0_PROMPT)
         .run_captured(scenario.timeout, &stop_on)?;
     let verdict = scenario.check(&outcome.console, &outcome.end);

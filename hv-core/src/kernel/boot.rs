@@ -266,7 +266,12 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) -> Option<u64> {
         .as_slice()
         .iter()
         .map(|r| r.start.next_multiple_of(FRAME_SIZE))
-        .find(|&page| low_available.as_slice().iter().any(|r| r.start <= page && page + FRAME_SIZE <= r.end))
+        .find(|&page| {
+            low_available
+                .as_slice()
+                .iter()
+                .any(|r| r.start <= page && page + FRAME_SIZE <= r.end)
+        })
 }
 
 /// Moves the boot CPU onto its per-CPU area (GDT, TSS, stacks) and its
@@ -287,7 +292,11 @@ fn start_cpus(platform: Option<&arch::acpi::Platform>, max: Option<usize>, page:
     let madt = platform.map_or(&[][..], |p| p.apic_ids());
     let (plan, left) = hv_core::cpus::plan(madt, cpu::apic_id(), max);
     if left.by_maxcpus > 0 {
-        log::info!("maxcpus={}: {} more CPUs left off", plan.len(), left.by_maxcpus);
+        log::info!(
+            "maxcpus={}: {} more CPUs left off",
+            plan.len(),
+            left.by_maxcpus
+        );
     }
     if left.by_room > 0 {
         log::warn!(
@@ -297,7 +306,10 @@ fn start_cpus(platform: Option<&arch::acpi::Platform>, max: Option<usize>, page:
         );
     }
     if left.duplicates > 0 {
-        log::warn!("the MADT lists {} APIC ids twice; each started once", left.duplicates);
+        log::warn!(
+            "the MADT lists {} APIC ids twice; each started once",
+            left.duplicates
+        );
     }
     let running = match page {
         Some(page) => arch::smp::start_secondaries(&plan, page),
@@ -312,10 +324,7 @@ fn start_cpus(platform: Option<&arch::acpi::Platform>, max: Option<usize>, page:
         use core::fmt::Write;
         let _ = write!(ids, " {id}");
     }
-    log::info!(
-        "smp: {running} of {} CPUs up (APIC ids{ids})",
-        plan.len()
-    );
+    log::info!("smp: {running} of {} CPUs up (APIC ids{ids})", plan.len());
 }
 
 /// A secondary CPU, up: it idles (halted, interrupts on) until the

@@ -122,6 +122,10 @@ const _: () = assert!(MMIO_BASE + MMIO_SIZE <= IMAGE_OFFSET);
 const _: () = assert!(IMAGE_OFFSET + (1 << 30) <= PERCPU_BASE);
 const _: () = assert!(PERCPU_BASE + MAX_CPUS as u64 * PERCPU_STRIDE <= DIRECT_MAP_BASE);
 const _: () = assert!(percpu::stack_top(percpu::Stack::Start) <= PERCPU_STRIDE);
+// The TSS (104 bytes) fits in the GDT's own page past hv-core's
+// descriptors (selectors 0xe000 to 0xe050).
+const _: () =
+    assert!(percpu::TSS_OFFSET_IN_PAGE >= 0x50 && percpu::TSS_OFFSET_IN_PAGE + 104 <= 4096);
 
 #[cfg(test)]
 mod tests {
@@ -163,8 +167,5 @@ mod tests {
         assert!(below <= PERCPU_STRIDE);
         assert_eq!(area(1) - area(0), PERCPU_STRIDE);
         assert_eq!(l4_slot(area(MAX_CPUS - 1)), 261);
-        // The TSS fits in the own page past hv-core's descriptors (0xe000
-        // to 0xe050).
-        assert!(TSS_OFFSET_IN_PAGE >= 0x50 && TSS_OFFSET_IN_PAGE + 104 <= 4096);
     }
 }

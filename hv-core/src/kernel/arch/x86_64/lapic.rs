@@ -120,7 +120,9 @@ fn send_command(apic_id: u32, command: u32) {
     if X2APIC.load(Ordering::Relaxed) != 0 {
         // SAFETY: x2APIC mode: the ICR is one 64-bit MSR, the destination
         // in its high half; the callers send architecturally valid commands.
-        unsafe { Msr::new(0x800 + (REG_ICR_LOW >> 4)).write((apic_id as u64) << 32 | command as u64) }
+        unsafe {
+            Msr::new(0x800 + (REG_ICR_LOW >> 4)).write((apic_id as u64) << 32 | command as u64)
+        }
     } else {
         write(REG_ICR_HIGH, apic_id << 24);
         write(REG_ICR_LOW, command);

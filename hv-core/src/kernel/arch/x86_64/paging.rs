@@ -275,4 +275,3 @@ pub fn unmap_identity(phys: u64) {
 pub fn root() -> u64 {
     ROOT.load(Ordering::Relaxed)
 }
-

@@ -91,7 +91,9 @@ pub fn current() -> &'static PerCpu {
 /// starts): its APIC id and stacks.
 pub fn prepare(cpu: usize, apic_id: u32) {
     let block = &CPUS[cpu];
-    block.this.store(block as *const PerCpu as u64, Ordering::Relaxed);
+    block
+        .this
+        .store(block as *const PerCpu as u64, Ordering::Relaxed);
     block.apic_id.store(apic_id, Ordering::Relaxed);
     block.entry_rsp0.store(
         area::area(cpu) + area::stack_top(area::Stack::GuestEntry),
@@ -103,7 +105,10 @@ pub fn prepare(cpu: usize, apic_id: u32) {
 /// into GS (and the guest's GS base, for now, is 0).
 pub fn activate(cpu: usize) {
     let block = &CPUS[cpu];
-    debug_assert_eq!(block.this.load(Ordering::Acquire), block as *const PerCpu as u64);
+    debug_assert_eq!(
+        block.this.load(Ordering::Acquire),
+        block as *const PerCpu as u64
+    );
     // SAFETY: the two MSRs exist on every x86-64 CPU; hv-core's code reads
     // GS only through `current` (and the entry assembly), which want
     // exactly this block in GS_BASE; the guest's base is loaded into

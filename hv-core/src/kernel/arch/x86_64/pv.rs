@@ -466,19 +466,25 @@ impl DataSelectors {
     }
 
     /// Loads the selectors. Loading FS and GS resets their bases: load the
-    /// vCPU's bases ([`load_segment_bases`]) after this.
+    /// vCPU's bases ([`load_segment_bases`]) after this. GS is loaded
+    /// between two `swapgs`, so the base it resets is the guest's (in
+    /// `IA32_KERNEL_GS_BASE` afterwards), not this CPU's block.
     pub fn load(self) {
         let s = self.sanitised();
         // SAFETY: after `sanitised` each selector is null or names a
         // present ring-3 descriptor of hv-core's GDT (DPL 3, so loadable
-        // at CPL 0 with any RPL); hv-core's own code uses none of DS, ES,
-        // FS and GS in 64-bit mode.
+        // at CPL 0 with any RPL); hv-core's own code uses none of DS, ES
+        // and FS in 64-bit mode, and GS only through its base, which the
+        // swapgs pair keeps (interrupts are off in hv-core, and the IST
+        // handlers do not use GS: see `percpu`).
         unsafe {
             core::arch::asm!(
                 "mov ds, {0:x}",
                 "mov es, {1:x}",
                 "mov fs, {2:x}",
+                "swapgs",
                 "mov gs, {3:x}",
+                "swapgs",
                 in(reg) s.ds,
                 in(reg) s.es,
                 in(reg) s.fs,
