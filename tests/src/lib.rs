@@ -1261,6 +1261,7 @@ mod tests {
             "(hv) cpus: 1 (ACPI 2.0+), ioapics: 1, soft-off: ACPI S5",
             "(hv) tsc: 2893.120 MHz (calibrated against the PIT)",
             "(hv) lapic: id 0, timer in one-shot mode at 1000.000 MHz; a 2000 us one-shot fired after 2010 us",
+            "(hv) smp: 1 of 1 CPUs up (APIC ids 0)",
             "(hv) no dom0 module: nothing to run; powering off",
         ]
         .join("\n")

@@ -75,6 +75,8 @@ pub fn start(handoff: arch::BootHandoff) -> ! {
     }
 
     init_time(&features);
+    // The guest clock before the other CPUs: their scheduler reads it.
+    vtime::init();
     start_cpus(platform.as_ref(), options.max_cpus, trampoline);
 
     if let Some(crash) = options.crash {
@@ -88,7 +90,6 @@ pub fn start(handoff: arch::BootHandoff) -> ! {
         stop::power_off()
     }
 
-    vtime::init();
     arch::pv::init();
     if let Some(platform) = platform {
         route_console_input(&platform);
@@ -327,10 +328,15 @@ fn start_cpus(platform: Option<&arch::acpi::Platform>, max: Option<usize>, page:
     log::info!("smp: {running} of {} CPUs up (APIC ids{ids})", plan.len());
 }
 
-/// A secondary CPU, up: it idles (halted, interrupts on) until the
-/// scheduler gives it work.
+/// A secondary CPU, up: it runs what the scheduler gives it, halted
+/// (interrupts on) while there is nothing.
 pub fn secondary_main(cpu: usize, apic: u32) -> ! {
     log::debug!("cpu {cpu} (APIC id {apic}) up");
+    // Not yet given vCPUs: a vCPU first entered on a secondary CPU stops
+    // making progress there (see docs/architecture.md, "CPUs"); until
+    // that is understood the secondary CPUs only answer IPIs (TLB
+    // flushes), halted.
+    let _ = crate::scheduler::run_secondary;
     loop {
         arch::power::wait_for_interrupt();
     }

@@ -191,6 +191,9 @@ pub fn build_with_initrd(
         d.nr_pages = nr_pages;
         d.max_pages = nr_pages;
         d.vcpus[0].online = true;
+        // Held by the boot CPU, which enters it: no idle CPU may take it
+        // (its registers are the boot CPU's frame, not yet `frame`).
+        d.vcpus[0].on_cpu = Some(crate::arch::percpu::current().index());
         d.vcpus[0].kernel_root = Some(root);
         d.vcpus[0].periodic = Some((
             vtime::DEFAULT_PERIOD_NS,
@@ -198,7 +201,6 @@ pub fn build_with_initrd(
         ));
         vtime::publish(d);
     });
-    domain::set_current(0);
 
     log::info!(
         "dom0: {} MiB, entry {:#x}, start_info {:#x}, page tables {:#x} ({} frames), stack top {:#x}",

@@ -6,9 +6,9 @@
 //! roots, the trap table and callbacks, the kernel stack for bounces, segment
 //! bases and its one-shot timer.
 //!
-//! Only one physical CPU runs and it runs one vCPU at a time (`CURRENT`);
-//! a vCPU that is not running keeps its registers in [`Vcpu::frame`], and
-//! the scheduler (`scheduler`) swaps frames on the way out to a guest.
+//! Each CPU runs one vCPU at a time (its `percpu` block names the domain);
+//! a vCPU no CPU holds keeps its registers in [`Vcpu::frame`], and the
+//! scheduler (`scheduler`) swaps frames on the way out to a guest.
 //!
 //! Lock order: the domain table's lock is never held while taking another
 //! lock that may in turn take it (event delivery takes the frame of the
@@ -111,6 +111,11 @@ pub struct Vcpu {
     /// The scheduler's virtual runtime: CPU time, raised on wake-up to the
     /// least among runnable vCPUs so a long sleep earns no burst.
     pub vruntime: u64,
+    /// The CPU that holds the vCPU (runs it, or has chosen it and not yet
+    /// given it back): its registers are that CPU's, not `frame`'s.
+    pub on_cpu: Option<usize>,
+    /// The CPU it last ran on.
+    pub last_cpu: usize,
 }
 
 impl Vcpu {
@@ -153,6 +158,8 @@ impl Vcpu {
             woken: false,
             runstate: hv_core::runstate::Runstate::new(0),
             vruntime: 0,
+            on_cpu: None,
+            last_cpu: 0,
         }
     }
 
@@ -255,20 +262,18 @@ impl Domain {
 static DOMAINS: IrqMutex<[Slot<Domain>; MAX_DOMAINS]> =
     IrqMutex::new([const { Slot::Empty }; MAX_DOMAINS]);
 
-/// The domain whose vCPU runs on this CPU.
-static CURRENT: AtomicU16 = AtomicU16::new(0);
-
+/// The domain whose vCPU runs on this CPU (`DOMID_INVALID` on a CPU
+/// that holds none: it runs no hypercall then).
 pub fn current_id() -> DomId {
-    CURRENT.load(Ordering::Relaxed)
+    crate::arch::percpu::current()
+        .sched
+        .current()
+        .unwrap_or(abi::xen::DOMID_INVALID)
 }
 
 /// Whether `dom` names the running domain: `DOMID_SELF` or its own id.
 pub fn is_self(dom: DomId) -> bool {
     dom == abi::xen::DOMID_SELF || dom == current_id()
-}
-
-pub fn set_current(id: DomId) {
-    CURRENT.store(id, Ordering::Relaxed);
 }
 
 /// Creates domain `id` in the table (in place: a `Domain` is large);

@@ -63,17 +63,14 @@ fn in_range(port: Port) -> bool {
     (port as usize) < NR_PORTS
 }
 
-/// Marks `port` of domain `d` pending for `vcpu`; a vCPU waiting in
-/// another domain gets a scheduling decision (it may be what runs next).
+/// Marks `port` of domain `d` pending for `vcpu`, and tells the scheduler:
+/// a waiting vCPU may be what runs next, and one running on another CPU
+/// is interrupted so that it takes the upcall now.
 pub fn raise_in(d: &Domain, port: Port, vcpu: u32) {
     if in_range(port) {
         event_channel::set_pending(&mut Bits(d.shared_page()), port, vcpu);
-        let waiting = d
-            .vcpus
-            .get(vcpu as usize)
-            .is_some_and(|v| !matches!(v.wait, crate::domain::Wait::None));
-        if waiting {
-            crate::scheduler::request();
+        if (vcpu as usize) < d.vcpus.len() {
+            crate::scheduler::notify(d, vcpu as usize);
         }
     }
 }
@@ -239,10 +236,10 @@ fn wake_console_writers() {
             } = &mut d.vcpus[0].wait
             {
                 *deadline = Some(0);
+                crate::scheduler::notify(d, 0);
             }
         });
     }
-    crate::scheduler::request();
 }
 
 /// Takes up to `buf.len()` queued input bytes.

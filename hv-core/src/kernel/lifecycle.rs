@@ -86,6 +86,9 @@ pub fn destroy(id: DomId) -> bool {
         return true;
     };
     if state != State::Dying {
+        // Off every CPU first: its page tables go below.
+        domain::with(id, |d| d.vcpus[0].online = false);
+        crate::scheduler::take_off_cpus(id);
         close_channels(id);
         release_mapped_grants(id);
         drop_roots(id);

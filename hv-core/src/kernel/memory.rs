@@ -133,11 +133,16 @@ impl FreshFrame {
 /// flushed: before the frame is zeroed and given to anyone, as Xen's TLB
 /// flush clock does on allocation. One flush covers every frame freed
 /// before it; a burst of frees (a teardown) costs one flush, not one each.
-/// One CPU: the local TLB is every TLB (SMP needs a shootdown here).
+/// On several CPUs every CPU's TLB is flushed (a shootdown that waits for
+/// each), outside the allocator's lock; callers may hold other locks,
+/// since a CPU waiting for a lock still answers (`sync::IrqMutex`).
 pub fn alloc_frame() -> Option<u64> {
     let phys = ALLOCATOR.with(|a| a.as_mut()?.alloc())?;
-    if FREED_SINCE_FLUSH.swap(false, Ordering::Relaxed) {
+    if FREED_SINCE_FLUSH.swap(false, Ordering::SeqCst) {
         crate::arch::pv::flush_tlb_local();
+        if crate::arch::percpu::online_count() > 1 {
+            crate::arch::percpu::flush_other_cpus();
+        }
     }
     let frame = FreshFrame { phys };
     crate::arch::zero_frame(&frame);

@@ -1,9 +1,11 @@
-//! The scheduler: which vCPU the one CPU runs, and switching to it.
+//! The scheduler: which vCPU each CPU runs, and switching to it.
 //!
 //! Every exit to a guest passes through [`schedule`]. Nothing happens there
-//! unless a reschedule was requested: by a vCPU that blocked, polled,
-//! yielded or shut down, by the timer at the end of a 10 ms slice, or by an
-//! event that woke a waiting vCPU of another domain. The choice is then:
+//! unless a reschedule was requested on this CPU: by a vCPU that blocked,
+//! polled, yielded or shut down, by the timer at the end of a 10 ms slice,
+//! or by another CPU (an event that woke a waiting vCPU, a pause). The
+//! run queue is one, every domain's vCPUs, and each CPU chooses from the
+//! vCPUs no other CPU holds. The choice is then:
 //! 1. a vCPU just woken from a wait (it is usually an event handler that
 //!    runs briefly: dom0 answering the console, one side of a ping-pong),
 //!    unless it has run more than a slice ahead of the others;
@@ -11,21 +13,28 @@
 //!    vCPUs share the CPU evenly. Virtual runtime is CPU time, raised on
 //!    wake-up to the least among runnable vCPUs so a sleeper earns no burst.
 //!
-//! With nothing runnable the CPU halts (interrupts on) until an interrupt
-//! makes something runnable; idle time is charged to nobody.
-//!
-//! Switching saves the outgoing vCPU's registers into its `Vcpu::frame`,
-//! its floating-point state into `Vcpu::fpu` and its data segment
-//! selectors into `Vcpu::selectors`, loads the incoming one's, and
-//! switches page tables and segment bases.
+//! A CPU holds the vCPU it runs (`Vcpu::on_cpu`) from the moment it
+//! chooses it until it gives it back: only then are the registers in the
+//! vCPU (saved into `Vcpu::frame`, `Vcpu::fpu` and `Vcpu::selectors`, in
+//! the same critical section that gives it back), so no other CPU can
+//! load a vCPU whose registers are still on a CPU. With nothing runnable a
+//! CPU gives its vCPU back, switches to hv-core's own page tables (a
+//! domain's may be freed while the CPU sleeps) and halts with interrupts
+//! on; idle time is charged to nobody. A CPU that makes a vCPU runnable
+//! kicks the idle CPUs ([`notify`]); one that pauses or destroys a domain
+//! waits until no CPU holds its vCPU ([`take_off_cpus`]).
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 
 use abi::ops::{RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING};
 use abi::xen::DomId;
 use hv_core::sched_policy::{self, Candidate};
 
 use crate::arch::TrapFrame;
+use crate::arch::percpu;
 use crate::arch::pv;
 use crate::domain::{self, Domain, State, Wait};
 use crate::{event_delivery, vtime};
@@ -33,33 +42,113 @@ use crate::{event_delivery, vtime};
 /// One timeslice.
 pub const SLICE_NS: u64 = 10_000_000;
 
-static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
-/// When the running vCPU's slice ends (system time, ns).
-static SLICE_END: AtomicU64 = AtomicU64::new(u64::MAX);
-/// The least virtual runtime among runnable vCPUs at the last decision.
+/// The least virtual runtime among runnable vCPUs at the last decision
+/// (on any CPU: the run queue is one).
 static MIN_VRUNTIME: AtomicU64 = AtomicU64::new(0);
 
-/// Asks for a scheduling decision on the next exit to a guest.
-pub fn request() {
-    NEED_RESCHED.store(true, Relaxed);
+/// No domain: the CPU holds no vCPU.
+const NONE: u32 = u32::MAX;
+
+/// One CPU's scheduling state (in its `percpu` block).
+pub struct CpuState {
+    need_resched: AtomicBool,
+    /// When the running vCPU's slice ends (system time, ns).
+    slice_end: AtomicU64,
+    /// The domain whose vCPU this CPU holds, or [`NONE`].
+    current: AtomicU32,
+    /// Halted (or about to halt) for want of work.
+    idle: AtomicBool,
 }
 
-/// When the running slice ends, for the timer code to arm the LAPIC.
+impl CpuState {
+    pub const fn new() -> Self {
+        Self {
+            need_resched: AtomicBool::new(false),
+            slice_end: AtomicU64::new(u64::MAX),
+            current: AtomicU32::new(NONE),
+            idle: AtomicBool::new(false),
+        }
+    }
+
+    /// The domain whose vCPU this CPU holds.
+    pub fn current(&self) -> Option<DomId> {
+        match self.current.load(Relaxed) {
+            NONE => None,
+            id => Some(id as DomId),
+        }
+    }
+
+    fn set_current(&self, id: Option<DomId>) {
+        self.current.store(id.map_or(NONE, u32::from), Relaxed);
+    }
+}
+
+fn this_cpu() -> &'static CpuState {
+    &percpu::current().sched
+}
+
+/// Asks for a scheduling decision on this CPU's next exit to a guest.
+pub fn request() {
+    this_cpu().need_resched.store(true, Relaxed);
+}
+
+/// Asks CPU `cpu` for a scheduling decision and interrupts it, so that it
+/// makes it now (or, in a guest, delivers a new event on the way back).
+fn request_on(cpu: usize) {
+    let target = percpu::cpu(cpu);
+    target.sched.need_resched.store(true, SeqCst);
+    percpu::kick(target);
+}
+
+/// Wakes every idle CPU but this one to look for work.
+fn kick_idle_cpus() {
+    let me = percpu::current().index();
+    for cpu in percpu::online_cpus() {
+        if cpu.index() != me && cpu.sched.idle.load(SeqCst) {
+            request_on(cpu.index());
+        }
+    }
+}
+
+/// Something happened to vCPU `v` of `d` that may change what runs: an
+/// event for it, the end of its wait. The CPU that holds it is asked
+/// (interrupted, if it is another: a running vCPU gets its upcall at
+/// once); a vCPU no CPU holds may now be runnable, so this CPU looks
+/// again and the idle CPUs are woken.
+pub fn notify(d: &Domain, v: usize) {
+    let me = percpu::current().index();
+    match d.vcpus[v].on_cpu {
+        Some(cpu) if cpu != me => request_on(cpu),
+        Some(_) => {
+            if !matches!(d.vcpus[v].wait, Wait::None) {
+                request();
+            }
+        }
+        None => {
+            request();
+            kick_idle_cpus();
+        }
+    }
+}
+
+/// When this CPU's slice ends, for the timer code to arm the LAPIC.
 pub fn slice_end() -> u64 {
-    SLICE_END.load(Relaxed)
+    this_cpu().slice_end.load(Relaxed)
 }
 
 /// Called by the timer code: the slice is over.
 pub fn tick(now: u64) {
-    if now >= SLICE_END.load(Relaxed) {
+    if now >= slice_end() {
         request();
     }
 }
 
-/// Starts the clock for the first vCPU the boot code enters.
+/// Starts the clock for dom0's vCPU, which the boot CPU holds (since
+/// `dom0::build`) and enters first.
 pub fn start(now: u64) {
-    domain::with_current(|d| d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now));
-    SLICE_END.store(now + SLICE_NS, Relaxed);
+    domain::with(0, |d| d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now));
+    this_cpu().set_current(Some(0));
+    this_cpu().slice_end.store(now + SLICE_NS, Relaxed);
 }
 
 /// Brings a vCPU that starts running (a domain unpaused, a context set)
@@ -105,12 +194,13 @@ fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
     done
 }
 
-/// The vCPU to run next, if any is runnable (the choice itself is
-/// `hv_core::sched_policy`, host-tested).
-fn pick(now: u64) -> Option<DomId> {
+/// The vCPU CPU `cpu` should run next, among the runnable ones no other
+/// CPU holds (the choice itself is `hv_core::sched_policy`, host-tested).
+fn pick(now: u64, cpu: usize) -> Option<DomId> {
     let mut candidates: heapless::Vec<Candidate, { domain::MAX_DOMAINS }> = heapless::Vec::new();
     domain::for_each(|d| {
-        if runnable(d, 0, now) {
+        let free = d.vcpus[0].on_cpu.is_none_or(|c| c == cpu);
+        if free && runnable(d, 0, now) {
             let vcpu = &d.vcpus[0];
             // The table holds at most MAX_DOMAINS domains.
             let _ = candidates.push(Candidate {
@@ -123,9 +213,29 @@ fn pick(now: u64) -> Option<DomId> {
     let mut floor = MIN_VRUNTIME.load(Relaxed);
     if let Some(least) = candidates.iter().map(|c| c.vruntime).min() {
         floor = floor.max(least);
-        MIN_VRUNTIME.store(floor, Relaxed);
+        MIN_VRUNTIME.fetch_max(floor, Relaxed);
     }
     sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS)
+}
+
+/// [`pick`], and the chosen vCPU held for `cpu` (another CPU may have
+/// taken it between the choice and the claim: then choose again).
+fn claim(now: u64, cpu: usize) -> Option<DomId> {
+    loop {
+        let next = pick(now, cpu)?;
+        let taken = domain::with(next, |d| {
+            let vcpu = &mut d.vcpus[0];
+            if vcpu.on_cpu.is_none_or(|c| c == cpu) {
+                vcpu.on_cpu = Some(cpu);
+                true
+            } else {
+                false
+            }
+        });
+        if taken == Some(true) {
+            return Some(next);
+        }
+    }
 }
 
 /// The CPU time vCPU 0 of `d` has used, up to now.
@@ -146,39 +256,62 @@ pub fn resting_state(d: &Domain, v: usize) -> usize {
 
 /// On the way out to a guest: switches vCPUs if a decision is due.
 pub fn schedule(frame: &mut TrapFrame) {
+    let me = percpu::current();
+    let state = &me.sched;
     // Every exit passes here: a plain load, not a locked exchange.
-    if !NEED_RESCHED.load(Relaxed) {
+    if !state.need_resched.load(Relaxed) {
         return;
     }
-    NEED_RESCHED.store(false, Relaxed);
+    state.need_resched.store(false, Relaxed);
+    let cpu = me.index();
     let mut now = vtime::now_ns();
-    let current = domain::current_id();
-    // The running vCPU leaves the CPU for the decision (and comes straight
+    let mut held = state.current();
+    // The held vCPU leaves the CPU for the decision (and comes straight
     // back if it is chosen again); the stretch it ran since entering the
     // running state is charged to its virtual runtime.
-    domain::with(current, |d| {
-        let state = resting_state(d, 0);
-        let vcpu = &mut d.vcpus[0];
-        if vcpu.runstate.state == RUNSTATE_RUNNING {
-            vcpu.vruntime += now.saturating_sub(vcpu.runstate.entry);
-        }
-        vcpu.runstate.enter(state, now);
-    });
+    if let Some(current) = held {
+        domain::with(current, |d| {
+            let resting = resting_state(d, 0);
+            let vcpu = &mut d.vcpus[0];
+            if vcpu.runstate.state == RUNSTATE_RUNNING {
+                vcpu.vruntime += now.saturating_sub(vcpu.runstate.entry);
+            }
+            vcpu.runstate.enter(resting, now);
+        });
+    }
     let next = loop {
-        if let Some(next) = pick(now) {
+        if let Some(next) = claim(now, cpu) {
             break next;
         }
-        idle();
+        // Nothing to run: the held vCPU goes back, so another CPU may
+        // take it when it can run again, and this CPU halts.
+        if let Some(current) = held.take() {
+            release(frame, current, cpu);
+            state.set_current(None);
+        }
+        // Idle first, then look once more: a CPU that makes a vCPU
+        // runnable after that look sees this CPU idle and kicks it.
+        state.idle.store(true, SeqCst);
+        if let Some(next) = claim(now, cpu) {
+            state.idle.store(false, SeqCst);
+            break next;
+        }
+        idle(state);
         now = vtime::now_ns();
     };
-    if next != current {
-        switch(frame, current, next);
+    if held != Some(next) {
+        if let Some(current) = held {
+            release(frame, current, cpu);
+        }
+        load(frame, next);
+        state.set_current(Some(next));
+        log::trace!("cpu {cpu}: d{next} in");
     }
     domain::with(next, |d| {
         d.vcpus[0].woken = false;
         d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now);
     });
-    SLICE_END.store(now + SLICE_NS, Relaxed);
+    state.slice_end.store(now + SLICE_NS, Relaxed);
     vtime::check_timers();
 }
 
@@ -186,7 +319,7 @@ pub fn schedule(frame: &mut TrapFrame) {
 /// down) for the next runnable one. Never returns.
 pub fn abandon_current() -> ! {
     request();
-    // Only where the incoming vCPU's registers are loaded: `switch` keeps
+    // Only where the incoming vCPU's registers are loaded: `release` keeps
     // nothing of a vCPU that cannot run again.
     let mut frame = TrapFrame::ZERO;
     let dead = domain::current_id();
@@ -198,16 +331,36 @@ pub fn abandon_current() -> ! {
     pv::enter_guest(&frame)
 }
 
-fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
+/// A secondary CPU, up: it runs whatever the scheduler gives it (halting
+/// until there is something). Never returns.
+pub fn run_secondary() -> ! {
+    request();
+    let mut frame = TrapFrame::ZERO;
+    schedule(&mut frame);
+    crate::guest::exit_to_guest(&mut frame);
+    pv::enter_guest(&frame)
+}
+
+/// Gives back the vCPU of `from` this CPU holds: its registers (still the
+/// CPU's, `frame` the guest's) go into the vCPU in the same critical
+/// section that lets other CPUs take it.
+fn release(frame: &TrapFrame, from: DomId, cpu: usize) {
     domain::with(from, |d| {
+        let vcpu = &mut d.vcpus[0];
         // A dead vCPU's last registers stay as they were (the kill report
         // has printed those at the crash).
         if d.state == State::Running {
-            d.vcpus[0].frame = *frame;
-            d.vcpus[0].fpu.save();
-            d.vcpus[0].selectors = pv::DataSelectors::read();
+            vcpu.frame = *frame;
+            vcpu.fpu.save();
+            vcpu.selectors = pv::DataSelectors::read();
         }
+        vcpu.on_cpu = None;
+        vcpu.last_cpu = cpu;
     });
+}
+
+/// Loads the vCPU of `to` (held by this CPU) onto the CPU.
+fn load(frame: &mut TrapFrame, to: DomId) {
     domain::with(to, |d| {
         let vcpu = &d.vcpus[0];
         vcpu.fpu.restore();
@@ -218,17 +371,38 @@ fn switch(frame: &mut TrapFrame, from: DomId, to: DomId) {
         pv::load_segment_bases(&vcpu.segment_bases());
     })
     .expect("the chosen domain exists");
-    domain::set_current(to);
 }
 
-/// Halts until an interrupt arrives (the timer, console input): the only
-/// place hv-core runs with interrupts enabled.
-fn idle() {
-    SLICE_END.store(u64::MAX, Relaxed);
+/// Waits until no CPU but this one holds a vCPU of domain `id`, which must
+/// no longer be allowed to run (paused, down, or dead): each holder is
+/// asked to reschedule, and gives it back. Afterwards no CPU runs the
+/// domain's code or uses its page tables.
+pub fn take_off_cpus(id: DomId) {
+    let me = percpu::current().index();
+    loop {
+        match domain::with(id, |d| d.vcpus[0].on_cpu).flatten() {
+            Some(cpu) if cpu != me => {
+                request_on(cpu);
+                for _ in 0..1000 {
+                    percpu::serve_flush();
+                    core::hint::spin_loop();
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Halts until an interrupt arrives (the timer, console input, another
+/// CPU's kick): the only place hv-core runs with interrupts enabled.
+fn idle(state: &CpuState) {
+    state.slice_end.store(u64::MAX, Relaxed);
+    // No domain's page tables while halted: they may be freed meanwhile.
+    pv::load_hypervisor_root();
     vtime::check_timers();
     // A timer that just fired may have woken someone: look again first.
-    if NEED_RESCHED.swap(false, Relaxed) {
-        return;
+    if !state.need_resched.swap(false, SeqCst) {
+        crate::arch::power::wait_for_interrupt();
     }
-    crate::arch::power::wait_for_interrupt();
+    state.idle.store(false, SeqCst);
 }

@@ -115,12 +115,13 @@ pub fn check_timers() {
         for v in 0..d.vcpus.len() {
             let vcpu = &mut d.vcpus[v];
             // A poll's timeout: the scheduler sees it has passed.
+            let mut poll_over = false;
             if let crate::domain::Wait::Poll {
                 deadline: Some(t), ..
             } = vcpu.wait
             {
                 if t <= now {
-                    crate::scheduler::request();
+                    poll_over = true;
                 } else {
                     next = next.min(t);
                 }
@@ -151,6 +152,9 @@ pub fn check_timers() {
                 .fold(next, u64::min);
             if fire {
                 event_delivery::timer_fired(d, v as u32);
+            }
+            if poll_over {
+                crate::scheduler::notify(d, v);
             }
         }
     });

@@ -161,6 +161,12 @@ fn set_paused(id: DomId, pause: bool) -> Result<i64, Errno> {
         Ok(())
     })
     .ok_or(Errno::Srch)??;
+    if pause {
+        // As Xen's domain_pause: done only once no CPU runs it.
+        scheduler::take_off_cpus(id);
+    } else {
+        domain::with(id, |d| scheduler::notify(d, 0));
+    }
     scheduler::request();
     Ok(0)
 }

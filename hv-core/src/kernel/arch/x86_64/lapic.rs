@@ -132,6 +132,12 @@ fn send_command(apic_id: u32, command: u32) {
     }
 }
 
+/// Sends interrupt `vector` to the CPU with APIC id `apic_id` (fixed
+/// delivery).
+pub fn send_fixed(apic_id: u32, vector: u8) {
+    send_command(apic_id, 1 << 14 | vector as u32);
+}
+
 /// Sends INIT to the CPU with APIC id `apic_id`: it resets and waits for
 /// a start-up IPI.
 pub fn send_init(apic_id: u32) {

@@ -33,6 +33,13 @@ pub struct PerCpu {
     apic_id: AtomicU32,
     /// Up and running hv-core (set by the CPU itself).
     online: AtomicBool,
+    index: AtomicU32,
+    /// The scheduler's state for this CPU (`scheduler`).
+    pub sched: crate::scheduler::CpuState,
+    /// Another CPU freed frames: this CPU's TLB must be flushed before
+    /// it runs guest code again or the frames are handed out (see
+    /// [`crate::memory`]'s flush rule).
+    flush_pending: AtomicBool,
 }
 
 /// `gs:` offsets the entry assembly uses.
@@ -48,7 +55,15 @@ impl PerCpu {
             entry_rsp0: AtomicU64::new(0),
             apic_id: AtomicU32::new(u32::MAX),
             online: AtomicBool::new(false),
+            index: AtomicU32::new(0),
+            sched: crate::scheduler::CpuState::new(),
+            flush_pending: AtomicBool::new(false),
         }
+    }
+
+    /// This CPU's number (0 is the boot CPU).
+    pub fn index(&self) -> usize {
+        self.index.load(Ordering::Relaxed) as usize
     }
 
     pub fn apic_id(&self) -> u32 {
@@ -95,6 +110,7 @@ pub fn prepare(cpu: usize, apic_id: u32) {
         .this
         .store(block as *const PerCpu as u64, Ordering::Relaxed);
     block.apic_id.store(apic_id, Ordering::Relaxed);
+    block.index.store(cpu as u32, Ordering::Relaxed);
     block.entry_rsp0.store(
         area::area(cpu) + area::stack_top(area::Stack::GuestEntry),
         Ordering::Release,
@@ -136,6 +152,59 @@ pub fn is_online(cpu: usize) -> bool {
 /// CPUs up, the boot CPU included.
 pub fn online_count() -> usize {
     ONLINE.load(Ordering::Relaxed)
+}
+
+/// The blocks of every CPU that is up, in CPU-number order.
+pub fn online_cpus() -> impl Iterator<Item = &'static PerCpu> {
+    CPUS.iter().take_while(|c| c.online.load(Ordering::Acquire))
+}
+
+/// CPU `cpu`'s block.
+pub fn cpu(cpu: usize) -> &'static PerCpu {
+    &CPUS[cpu]
+}
+
+/// The vector of the one inter-processor interrupt: its handler flushes
+/// the TLB if asked ([`request_flush`]) and the interrupted code (a guest,
+/// or the idle loop) goes through the scheduler on the way back, so it
+/// also serves as the reschedule and event kick.
+pub const IPI_VECTOR: u8 = 0xf1;
+
+/// Interrupts `cpu` (see [`IPI_VECTOR`]).
+pub fn kick(cpu: &PerCpu) {
+    super::lapic::send_fixed(cpu.apic_id(), IPI_VECTOR);
+}
+
+/// Has every other CPU that is up flush its TLB, and waits until each
+/// has: afterwards no CPU holds a translation made before the call.
+/// While waiting it answers the others' requests, as every spinning CPU
+/// does ([`serve_flush`]), so two CPUs flushing at once do not wait on
+/// each other.
+pub fn flush_other_cpus() {
+    let me = current().index();
+    for cpu in online_cpus().filter(|c| c.index() != me) {
+        cpu.flush_pending.store(true, Ordering::Release);
+        kick(cpu);
+    }
+    for cpu in online_cpus().filter(|c| c.index() != me) {
+        while cpu.flush_pending.load(Ordering::Acquire) {
+            serve_flush();
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Flushes this CPU's TLB if another CPU asked it to. Every spin loop in
+/// hv-core calls it (`sync::IrqMutex`), and so does the IPI handler: a
+/// CPU waiting with interrupts off still answers.
+pub fn serve_flush() {
+    // GS may not be hv-core's in an IST handler; this is never called
+    // from one.
+    let me = current();
+    if me.flush_pending.load(Ordering::Acquire) {
+        super::pv::flush_tlb_local();
+        me.flush_pending.store(false, Ordering::Release);
+    }
 }
 
 /// The APIC id of every CPU that is up, in CPU-number order.

@@ -357,6 +357,18 @@ pub fn load_page_table_root(root: &Root) {
     };
 }
 
+/// Switches to hv-core's own page tables (no guest mapping at all), for a
+/// CPU that runs no vCPU: a domain's tables may be freed while it halts.
+pub fn load_hypervisor_root() {
+    let frame =
+        x86_64::structures::paging::PhysFrame::containing_address(PhysAddr::new(paging::root()));
+    // SAFETY: hv-core's own L4 maps all of hv-core (its slots 256-271 are
+    // the ones every guest L4 copies) and nothing else that could change.
+    unsafe {
+        x86_64::registers::control::Cr3::write(frame, x86_64::registers::control::Cr3Flags::empty())
+    };
+}
+
 /// Flushes the guest's (non-global) TLB entries.
 pub fn flush_tlb_local() {
     // Reloading CR3 drops every non-global entry; hv-core's are global.

@@ -54,6 +54,7 @@ ap_tr_32:
     or (ap_tr_efer - ap_trampoline)(%ebx), %eax
     wrmsr
     mov %cr0, %eax
+    and $~((1 << 30) | (1 << 29)), %eax /* caches on: INIT left CD and NW set */
     or $((1 << 31) | (1 << 16)), %eax   /* PG, WP */
     mov %eax, %cr0
     ljmpl *(ap_tr_far64 - ap_trampoline)(%ebx)

@@ -16,9 +16,22 @@ impl<T> IrqMutex<T> {
     }
 
     /// Runs `f` with the lock held and interrupts off, restoring the
-    /// interrupt flag afterwards.
+    /// interrupt flag afterwards. While it waits for the lock the CPU
+    /// answers other CPUs' TLB-flush requests (`percpu::serve_flush`): the
+    /// holder may be waiting for this CPU's flush.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        interrupts::without_interrupts(|| f(&mut self.inner.lock()))
+        interrupts::without_interrupts(|| {
+            let mut guard = loop {
+                if let Some(guard) = self.inner.try_lock() {
+                    break guard;
+                }
+                if super::percpu::online_count() > 1 {
+                    super::percpu::serve_flush();
+                }
+                core::hint::spin_loop();
+            };
+            f(&mut guard)
+        })
     }
 
     /// Runs `f` with the lock taken even if this CPU died holding it, for
@@ -32,9 +45,11 @@ impl<T> IrqMutex<T> {
     pub unsafe fn with_forced<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         interrupts::disable();
         if self.inner.is_locked() {
-            // SAFETY: interrupts are off and (until SMP) there is a single
-            // CPU, so the holder is code this CPU interrupted (or is
-            // unwinding from), which the caller guarantees never resumes.
+            // SAFETY: interrupts are off; the holder is code this CPU
+            // interrupted (or is unwinding from), which the caller
+            // guarantees never resumes, or another CPU, which the report
+            // then races (its output may interleave; the machine stops
+            // after the report either way).
             unsafe { self.inner.force_unlock() };
         }
         f(&mut self.inner.lock())

@@ -34,6 +34,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
             lapic::eoi();
             crate::vtime::check_timers();
         }
+        vector if vector == super::percpu::IPI_VECTOR as u64 => {
+            // Another CPU's kick: a TLB flush it asked for, and whatever
+            // it asked of the scheduler happens on the way back.
+            lapic::eoi();
+            super::percpu::serve_flush();
+        }
         vector if vector == super::SERIAL_VECTOR as u64 => {
             crate::event_delivery::serial_interrupt();
             lapic::eoi();
