@@ -263,16 +263,12 @@ fn init_memory(info: &BootInformation, boot_info_phys: u64) -> Option<u64> {
             .chain(modules)
             .chain(not_available),
     ));
+    // The ranges are page-aligned: the lowest that holds a page starts with one.
     low_available
         .as_slice()
         .iter()
-        .map(|r| r.start.next_multiple_of(FRAME_SIZE))
-        .find(|&page| {
-            low_available
-                .as_slice()
-                .iter()
-                .any(|r| r.start <= page && page + FRAME_SIZE <= r.end)
-        })
+        .find(|r| r.len() >= FRAME_SIZE)
+        .map(|r| r.start)
 }
 
 /// Moves the boot CPU onto its per-CPU area (GDT, TSS, stacks) and its
@@ -321,22 +317,19 @@ fn start_cpus(platform: Option<&arch::acpi::Platform>, max: Option<usize>, page:
         None => 1,
     };
     let mut ids: heapless::String<{ hv_core::layout::MAX_CPUS * 11 }> = heapless::String::new();
-    for id in arch::percpu::online_apic_ids() {
+    for id in arch::percpu::online_cpus().map(|c| c.apic_id()) {
         use core::fmt::Write;
         let _ = write!(ids, " {id}");
     }
     log::info!("smp: {running} of {} CPUs up (APIC ids{ids})", plan.len());
 }
 
-/// A secondary CPU, up: it runs what the scheduler gives it, halted
-/// (interrupts on) while there is nothing.
+/// A secondary CPU, up: it halts (interrupts on) and answers IPIs (TLB
+/// flushes). It is not yet given vCPUs: one first entered on a secondary
+/// CPU stops making progress there (see docs/architecture.md, "CPUs");
+/// `scheduler::run_secondary` is what it will call instead.
 pub fn secondary_main(cpu: usize, apic: u32) -> ! {
     log::debug!("cpu {cpu} (APIC id {apic}) up");
-    // Not yet given vCPUs: a vCPU first entered on a secondary CPU stops
-    // making progress there (see docs/architecture.md, "CPUs"); until
-    // that is understood the secondary CPUs only answer IPIs (TLB
-    // flushes), halted.
-    let _ = crate::scheduler::run_secondary;
     loop {
         arch::power::wait_for_interrupt();
     }

@@ -199,8 +199,7 @@ fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
 fn pick(now: u64, cpu: usize) -> Option<DomId> {
     let mut candidates: heapless::Vec<Candidate, { domain::MAX_DOMAINS }> = heapless::Vec::new();
     domain::for_each(|d| {
-        let free = d.vcpus[0].on_cpu.is_none_or(|c| c == cpu);
-        if free && runnable(d, 0, now) {
+        if free_for(&d.vcpus[0], cpu) && runnable(d, 0, now) {
             let vcpu = &d.vcpus[0];
             // The table holds at most MAX_DOMAINS domains.
             let _ = candidates.push(Candidate {
@@ -218,6 +217,11 @@ fn pick(now: u64, cpu: usize) -> Option<DomId> {
     sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS)
 }
 
+/// Whether CPU `cpu` may take `vcpu`: no CPU holds it, or `cpu` does.
+fn free_for(vcpu: &crate::domain::Vcpu, cpu: usize) -> bool {
+    vcpu.on_cpu.is_none_or(|c| c == cpu)
+}
+
 /// [`pick`], and the chosen vCPU held for `cpu` (another CPU may have
 /// taken it between the choice and the claim: then choose again).
 fn claim(now: u64, cpu: usize) -> Option<DomId> {
@@ -225,7 +229,7 @@ fn claim(now: u64, cpu: usize) -> Option<DomId> {
         let next = pick(now, cpu)?;
         let taken = domain::with(next, |d| {
             let vcpu = &mut d.vcpus[0];
-            if vcpu.on_cpu.is_none_or(|c| c == cpu) {
+            if free_for(vcpu, cpu) {
                 vcpu.on_cpu = Some(cpu);
                 true
             } else {
@@ -332,7 +336,9 @@ pub fn abandon_current() -> ! {
 }
 
 /// A secondary CPU, up: it runs whatever the scheduler gives it (halting
-/// until there is something). Never returns.
+/// until there is something). Never returns. Not called yet (see
+/// `boot::secondary_main`).
+#[allow(dead_code)]
 pub fn run_secondary() -> ! {
     request();
     let mut frame = TrapFrame::ZERO;

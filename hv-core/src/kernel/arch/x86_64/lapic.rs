@@ -109,10 +109,11 @@ fn id() -> u32 {
     }
 }
 
-/// Interrupt command: INIT, level assert.
-const ICR_INIT: u32 = 0b101 << 8 | 1 << 14;
-/// Interrupt command: start-up, at page `vector` (level assert).
-const ICR_STARTUP: u32 = 0b110 << 8 | 1 << 14;
+/// Interrupt command bits: level assert; INIT; start-up at page
+/// `vector` (fixed delivery is mode 0).
+const ICR_ASSERT: u32 = 1 << 14;
+const ICR_INIT: u32 = 0b101 << 8 | ICR_ASSERT;
+const ICR_STARTUP: u32 = 0b110 << 8 | ICR_ASSERT;
 /// xAPIC only: the last command is still being sent.
 const ICR_PENDING: u32 = 1 << 12;
 
@@ -135,7 +136,7 @@ fn send_command(apic_id: u32, command: u32) {
 /// Sends interrupt `vector` to the CPU with APIC id `apic_id` (fixed
 /// delivery).
 pub fn send_fixed(apic_id: u32, vector: u8) {
-    send_command(apic_id, 1 << 14 | vector as u32);
+    send_command(apic_id, ICR_ASSERT | vector as u32);
 }
 
 /// Sends INIT to the CPU with APIC id `apic_id`: it resets and waits for

@@ -165,7 +165,7 @@ pub fn cpu(cpu: usize) -> &'static PerCpu {
 }
 
 /// The vector of the one inter-processor interrupt: its handler flushes
-/// the TLB if asked ([`request_flush`]) and the interrupted code (a guest,
+/// the TLB if asked ([`flush_other_cpus`]) and the interrupted code (a guest,
 /// or the idle loop) goes through the scheduler on the way back, so it
 /// also serves as the reschedule and event kick.
 pub const IPI_VECTOR: u8 = 0xf1;
@@ -205,13 +205,6 @@ pub fn serve_flush() {
         super::pv::flush_tlb_local();
         me.flush_pending.store(false, Ordering::Release);
     }
-}
-
-/// The APIC id of every CPU that is up, in CPU-number order.
-pub fn online_apic_ids() -> impl Iterator<Item = u32> {
-    CPUS.iter()
-        .take_while(|c| c.online.load(Ordering::Acquire))
-        .map(|c| c.apic_id())
 }
 
 /// The number of the CPU with APIC id `apic_id`, without GS: for the

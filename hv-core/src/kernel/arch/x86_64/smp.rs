@@ -157,7 +157,7 @@ impl Trampoline {
         // SAFETY: `phys` is a page of RAM below 1 MiB that the frame
         // allocator never hands out (the boot code reserves the first MiB)
         // and that holds nothing hv-core or the boot loader still uses
-        // (`boot::trampoline_page` chose it); the direct map covers it.
+        // (`boot::init_memory` chose it); the direct map covers it.
         unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), virt, image.len()) };
         let t = Self { phys };
         let base = phys as u32;
@@ -220,7 +220,6 @@ const START_TIMEOUT_NS: u64 = 2_000_000_000;
 /// Why a CPU did not come up.
 #[derive(Debug)]
 pub enum StartError {
-    NoMemory,
     /// It did not say it was up in time.
     Silent,
 }
@@ -241,7 +240,17 @@ pub fn start_secondaries(apic_ids: &[u32], page: u64) -> usize {
     // The MP specification's 10 ms between INIT and the start-up IPI.
     time::spin_ns(10_000_000);
     let mut next = 1;
+    // Areas mapped so far (CPU 0's by the boot code): a CPU that stays
+    // silent leaves its number, and its mapped area, to the next.
+    let mut mapped = 1;
     for &apic in &apic_ids[1..] {
+        if next == mapped {
+            if percpu::map_area(next).is_err() {
+                log::warn!("cpu {next} (APIC id {apic}) not started: no memory for its area");
+                break;
+            }
+            mapped += 1;
+        }
         match start_one(&trampoline, next, apic) {
             Ok(()) => next += 1,
             Err(e) => log::warn!("cpu {next} (APIC id {apic}) did not come up: {e:?}"),
@@ -251,8 +260,9 @@ pub fn start_secondaries(apic_ids: &[u32], page: u64) -> usize {
     next
 }
 
+/// Starts the CPU with APIC id `apic` as CPU number `cpu`, whose area is
+/// mapped.
 fn start_one(trampoline: &Trampoline, cpu: usize, apic: u32) -> Result<(), StartError> {
-    percpu::map_area(cpu).map_err(|_| StartError::NoMemory)?;
     percpu::prepare(cpu, apic);
     trampoline.prepare(cpu);
     // Two start-up IPIs, as the MP specification has it; the second is

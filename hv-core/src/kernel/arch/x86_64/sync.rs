@@ -25,6 +25,8 @@ impl<T> IrqMutex<T> {
                 if let Some(guard) = self.inner.try_lock() {
                     break guard;
                 }
+                // Only once there are other CPUs to ask: before that GS
+                // may not yet hold this CPU's block.
                 if super::percpu::online_count() > 1 {
                     super::percpu::serve_flush();
                 }
