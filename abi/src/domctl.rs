@@ -42,6 +42,17 @@ pub const XEN_DOMCTL_GETVCPUCONTEXT: u32 = 13;
 pub const XEN_DOMCTL_GETVCPUINFO: u32 = 14;
 /// domctl: set a domain's number of vCPUs (`MaxVcpus`).
 pub const XEN_DOMCTL_MAX_VCPUS: u32 = 15;
+/// domctl: set the physical CPUs a vCPU may run on (`VcpuAffinity`).
+pub const XEN_DOMCTL_SETVCPUAFFINITY: u32 = 9;
+/// domctl: get the physical CPUs a vCPU may run on (`VcpuAffinity`).
+pub const XEN_DOMCTL_GETVCPUAFFINITY: u32 = 25;
+
+/// `VcpuAffinity::flags`: the hard affinity (the CPUs the vCPU may run on).
+pub const XEN_VCPUAFFINITY_HARD: u32 = 1 << 0;
+/// `VcpuAffinity::flags`: the soft affinity (the CPUs it prefers).
+pub const XEN_VCPUAFFINITY_SOFT: u32 = 1 << 1;
+/// `VcpuAffinity::flags`: undo a guest's `SCHEDOP_pin_override`.
+pub const XEN_VCPUAFFINITY_FORCE: u32 = 1 << 2;
 
 /// sysctl: the host's CPUs, memory and capabilities (`PhysInfo`).
 pub const XEN_SYSCTL_PHYSINFO: u32 = 3;
@@ -346,6 +357,42 @@ pub struct VcpuInfoCtl {
     /// Padding.
     pub _pad1: u32,
 }
+
+/// `xenctl_bitmap`: a bitmap in the caller's memory, bit n of byte n / 8
+/// for CPU n.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct XenctlBitmap {
+    /// The bitmap's first byte (a guest virtual address).
+    pub bitmap: u64,
+    /// Its length in bits.
+    pub nr_bits: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// `xen_domctl_vcpuaffinity`: for `setvcpuaffinity`, IN the maps `flags`
+/// names and OUT the affinity now in effect (the map ANDed with the CPUs
+/// that are up); for `getvcpuaffinity`, OUT the maps `flags` names.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct VcpuAffinity {
+    /// IN: the vCPU.
+    pub vcpu: u32,
+    /// IN: `XEN_VCPUAFFINITY_*`.
+    pub flags: u32,
+    /// The hard affinity: the CPUs the vCPU may run on.
+    pub cpumap_hard: XenctlBitmap,
+    /// The soft affinity: the CPUs it prefers.
+    pub cpumap_soft: XenctlBitmap,
+}
+
+const _: () = {
+    assert!(size_of::<XenctlBitmap>() == 16);
+    assert!(size_of::<VcpuAffinity>() == 40);
+    assert!(offset_of!(VcpuAffinity, cpumap_hard) == 8);
+    assert!(offset_of!(VcpuAffinity, cpumap_soft) == 24);
+};
 
 const _: () = {
     assert!(size_of::<VcpuInfoCtl>() == 24);

@@ -9,7 +9,8 @@ use alloc::format;
 use alloc::string::String;
 
 use abi::domctl::{
-    DomainInfo, XEN_DOMINF_BLOCKED, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING,
+    DomainInfo, VcpuInfoCtl, XEN_DOMINF_BLOCKED, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED,
+    XEN_DOMINF_RUNNING,
 };
 use abi::ops::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
 use abi::xen::DomId;
@@ -120,6 +121,44 @@ pub fn list_row(name: &str, info: &DomainInfo) -> String {
     )
 }
 
+/// The header of `vcpu-list` (as `xl vcpu-list`).
+pub fn vcpu_list_header() -> String {
+    format!(
+        "{:<24} {:>5} {:>5} {:>5} {:>5} {:>9}  {}",
+        "Name", "ID", "VCPU", "CPU", "State", "Time(s)", "Affinity"
+    )
+}
+
+/// One row of `vcpu-list`: the CPU it is on or last ran on (`-` while
+/// down), `xl`'s three state letters (running, blocked, `p` for down), CPU
+/// seconds, the CPUs it may run on.
+pub fn vcpu_list_row(name: &str, id: DomId, info: &VcpuInfoCtl, affinity: &str) -> String {
+    let cpu = if info.online != 0 {
+        format!("{}", info.cpu)
+    } else {
+        "-".into()
+    };
+    let state: String = [
+        if info.running != 0 { 'r' } else { '-' },
+        if info.blocked != 0 { 'b' } else { '-' },
+        if info.online == 0 { 'p' } else { '-' },
+    ]
+    .into_iter()
+    .collect();
+    let tenths = info.cpu_time / 100_000_000;
+    format!(
+        "{:<24} {:>5} {:>5} {:>5} {:>5} {:>7}.{}  {}",
+        name,
+        id,
+        info.vcpu,
+        cpu,
+        state,
+        tenths / 10,
+        tenths % 10,
+        affinity
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use abi::domctl::{XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT};
@@ -177,6 +216,39 @@ mod tests {
         assert_eq!(state_letters(&info(off)), "---s-d");
         let odd = XEN_DOMINF_SHUTDOWN | (9 << XEN_DOMINF_SHUTDOWNSHIFT);
         assert_eq!(state_letters(&info(odd)), "---s?-");
+    }
+
+    #[test]
+    fn vcpu_list_rows_line_up_under_the_header() {
+        let header = vcpu_list_header();
+        assert_eq!(
+            header,
+            "Name                        ID  VCPU   CPU State   Time(s)  Affinity"
+        );
+        let info = VcpuInfoCtl {
+            vcpu: 0,
+            online: 1,
+            running: 1,
+            cpu: 1,
+            cpu_time: 2_345_000_000,
+            ..Default::default()
+        };
+        let row = vcpu_list_row("spin", 3, &info, "0-1");
+        assert_eq!(
+            row,
+            "spin                         3     0     1   r--       2.3  0-1"
+        );
+        assert_eq!(header.find("Affinity"), row.find("0-1"));
+        let down = VcpuInfoCtl {
+            online: 0,
+            running: 0,
+            ..info
+        };
+        let words: alloc::vec::Vec<String> = vcpu_list_row("x", 3, &down, "all")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(words, ["x", "3", "0", "-", "--p", "2.3", "all"]);
     }
 
     #[test]

@@ -197,6 +197,8 @@ mod kernel {
             Ok(Command::Pause(target)) => tools.pause(&target, true),
             Ok(Command::Unpause(target)) => tools.pause(&target, false),
             Ok(Command::Console(target)) => tools.attach(&target),
+            Ok(Command::VcpuList(target)) => tools.vcpu_list(target.as_ref()),
+            Ok(Command::VcpuPin(args)) => tools.vcpu_pin(&args),
             Ok(Command::Poweroff) => {
                 tools.flush_all();
                 println!("dom0: powering off");

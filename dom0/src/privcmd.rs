@@ -11,10 +11,11 @@
 use abi::Hypercall;
 use abi::domctl::{
     CreateDomain, DomainInfo, Domctl, GetDomainInfoList, MaxMem, MaxVcpus, PhysInfo, Sysctl,
-    VcpuContext, VcpuGuestContext, XEN_DOMCTL_CREATEDOMAIN, XEN_DOMCTL_DESTROYDOMAIN,
-    XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_PAUSEDOMAIN,
-    XEN_DOMCTL_SETVCPUCONTEXT, XEN_DOMCTL_UNPAUSEDOMAIN, XEN_SYSCTL_GETDOMAININFOLIST,
-    XEN_SYSCTL_PHYSINFO,
+    VcpuAffinity, VcpuContext, VcpuGuestContext, VcpuInfoCtl, XEN_DOMCTL_CREATEDOMAIN,
+    XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_GETVCPUAFFINITY,
+    XEN_DOMCTL_GETVCPUINFO, XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_PAUSEDOMAIN,
+    XEN_DOMCTL_SETVCPUAFFINITY, XEN_DOMCTL_SETVCPUCONTEXT, XEN_DOMCTL_UNPAUSEDOMAIN,
+    XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_PHYSINFO, XEN_VCPUAFFINITY_HARD, XenctlBitmap,
 };
 use abi::event_channel::{AllocUnbound, EVTCHNOP_ALLOC_UNBOUND, Port};
 use abi::ops::{MemoryReservation, XENMEM_POPULATE_PHYSMAP};
@@ -107,6 +108,48 @@ pub fn set_vcpu_context(id: DomId, vcpu: u32, context: &VcpuGuestContext) -> Res
     // SAFETY: the payload's one pointer is to `context`, borrowed for the
     // call; the hypervisor only reads it.
     unsafe { domctl(&mut op) }
+}
+
+/// `XEN_DOMCTL_getvcpuinfo`: where vCPU `vcpu` runs, its state and CPU time.
+pub fn vcpu_info(id: DomId, vcpu: u32) -> Result<VcpuInfoCtl> {
+    let ctl = VcpuInfoCtl {
+        vcpu,
+        ..Default::default()
+    };
+    plain_domctl(XEN_DOMCTL_GETVCPUINFO, id, &ctl).map(|op| op.payload())
+}
+
+/// A hard-affinity `vcpuaffinity` call on the 64-CPU map `map`.
+fn affinity_call(cmd: u32, id: DomId, vcpu: u32, map: &mut u64) -> Result<()> {
+    let ctl = VcpuAffinity {
+        vcpu,
+        flags: XEN_VCPUAFFINITY_HARD,
+        cpumap_hard: XenctlBitmap {
+            bitmap: map as *mut u64 as u64,
+            nr_bits: 64,
+            _pad: 0,
+        },
+        ..Default::default()
+    };
+    let mut op = Domctl::new(cmd, id, &ctl);
+    // SAFETY: the payload's one pointer is to `map`, 8 bytes borrowed
+    // mutably for the call: the hypervisor reads and writes 64 bits.
+    unsafe { domctl(&mut op) }
+}
+
+/// `XEN_DOMCTL_setvcpuaffinity` (hard): the CPUs vCPU `vcpu` may run on.
+/// Returns the affinity in effect (`cpus` and the CPUs that are up).
+pub fn set_vcpu_affinity(id: DomId, vcpu: u32, cpus: u64) -> Result<u64> {
+    let mut map = cpus;
+    affinity_call(XEN_DOMCTL_SETVCPUAFFINITY, id, vcpu, &mut map)?;
+    Ok(map)
+}
+
+/// `XEN_DOMCTL_getvcpuaffinity` (hard).
+pub fn vcpu_affinity(id: DomId, vcpu: u32) -> Result<u64> {
+    let mut map = 0;
+    affinity_call(XEN_DOMCTL_GETVCPUAFFINITY, id, vcpu, &mut map)?;
+    Ok(map)
 }
 
 /// `HYPERVISOR_sysctl` with `op` read and written back in place.

@@ -29,6 +29,10 @@ pub enum Command {
     Pause(Target),
     Unpause(Target),
     Console(Target),
+    /// `vcpu-list [<id|name>]`: every domain's vCPUs, or one domain's.
+    VcpuList(Option<Target>),
+    /// `vcpu-pin <id|name> <vcpu|all> <cpus|all>`: hard affinity.
+    VcpuPin(PinArgs),
     /// An empty line.
     Nothing,
 }
@@ -41,6 +45,19 @@ pub struct CreateArgs {
     pub memory_mib: u64,
     pub cmdline: String,
 }
+
+/// What `vcpu-pin` was asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinArgs {
+    pub target: Target,
+    /// One vCPU, or `None` for all of the domain's.
+    pub vcpu: Option<u32>,
+    /// The CPUs, bit n for CPU n (`all` is every bit).
+    pub cpus: u64,
+}
+
+/// The most CPUs a CPU list may name (the hypervisor runs on at most 64).
+pub const MAX_CPUS: u32 = 64;
 
 /// A domain named on the command line: by id, or by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +76,7 @@ impl fmt::Display for Target {
 }
 
 /// Each command with its one-line description, in `help` order.
-pub const COMMANDS: [(&str, &str); 11] = [
+pub const COMMANDS: [(&str, &str); 13] = [
     ("help", "list the commands"),
     (
         "info",
@@ -83,6 +100,14 @@ pub const COMMANDS: [(&str, &str); 11] = [
     (
         "console",
         "console <id|name>: type into a domain's console; Ctrl-] comes back",
+    ),
+    (
+        "vcpu-list",
+        "vcpu-list [id|name]: each vCPU's CPU, state, CPU seconds, affinity",
+    ),
+    (
+        "vcpu-pin",
+        "vcpu-pin <id|name> <vcpu|all> <cpus|all>: the CPUs a vCPU may run on (0-1,3)",
     ),
     ("poweroff", "power the machine off"),
     ("halt", "the same as poweroff"),
@@ -108,6 +133,8 @@ pub enum ParseError {
     BadMemory(String),
     BadName(String),
     BadTarget(String),
+    BadVcpu(String),
+    BadCpus(String),
 }
 
 impl fmt::Display for ParseError {
@@ -133,6 +160,11 @@ impl fmt::Display for ParseError {
                 "create: bad name `{name}` (1-32 letters, digits, `-`, `_`, `.`, not all digits)"
             ),
             Self::BadTarget(word) => write!(f, "`{word}` is not a domain id or name"),
+            Self::BadVcpu(word) => write!(f, "vcpu-pin: `{word}` is not a vCPU number or `all`"),
+            Self::BadCpus(word) => write!(
+                f,
+                "vcpu-pin: `{word}` is not a CPU list (`all`, or numbers below {MAX_CPUS} and ranges: 0-1,3)"
+            ),
         }
     }
 }
@@ -162,6 +194,11 @@ impl Command {
             "pause" => parse_target("pause", rest).map(Command::Pause),
             "unpause" => parse_target("unpause", rest).map(Command::Unpause),
             "console" => parse_target("console", rest).map(Command::Console),
+            "vcpu-list" => match rest {
+                [] => Ok(Command::VcpuList(None)),
+                _ => parse_target("vcpu-list", rest).map(|t| Command::VcpuList(Some(t))),
+            },
+            "vcpu-pin" => parse_pin(rest).map(Command::VcpuPin),
             other => Err(ParseError::UnknownCommand(other.into())),
         }
     }
@@ -290,6 +327,90 @@ fn parse_target(command: &'static str, words: &[String]) -> Result<Target, Parse
     }
 }
 
+fn parse_pin(words: &[String]) -> Result<PinArgs, ParseError> {
+    const WHAT: &str = "a domain, a vCPU (or `all`) and CPUs (or `all`)";
+    let [target, vcpu, cpus, rest @ ..] = words else {
+        return Err(ParseError::Missing {
+            command: "vcpu-pin",
+            what: WHAT,
+        });
+    };
+    if let Some(extra) = rest.first() {
+        return Err(ParseError::Extra {
+            command: "vcpu-pin",
+            word: extra.clone(),
+        });
+    }
+    let target = parse_target("vcpu-pin", core::slice::from_ref(target))?;
+    let vcpu = match vcpu.as_str() {
+        "all" => None,
+        n => Some(n.parse().map_err(|_| ParseError::BadVcpu(n.into()))?),
+    };
+    let cpus = parse_cpus(cpus).ok_or_else(|| ParseError::BadCpus(cpus.clone()))?;
+    Ok(PinArgs { target, vcpu, cpus })
+}
+
+/// `all`, or comma-separated CPU numbers and `a-b` ranges (`0-1,3`), as
+/// `xl vcpu-pin` takes them; `None` if it is not one or names no CPU.
+pub fn parse_cpus(text: &str) -> Option<u64> {
+    if text == "all" {
+        return Some(u64::MAX);
+    }
+    let number = |s: &str| {
+        s.parse::<u32>()
+            .ok()
+            .filter(|&n| n < MAX_CPUS && s.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut mask = 0u64;
+    for part in text.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(part)?, number(part)?),
+        };
+        if first > last {
+            return None;
+        }
+        for cpu in first..=last {
+            mask |= 1 << cpu;
+        }
+    }
+    Some(mask)
+}
+
+/// `mask` as a CPU list: `all` when it holds every CPU of `present`, else
+/// numbers and ranges (`0-1,3`); `-` for none.
+pub fn format_cpus(mask: u64, present: u64) -> String {
+    use core::fmt::Write;
+    if mask & present == present && present != 0 {
+        return "all".into();
+    }
+    let mut out = String::new();
+    let mut cpu = 0;
+    while cpu < MAX_CPUS {
+        if mask & 1 << cpu == 0 {
+            cpu += 1;
+            continue;
+        }
+        let first = cpu;
+        while cpu + 1 < MAX_CPUS && mask & 1 << (cpu + 1) != 0 {
+            cpu += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let _ = if first == cpu {
+            write!(out, "{first}")
+        } else {
+            write!(out, "{first}-{cpu}")
+        };
+        cpu += 1;
+    }
+    if out.is_empty() {
+        out.push('-');
+    }
+    out
+}
+
 /// `1d 02:03:04.567`-style uptime from nanoseconds.
 pub struct Uptime(pub u64);
 
@@ -317,6 +438,70 @@ mod tests {
             name: None,
             memory_mib: DEFAULT_MEMORY_MIB,
             cmdline: String::new(),
+        }
+    }
+
+    #[test]
+    fn parses_vcpu_list_and_pin() {
+        assert_eq!(Command::parse("vcpu-list"), Ok(Command::VcpuList(None)));
+        assert_eq!(
+            Command::parse("vcpu-list spin"),
+            Ok(Command::VcpuList(Some(Target::Name("spin".into()))))
+        );
+        assert_eq!(
+            Command::parse("vcpu-pin 3 0 1"),
+            Ok(Command::VcpuPin(PinArgs {
+                target: Target::Id(3),
+                vcpu: Some(0),
+                cpus: 0b10
+            }))
+        );
+        assert_eq!(
+            Command::parse("vcpu-pin a all 0-2,5"),
+            Ok(Command::VcpuPin(PinArgs {
+                target: Target::Name("a".into()),
+                vcpu: None,
+                cpus: 0b10_0111
+            }))
+        );
+        assert_eq!(
+            Command::parse("vcpu-pin a 0 all"),
+            Ok(Command::VcpuPin(PinArgs {
+                target: Target::Name("a".into()),
+                vcpu: Some(0),
+                cpus: u64::MAX
+            }))
+        );
+        assert!(matches!(
+            Command::parse("vcpu-pin a 0"),
+            Err(ParseError::Missing { .. })
+        ));
+        assert!(matches!(
+            Command::parse("vcpu-pin a x 1"),
+            Err(ParseError::BadVcpu(w)) if w == "x"
+        ));
+        assert!(matches!(
+            Command::parse("vcpu-pin a 0 1 2"),
+            Err(ParseError::Extra { word, .. }) if word == "2"
+        ));
+        for bad in ["", "64", "2-1", "1,", "-1", "a", "1-", "+1", "0--1"] {
+            assert_eq!(parse_cpus(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_cpus("63"), Some(1 << 63));
+        assert_eq!(parse_cpus("0-63"), Some(u64::MAX));
+    }
+
+    #[test]
+    fn cpu_lists_print_as_ranges() {
+        assert_eq!(format_cpus(0b11, 0b11), "all");
+        assert_eq!(format_cpus(u64::MAX, 0b1111), "all");
+        assert_eq!(format_cpus(0b10, 0b11), "1");
+        assert_eq!(format_cpus(0b1011, 0b1111), "0-1,3");
+        assert_eq!(format_cpus(0b1101_0110, 0xff), "1-2,4,6-7");
+        assert_eq!(format_cpus(0, 0b11), "-");
+        assert_eq!(format_cpus(1 << 63, 0b11), "63");
+        for mask in [0b1u64, 0b101, 0b111_0110, 1 << 40 | 7] {
+            assert_eq!(parse_cpus(&format_cpus(mask, u64::MAX ^ 1)), Some(mask));
         }
     }
 

@@ -19,10 +19,12 @@ use pv_guest_sdk::{Error, events, hypercall, print, println};
 use crate::builder::{self, Spec};
 use crate::bundle::Bundle;
 use crate::console::{LineBuffer, give_input, take_output};
-use crate::domains::{DOM0_NAME, Ending, choose_name, list_header, list_row};
+use crate::domains::{
+    DOM0_NAME, Ending, choose_name, list_header, list_row, vcpu_list_header, vcpu_list_row,
+};
 use crate::foreign::{ForeignPage, Window};
 use crate::privcmd;
-use crate::shell::{CreateArgs, Target};
+use crate::shell::{CreateArgs, PinArgs, Target, format_cpus};
 
 /// Raised by every event the toolstack listens to: the main loop has work.
 pub static WAKE: AtomicBool = AtomicBool::new(false);
@@ -275,6 +277,106 @@ impl Toolstack {
                     .map_or("(not dom0's)", |g| g.name.as_str()),
             };
             println!("{}", list_row(name, info));
+        }
+    }
+
+    /// Every domain (or the one `target` names, dom0 included) and its
+    /// vCPUs, one row each, as `xl vcpu-list`.
+    pub fn vcpu_list(&self, target: Option<&Target>) {
+        let mut infos = [DomainInfo::default(); 64];
+        let n = match privcmd::domain_info_list(&mut infos) {
+            Ok(n) => n,
+            Err(e) => return println!("vcpu-list: the hypervisor refused the domain list: {e}"),
+        };
+        let present = self.present_cpus();
+        let domains: Vec<(DomId, &str)> = match target {
+            Some(target) => match self.any_domain("vcpu-list", target) {
+                Ok(one) => alloc::vec![one],
+                Err(e) => return println!("{e}"),
+            },
+            None => infos[..n]
+                .iter()
+                .map(|info| (info.domain, self.name_of(info.domain)))
+                .collect(),
+        };
+        println!("{}", vcpu_list_header());
+        for (id, name) in domains {
+            let vcpus = infos[..n]
+                .iter()
+                .find(|i| i.domain == id)
+                .map_or(1, |i| i.max_vcpu_id + 1);
+            for vcpu in 0..vcpus {
+                let info = match privcmd::vcpu_info(id, vcpu) {
+                    Ok(info) => info,
+                    Err(e) => {
+                        println!("vcpu-list: domain {id} vCPU {vcpu}: {e}");
+                        continue;
+                    }
+                };
+                let affinity = privcmd::vcpu_affinity(id, vcpu)
+                    .map_or_else(|e| alloc::format!("({e})"), |m| format_cpus(m, present));
+                println!("{}", vcpu_list_row(name, id, &info, &affinity));
+            }
+        }
+    }
+
+    /// Sets the hard affinity of one vCPU or all of a domain's.
+    pub fn vcpu_pin(&self, args: &PinArgs) {
+        let (id, _) = match self.any_domain("vcpu-pin", &args.target) {
+            Ok(one) => one,
+            Err(e) => return println!("{e}"),
+        };
+        let vcpus = match args.vcpu {
+            Some(v) => v..v + 1,
+            None => 0..privcmd::domain_info(id).map_or(1, |i| i.max_vcpu_id + 1),
+        };
+        let present = self.present_cpus();
+        for vcpu in vcpus {
+            match privcmd::set_vcpu_affinity(id, vcpu, args.cpus) {
+                Ok(effective) => println!(
+                    "vcpu-pin: domain {id} vCPU {vcpu} may run on CPUs {}",
+                    format_cpus(effective, present)
+                ),
+                Err(Error::Hypervisor(Errno::Inval)) if args.cpus & present == 0 => println!(
+                    "vcpu-pin: none of CPUs {} is up (the machine has {})",
+                    format_cpus(args.cpus, u64::MAX),
+                    format_cpus(present, 0)
+                ),
+                Err(e) => println!("vcpu-pin: domain {id} vCPU {vcpu}: {e}"),
+            }
+        }
+    }
+
+    /// The CPUs that are up (as physinfo counts them; the first 64).
+    fn present_cpus(&self) -> u64 {
+        match self.physical_cpus() {
+            Ok(n) if n >= 64 => u64::MAX,
+            Ok(n) => (1u64 << n) - 1,
+            Err(_) => 1,
+        }
+    }
+
+    /// `list`'s name for domain `id`.
+    fn name_of(&self, id: DomId) -> &str {
+        match id {
+            0 => DOM0_NAME,
+            id => self
+                .guests
+                .iter()
+                .find(|g| g.id == id)
+                .map_or("(not dom0's)", |g| g.name.as_str()),
+        }
+    }
+
+    /// The domain `target` names, dom0 (`0`, `Domain-0`) included.
+    fn any_domain(&self, command: &str, target: &Target) -> Result<(DomId, &str), String> {
+        match target {
+            Target::Id(0) => Ok((0, DOM0_NAME)),
+            Target::Name(name) if name == DOM0_NAME => Ok((0, DOM0_NAME)),
+            _ => self.find(command, target).map(|i| {
+                let g = &self.guests[i];
+                (g.id, g.name.as_str())
+            }),
         }
     }
 

@@ -545,6 +545,56 @@ pub const SCENARIOS: &[Scenario] = &[
             ending: Ending::PowerOff,
         },
     ),
+    // Two CPUs run two CPU-bound guests at once (their CPU seconds add up
+    // to about twice the time that passed); pinned to one CPU they share
+    // it (about once); `vcpu-list` shows where each runs and its affinity.
+    Scenario {
+        cpus: 2,
+        ..session(
+            "smp-affinity",
+            &[
+                Type("create spin name=a"),
+                Type("pause a"),
+                Type("create spin name=b"),
+                Type("pause b"),
+                Type("unpause a"),
+                Type("unpause b"),
+                Type("info"),
+                WaitFor("[b] spin: "),
+                WaitFor("[b] spin: "),
+                WaitFor("[b] spin: "),
+                Type("info"),
+                Type("list"),
+                Type("vcpu-list"),
+                Type("vcpu-pin a 0 1"),
+                Type("vcpu-pin b all 1"),
+                Type("vcpu-pin a 0 5"),
+                Type("info"),
+                Type("list"),
+                WaitFor("[b] spin: "),
+                WaitFor("[b] spin: "),
+                WaitFor("[b] spin: "),
+                Type("info"),
+                Type("list"),
+                Type("vcpu-list"),
+                Type("poweroff"),
+            ],
+            240,
+            Judge::Shell {
+                expect: &[
+                    "created domain 1 (a)",
+                    "created domain 2 (b)",
+                    "vcpu-pin: domain 1 vCPU 0 may run on CPUs 1",
+                    "vcpu-pin: domain 2 vCPU 0 may run on CPUs 1",
+                    "vcpu-pin: none of CPUs 5 is up (the machine has 0-1)",
+                    POWERED_OFF,
+                ],
+                anywhere: &[],
+                check: cpus_run_in_parallel_until_pinned,
+                ending: Ending::PowerOff,
+            },
+        )
+    },
 ];
 
 /// What a domU printed, as dom0's console back-end shows it: the text
@@ -798,6 +848,109 @@ fn memory_returns(console: &str) -> Result<(), String> {
     }
 }
 
+/// Every `vcpu-list` table, each row as its seven words (`Name ID VCPU
+/// CPU State Time(s) Affinity`).
+pub fn vcpu_lists(console: &str) -> Vec<Vec<Vec<String>>> {
+    let mut tables = Vec::new();
+    let mut current: Option<Vec<Vec<String>>> = None;
+    for text in console
+        .lines()
+        .filter_map(|line| guest_text(Hypervisor::HvCore, line))
+    {
+        let words: Vec<String> = text.split_whitespace().map(String::from).collect();
+        if words == ["Name", "ID", "VCPU", "CPU", "State", "Time(s)", "Affinity"] {
+            tables.extend(current.replace(Vec::new()));
+        } else if let Some(rows) = current.as_mut() {
+            if words.len() == 7 && words[1].parse::<u32>().is_ok() {
+                rows.push(words);
+            } else if !text.starts_with('[') {
+                tables.extend(current.take());
+            }
+        }
+    }
+    tables.extend(current);
+    tables
+}
+
+/// Every hypervisor uptime `info` printed, in seconds, in order.
+pub fn uptimes(console: &str) -> Vec<f64> {
+    console
+        .lines()
+        .filter_map(|line| guest_text(Hypervisor::HvCore, line))
+        .filter_map(|text| text.strip_prefix("uptime:"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|clock| {
+            // [Nd ]HH:MM:SS.mmm; `info` stays under a day here.
+            let mut parts = clock.split(':');
+            let h: f64 = parts.next()?.parse().ok()?;
+            let m: f64 = parts.next()?.parse().ok()?;
+            let s: f64 = parts.next()?.parse().ok()?;
+            Some(h * 3600.0 + m * 60.0 + s)
+        })
+        .collect()
+}
+
+/// Of `smp-affinity`: a and b's CPU seconds grow about twice as fast as
+/// time while each may use either CPU, about as fast once both are pinned
+/// to CPU 1. (`list` shows tenths, so 0.2 s of slack per reading.)
+fn cpus_run_in_parallel_until_pinned(console: &str) -> Result<(), String> {
+    let vcpu_tables = vcpu_lists(console);
+    let [unpinned_rows, pinned_rows, ..] = &vcpu_tables[..] else {
+        return Err("fewer than two `vcpu-list` tables".into());
+    };
+    let row = |rows: &[Vec<String>], name: &str| {
+        rows.iter()
+            .find(|r| r[0] == name)
+            .cloned()
+            .ok_or_else(|| format!("`vcpu-list` has no row for {name}"))
+    };
+    for name in ["a", "b"] {
+        let before = row(unpinned_rows, name)?;
+        if before[6] != "all" {
+            return Err(format!(
+                "{name}'s affinity was `{}` before the pin, not all",
+                before[6]
+            ));
+        }
+        let after = row(pinned_rows, name)?;
+        if after[3] != "1" || after[6] != "1" {
+            return Err(format!(
+                "pinned to CPU 1, {name} shows CPU {} affinity {}",
+                after[3], after[6]
+            ));
+        }
+    }
+    let [start, unpinned, pinned, end, ..] = uptimes(console)[..] else {
+        return Err("`info` did not print four uptimes".into());
+    };
+    let tables = list_tables(console);
+    let [before_pin, after_pin, last, ..] = &tables[..] else {
+        return Err("fewer than three `list` tables".into());
+    };
+    let both = |table: &[ListRow]| {
+        let time = |name: &str| table.iter().find(|r| r.name == name).map(|r| r.cpu_secs);
+        match (time("a"), time("b")) {
+            (Some(a), Some(b)) => Ok(a + b),
+            _ => Err("a `list` table lacks a or b".to_string()),
+        }
+    };
+    let free_cpu = both(before_pin)?;
+    let free_time = unpinned - start;
+    if free_cpu < 1.5 * free_time {
+        return Err(format!(
+            "on two CPUs a and b ran {free_cpu:.1} s in {free_time:.1} s: not in parallel"
+        ));
+    }
+    let pinned_cpu = both(last)? - both(after_pin)?;
+    let pinned_time = end - pinned;
+    if pinned_cpu > 1.2 * pinned_time + 0.2 {
+        return Err(format!(
+            "pinned to CPU 1, a and b ran {pinned_cpu:.1} s in {pinned_time:.1} s: the pin did not hold"
+        ));
+    }
+    Ok(())
+}
+
 fn spins_are_fair(console: &str) -> Result<(), String> {
     let table = last_table(console)?;
     let time = |name: &str| {
@@ -923,6 +1076,64 @@ mod tests {
              (d0) Name ID Mem VCPUs State Time(s)\n(d0) Domain-0 0 64 1 r----- 0.9\n\
              (d0) a 1 16 1 r----- {a}\n(d0) b 2 16 1 -b---- {b}\n{POWERED_OFF}\n"
         )
+    }
+
+    fn affinity_session(free: (f64, f64), pinned: (f64, f64)) -> String {
+        let table = |a: f64, b: f64| {
+            format!(
+                "(d0) Name ID Mem VCPUs State Time(s)\n(d0) Domain-0 0 64 1 r----- 0.1\n\
+                 (d0) a 1 16 1 r----- {a:.1}\n(d0) b 2 16 1 r----- {b:.1}\n(d0) dom0> x\n"
+            )
+        };
+        let vcpus = |cpu: u32, affinity: &str| {
+            format!(
+                "(d0) Name ID VCPU CPU State Time(s) Affinity\n\
+                 (d0) a 1 0 {cpu} r-- 1.0 {affinity}\n(d0) b 2 0 1 r-- 1.0 {affinity}\n(d0) dom0> x\n"
+            )
+        };
+        let uptime =
+            |s: f64| format!("(d0) uptime:     00:00:{s:06.3} (hypervisor), 00:00:01.000 (dom0)\n");
+        [
+            uptime(1.0),
+            uptime(4.0),
+            table(free.0, free.1),
+            uptime(4.2),
+            table(3.0, 3.0),
+            uptime(10.2),
+            table(3.0 + pinned.0, 3.0 + pinned.1),
+            vcpus(0, "all"),
+            vcpus(1, "1"),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn smp_affinity_wants_parallel_then_shared() {
+        assert_eq!(
+            cpus_run_in_parallel_until_pinned(&affinity_session((2.9, 2.8), (3.0, 3.0))),
+            Ok(())
+        );
+        let serial = cpus_run_in_parallel_until_pinned(&affinity_session((1.5, 1.5), (3.0, 3.0)));
+        assert!(
+            matches!(&serial, Err(why) if why.contains("not in parallel")),
+            "{serial:?}"
+        );
+        let unpinned = cpus_run_in_parallel_until_pinned(&affinity_session((3.0, 3.0), (5.9, 5.9)));
+        assert!(
+            matches!(&unpinned, Err(why) if why.contains("did not hold")),
+            "{unpinned:?}"
+        );
+        let elsewhere = affinity_session((2.9, 2.8), (3.0, 3.0))
+            .replace("a 1 0 1 r-- 1.0 1", "a 1 0 0 r-- 1.0 1");
+        let verdict = cpus_run_in_parallel_until_pinned(&elsewhere);
+        assert!(
+            matches!(&verdict, Err(why) if why.contains("shows CPU 0")),
+            "{verdict:?}"
+        );
+        assert_eq!(
+            uptimes("(d0) uptime:     01:02:03.500 (hypervisor), x\n"),
+            [3723.5]
+        );
     }
 
     #[test]

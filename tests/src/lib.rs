@@ -317,7 +317,7 @@ const NO_DOM0: &[&str] = &[
     "tsc: # MHz (calibrated against the PIT",
     "lapic: id #, timer in # mode",
     "one-shot fired after # us",
-    "smp: # of # CPUs up (APIC ids #)",
+    "smp: # of # CPUs up (APIC ids 0",
     "no dom0 module: nothing to run; powering off",
 ];
 
@@ -552,7 +552,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 "poweroff   power the machine off",
                 "(d0) dom0> info",
                 "(d0) domain:     0 (initial domain, privileged)",
-                "(d0) CPUs:       1 (physical)",
+                "(d0) CPUs:       # (physical)",
                 "(d0) hypervisor: interface 4.17-hv-core",
                 "(d0) CPL:        3",
                 "(d0) dom0> poweroff",
@@ -774,6 +774,7 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("abi-timer"),
     on_both!("abi-pvclock"),
     on_both!("abi-cpuid"),
+    on_both!("abi-domctl"),
     // The SDK's safe layers over it.
     on_both!("sdk-traps"),
     on_both!("sdk-memory"),
@@ -797,6 +798,45 @@ pub fn scenarios() -> impl Iterator<Item = &'static Scenario> {
         .chain(GUEST_TESTS.as_flattened())
         .chain(domains::SCENARIOS)
         .chain([&fuzz::SCENARIO])
+}
+
+/// One boot of a scenario: on its own CPU count, or as its two-CPU twin.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub scenario: &'static Scenario,
+    /// QEMU's `-smp`.
+    pub cpus: u8,
+    /// The scenario's name, with `@smp2` for a twin.
+    pub name: String,
+}
+
+/// The suffix of a scenario's two-CPU twin.
+pub const SMP_TWIN: &str = "@smp2";
+
+/// Whether `scenario` also runs on two CPUs: every hv-core scenario made
+/// for one CPU, so that each feature is seen with a second CPU taking
+/// vCPUs, except the two-minute fuzz session (its seed covers the
+/// hypercall surface, not the placement).
+fn has_smp_twin(scenario: &Scenario) -> bool {
+    scenario.hypervisor == Hypervisor::HvCore
+        && scenario.cpus == 1
+        && scenario.accel == Accel::Tcg
+        && scenario.name != fuzz::SCENARIO.name
+}
+
+/// Every run: each scenario as written, then the two-CPU twins.
+pub fn runs() -> Vec<Run> {
+    let own = scenarios().map(|scenario| Run {
+        scenario,
+        cpus: scenario.cpus,
+        name: scenario.name.to_string(),
+    });
+    let twins = scenarios().filter(|s| has_smp_twin(s)).map(|scenario| Run {
+        scenario,
+        cpus: 2,
+        name: format!("{}{SMP_TWIN}", scenario.name),
+    });
+    own.chain(twins).collect()
 }
 
 /// Whether `line` contains `pattern`, where `#` in the pattern stands for
@@ -1234,6 +1274,28 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), count);
+    }
+
+    #[test]
+    fn every_one_cpu_hv_core_scenario_also_runs_on_two() {
+        let runs = runs();
+        let mut names: Vec<_> = runs.iter().map(|r| r.name.as_str()).collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "run names are unique");
+        let twin = |name: &str| {
+            runs.iter()
+                .find(|r| r.name == format!("{name}{SMP_TWIN}"))
+                .map(|r| r.cpus)
+        };
+        assert_eq!(twin("dom0-shell"), Some(2));
+        assert_eq!(twin("abi-traps@hv-core"), Some(2));
+        assert_eq!(twin("boot-bios-tcg"), Some(2));
+        assert_eq!(twin("abi-traps@xen"), None);
+        assert_eq!(twin("smp-4-bios"), None);
+        assert_eq!(twin("fuzz-hypercalls"), None);
+        assert!(runs.iter().any(|r| r.name == "dom0-shell" && r.cpus == 1));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use tests::{Accel, Hypervisor, Scenario, Verdict};
+use tests::{Accel, Hypervisor, Run, Scenario, Verdict};
 
 use crate::build::{build_target, root};
 use crate::image::{self, ModuleFile};
@@ -37,10 +37,11 @@ struct Tally {
 /// tests: the quick loop while working on one guest.
 pub fn run(filter: Option<&str>) -> Result<i32> {
     setup::ensure_all()?;
-    let scenarios: Vec<&Scenario> = tests::scenarios()
-        .filter(|s| filter.is_none_or(|f| s.name.contains(f)))
+    let runs: Vec<Run> = tests::runs()
+        .into_iter()
+        .filter(|r| filter.is_none_or(|f| r.name.contains(f)))
         .collect();
-    if filter.is_some() && scenarios.is_empty() {
+    if filter.is_some() && runs.is_empty() {
         return Err(Failure(format!(
             "no scenario name contains `{}`",
             filter.unwrap_or_default()
@@ -48,7 +49,9 @@ pub fn run(filter: Option<&str>) -> Result<i32> {
     }
     // Without Xen, its scenarios fail with the reason and the rest still run.
     let mut xen_available = true;
-    if scenarios.iter().any(|s| s.hypervisor == Hypervisor::Xen)
+    if runs
+        .iter()
+        .any(|r| r.scenario.hypervisor == Hypervisor::Xen)
         && let Err(Failure(reason)) = setup::ensure_xen()
     {
         eprintln!("xtask: {reason}");
@@ -67,20 +70,23 @@ pub fn run(filter: Option<&str>) -> Result<i32> {
         return Ok(tally.report());
     }
     let kvm = qemu::hardware_virtualization();
-    for (i, scenario) in scenarios.iter().enumerate() {
+    for (i, run) in runs.iter().enumerate() {
+        let scenario = run.scenario;
         eprintln!(
-            "xtask: scenario {}/{}: {} ({}, {:?}, {:?})",
+            "xtask: scenario {}/{}: {} ({}, {:?}, {:?}, {} CPU{})",
             i + 1,
-            scenarios.len(),
-            scenario.name,
+            runs.len(),
+            run.name,
             scenario.hypervisor.tag(),
             scenario.firmware,
-            scenario.accel
+            scenario.accel,
+            run.cpus,
+            if run.cpus == 1 { "" } else { "s" }
         );
         if scenario.accel == Accel::Kvm && !kvm {
             println!(
                 "SKIP {}: the CPU has no hardware virtualization (vmx/svm)",
-                scenario.name
+                run.name
             );
             tally.skipped += 1;
             continue;
@@ -88,22 +94,22 @@ pub fn run(filter: Option<&str>) -> Result<i32> {
         if scenario.hypervisor == Hypervisor::Xen && !xen_available {
             println!(
                 "FAIL {}: Xen 4.17 could not be fetched (see above)",
-                scenario.name
+                run.name
             );
             tally.failed += 1;
             continue;
         }
-        match run_scenario(scenario) {
+        match run_scenario(run) {
             Ok((Verdict::Pass, secs)) => {
-                println!("PASS {} ({secs:.1} s)", scenario.name);
+                println!("PASS {} ({secs:.1} s)", run.name);
                 tally.passed += 1;
             }
             Ok((Verdict::Skip(reason), _)) => {
-                println!("SKIP {}: {reason}", scenario.name);
+                println!("SKIP {}: {reason}", run.name);
                 tally.skipped += 1;
             }
             Ok((Verdict::Fail(reason), _)) | Err(Failure(reason)) => {
-                println!("FAIL {}: {reason}", scenario.name);
+                println!("FAIL {}: {reason}", run.name);
                 tally.failed += 1;
             }
         }
@@ -203,7 +209,8 @@ fn uses_new_guest(scenario: &Scenario) -> bool {
 }
 
 /// Boots one scenario and judges it; the verdict and the run's seconds.
-fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
+fn run_scenario(run: &Run) -> Result<(Verdict, f64)> {
+    let (scenario, cpus) = (run.scenario, run.cpus);
     let modules: Vec<ModuleFile> = scenario
         .modules
         .iter()
@@ -237,13 +244,13 @@ fn run_scenario(scenario: &Scenario) -> Result<(Verdict, f64)> {
         .collect();
     let typed = tests::script(scenario.input);
     let outcome = Machine::new(&iso, scenario.firmware, scenario.accel)
-        .cpus(scenario.cpus)
+        .cpus(cpus)
         .typing(&typed, tests::DOM0_PROMPT)
         .run_captured(scenario.timeout, &stop_on)?;
     let verdict = scenario.check(&outcome.console, &outcome.end);
     let secs = outcome.elapsed.as_secs_f64();
     if verdict != Verdict::Pass {
-        eprintln!("---- console of {} ----", scenario.name);
+        eprintln!("---- console of {} ----", run.name);
         let lines: Vec<&str> = outcome.console.lines().collect();
         for line in &lines[lines.len().saturating_sub(60)..] {
             eprintln!("{line}");

@@ -324,15 +324,11 @@ fn start_cpus(platform: Option<&arch::acpi::Platform>, max: Option<usize>, page:
     log::info!("smp: {running} of {} CPUs up (APIC ids{ids})", plan.len());
 }
 
-/// A secondary CPU, up: it halts (interrupts on) and answers IPIs (TLB
-/// flushes). It is not yet given vCPUs: one first entered on a secondary
-/// CPU stops making progress there (see docs/architecture.md, "CPUs");
-/// `scheduler::run_secondary` is what it will call instead.
+/// A secondary CPU, up: it runs the vCPUs the scheduler gives it, and
+/// halts while there are none.
 pub fn secondary_main(cpu: usize, apic: u32) -> ! {
     log::debug!("cpu {cpu} (APIC id {apic}) up");
-    loop {
-        arch::power::wait_for_interrupt();
-    }
+    crate::scheduler::run_secondary()
 }
 
 fn init_time(f: &cpu::Features) {

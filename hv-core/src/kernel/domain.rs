@@ -116,6 +116,12 @@ pub struct Vcpu {
     pub on_cpu: Option<usize>,
     /// The CPU it last ran on.
     pub last_cpu: usize,
+    /// The CPUs it may run on (`setvcpuaffinity`'s hard affinity; the
+    /// CPUs that are up among them is never empty).
+    pub hard_affinity: hv_core::cpus::CpuMask,
+    /// The CPUs it prefers, as the toolstack set it (kept and reported;
+    /// placement does not use it yet).
+    pub soft_affinity: hv_core::cpus::CpuMask,
 }
 
 impl Vcpu {
@@ -160,6 +166,8 @@ impl Vcpu {
             vruntime: 0,
             on_cpu: None,
             last_cpu: 0,
+            hard_affinity: hv_core::cpus::ALL_CPUS,
+            soft_affinity: hv_core::cpus::ALL_CPUS,
         }
     }
 

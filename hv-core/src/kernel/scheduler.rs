@@ -217,9 +217,10 @@ fn pick(now: u64, cpu: usize) -> Option<DomId> {
     sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS)
 }
 
-/// Whether CPU `cpu` may take `vcpu`: no CPU holds it, or `cpu` does.
+/// Whether CPU `cpu` may take `vcpu`: its hard affinity allows `cpu`, and
+/// no CPU holds it, or `cpu` does.
 fn free_for(vcpu: &crate::domain::Vcpu, cpu: usize) -> bool {
-    vcpu.on_cpu.is_none_or(|c| c == cpu)
+    vcpu.hard_affinity & 1 << cpu != 0 && vcpu.on_cpu.is_none_or(|c| c == cpu)
 }
 
 /// [`pick`], and the chosen vCPU held for `cpu` (another CPU may have
@@ -240,6 +241,12 @@ fn claim(now: u64, cpu: usize) -> Option<DomId> {
             return Some(next);
         }
     }
+}
+
+/// Whether vCPU `v` of `d` is on a CPU now (held by one, and not halted
+/// for want of work: a CPU gives back the vCPU before it halts).
+pub fn is_running(d: &Domain, v: usize) -> bool {
+    d.vcpus[v].on_cpu.is_some() && d.vcpus[v].runstate.state == RUNSTATE_RUNNING
 }
 
 /// The CPU time vCPU 0 of `d` has used, up to now.
@@ -336,9 +343,7 @@ pub fn abandon_current() -> ! {
 }
 
 /// A secondary CPU, up: it runs whatever the scheduler gives it (halting
-/// until there is something). Never returns. Not called yet (see
-/// `boot::secondary_main`).
-#[allow(dead_code)]
+/// until there is something). Never returns.
 pub fn run_secondary() -> ! {
     request();
     let mut frame = TrapFrame::ZERO;
@@ -351,7 +356,7 @@ pub fn run_secondary() -> ! {
 /// CPU's, `frame` the guest's) go into the vCPU in the same critical
 /// section that lets other CPUs take it.
 fn release(frame: &TrapFrame, from: DomId, cpu: usize) {
-    domain::with(from, |d| {
+    let runnable = domain::with(from, |d| {
         let vcpu = &mut d.vcpus[0];
         // A dead vCPU's last registers stay as they were (the kill report
         // has printed those at the crash).
@@ -362,7 +367,27 @@ fn release(frame: &TrapFrame, from: DomId, cpu: usize) {
         }
         vcpu.on_cpu = None;
         vcpu.last_cpu = cpu;
+        resting_state(d, 0) == RUNSTATE_RUNNABLE
     });
+    // Work for an idle CPU: a preempted vCPU, or one this CPU may no
+    // longer run (its affinity changed).
+    if runnable == Some(true) {
+        kick_idle_cpus();
+    }
+}
+
+/// The hard affinity of vCPU `v` of `d` changed: a CPU that holds it and
+/// is no longer allowed to gives it up at once.
+pub fn affinity_changed(d: &Domain, v: usize) {
+    if let Some(cpu) = d.vcpus[v].on_cpu
+        && d.vcpus[v].hard_affinity & 1 << cpu == 0
+    {
+        if cpu == percpu::current().index() {
+            request();
+        } else {
+            request_on(cpu);
+        }
+    }
 }
 
 /// Loads the vCPU of `to` (held by this CPU) onto the CPU.

@@ -50,9 +50,66 @@ pub fn index_of(cpus: &[u32], apic_id: u32) -> Option<usize> {
     cpus.iter().position(|&id| id == apic_id)
 }
 
+/// A set of CPUs by number, bit n for CPU n (hv-core runs on at most
+/// [`MAX_CPUS`] = 64).
+pub type CpuMask = u64;
+
+/// Every CPU.
+pub const ALL_CPUS: CpuMask = u64::MAX;
+
+/// The largest `xenctl_bitmap` hv-core reads or writes, in bytes (32768
+/// CPUs, more than Xen's largest `NR_CPUS`): a longer one is refused.
+pub const MAX_BITMAP_BYTES: usize = 4096;
+
+/// The bytes a `xenctl_bitmap` of `nr_bits` bits occupies.
+pub fn bitmap_bytes(nr_bits: u32) -> usize {
+    (nr_bits as usize).div_ceil(8)
+}
+
+/// The CPUs a `xenctl_bitmap` names: `bytes` are its first bytes (up to
+/// 8), `nr_bits` its length; bits at or past `nr_bits` do not count, and
+/// CPUs past the mask's 64 do not exist here.
+pub fn mask_from_bitmap(bytes: &[u8], nr_bits: u32) -> CpuMask {
+    let mut word = [0u8; 8];
+    let n = bytes.len().min(8);
+    word[..n].copy_from_slice(&bytes[..n]);
+    let mask = u64::from_le_bytes(word);
+    if nr_bits >= 64 {
+        mask
+    } else {
+        mask & ((1u64 << nr_bits) - 1)
+    }
+}
+
+/// `mask` as the first (up to 8) bytes of a `xenctl_bitmap` of
+/// `nr_bits` bits, bits past `nr_bits` clear; the bitmap's further bytes
+/// (if any) are all zero.
+pub fn mask_to_bitmap(mask: CpuMask, nr_bits: u32) -> ([u8; 8], usize) {
+    let n = bitmap_bytes(nr_bits).min(8);
+    let clipped = mask_from_bitmap(&mask.to_le_bytes(), nr_bits);
+    (clipped.to_le_bytes(), n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bitmaps_clip_to_their_length_and_to_64_cpus() {
+        assert_eq!(mask_from_bitmap(&[0xff], 3), 0b111);
+        assert_eq!(mask_from_bitmap(&[0x0f, 0x01], 9), 0x10f);
+        assert_eq!(mask_from_bitmap(&[0x0f, 0x01], 8), 0x0f);
+        assert_eq!(mask_from_bitmap(&[], 64), 0);
+        assert_eq!(mask_from_bitmap(&[0xff; 12], 96), u64::MAX);
+        assert_eq!(mask_from_bitmap(&[0xff; 8], 0), 0);
+        assert_eq!(bitmap_bytes(0), 0);
+        assert_eq!(bitmap_bytes(1), 1);
+        assert_eq!(bitmap_bytes(64), 8);
+        assert_eq!(bitmap_bytes(65), 9);
+        assert_eq!(mask_to_bitmap(0b1011, 2), ([0b11, 0, 0, 0, 0, 0, 0, 0], 1));
+        assert_eq!(mask_to_bitmap(u64::MAX, 200).1, 8);
+        assert_eq!(mask_to_bitmap(0x100, 12), ([0, 1, 0, 0, 0, 0, 0, 0], 2));
+    }
 
     #[test]
     fn boot_cpu_first_then_table_order() {

@@ -4,18 +4,22 @@
 use abi::Errno;
 use abi::domctl::{
     CreateDomain, DomainInfo, Domctl, GetDomainInfoList, MaxMem, MaxVcpus, PhysInfo, Sysctl,
-    VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_ONLINE, VGCF_SYSCALL_DISABLES_EVENTS, VcpuContext,
-    VcpuGuestContext, VcpuInfoCtl, XEN_DOMCTL_CDF_HVM_GUEST, XEN_DOMCTL_CREATEDOMAIN,
-    XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_GETVCPUINFO,
-    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS, XEN_DOMCTL_PAUSEDOMAIN,
-    XEN_DOMCTL_SETVCPUCONTEXT, XEN_DOMCTL_UNPAUSEDOMAIN, XEN_DOMINF_BLOCKED, XEN_DOMINF_DYING,
-    XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
+    VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_ONLINE, VGCF_SYSCALL_DISABLES_EVENTS, VcpuAffinity,
+    VcpuContext, VcpuGuestContext, VcpuInfoCtl, XEN_DOMCTL_CDF_HVM_GUEST, XEN_DOMCTL_CREATEDOMAIN,
+    XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_GETVCPUAFFINITY,
+    XEN_DOMCTL_GETVCPUINFO, XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_MAX_MEM, XEN_DOMCTL_MAX_VCPUS,
+    XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_SETVCPUAFFINITY, XEN_DOMCTL_SETVCPUCONTEXT,
+    XEN_DOMCTL_UNPAUSEDOMAIN, XEN_DOMINF_BLOCKED, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED,
+    XEN_DOMINF_RUNNING, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWNSHIFT,
     XEN_SYSCTL_GETDOMAININFOLIST, XEN_SYSCTL_INTERFACE_VERSION, XEN_SYSCTL_PHYSINFO,
+    XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT, XenctlBitmap,
 };
 use abi::xen::{DomId, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
+use hv_core::cpus::{self, CpuMask};
 use hv_core::frame_table::Budget;
 
 use crate::arch::TrapFrame;
+use crate::arch::percpu;
 use crate::arch::pv::{self, MachinePageTables};
 use crate::domain::{self, Callbacks, Domain, State, TrapEntry, Wait};
 use crate::lifecycle::{self, CreateError};
@@ -79,6 +83,8 @@ control_family!(DomctlOp: Domctl {
     XEN_DOMCTL_MAX_VCPUS => MaxVcpus(MaxVcpus), in => max_vcpus;
     XEN_DOMCTL_SETVCPUCONTEXT => SetVcpuContext(VcpuContext), in => set_vcpu_context_op;
     XEN_DOMCTL_GETVCPUINFO => GetVcpuInfo(VcpuInfoCtl), inout => get_vcpu_info;
+    XEN_DOMCTL_SETVCPUAFFINITY => SetVcpuAffinity(VcpuAffinity), inout => set_vcpu_affinity;
+    XEN_DOMCTL_GETVCPUAFFINITY => GetVcpuAffinity(VcpuAffinity), inout => get_vcpu_affinity;
 });
 
 control_family!(SysctlOp: Sysctl {
@@ -205,14 +211,111 @@ fn get_vcpu_info(info: &mut VcpuInfoCtl, target: &mut DomId) -> Result<i64, Errn
         return Err(Errno::Inval);
     }
     domain::with(*target, |d| {
-        let v = &d.vcpus[0];
+        let v = &d.vcpus[info.vcpu as usize];
         info.online = v.online as u8;
         info.blocked = !matches!(v.wait, Wait::None) as u8;
-        info.running = (d.id == domain::current_id()) as u8;
+        info.running = scheduler::is_running(d, info.vcpu as usize) as u8;
         info.cpu_time = scheduler::running_cpu_time(d);
-        info.cpu = 0;
+        info.cpu = v.on_cpu.unwrap_or(v.last_cpu) as u32;
     })
     .ok_or(Errno::Srch)?;
+    Ok(0)
+}
+
+/// The vCPU a `vcpuaffinity` call names, and what it asks for (hard,
+/// soft or both: neither is `-EINVAL`, as on Xen).
+fn affinity_request(aff: &VcpuAffinity) -> Result<(usize, bool, bool), Errno> {
+    let hard = aff.flags & XEN_VCPUAFFINITY_HARD != 0;
+    let soft = aff.flags & XEN_VCPUAFFINITY_SOFT != 0;
+    if aff.vcpu as usize >= domain::MAX_VCPUS || !(hard || soft) {
+        return Err(Errno::Inval);
+    }
+    for map in [&aff.cpumap_hard, &aff.cpumap_soft] {
+        if cpus::bitmap_bytes(map.nr_bits) > cpus::MAX_BITMAP_BYTES {
+            return Err(Errno::Inval);
+        }
+    }
+    Ok((aff.vcpu as usize, hard, soft))
+}
+
+/// Reads the CPUs a `xenctl_bitmap` names (bytes past the first 8 name
+/// CPUs hv-core cannot have).
+fn read_cpumap(map: &XenctlBitmap) -> Result<CpuMask, Errno> {
+    let mut bytes = [0u8; 8];
+    let n = cpus::bitmap_bytes(map.nr_bits).min(8);
+    guest::read_bytes(&mut bytes[..n], map.bitmap)?;
+    Ok(cpus::mask_from_bitmap(&bytes[..n], map.nr_bits))
+}
+
+/// Writes `mask` into a `xenctl_bitmap`, every byte of it (those past the
+/// first 8 zero), as Xen does.
+fn write_cpumap(map: &XenctlBitmap, mask: CpuMask) -> Result<(), Errno> {
+    let (bytes, n) = cpus::mask_to_bitmap(mask, map.nr_bits);
+    guest::write_bytes(map.bitmap, &bytes[..n])?;
+    let zeros = [0u8; 64];
+    let mut at = n;
+    let total = cpus::bitmap_bytes(map.nr_bits);
+    while at < total {
+        let chunk = (total - at).min(zeros.len());
+        guest::write_bytes(map.bitmap + at as u64, &zeros[..chunk])?;
+        at += chunk;
+    }
+    Ok(())
+}
+
+/// `XEN_DOMCTL_setvcpuaffinity`: the CPUs a vCPU may run on (hard) and
+/// prefers (soft). A hard affinity with no CPU that is up is `-EINVAL`
+/// and changes nothing; a vCPU on a CPU it may no longer use leaves it at
+/// once. The maps written back are the affinity in effect: hard ANDed with
+/// the CPUs up, soft ANDed with that.
+fn set_vcpu_affinity(aff: &mut VcpuAffinity, target: &mut DomId) -> Result<i64, Errno> {
+    let (v, hard, soft) = affinity_request(aff)?;
+    domain::with(*target, |_| ()).ok_or(Errno::Srch)?;
+    let online = percpu::online_mask();
+    let new_hard = hard.then(|| read_cpumap(&aff.cpumap_hard)).transpose()?;
+    let new_soft = soft.then(|| read_cpumap(&aff.cpumap_soft)).transpose()?;
+    if new_hard.is_some_and(|mask| mask & online == 0) {
+        return Err(Errno::Inval);
+    }
+    let (effective_hard, effective_soft) = domain::with(*target, |d| {
+        let vcpu = &mut d.vcpus[v];
+        if let Some(mask) = new_hard {
+            vcpu.hard_affinity = mask;
+        }
+        if let Some(mask) = new_soft {
+            vcpu.soft_affinity = mask;
+        }
+        scheduler::affinity_changed(d, v);
+        let vcpu = &d.vcpus[v];
+        let hard = vcpu.hard_affinity & online;
+        (hard, vcpu.soft_affinity & hard)
+    })
+    .ok_or(Errno::Srch)?;
+    if hard {
+        write_cpumap(&aff.cpumap_hard, effective_hard)?;
+    }
+    if soft {
+        write_cpumap(&aff.cpumap_soft, effective_soft)?;
+    }
+    Ok(0)
+}
+
+/// `XEN_DOMCTL_getvcpuaffinity`: the maps `flags` names, as set (hard
+/// ANDed with the CPUs up, as Xen reports it).
+fn get_vcpu_affinity(aff: &mut VcpuAffinity, target: &mut DomId) -> Result<i64, Errno> {
+    let (v, hard, soft) = affinity_request(aff)?;
+    let online = percpu::online_mask();
+    let (h, s) = domain::with(*target, |d| {
+        let vcpu = &d.vcpus[v];
+        (vcpu.hard_affinity & online, vcpu.soft_affinity)
+    })
+    .ok_or(Errno::Srch)?;
+    if hard {
+        write_cpumap(&aff.cpumap_hard, h)?;
+    }
+    if soft {
+        write_cpumap(&aff.cpumap_soft, s)?;
+    }
     Ok(0)
 }
 
@@ -237,7 +340,7 @@ fn info_of(d: &Domain) -> DomainInfo {
     if d.paused {
         flags |= XEN_DOMINF_PAUSED;
     }
-    if d.id == domain::current_id() {
+    if scheduler::is_running(d, 0) {
         flags |= XEN_DOMINF_RUNNING;
     } else if !matches!(d.vcpus[0].wait, Wait::None) {
         flags |= XEN_DOMINF_BLOCKED;

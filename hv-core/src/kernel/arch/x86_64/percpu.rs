@@ -159,6 +159,11 @@ pub fn online_cpus() -> impl Iterator<Item = &'static PerCpu> {
     CPUS.iter().take_while(|c| c.online.load(Ordering::Acquire))
 }
 
+/// The CPUs that are up, bit n for CPU n.
+pub fn online_mask() -> hv_core::cpus::CpuMask {
+    online_cpus().fold(0, |mask, cpu| mask | 1 << cpu.index())
+}
+
 /// CPU `cpu`'s block.
 pub fn cpu(cpu: usize) -> &'static PerCpu {
     &CPUS[cpu]
