@@ -165,6 +165,17 @@ pub fn vcpu_set_singleshot_timer(vcpu: u32, deadline_ns: u64, flags: u32) -> Res
     Error::check(ret).map(drop)
 }
 
+/// `VCPUOP_stop_periodic_timer` for `vcpu`: no more VIRQ_TIMER ticks
+/// every 10 ms (each PV vCPU starts with them, as on Xen); the one-shot
+/// timer stays.
+pub fn vcpu_stop_periodic_timer(vcpu: u32) -> Result<()> {
+    let ret = call(
+        Hypercall::VcpuOp,
+        [ops::VCPUOP_STOP_PERIODIC_TIMER as u64, vcpu as u64, 0, 0, 0],
+    );
+    Error::check(ret).map(drop)
+}
+
 /// `VCPUOP_is_up`: whether vCPU `vcpu` exists and is up (`Err(NoEnt)`
 /// when the domain has no such vCPU).
 pub fn vcpu_is_up(vcpu: u32) -> Result<bool> {

@@ -1,5 +1,5 @@
 //! The toolstack's vCPU domctls, run by the initial domain on itself:
-//! `getvcpuinfo` (online, running, on CPU 0 of a one-CPU machine) and
+//! `getvcpuinfo` (online, running, on a CPU that is up) and
 //! `setvcpuaffinity`/`getvcpuaffinity` with hard affinity: the map written
 //! back is the affinity in effect, bits past `nr_bits` are never written,
 //! a map with no CPU that is up is refused, and bad requests (no map
@@ -15,8 +15,9 @@ mod kernel {
     use abi::Errno;
     use abi::Hypercall;
     use abi::domctl::{
-        Domctl, VcpuAffinity, VcpuInfoCtl, XEN_DOMCTL_GETVCPUAFFINITY, XEN_DOMCTL_GETVCPUINFO,
-        XEN_DOMCTL_SETVCPUAFFINITY, XEN_VCPUAFFINITY_HARD, XenctlBitmap,
+        Domctl, PhysInfo, Sysctl, VcpuAffinity, VcpuInfoCtl, XEN_DOMCTL_GETVCPUAFFINITY,
+        XEN_DOMCTL_GETVCPUINFO, XEN_DOMCTL_SETVCPUAFFINITY, XEN_SYSCTL_PHYSINFO,
+        XEN_VCPUAFFINITY_HARD, XenctlBitmap,
     };
     use pv_guest_sdk::{StartInfo, println, sched};
     use zerocopy::{Immutable, IntoBytes};
@@ -34,6 +35,25 @@ mod kernel {
             )
         };
         (ret, op)
+    }
+
+    /// The CPUs that are up (`XEN_SYSCTL_physinfo`), at most 8 here.
+    fn cpus_up() -> Result<u32, ()> {
+        let mut op = Sysctl::new(XEN_SYSCTL_PHYSINFO, &PhysInfo::default());
+        // SAFETY: one pointer argument, to the live `Sysctl`, whose
+        // payload holds no pointer.
+        let ret = unsafe {
+            pv_guest_sdk::hypercall::raw(
+                Hypercall::Sysctl as u32,
+                [&mut op as *mut Sysctl as u64, 0, 0, 0, 0],
+            )
+        };
+        let n = op.payload::<PhysInfo>().nr_cpus;
+        if ret != 0 || !(1..8).contains(&n) {
+            println!("FAIL abi-domctl: physinfo: {ret}, {n} CPUs (want 1 to 7)");
+            return Err(());
+        }
+        Ok(n)
     }
 
     /// A hard-affinity call on `map`, `nr_bits` long.
@@ -65,6 +85,8 @@ mod kernel {
     }
 
     fn run() -> Result<(), ()> {
+        let cpus = cpus_up()?;
+        let all = (1u8 << cpus) - 1;
         let (ret, op) = domctl(
             XEN_DOMCTL_GETVCPUINFO,
             0,
@@ -77,7 +99,7 @@ mod kernel {
         let info: VcpuInfoCtl = op.payload();
         check("vCPU 0 online", info.online as i64, 1)?;
         check("vCPU 0 running (it asks)", info.running as i64, 1)?;
-        check("vCPU 0's CPU", info.cpu as i64, 0)?;
+        check("vCPU 0 on a CPU that is up", (info.cpu < cpus) as i64, 1)?;
         let (ret, _) = domctl(
             XEN_DOMCTL_GETVCPUINFO,
             0,
@@ -92,45 +114,54 @@ mod kernel {
 
         // A byte past the 8-bit map: never written.
         let mut map = [0xffu8, 0xaa];
-        let at = map.as_mut_ptr() as u64;
         let get = XEN_DOMCTL_GETVCPUAFFINITY;
         let set = XEN_DOMCTL_SETVCPUAFFINITY;
         check(
             "getvcpuaffinity",
-            affinity(get, 0, XEN_VCPUAFFINITY_HARD, at, 8),
+            affinity(get, 0, XEN_VCPUAFFINITY_HARD, map.as_mut_ptr() as u64, 8),
             0,
         )?;
-        check("hard affinity on a one-CPU machine", map[0] as i64, 1)?;
+        check("hard affinity: every CPU up", map[0] as i64, all as i64)?;
         check("the byte past nr_bits", map[1] as i64, 0xaa)?;
-        map[0] = 0b10;
+        map[0] = 1 << cpus;
         check(
-            "setvcpuaffinity to CPU 1 only (not up)",
-            affinity(set, 0, XEN_VCPUAFFINITY_HARD, at, 8),
+            "setvcpuaffinity to the first CPU not up",
+            affinity(set, 0, XEN_VCPUAFFINITY_HARD, map.as_mut_ptr() as u64, 8),
             -EINVAL,
         )?;
         map[0] = 0xff;
         check(
             "setvcpuaffinity to every CPU",
-            affinity(set, 0, XEN_VCPUAFFINITY_HARD, at, 8),
+            affinity(set, 0, XEN_VCPUAFFINITY_HARD, map.as_mut_ptr() as u64, 8),
             0,
         )?;
-        check("the affinity in effect, written back", map[0] as i64, 1)?;
+        check(
+            "the affinity in effect, written back",
+            map[0] as i64,
+            all as i64,
+        )?;
         check("the byte past nr_bits, after set", map[1] as i64, 0xaa)?;
         map[0] = 0xff;
         check(
             "setvcpuaffinity with a 1-bit map",
-            affinity(set, 0, XEN_VCPUAFFINITY_HARD, at, 1),
+            affinity(set, 0, XEN_VCPUAFFINITY_HARD, map.as_mut_ptr() as u64, 1),
             0,
         )?;
         check("a 1-bit map written back", map[0] as i64, 1)?;
+        map[0] = 0xff;
+        check(
+            "setvcpuaffinity back to every CPU",
+            affinity(set, 0, XEN_VCPUAFFINITY_HARD, map.as_mut_ptr() as u64, 8),
+            0,
+        )?;
         check(
             "setvcpuaffinity naming no map",
-            affinity(set, 0, 0, at, 8),
+            affinity(set, 0, 0, map.as_mut_ptr() as u64, 8),
             -EINVAL,
         )?;
         check(
             "setvcpuaffinity of vCPU 4096",
-            affinity(set, 4096, XEN_VCPUAFFINITY_HARD, at, 8),
+            affinity(set, 4096, XEN_VCPUAFFINITY_HARD, map.as_mut_ptr() as u64, 8),
             -EINVAL,
         )?;
         check(

@@ -67,7 +67,22 @@ start32:
     jz no_long_mode
     mov %edx, %ebp                  /* remember NX support (bit 20) */
 
-    /* 2048 2-MiB pages: physical 0..4 GiB. */
+    /* The boot page tables are NOBITS (no bytes in the image): zero
+       them, link them, then 2048 2-MiB pages map physical 0..4 GiB. */
+    push %edi                       /* the magic (the stack is not zeroed) */
+    mov $boot_tables, %edi
+    mov $((boot_tables_end - boot_tables) / 4), %ecx
+    xor %eax, %eax
+    rep stosl
+    pop %edi
+    movl $(boot_pdpt_low + 3), boot_pml4            /* slot 0: identity */
+    movl $(boot_pdpt_image + 3), boot_pml4 + 261 * 8 /* image offset */
+    movl $(boot_pdpt_low + 3), boot_pml4 + 262 * 8  /* direct-map base */
+    movl $(boot_pd + 0x0003), boot_pdpt_low
+    movl $(boot_pd + 0x1003), boot_pdpt_low + 8
+    movl $(boot_pd + 0x2003), boot_pdpt_low + 16
+    movl $(boot_pd + 0x3003), boot_pdpt_low + 24
+    movl $(boot_pd + 3), boot_pdpt_image + 320 * 8  /* 0xffff82d000000000 */
     xor %ecx, %ecx
 1:  mov %ecx, %eax
     shl $21, %eax
@@ -149,27 +164,21 @@ boot_gdt_ptr:
     .short boot_gdt_end - boot_gdt - 1
     .long boot_gdt
 
+    /* Zero until start32 fills them: no bytes in the image. */
+    .section .boot.bss, "aw", @nobits
     .balign 4096
+boot_tables:
 boot_pml4:
-    .quad boot_pdpt_low + 3         /* slot 0: identity */
-    .fill 260, 8, 0
-    .quad boot_pdpt_image + 3       /* slot 261: image offset */
-    .quad boot_pdpt_low + 3         /* slot 262: direct-map base */
-    .fill 249, 8, 0
+    .skip 4096
 boot_pdpt_low:
-    .quad boot_pd + 0x0003
-    .quad boot_pd + 0x1003
-    .quad boot_pd + 0x2003
-    .quad boot_pd + 0x3003
-    .fill 508, 8, 0
-boot_pdpt_image:                    /* 0xffff82d000000000 is entry 320 */
-    .fill 320, 8, 0
-    .quad boot_pd + 3
-    .fill 191, 8, 0
+    .skip 4096
+boot_pdpt_image:
+    .skip 4096
 boot_pd:
-    .fill 2048, 8, 0
+    .skip 4 * 4096
+boot_tables_end:
 boot_stack:
-    .fill 1024, 1, 0
+    .skip 1024
 boot_stack_top:
 
     /* Stacks, each below a guard page that paging::init leaves unmapped. */
