@@ -82,8 +82,12 @@ impl<'a> IsoSpec<'a> {
 /// otherwise the name is derived from the contents, so scenarios with
 /// different command lines each keep their own.
 pub fn make_iso(spec: &IsoSpec, stable_name: bool) -> Result<PathBuf> {
-    let kernel = fs::read(spec.kernel)
-        .map_err(|e| Failure(format!("cannot read {}: {e}", spec.kernel.display())))?;
+    // GRUB reads every byte of the file from the emulated CD: the debug
+    // information (most of hv-core's ELF) stays in target/, for gdb.
+    let kernel = loadable_part(
+        fs::read(spec.kernel)
+            .map_err(|e| Failure(format!("cannot read {}: {e}", spec.kernel.display())))?,
+    );
     let cfg = spec.grub_cfg();
     let mut hasher = DefaultHasher::new();
     kernel.hash(&mut hasher);
@@ -175,7 +179,8 @@ pub fn boot_image_with(
         let (name, contents) = initial_kernel(hypervisor, domain.kernel)?;
         all.push(ModuleFile {
             name,
-            contents,
+            // As for hv-core (`make_iso`): what a domain builder reads.
+            contents: loadable_part(contents),
             cmdline: domain.cmdline.to_string(),
         });
         if domain.kernel == Kernel::Dom0 {
@@ -304,6 +309,24 @@ pub fn loadable_part(mut elf: Vec<u8>) -> Vec<u8> {
     elf
 }
 
+/// The bytes a boot loader reads from an ELF64 image: the file bytes of
+/// its loadable segments (their zeroed tails, `.bss`, not counted).
+pub fn loaded_bytes(elf: &[u8]) -> std::result::Result<u64, String> {
+    use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+    let file = ElfFile64::<object::Endianness>::parse(elf)
+        .map_err(|e| format!("not an ELF64 image: {e}"))?;
+    let endian = file.endian();
+    let headers = file
+        .elf_header()
+        .program_headers(endian, elf)
+        .map_err(|e| format!("bad program headers: {e}"))?;
+    Ok(headers
+        .iter()
+        .filter(|h| h.p_type(endian) == object::elf::PT_LOAD)
+        .map(|h| h.p_filesz(endian))
+        .sum())
+}
+
 /// A ustar archive of `files` (name, contents): a 512-byte header per file
 /// (name, octal size, checksum), its bytes padded to 512, then two zero
 /// blocks. Names must fit the 100-byte name field.
@@ -394,6 +417,21 @@ mod bundle {
         assert_eq!(&stripped[..40], &elf[..40]);
         assert_eq!(&stripped[40..48], &[0; 8]);
         assert_eq!(stripped[60], 0);
+    }
+
+    /// The loaded bytes of a built guest: its segments' file bytes, the
+    /// same before and after stripping, and less than the file.
+    #[test]
+    fn loaded_bytes_count_the_segments_file_bytes() {
+        let path = crate::build::binary("sdk-hello");
+        let Ok(elf) = std::fs::read(&path) else {
+            eprintln!("{} is not built: nothing to check", path.display());
+            return;
+        };
+        let loaded = super::loaded_bytes(&elf).unwrap();
+        assert!(loaded > 0 && loaded < elf.len() as u64);
+        assert_eq!(super::loaded_bytes(&super::loadable_part(elf)), Ok(loaded));
+        assert!(super::loaded_bytes(b"not an elf").is_err());
     }
 
     /// A built guest keeps its segments and notes and loses the rest.

@@ -69,6 +69,9 @@ pub fn run(filter: Option<&str>) -> Result<i32> {
         tally.failed += 1;
         return Ok(tally.report());
     }
+    if filter.is_none() {
+        image_size(&mut tally);
+    }
     let kvm = qemu::hardware_virtualization();
     for (i, run) in runs.iter().enumerate() {
         let scenario = run.scenario;
@@ -125,6 +128,40 @@ impl Tally {
             self.passed, self.failed, self.skipped
         );
         if self.failed == 0 { 0 } else { 1 }
+    }
+}
+
+/// The most bytes of hv-core's ELF that GRUB loads from the boot medium
+/// (the file bytes of its loadable segments; zeroed memory not counted).
+pub const IMAGE_LIMIT_BYTES: u64 = 300 * 1024;
+
+/// hv-core's loaded image against [`IMAGE_LIMIT_BYTES`], as one result line.
+fn image_size(tally: &mut Tally) {
+    let path = crate::build::binary("hv-core");
+    let loaded = std::fs::read(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|elf| crate::image::loaded_bytes(&elf));
+    match loaded {
+        Ok(n) if n <= IMAGE_LIMIT_BYTES => {
+            println!(
+                "PASS image-size ({} KiB loaded, at most {} KiB)",
+                n / 1024,
+                IMAGE_LIMIT_BYTES / 1024
+            );
+            tally.passed += 1;
+        }
+        Ok(n) => {
+            println!(
+                "FAIL image-size: hv-core loads {} KiB, more than {} KiB",
+                n / 1024,
+                IMAGE_LIMIT_BYTES / 1024
+            );
+            tally.failed += 1;
+        }
+        Err(why) => {
+            println!("FAIL image-size: {why}");
+            tally.failed += 1;
+        }
     }
 }
 

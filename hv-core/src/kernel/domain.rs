@@ -220,13 +220,22 @@ pub enum State {
     Dying,
 }
 
+/// A domain's state and resources. The table's slots are filled once, at
+/// boot ([`init_table`]); afterwards a slot's `Domain` is occupied and
+/// vacated in place, field by field, because a whole `Domain` is too large
+/// to pass through a guest-entry stack as a temporary (the compiler may
+/// keep two copies of one on the stack: at `opt-level = "s"`, a 64 KiB
+/// frame that overflowed it).
 pub struct Domain {
+    /// No domain: the slot is free ([`Domain::occupy`] fills it).
+    pub vacant: bool,
     pub id: DomId,
     pub privileged: bool,
     /// Pages the domain owns (its reservation).
     pub nr_pages: u64,
-    /// Its shared_info page, freed with the domain.
-    pub shared_info: SharedPage,
+    /// Its shared_info page, freed with the domain (`None` only while
+    /// vacant).
+    pub shared_info: Option<SharedPage>,
     pub events: EventChannels,
     pub vcpus: [Vcpu; MAX_VCPUS],
     pub state: State,
@@ -243,12 +252,14 @@ pub struct Domain {
 }
 
 impl Domain {
-    pub fn new(id: DomId, privileged: bool, shared_info: SharedPage) -> Self {
+    /// An empty slot's domain.
+    fn vacant() -> Self {
         Self {
-            id,
-            privileged,
+            vacant: true,
+            id: abi::xen::DOMID_INVALID,
+            privileged: false,
             nr_pages: 0,
-            shared_info,
+            shared_info: None,
             events: EventChannels::new(MAX_VCPUS as u32),
             vcpus: [const { Vcpu::new() }],
             state: State::Running,
@@ -260,8 +271,41 @@ impl Domain {
         }
     }
 
+    /// Makes this vacant slot domain `id`, as new, in place.
+    fn occupy(&mut self, id: DomId, privileged: bool, shared_info: SharedPage) {
+        self.id = id;
+        self.privileged = privileged;
+        self.nr_pages = 0;
+        self.shared_info = Some(shared_info);
+        self.events.reset(MAX_VCPUS as u32);
+        for vcpu in self.vcpus.iter_mut() {
+            *vcpu = Vcpu::new();
+        }
+        self.state = State::Running;
+        self.paused = false;
+        self.max_pages = 0;
+        self.handle = [0; 16];
+        self.grants = crate::grant::GrantTable::new();
+        self.grant_frames = crate::grant::GrantFrames::new();
+        self.vacant = false;
+    }
+
+    /// Frees what the domain holds (its shared_info and grant frames) and
+    /// makes the slot vacant, in place.
+    fn vacate(&mut self) {
+        self.vacant = true;
+        self.id = abi::xen::DOMID_INVALID;
+        self.shared_info = None;
+        self.grant_frames = crate::grant::GrantFrames::new();
+        for vcpu in self.vcpus.iter_mut() {
+            *vcpu = Vcpu::new();
+        }
+    }
+
     pub fn shared_page(&self) -> &SharedPage {
-        &self.shared_info
+        self.shared_info
+            .as_ref()
+            .expect("a domain in the table has its shared_info page")
     }
 }
 
@@ -284,16 +328,42 @@ pub fn is_self(dom: DomId) -> bool {
     dom == abi::xen::DOMID_SELF || dom == current_id()
 }
 
+/// Fills every slot with a vacant domain. Once, at boot, on the boot
+/// stack (each `Domain` passes through it once); before any domain exists.
+pub fn init_table() {
+    DOMAINS.with(|table| {
+        for slot in table.iter_mut() {
+            if slot.is_empty() {
+                *slot = Slot::Full(Domain::vacant());
+            }
+        }
+    });
+}
+
+/// The domain in `slot`, if it holds one.
+fn live(slot: &mut Slot<Domain>) -> Option<&mut Domain> {
+    slot.as_mut().filter(|d| !d.vacant)
+}
+
+/// [`live`], shared.
+fn live_ref(slot: &Slot<Domain>) -> Option<&Domain> {
+    slot.as_ref().filter(|d| !d.vacant)
+}
+
 /// Creates domain `id` in the table (in place: a `Domain` is large);
 /// fails when the table is full or the id is taken (and then the
 /// shared_info page is freed).
 pub fn create(id: DomId, privileged: bool, shared_info: SharedPage) -> Result<(), ()> {
     DOMAINS.with(|table| {
-        if table.iter().filter_map(Slot::as_ref).any(|d| d.id == id) {
+        if table.iter().filter_map(live_ref).any(|d| d.id == id) {
             return Err(());
         }
-        let slot = table.iter_mut().find(|slot| slot.is_empty()).ok_or(())?;
-        *slot = Slot::Full(Domain::new(id, privileged, shared_info));
+        let d = table
+            .iter_mut()
+            .filter_map(Slot::as_mut)
+            .find(|d| d.vacant)
+            .ok_or(())?;
+        d.occupy(id, privileged, shared_info);
         Ok(())
     })
 }
@@ -303,7 +373,7 @@ pub fn with<R>(id: DomId, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
     DOMAINS.with(|table| {
         table
             .iter_mut()
-            .filter_map(Slot::as_mut)
+            .filter_map(live)
             .find(|d| d.id == id)
             .map(f)
     })
@@ -311,7 +381,7 @@ pub fn with<R>(id: DomId, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
 
 /// Runs `f` on every domain, in one pass over the table.
 pub fn for_each(mut f: impl FnMut(&mut Domain)) {
-    DOMAINS.with(|table| table.iter_mut().filter_map(Slot::as_mut).for_each(&mut f));
+    DOMAINS.with(|table| table.iter_mut().filter_map(live).for_each(&mut f));
 }
 
 /// Runs `f` on the running domain.
@@ -340,7 +410,7 @@ pub fn with_two<R>(a: DomId, b: DomId, f: impl FnOnce(&mut Domain, &mut Domain) 
     DOMAINS.with(|table| {
         let mut first = None;
         let mut second = None;
-        for d in table.iter_mut().filter_map(Slot::as_mut) {
+        for d in table.iter_mut().filter_map(live) {
             if d.id == a {
                 first = Some(d);
             } else if d.id == b {
@@ -355,9 +425,9 @@ pub fn with_two<R>(a: DomId, b: DomId, f: impl FnOnce(&mut Domain, &mut Domain) 
 /// pages are freed with it, so nothing may map them any more.
 pub fn remove(id: DomId) {
     DOMAINS.with(|table| {
-        for slot in table.iter_mut() {
-            if slot.as_ref().is_some_and(|d| d.id == id) {
-                slot.take();
+        for d in table.iter_mut().filter_map(live) {
+            if d.id == id {
+                d.vacate();
             }
         }
     });
@@ -390,10 +460,10 @@ pub fn current_is_privileged() -> bool {
 pub fn next_free_id() -> Option<DomId> {
     static LAST: AtomicU16 = AtomicU16::new(0);
     DOMAINS.with(|table| {
-        if table.iter().all(|slot| !slot.is_empty()) {
+        if table.iter().all(|slot| live_ref(slot).is_some()) {
             return None;
         }
-        let taken = |id: DomId| table.iter().filter_map(Slot::as_ref).any(|d| d.id == id);
+        let taken = |id: DomId| table.iter().filter_map(live_ref).any(|d| d.id == id);
         let mut id = LAST.load(Ordering::Relaxed);
         loop {
             id = if id + 1 >= abi::xen::DOMID_FIRST_RESERVED {

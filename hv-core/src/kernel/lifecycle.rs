@@ -212,7 +212,7 @@ pub fn reap(id: DomId) -> bool {
         let mut frames: heapless::Vec<Mfn, { 1 + crate::grant::MAX_GRANT_FRAMES }> =
             heapless::Vec::new();
         // Room for shared_info and every grant frame.
-        let _ = frames.push(d.shared_info.mfn());
+        let _ = frames.push(d.shared_page().mfn());
         for mfn in d.grant_frames.mfns() {
             let _ = frames.push(mfn);
         }

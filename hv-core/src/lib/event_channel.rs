@@ -122,6 +122,17 @@ impl EventChannels {
         }
     }
 
+    /// As [`EventChannels::new`], in place (the table is large: no
+    /// temporary copy of it on the stack).
+    pub fn reset(&mut self, nr_vcpus: u32) {
+        self.ports.fill(Binding::Free);
+        self.notify_vcpu.fill(0);
+        for vcpu in self.virqs.iter_mut() {
+            vcpu.fill(None);
+        }
+        self.nr_vcpus = nr_vcpus;
+    }
+
     pub fn binding(&self, port: Port) -> Binding {
         self.ports
             .get(port as usize)
@@ -433,6 +444,18 @@ mod tests {
             self.upcall[vcpu as usize] = true;
             was
         }
+    }
+
+    #[test]
+    fn reset_is_new() {
+        let mut ch = EventChannels::new(2);
+        let timer = ch.bind_virq(0, 1).unwrap();
+        ch.bind_ipi(0).unwrap();
+        ch.reset(1);
+        assert_eq!(ch.binding(timer), Binding::Free);
+        assert_eq!(ch.virq_port(0, 1), None);
+        assert_eq!(ch.bind_virq(0, 1), Err(EventError::NoVcpu));
+        assert_eq!(ch.bind_virq(0, 0), Ok(1));
     }
 
     #[test]

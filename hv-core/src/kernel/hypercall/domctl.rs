@@ -351,7 +351,7 @@ fn info_of(d: &Domain) -> DomainInfo {
         flags,
         tot_pages: d.nr_pages + overhead,
         max_pages: d.max_pages,
-        shared_info_frame: d.shared_info.mfn(),
+        shared_info_frame: d.shared_page().mfn(),
         cpu_time: scheduler::running_cpu_time(d),
         nr_online_vcpus: d.vcpus.iter().filter(|v| v.online).count() as u32,
         max_vcpu_id: domain::MAX_VCPUS as u32 - 1,
