@@ -543,9 +543,18 @@ pub fn session_rows(
         .ok_or("no pingpong guest printed `pingpong: grant copy <x> MB/s, memcpy <y> MB/s`")?;
     rows.push(("grant-copy".to_string(), format!("{copy} MB/s")));
     rows.push(("memcpy (same guest)".to_string(), format!("{memcpy} MB/s")));
+    let (grub, prompt) = boot_times(&lines, line_started)?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    rows.push((
+        "qemu-start-to-dom0-prompt".to_string(),
+        format!("{:.0} ms", ms(prompt)),
+    ));
+    rows.push((
+        "grub-to-dom0-prompt".to_string(),
+        format!("{:.0} ms", ms(prompt.saturating_sub(grub))),
+    ));
     let mut samples = create_to_first_line(&lines, line_started, script, typed_at)?;
     samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     rows.push((
         "create-to-first-line".to_string(),
         format!(
@@ -563,6 +572,28 @@ pub fn session_rows(
 /// for `helloK` began to arrive. Both are host times on the serial stream,
 /// so the figure includes dom0 echoing the command, building the domain,
 /// the guest's start and dom0's console back-end.
+/// When (from QEMU's start) GRUB began to boot the hypervisor (its
+/// ``Booting `...'`` line) and when dom0 first showed its prompt.
+pub fn boot_times(
+    lines: &[&str],
+    line_started: &[Duration],
+) -> std::result::Result<(Duration, Duration), String> {
+    let at = |what: &str, found: Option<usize>| {
+        found
+            .and_then(|i| line_started.get(i).copied())
+            .ok_or_else(|| format!("the console never showed {what}"))
+    };
+    let grub = at(
+        "GRUB's `Booting` line",
+        lines.iter().position(|l| l.contains("Booting `")),
+    )?;
+    let prompt = at(
+        "dom0's prompt",
+        lines.iter().position(|l| l.contains(tests::DOM0_PROMPT)),
+    )?;
+    Ok((grub, prompt))
+}
+
 pub fn create_to_first_line(
     lines: &[&str],
     line_started: &[Duration],
@@ -802,6 +833,26 @@ mod many_domains {
 
     fn secs(ms: u64) -> Duration {
         Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn boot_times_are_grub_and_the_first_prompt() {
+        let lines = [
+            "noise",
+            "  Booting `hv-core'",
+            "(hv) x",
+            "(d0) dom0> list",
+            "(d0) dom0> ",
+        ];
+        let at: Vec<Duration> = [5, 300, 400, 1250, 1300]
+            .iter()
+            .map(|&ms| Duration::from_millis(ms))
+            .collect();
+        assert_eq!(
+            super::boot_times(&lines, &at),
+            Ok((Duration::from_millis(300), Duration::from_millis(1250)))
+        );
+        assert!(super::boot_times(&lines[2..], &at[2..]).is_err());
     }
 
     #[test]

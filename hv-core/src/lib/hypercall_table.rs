@@ -131,6 +131,7 @@ macro_rules! hypercall_table {
             Domctl(arg: u64) => domctl::domctl(arg), ops [
                 "createdomain, destroydomain, pausedomain, unpausedomain": Implemented,
                 "getdomaininfo, max_mem, max_vcpus, setvcpucontext, getvcpuinfo": Implemented,
+                "setvcpuaffinity, getvcpuaffinity (hard; soft kept and reported)": Implemented,
             ];
         }
     };
