@@ -28,12 +28,7 @@ trap_stubs:
 
     /* From ring 3, GS becomes this CPU's block (`percpu`); the syscall
        entries have swapped already and come in below. */
-    .global trap_common, trap_common_swapped
-trap_common:
-    testb $3, 24(%rsp)              /* the interrupted CS */
-    jz trap_common_swapped
-    swapgs
-trap_common_swapped:
+    .macro push_registers
     push %rax
     push %rbx
     push %rcx
@@ -49,11 +44,25 @@ trap_common_swapped:
     push %r13
     push %r14
     push %r15
+    .endm
+
+    .global trap_common, trap_common_swapped, syscall_common
+trap_common:
+    testb $3, 24(%rsp)              /* the interrupted CS */
+    jz trap_common_swapped
+    swapgs
+trap_common_swapped:
+    push_registers
     /* A guest may have left AC set (which would switch SMAP off in
        hv-core) or DF: start from clean flags (IF stays clear). */
     pushq $2
     popfq
-    mov %rsp, %rdi
+    jmp 1f
+    /* The syscall entries (GS swapped): SFMASK has cleared IF, DF, TF,
+       AC and NT already, so no popf. */
+syscall_common:
+    push_registers
+1:  mov %rsp, %rdi
     call trap_dispatch
     .global trap_exit
 trap_exit:
@@ -71,13 +80,57 @@ trap_exit:
     pop %rdx
     pop %rcx
     pop %rbx
-    pop %rax
-    add $16, %rsp                   /* vector and error code */
-    testb $3, 8(%rsp)               /* the CS returned to */
-    jz 1f
+    /* Left: rax, vector, error code, then the iretq frame (rip 24, cs 32,
+       rflags 40, rsp 48, ss 56). To hv-core: iretq. */
+    testb $3, 32(%rsp)
+    jz 2f
+    /* To a guest: `sysretq` when it restores exactly what `iretq` would:
+       RCX is the frame's RIP and R11 its RFLAGS (as `syscall` left them:
+       a plain hypercall return), 64-bit CS and flat SS (STAR's), RF and
+       VM clear (sysret clears them), RIP canonical (Intel's sysret
+       faults in ring 0 on a non-canonical RCX, with the guest's RSP).
+       Anything else (a bounce, a restarted hypercall, an interrupted
+       guest) takes iretq. */
+    cmp 24(%rsp), %rcx
+    jne 3f
+    cmp 40(%rsp), %r11
+    jne 3f
+    cmpq ${cs64}, 32(%rsp)
+    jne 3f
+    cmpq ${ds}, 56(%rsp)
+    jne 3f
+    test $0x30000, %r11
+    jnz 3f
+    mov %rcx, %rax
+    shl $16, %rax
+    sar $16, %rax
+    cmp %rax, %rcx
+    jne 3f
+    /* An entry by interrupt from ring 3 leaves SS null, and AMD's sysret
+       then keeps SS's hidden attributes unusable (a later far jump to
+       32-bit code would fault on the stack): load a real one first. */
+    mov %ss, %eax
+    test %eax, %eax
+    jnz 4f
+    mov ${hv_ds}, %eax
+    mov %eax, %ss
+4:  pop %rax
     swapgs                          /* back to the guest's GS base */
-1:  iretq
+    /* NMI and #MC use their IST stacks and never GS, so the guest RSP
+       and GS base from here on are safe for them. */
+    mov 40(%rsp), %rsp
+    sysretq
+3:  pop %rax
+    add $16, %rsp                   /* vector and error code */
+    swapgs                          /* back to the guest's GS base */
+    iretq
+2:  pop %rax
+    add $16, %rsp
+    iretq
     "#,
+    cs64 = const super::cpu::GUEST_CS64,
+    ds = const super::cpu::GUEST_DS,
+    hv_ds = const super::cpu::HV_DS,
     options(att_syntax)
 );
 

@@ -45,7 +45,7 @@ syscall_entry:
     push %rcx                       /* rip */
     pushq $0                        /* error code */
     pushq ${vector}                 /* vector: syscall */
-    jmp trap_common_swapped
+    jmp syscall_common
 
     /* IA32_CSTAR: `syscall` from the 32-bit ring-3 code segment. The
        same frame with the 32-bit CS and its own vector; it is never a
@@ -62,7 +62,7 @@ syscall32_entry:
     push %rcx                       /* rip */
     pushq $0                        /* error code */
     pushq ${vector32}               /* vector: compat syscall */
-    jmp trap_common_swapped
+    jmp syscall_common
 
     /* IA32_SYSENTER_EIP: RSP is IA32_SYSENTER_ESP (this CPU's
        guest-entry stack top) and IF is clear, but TF and AC may still be
