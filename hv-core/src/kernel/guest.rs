@@ -200,6 +200,7 @@ struct Bounce {
 fn toggle_guest_mode(d: &mut Domain, v: usize) {
     let vcpu = &mut d.vcpus[v];
     vcpu.kernel_mode = !vcpu.kernel_mode;
+    crate::arch::percpu::current().set_guest_kernel_mode(vcpu.kernel_mode);
     vcpu.load_root();
     pv::load_segment_bases(&vcpu.segment_bases());
 }
@@ -424,7 +425,9 @@ const TWO_BYTE_INSN: u64 = 2;
 /// A `syscall` from the guest.
 pub fn syscall(frame: &mut TrapFrame) {
     let v = 0;
-    let from_kernel = domain::with_current(|d| d.vcpus[v].kernel_mode);
+    // The scheduler keeps the held vCPU's mode in this CPU's block: a
+    // hypercall takes no lock to learn it.
+    let from_kernel = crate::arch::percpu::current().guest_kernel_mode();
     if from_kernel {
         hypercall::dispatch(frame);
         return;
@@ -573,6 +576,20 @@ pub fn iret(frame: &mut TrapFrame) {
 pub fn exit_to_guest(frame: &mut TrapFrame) {
     crate::scheduler::schedule(frame);
     let v = 0;
+    // The common case without the domain table's lock: Xen's selectors, a
+    // return address the CPU takes, and no upcall to deliver (the flags
+    // are in the shared_info page, read through this CPU's block).
+    let plain_frame = selectors_ok(frame)
+        && !(frame.cs as u16 == FLAT_RING3_CS32 && frame.rip > u32::MAX as u64)
+        && is_canonical(frame.rip)
+        && is_canonical(frame.rsp);
+    let vcpu_info = v * VCPU_INFO_SIZE;
+    let upcall = crate::arch::shared::held_vcpu_shared_byte(vcpu_info + UPCALL_PENDING).zip(
+        crate::arch::shared::held_vcpu_shared_byte(vcpu_info + UPCALL_MASK),
+    );
+    if plain_frame && matches!(upcall, Some((pending, mask)) if pending == 0 || mask != 0) {
+        return;
+    }
     let result = domain::with_current(|d| {
         if !selectors_ok(frame) {
             let callbacks = d.vcpus[v].callbacks;

@@ -146,7 +146,10 @@ pub fn tick(now: u64) {
 /// Starts the clock for dom0's vCPU, which the boot CPU holds (since
 /// `dom0::build`) and enters first.
 pub fn start(now: u64) {
-    domain::with(0, |d| d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now));
+    domain::with(0, |d| {
+        d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now);
+        percpu::current().set_guest(d.vcpus[0].kernel_mode, d.shared_page().mfn());
+    });
     this_cpu().set_current(Some(0));
     this_cpu().slice_end.store(now + SLICE_NS, Relaxed);
 }
@@ -367,6 +370,7 @@ fn release(frame: &TrapFrame, from: DomId, cpu: usize) {
         }
         vcpu.on_cpu = None;
         vcpu.last_cpu = cpu;
+        percpu::current().set_guest(false, 0);
         resting_state(d, 0) == RUNSTATE_RUNNABLE
     });
     // Work for an idle CPU: a preempted vCPU, or one this CPU may no
@@ -400,6 +404,7 @@ fn load(frame: &mut TrapFrame, to: DomId) {
         // Selectors first: loading FS and GS resets their bases.
         vcpu.selectors.load();
         pv::load_segment_bases(&vcpu.segment_bases());
+        percpu::current().set_guest(vcpu.kernel_mode, d.shared_page().mfn());
     })
     .expect("the chosen domain exists");
 }

@@ -40,6 +40,13 @@ pub struct PerCpu {
     /// it runs guest code again or the frames are handed out (see
     /// [`crate::memory`]'s flush rule).
     flush_pending: AtomicBool,
+    /// While this CPU holds a vCPU: its guest mode (kernel or user) and
+    /// its domain's shared_info frame (0 when it holds none). Kept by the
+    /// scheduler when it loads and gives back a vCPU, and by the mode
+    /// switch, so a hypercall's entry and exit read them without the
+    /// domain table's lock.
+    guest_kernel_mode: AtomicBool,
+    guest_shared_mfn: AtomicU64,
 }
 
 /// `gs:` offsets the entry assembly uses.
@@ -58,7 +65,30 @@ impl PerCpu {
             index: AtomicU32::new(0),
             sched: crate::scheduler::CpuState::new(),
             flush_pending: AtomicBool::new(false),
+            guest_kernel_mode: AtomicBool::new(false),
+            guest_shared_mfn: AtomicU64::new(0),
         }
+    }
+
+    /// The held vCPU's guest mode: kernel (else user).
+    pub fn guest_kernel_mode(&self) -> bool {
+        self.guest_kernel_mode.load(Ordering::Relaxed)
+    }
+
+    pub fn set_guest_kernel_mode(&self, kernel: bool) {
+        self.guest_kernel_mode.store(kernel, Ordering::Relaxed);
+    }
+
+    /// The held vCPU's shared_info frame (0: no vCPU held).
+    pub fn guest_shared_mfn(&self) -> u64 {
+        self.guest_shared_mfn.load(Ordering::Relaxed)
+    }
+
+    /// What this CPU now holds: a vCPU in `kernel` mode of the domain
+    /// whose shared_info is frame `shared_mfn`, or (0) nothing.
+    pub fn set_guest(&self, kernel: bool, shared_mfn: u64) {
+        self.guest_kernel_mode.store(kernel, Ordering::Relaxed);
+        self.guest_shared_mfn.store(shared_mfn, Ordering::Relaxed);
     }
 
     /// This CPU's number (0 is the boot CPU).
