@@ -268,15 +268,7 @@ impl Toolstack {
         };
         println!("{}", list_header());
         for info in &infos[..n] {
-            let name = match info.domain {
-                0 => DOM0_NAME,
-                id => self
-                    .guests
-                    .iter()
-                    .find(|g| g.id == id)
-                    .map_or("(not dom0's)", |g| g.name.as_str()),
-            };
-            println!("{}", list_row(name, info));
+            println!("{}", list_row(self.name_of(info.domain), info));
         }
     }
 

@@ -517,18 +517,8 @@ pub const SCENARIOS: &[Scenario] = &[
     session(
         "spin-fairness",
         &[
-            Type("create spin name=a"),
-            Type("pause a"),
-            Type("create spin name=b"),
-            Type("pause b"),
-            Type("unpause a"),
-            Type("unpause b"),
-            WaitFor("[b] spin: "),
-            WaitFor("[b] spin: "),
-            WaitFor("[b] spin: "),
-            WaitFor("[b] spin: "),
-            WaitFor("[b] spin: "),
-            WaitFor("[b] spin: "),
+            Repeat(1, TWO_SPINS),
+            Repeat(6, &[WaitFor("[b] spin: ")]),
             Type("list"),
             Type("poweroff"),
         ],
@@ -553,16 +543,9 @@ pub const SCENARIOS: &[Scenario] = &[
         ..session(
             "smp-affinity",
             &[
-                Type("create spin name=a"),
-                Type("pause a"),
-                Type("create spin name=b"),
-                Type("pause b"),
-                Type("unpause a"),
-                Type("unpause b"),
+                Repeat(1, TWO_SPINS),
                 Type("info"),
-                WaitFor("[b] spin: "),
-                WaitFor("[b] spin: "),
-                WaitFor("[b] spin: "),
+                Repeat(3, &[WaitFor("[b] spin: ")]),
                 Type("info"),
                 Type("list"),
                 Type("vcpu-list"),
@@ -571,9 +554,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 Type("vcpu-pin a 0 5"),
                 Type("info"),
                 Type("list"),
-                WaitFor("[b] spin: "),
-                WaitFor("[b] spin: "),
-                WaitFor("[b] spin: "),
+                Repeat(3, &[WaitFor("[b] spin: ")]),
                 Type("info"),
                 Type("list"),
                 Type("vcpu-list"),
@@ -595,6 +576,17 @@ pub const SCENARIOS: &[Scenario] = &[
             },
         )
     },
+];
+
+/// Two CPU-bound guests `a` and `b`, started together: each is paused
+/// while the other is built, so neither has a head start.
+const TWO_SPINS: &[Step] = &[
+    Type("create spin name=a"),
+    Type("pause a"),
+    Type("create spin name=b"),
+    Type("pause b"),
+    Type("unpause a"),
+    Type("unpause b"),
 ];
 
 /// What a domU printed, as dom0's console back-end shows it: the text

@@ -419,13 +419,21 @@ mod bundle {
         assert_eq!(stripped[60], 0);
     }
 
+    /// The test guest `sdk-hello` as built, if it is (else nothing to check).
+    fn built_guest() -> Option<Vec<u8>> {
+        let path = crate::build::binary("sdk-hello");
+        let elf = std::fs::read(&path);
+        if elf.is_err() {
+            eprintln!("{} is not built: nothing to check", path.display());
+        }
+        elf.ok()
+    }
+
     /// The loaded bytes of a built guest: its segments' file bytes, the
     /// same before and after stripping, and less than the file.
     #[test]
     fn loaded_bytes_count_the_segments_file_bytes() {
-        let path = crate::build::binary("sdk-hello");
-        let Ok(elf) = std::fs::read(&path) else {
-            eprintln!("{} is not built: nothing to check", path.display());
+        let Some(elf) = built_guest() else {
             return;
         };
         let loaded = super::loaded_bytes(&elf).unwrap();
@@ -437,9 +445,7 @@ mod bundle {
     /// A built guest keeps its segments and notes and loses the rest.
     #[test]
     fn loadable_part_of_a_built_guest() {
-        let path = crate::build::binary("sdk-hello");
-        let Ok(elf) = std::fs::read(&path) else {
-            eprintln!("{} is not built: nothing to check", path.display());
+        let Some(elf) = built_guest() else {
             return;
         };
         let stripped = super::loadable_part(elf.clone());

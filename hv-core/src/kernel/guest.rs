@@ -584,10 +584,11 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
         && is_canonical(frame.rip)
         && is_canonical(frame.rsp);
     let vcpu_info = v * VCPU_INFO_SIZE;
-    let upcall = crate::arch::shared::held_vcpu_shared_byte(vcpu_info + UPCALL_PENDING).zip(
-        crate::arch::shared::held_vcpu_shared_byte(vcpu_info + UPCALL_MASK),
-    );
-    if plain_frame && matches!(upcall, Some((pending, mask)) if pending == 0 || mask != 0) {
+    let upcall = crate::arch::shared::held_vcpu_shared_bytes([
+        vcpu_info + UPCALL_PENDING,
+        vcpu_info + UPCALL_MASK,
+    ]);
+    if plain_frame && matches!(upcall, Some([pending, mask]) if pending == 0 || mask != 0) {
         return;
     }
     let result = domain::with_current(|d| {

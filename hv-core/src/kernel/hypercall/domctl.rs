@@ -263,6 +263,23 @@ fn write_cpumap(map: &XenctlBitmap, mask: CpuMask) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Writes back the maps a `vcpuaffinity` call named (`hard`, `soft`).
+fn write_cpumaps(
+    aff: &VcpuAffinity,
+    hard: bool,
+    soft: bool,
+    hard_map: CpuMask,
+    soft_map: CpuMask,
+) -> Result<i64, Errno> {
+    if hard {
+        write_cpumap(&aff.cpumap_hard, hard_map)?;
+    }
+    if soft {
+        write_cpumap(&aff.cpumap_soft, soft_map)?;
+    }
+    Ok(0)
+}
+
 /// `XEN_DOMCTL_setvcpuaffinity`: the CPUs a vCPU may run on (hard) and
 /// prefers (soft). A hard affinity with no CPU that is up is `-EINVAL`
 /// and changes nothing; a vCPU on a CPU it may no longer use leaves it at
@@ -291,13 +308,7 @@ fn set_vcpu_affinity(aff: &mut VcpuAffinity, target: &mut DomId) -> Result<i64, 
         (hard, vcpu.soft_affinity & hard)
     })
     .ok_or(Errno::Srch)?;
-    if hard {
-        write_cpumap(&aff.cpumap_hard, effective_hard)?;
-    }
-    if soft {
-        write_cpumap(&aff.cpumap_soft, effective_soft)?;
-    }
-    Ok(0)
+    write_cpumaps(aff, hard, soft, effective_hard, effective_soft)
 }
 
 /// `XEN_DOMCTL_getvcpuaffinity`: the maps `flags` names, as set (hard
@@ -310,13 +321,7 @@ fn get_vcpu_affinity(aff: &mut VcpuAffinity, target: &mut DomId) -> Result<i64, 
         (vcpu.hard_affinity & online, vcpu.soft_affinity)
     })
     .ok_or(Errno::Srch)?;
-    if hard {
-        write_cpumap(&aff.cpumap_hard, h)?;
-    }
-    if soft {
-        write_cpumap(&aff.cpumap_soft, s)?;
-    }
-    Ok(0)
+    write_cpumaps(aff, hard, soft, h, s)
 }
 
 /// Operations that act on a domain other than dom0 itself.

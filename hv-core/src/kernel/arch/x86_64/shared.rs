@@ -43,24 +43,26 @@ pub struct SharedPage {
     mfn: Mfn,
 }
 
-/// Byte `offset` of the shared_info page of the vCPU this CPU holds, or
+/// Bytes `offsets` of the shared_info page of the vCPU this CPU holds, or
 /// `None` when it holds none. For the exit path's look at the upcall
 /// flags without the domain table's lock.
-pub fn held_vcpu_shared_byte(offset: usize) -> Option<u8> {
-    assert!(offset < PAGE);
+pub fn held_vcpu_shared_bytes<const N: usize>(offsets: [usize; N]) -> Option<[u8; N]> {
     let mfn = super::percpu::current().guest_shared_mfn();
     if mfn == 0 {
         return None;
     }
-    // SAFETY: the frame is the shared_info page of the domain whose vCPU
-    // this CPU holds (the scheduler sets it when it loads the vCPU and
-    // clears it when it gives it back). A domain's page is freed only
-    // after it is destroyed, and destroying waits until no CPU holds its
-    // vCPU (`scheduler::take_off_cpus`), so the page is live; the direct
-    // map covers it, hv-core reaches it only through atomics, and the
-    // offset is inside the page.
-    let byte = unsafe { AtomicU8::from_ptr(byte_of(mfn, offset)) };
-    Some(byte.load(core::sync::atomic::Ordering::SeqCst))
+    Some(offsets.map(|offset| {
+        assert!(offset < PAGE);
+        // SAFETY: the frame is the shared_info page of the domain whose
+        // vCPU this CPU holds (the scheduler sets it when it loads the
+        // vCPU and clears it when it gives it back). A domain's page is
+        // freed only after it is destroyed, and destroying waits until no
+        // CPU holds its vCPU (`scheduler::take_off_cpus`), so the page is
+        // live; the direct map covers it, hv-core reaches it only through
+        // atomics, and the offset is inside the page.
+        let byte = unsafe { AtomicU8::from_ptr(byte_of(mfn, offset)) };
+        byte.load(core::sync::atomic::Ordering::SeqCst)
+    }))
 }
 
 impl SharedPage {
