@@ -5,7 +5,8 @@
 # has /boot/bench as its module), HV_CORE_ELF the hv-core binary inside it
 # (for its symbols). NR is the hypercall number (1: mmu_update), RSI an
 # optional second-argument filter (1: one request). HC_SKIP and HC_CALLS
-# as in tools/hypercall_insns.py. See docs/bench.md.
+# as in tools/hypercall_insns.py; HC_ENTRY=ADDR_EXPR counts from another
+# entry (HC_ENTRY='trap_stubs+224': a guest page fault). See docs/bench.md.
 set -eu
 iso=$1 elf=$2
 export HC_NR=${3:-1}

@@ -18,17 +18,25 @@ from collections import Counter
 import gdb
 
 NR = int(os.environ.get("HC_NR", "1"))
+# Another entry point instead of the hypercall's (e.g. the page-fault stub,
+# `trap_stubs+224`): counted from there to the exit, with no RAX filter.
+ENTRY = os.environ.get("HC_ENTRY")
 RSI = os.environ.get("HC_RSI")
 SKIP = int(os.environ.get("HC_SKIP", "300"))
 CALLS = int(os.environ.get("HC_CALLS", "5"))
 PORT = os.environ.get("HC_PORT", "1234")
+# HC_PROFILE=1: also print, for the first call, instructions per function.
+PROFILE = os.environ.get("HC_PROFILE") == "1"
 WATCHED = ("lock", "pushf", "popf", "cli", "sti", "mov %cr", "mfence", "xchg", "wrmsr", "rdmsr")
 
 gdb.execute("set pagination off")
 gdb.execute("set confirm off")
 gdb.execute("target remote :" + PORT)
-condition = "$rax == %d" % NR + (" && $rsi == %s" % RSI if RSI else "")
-gdb.execute("hbreak *syscall_entry if " + condition)
+if ENTRY:
+    gdb.execute("hbreak *(" + ENTRY + ")")
+else:
+    condition = "$rax == %d" % NR + (" && $rsi == %s" % RSI if RSI else "")
+    gdb.execute("hbreak *syscall_entry if " + condition)
 
 inferior = gdb.selected_inferior()
 hits = 0
@@ -39,7 +47,7 @@ while len(counts) < CALLS:
     if hits <= SKIP:
         continue
     first = not counts
-    n, kinds, pages = 0, Counter(), set()
+    n, kinds, pages, functions = 0, Counter(), set(), Counter()
     while True:
         pc = int(gdb.parse_and_eval("$pc")) & (2**64 - 1)
         head = bytes(inferior.read_memory(pc, 3))
@@ -51,10 +59,21 @@ while len(counts) < CALLS:
                 if text.startswith(w) or (w == "mov %cr" and "%cr" in text and text.startswith("mov")):
                     kinds[w] += 1
             pages.add(pc >> 12)
+            if PROFILE:
+                block = gdb.block_for_pc(pc)
+                while block is not None and block.function is None:
+                    block = block.superblock
+                if block is not None:
+                    functions[block.function.name] += 1
+                else:
+                    symbol = gdb.execute("info symbol %d" % pc, to_string=True).split(" in ")[0]
+                    functions[symbol.split(" + ")[0]] += 1
         gdb.execute("stepi", to_string=True)
         n += 1
     counts.append(n)
     if first:
         print("first call: %d instructions, %d code pages; %s" % (n, len(pages), dict(kinds)))
-print("hypercall %d: instructions per call %s" % (NR, counts))
+        for name, count in functions.most_common():
+            print("first call:   %5d %s" % (count, name))
+print("hypercall %s: instructions per call %s" % (ENTRY or NR, counts))
 gdb.execute("kill")

@@ -42,6 +42,8 @@ const PFEC_USER: u64 = 1 << 2;
 pub const VCPU_INFO_SIZE: usize = size_of::<VcpuInfo>();
 pub const UPCALL_PENDING: usize = offset_of!(VcpuInfo, evtchn_upcall_pending);
 pub const UPCALL_MASK: usize = offset_of!(VcpuInfo, evtchn_upcall_mask);
+// The exit path reads both flags in one 16-bit load.
+const _: () = assert!(UPCALL_MASK == UPCALL_PENDING + 1 && UPCALL_PENDING.is_multiple_of(2));
 pub const PENDING_SEL: usize = offset_of!(VcpuInfo, evtchn_pending_sel);
 pub const ARCH_CR2: usize = offset_of!(VcpuInfo, arch.cr2);
 const _: () = assert!(offset_of!(SharedInfo, vcpu_info) == 0);
@@ -56,6 +58,7 @@ impl From<Fault> for abi::Errno {
 }
 
 /// Reads a `T` from guest memory (current address space).
+#[inline(always)]
 pub fn read<T: FromBytes + IntoBytes>(va: u64) -> Result<T, Fault> {
     let mut value = T::new_zeroed();
     pv::copy_from_guest(value.as_mut_bytes(), va).map_err(|_| Fault)?;
@@ -284,6 +287,7 @@ fn create_bounce_frame(
 }
 
 /// Vectors whose exceptions carry an error code.
+#[inline(always)]
 const fn has_error_code(vector: u8) -> bool {
     matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
 }
@@ -583,11 +587,7 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
         && !(frame.cs as u16 == FLAT_RING3_CS32 && frame.rip > u32::MAX as u64)
         && is_canonical(frame.rip)
         && is_canonical(frame.rsp);
-    let vcpu_info = v * VCPU_INFO_SIZE;
-    let upcall = crate::arch::shared::held_vcpu_shared_bytes([
-        vcpu_info + UPCALL_PENDING,
-        vcpu_info + UPCALL_MASK,
-    ]);
+    let upcall = crate::arch::shared::held_vcpu_shared_pair(v * VCPU_INFO_SIZE + UPCALL_PENDING);
     if plain_frame && matches!(upcall, Some([pending, mask]) if pending == 0 || mask != 0) {
         return;
     }
@@ -647,6 +647,7 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
     }
 }
 
+#[inline(always)]
 fn selectors_ok(frame: &TrapFrame) -> bool {
     let cs = frame.cs as u16;
     let ss = frame.ss as u16;

@@ -40,6 +40,7 @@ static NX: AtomicBool = AtomicBool::new(false);
 static RAM: IrqMutex<Option<UsableRanges>> = IrqMutex::new(None);
 
 /// The direct-map address of a physical address.
+#[inline(always)]
 pub fn phys_to_virt(phys: u64) -> u64 {
     DIRECT_MAP_BASE + phys
 }

@@ -118,6 +118,7 @@ const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 ///
 /// Not for the IST handlers (NMI, machine check, double fault): they may
 /// interrupt an entry before its `swapgs`, when GS is still the guest's.
+#[inline(always)]
 pub fn current() -> &'static PerCpu {
     let this: u64;
     // SAFETY: reads one word at gs:0. Outside the IST handlers hv-core

@@ -266,6 +266,7 @@ pub struct BadAddress(pub u64);
 /// Whether `[va, va + len)` lies wholly in the guest's part of the address
 /// space: the canonical lower half, or the upper half above the hypervisor
 /// hole.
+#[inline(always)]
 pub fn guest_range_ok(va: u64, len: usize) -> bool {
     let Some(end) = va.checked_add(len as u64) else {
         return false;
@@ -273,6 +274,7 @@ pub fn guest_range_ok(va: u64, len: usize) -> bool {
     end <= LOWER_HALF_END || va >= HOLE_END
 }
 
+#[inline(always)]
 fn copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
     if SMAP.load(Ordering::Relaxed) {
         // SAFETY: the caller checked the guest side of the range and the
@@ -287,6 +289,7 @@ fn copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
 }
 
 /// Copies guest memory at `va` (in the current address space) into `dst`.
+#[inline(always)]
 pub fn copy_from_guest(dst: &mut [u8], va: u64) -> Result<(), BadAddress> {
     if !guest_range_ok(va, dst.len()) {
         return Err(BadAddress(va));
@@ -298,6 +301,7 @@ pub fn copy_from_guest(dst: &mut [u8], va: u64) -> Result<(), BadAddress> {
 }
 
 /// Copies `src` to guest memory at `va` (in the current address space).
+#[inline(always)]
 pub fn copy_to_guest(va: u64, src: &[u8]) -> Result<(), BadAddress> {
     if !guest_range_ok(va, src.len()) {
         return Err(BadAddress(va));
@@ -422,6 +426,7 @@ impl FpuState {
 }
 
 /// Whether `addr` is canonical (may be loaded into RIP, RSP or a base MSR).
+#[inline(always)]
 pub const fn is_canonical(addr: u64) -> bool {
     let top = addr >> 47;
     top == 0 || top == 0x1ffff

@@ -15,7 +15,7 @@
 //! shared), so these accesses cannot alias hv-core's own data, whatever
 //! number a caller passes.
 
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 
 use hv_core::frame_table::{DomId, FrameInfo, Mfn, Owner};
 
@@ -24,6 +24,7 @@ use super::paging;
 const PAGE: usize = 4096;
 
 /// The direct-map address of byte `offset` of frame `mfn`.
+#[inline(always)]
 fn byte_of(mfn: Mfn, offset: usize) -> *mut u8 {
     (paging::phys_to_virt(mfn << 12) + offset as u64) as *mut u8
 }
@@ -43,26 +44,26 @@ pub struct SharedPage {
     mfn: Mfn,
 }
 
-/// Bytes `offsets` of the shared_info page of the vCPU this CPU holds, or
-/// `None` when it holds none. For the exit path's look at the upcall
-/// flags without the domain table's lock.
-pub fn held_vcpu_shared_bytes<const N: usize>(offsets: [usize; N]) -> Option<[u8; N]> {
+/// The two bytes at `offset` and `offset + 1` (one aligned 16-bit load:
+/// a vCPU's upcall-pending and upcall-mask flags) of the shared_info page
+/// of the vCPU this CPU holds, or `None` when it holds none. For the exit
+/// path's look at the upcall flags without the domain table's lock.
+#[inline(always)]
+pub fn held_vcpu_shared_pair(offset: usize) -> Option<[u8; 2]> {
     let mfn = super::percpu::current().guest_shared_mfn();
     if mfn == 0 {
         return None;
     }
-    Some(offsets.map(|offset| {
-        assert!(offset < PAGE);
-        // SAFETY: the frame is the shared_info page of the domain whose
-        // vCPU this CPU holds (the scheduler sets it when it loads the
-        // vCPU and clears it when it gives it back). A domain's page is
-        // freed only after it is destroyed, and destroying waits until no
-        // CPU holds its vCPU (`scheduler::take_off_cpus`), so the page is
-        // live; the direct map covers it, hv-core reaches it only through
-        // atomics, and the offset is inside the page.
-        let byte = unsafe { AtomicU8::from_ptr(byte_of(mfn, offset)) };
-        byte.load(core::sync::atomic::Ordering::SeqCst)
-    }))
+    assert!(offset.is_multiple_of(2) && offset + 2 <= PAGE);
+    // SAFETY: the frame is the shared_info page of the domain whose
+    // vCPU this CPU holds (the scheduler sets it when it loads the
+    // vCPU and clears it when it gives it back). A domain's page is
+    // freed only after it is destroyed, and destroying waits until no
+    // CPU holds its vCPU (`scheduler::take_off_cpus`), so the page is
+    // live; the direct map covers it, hv-core reaches it only through
+    // atomics, and the two bytes are inside the page and 2-aligned.
+    let pair = unsafe { AtomicU16::from_ptr(byte_of(mfn, offset).cast()) };
+    Some(pair.load(core::sync::atomic::Ordering::SeqCst).to_le_bytes())
 }
 
 impl SharedPage {
@@ -80,6 +81,7 @@ impl SharedPage {
         self.mfn
     }
 
+    #[inline(always)]
     pub fn u8(&self, offset: usize) -> &AtomicU8 {
         assert!(offset < PAGE);
         // SAFETY: the frame is this handle's until it is dropped, which
@@ -89,12 +91,14 @@ impl SharedPage {
         unsafe { AtomicU8::from_ptr(byte_of(self.mfn, offset)) }
     }
 
+    #[inline(always)]
     pub fn u32(&self, offset: usize) -> &AtomicU32 {
         assert!(offset <= PAGE - 4 && offset.is_multiple_of(4));
         // SAFETY: as for `u8`; the offset is 4-byte aligned.
         unsafe { AtomicU32::from_ptr(byte_of(self.mfn, offset).cast()) }
     }
 
+    #[inline(always)]
     pub fn u64(&self, offset: usize) -> &AtomicU64 {
         assert!(offset <= PAGE - 8 && offset.is_multiple_of(8));
         // SAFETY: as for `u8`; the offset is 8-byte aligned.
