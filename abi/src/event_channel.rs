@@ -146,7 +146,19 @@ pub struct BindIpi {
     pub port: Port,
 }
 
+/// `EVTCHNOP_bind_vcpu`: notifications of `port` go to `vcpu` from now
+/// on (an interdomain or unbound port, or a global VIRQ).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct BindVcpu {
+    /// IN: the caller's port.
+    pub port: Port,
+    /// IN: the vCPU to notify.
+    pub vcpu: u32,
+}
+
 const _: () = {
+    assert!(size_of::<BindVcpu>() == 8);
     assert!(size_of::<BindIpi>() == 8);
 };
 

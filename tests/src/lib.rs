@@ -775,6 +775,17 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("abi-pvclock"),
     on_both!("abi-cpuid"),
     on_both!("abi-domctl"),
+    // Two vCPUs in one domain (the initial domain, `dom0_max_vcpus=2`).
+    [
+        Scenario {
+            cmdline: "debug-exit=fatal dom0_max_vcpus=2",
+            ..guest_test("abi-vcpus@hv-core", "abi-vcpus", Hypervisor::HvCore)
+        },
+        Scenario {
+            cmdline: "dom0_max_vcpus=2",
+            ..guest_test("abi-vcpus@xen", "abi-vcpus", Hypervisor::Xen)
+        },
+    ],
     // The SDK's safe layers over it.
     on_both!("sdk-traps"),
     on_both!("sdk-memory"),

@@ -6,7 +6,7 @@ use hv_core::{PRODUCT, VERSION};
 use multiboot2::{BootInformation, MemoryAreaType};
 
 use crate::arch::{self, cpu, lapic, paging, time};
-use crate::{dom0, domain, logger, memory, stop, vtime};
+use crate::{dom0, logger, memory, stop, vtime};
 
 const MIB: u64 = 1 << 20;
 
@@ -91,7 +91,6 @@ pub fn start(handoff: arch::BootHandoff) -> ! {
     }
 
     arch::pv::init();
-    domain::init_table();
     if let Some(platform) = platform {
         route_console_input(&platform);
     }
@@ -105,6 +104,7 @@ pub fn start(handoff: arch::BootHandoff) -> ! {
         module.cmdline().unwrap_or(""),
         initrd,
         options.dom0_mem,
+        options.dom0_max_vcpus,
     ) {
         Ok(frame) => frame,
         Err(e) => {

@@ -114,6 +114,7 @@ pub fn build_with_initrd(
     cmdline: &str,
     initrd: &[u8],
     mem_bytes: u64,
+    max_vcpus: usize,
 ) -> Result<TrapFrame, BuildError> {
     let image = PvImage::parse(image).map_err(BuildError::Image)?;
     image
@@ -186,8 +187,11 @@ pub fn build_with_initrd(
     })
     .map_err(BuildError::Pin)?;
 
-    domain::create(0, true, shared_info).expect("dom0 is the first domain");
+    domain::create(0, true, max_vcpus, shared_info).expect("dom0 is the first domain");
     domain::with(0, |d| {
+        // vCPU 0 starts; dom0 brings up the others (`VCPUOP_initialise`,
+        // `VCPUOP_up`), as on Xen.
+        d.vcpus[0].initialised = true;
         d.nr_pages = nr_pages;
         d.max_pages = nr_pages;
         d.vcpus[0].online = true;

@@ -19,7 +19,6 @@ use core::sync::atomic::{AtomicU16, Ordering};
 use abi::xen::DomId;
 use hv_core::event_channel::EventChannels;
 use hv_core::frame_table::Mfn;
-use hv_core::slot::Slot;
 
 use crate::arch::TrapFrame;
 use crate::arch::pv::SegmentBases;
@@ -29,8 +28,9 @@ use crate::arch::sync::IrqMutex;
 /// Domains alive at once, dom0 included (dying ones count until their
 /// last frame is released).
 pub const MAX_DOMAINS: usize = 16;
-/// vCPUs per domain.
-pub const MAX_VCPUS: usize = 1;
+/// vCPUs per domain, at most (a domain has the number its
+/// `createdomain` asked for, [`Domain::max_vcpus`]).
+pub const MAX_VCPUS: usize = hv_core::event_channel::MAX_VCPUS;
 /// Ports a `SCHEDOP_poll` may wait on (Xen's limit is the same order).
 pub const MAX_POLL_PORTS: usize = 128;
 
@@ -38,6 +38,8 @@ pub const MAX_POLL_PORTS: usize = 128;
 /// ports and all: one per vCPU in a static table, no allocation.)
 #[derive(Clone, Copy, Debug)]
 #[allow(clippy::large_enum_variant)]
+// A tag of its own, `None` = 0: a vacant domain's vCPUs are all zeros.
+#[repr(u8)]
 pub enum Wait {
     /// Runnable.
     None,
@@ -100,7 +102,11 @@ pub struct Vcpu {
     pub fpu: crate::arch::pv::FpuState,
     /// DS, ES, FS and GS while the vCPU is not on the CPU.
     pub selectors: crate::arch::pv::DataSelectors,
-    /// Brought up (dom0's at build, a domU's by `setvcpucontext`).
+    /// Has a context (dom0's vCPU 0 at build, a domU's by
+    /// `setvcpucontext`, any by `VCPUOP_initialise`).
+    pub initialised: bool,
+    /// Up: may run (dom0's vCPU 0 at build, a domU's by `setvcpucontext`
+    /// with `VGCF_online`, any by `VCPUOP_up`; `VCPUOP_down` clears it).
     pub online: bool,
     pub wait: Wait,
     /// Woken from a wait and not yet run: runs before vCPUs that were
@@ -159,6 +165,7 @@ impl Vcpu {
                 fs: 0,
                 gs: 0,
             },
+            initialised: false,
             online: false,
             wait: Wait::None,
             woken: false,
@@ -170,6 +177,18 @@ impl Vcpu {
             soft_affinity: hv_core::cpus::ALL_CPUS,
         }
     }
+
+    /// A vacant domain slot's vCPU: all zeros, so that the domain table
+    /// sits in `.bss` (an occupied domain's vCPUs start as [`Vcpu::new`]).
+    const VACANT: Self = {
+        let mut v = Self::new();
+        v.kernel_mode = false;
+        v.fpu = crate::arch::pv::FpuState::ZERO;
+        v.hard_affinity = 0;
+        v.soft_affinity = 0;
+        v.runstate.state = 0;
+        v
+    };
 
     /// The segment bases to load for the current guest mode.
     pub fn segment_bases(&self) -> SegmentBases {
@@ -220,15 +239,15 @@ pub enum State {
     Dying,
 }
 
-/// A domain's state and resources. The table's slots are filled once, at
-/// boot ([`init_table`]); afterwards a slot's `Domain` is occupied and
-/// vacated in place, field by field, because a whole `Domain` is too large
-/// to pass through a guest-entry stack as a temporary (the compiler may
-/// keep two copies of one on the stack: at `opt-level = "s"`, a 64 KiB
-/// frame that overflowed it).
+/// A domain's state and resources. The table's slots are vacant domains
+/// from the start (all zeros, in `.bss`: [`Domain::VACANT`]), occupied
+/// and vacated in place, field by field, because a whole `Domain` (72 KiB
+/// with eight vCPUs) is too large to pass through any stack as a
+/// temporary (the compiler may keep two copies of one: at `opt-level =
+/// "s"`, a frame that overflowed the entry stack, later the boot stack).
 pub struct Domain {
-    /// No domain: the slot is free ([`Domain::occupy`] fills it).
-    pub vacant: bool,
+    /// A domain: the slot is taken ([`Domain::occupy`] fills it).
+    pub occupied: bool,
     pub id: DomId,
     pub privileged: bool,
     /// Pages the domain owns (its reservation).
@@ -237,6 +256,9 @@ pub struct Domain {
     /// vacant).
     pub shared_info: Option<SharedPage>,
     pub events: EventChannels,
+    /// The vCPUs `createdomain` asked for (1 to [`MAX_VCPUS`]); the slots
+    /// past them stay offline and no hypercall reaches them.
+    pub max_vcpus: usize,
     pub vcpus: [Vcpu; MAX_VCPUS],
     pub state: State,
     /// Paused by the toolstack (`XEN_DOMCTL_pausedomain`); domUs are
@@ -252,16 +274,17 @@ pub struct Domain {
 }
 
 impl Domain {
-    /// An empty slot's domain.
-    fn vacant() -> Self {
+    /// An empty slot's domain: all zeros.
+    const VACANT: Self = {
         Self {
-            vacant: true,
-            id: abi::xen::DOMID_INVALID,
+            occupied: false,
+            id: 0,
             privileged: false,
             nr_pages: 0,
             shared_info: None,
-            events: EventChannels::new(MAX_VCPUS as u32),
-            vcpus: [const { Vcpu::new() }],
+            events: EventChannels::new(0),
+            max_vcpus: 0,
+            vcpus: [const { Vcpu::VACANT }; MAX_VCPUS],
             state: State::Running,
             paused: false,
             max_pages: 0,
@@ -269,15 +292,16 @@ impl Domain {
             grants: crate::grant::GrantTable::new(),
             grant_frames: crate::grant::GrantFrames::new(),
         }
-    }
+    };
 
     /// Makes this vacant slot domain `id`, as new, in place.
-    fn occupy(&mut self, id: DomId, privileged: bool, shared_info: SharedPage) {
+    fn occupy(&mut self, id: DomId, privileged: bool, max_vcpus: usize, shared_info: SharedPage) {
         self.id = id;
         self.privileged = privileged;
         self.nr_pages = 0;
         self.shared_info = Some(shared_info);
-        self.events.reset(MAX_VCPUS as u32);
+        self.max_vcpus = max_vcpus;
+        self.events.reset(max_vcpus as u32);
         for vcpu in self.vcpus.iter_mut() {
             *vcpu = Vcpu::new();
         }
@@ -287,19 +311,28 @@ impl Domain {
         self.handle = [0; 16];
         self.grants = crate::grant::GrantTable::new();
         self.grant_frames = crate::grant::GrantFrames::new();
-        self.vacant = false;
+        self.occupied = true;
     }
 
     /// Frees what the domain holds (its shared_info and grant frames) and
     /// makes the slot vacant, in place.
     fn vacate(&mut self) {
-        self.vacant = true;
+        self.occupied = false;
         self.id = abi::xen::DOMID_INVALID;
         self.shared_info = None;
         self.grant_frames = crate::grant::GrantFrames::new();
         for vcpu in self.vcpus.iter_mut() {
             *vcpu = Vcpu::new();
         }
+    }
+
+    /// The vCPUs the domain has (`max_vcpus` of them).
+    pub fn vcpus(&self) -> &[Vcpu] {
+        &self.vcpus[..self.max_vcpus]
+    }
+
+    pub fn vcpus_mut(&mut self) -> &mut [Vcpu] {
+        &mut self.vcpus[..self.max_vcpus]
     }
 
     pub fn shared_page(&self) -> &SharedPage {
@@ -311,11 +344,12 @@ impl Domain {
 
 /// Slots, not `Option`s: a table of empty slots is zeros, so it sits in
 /// `.bss` rather than in the image (`hv_core::slot`).
-static DOMAINS: IrqMutex<[Slot<Domain>; MAX_DOMAINS]> =
-    IrqMutex::new([const { Slot::Empty }; MAX_DOMAINS]);
+static DOMAINS: IrqMutex<[Domain; MAX_DOMAINS]> =
+    IrqMutex::new([const { Domain::VACANT }; MAX_DOMAINS]);
 
 /// The domain whose vCPU runs on this CPU (`DOMID_INVALID` on a CPU
 /// that holds none: it runs no hypercall then).
+#[inline(always)]
 pub fn current_id() -> DomId {
     crate::arch::percpu::current()
         .sched
@@ -328,42 +362,35 @@ pub fn is_self(dom: DomId) -> bool {
     dom == abi::xen::DOMID_SELF || dom == current_id()
 }
 
-/// Fills every slot with a vacant domain. Once, at boot, on the boot
-/// stack (each `Domain` passes through it once); before any domain exists.
-pub fn init_table() {
-    DOMAINS.with(|table| {
-        for slot in table.iter_mut() {
-            if slot.is_empty() {
-                *slot = Slot::Full(Domain::vacant());
-            }
-        }
-    });
-}
-
 /// The domain in `slot`, if it holds one.
-fn live(slot: &mut Slot<Domain>) -> Option<&mut Domain> {
-    slot.as_mut().filter(|d| !d.vacant)
+fn live(slot: &mut Domain) -> Option<&mut Domain> {
+    Some(slot).filter(|d| d.occupied)
 }
 
 /// [`live`], shared.
-fn live_ref(slot: &Slot<Domain>) -> Option<&Domain> {
-    slot.as_ref().filter(|d| !d.vacant)
+fn live_ref(slot: &Domain) -> Option<&Domain> {
+    Some(slot).filter(|d| d.occupied)
 }
 
 /// Creates domain `id` in the table (in place: a `Domain` is large);
 /// fails when the table is full or the id is taken (and then the
 /// shared_info page is freed).
-pub fn create(id: DomId, privileged: bool, shared_info: SharedPage) -> Result<(), ()> {
+pub fn create(
+    id: DomId,
+    privileged: bool,
+    max_vcpus: usize,
+    shared_info: SharedPage,
+) -> Result<(), ()> {
+    assert!((1..=MAX_VCPUS).contains(&max_vcpus));
     DOMAINS.with(|table| {
         if table.iter().filter_map(live_ref).any(|d| d.id == id) {
             return Err(());
         }
         let d = table
             .iter_mut()
-            .filter_map(Slot::as_mut)
-            .find(|d| d.vacant)
+            .find(|d| !d.occupied)
             .ok_or(())?;
-        d.occupy(id, privileged, shared_info);
+        d.occupy(id, privileged, max_vcpus, shared_info);
         Ok(())
     })
 }
@@ -389,10 +416,11 @@ pub fn with_current<R>(f: impl FnOnce(&mut Domain) -> R) -> R {
     with(current_id(), f).expect("the running domain exists")
 }
 
-/// The index of the vCPU on this CPU within its domain (every domain has
-/// one vCPU until hv-core runs several).
+/// The index of the vCPU on this CPU within its domain (0 on a CPU that
+/// holds none: it runs no hypercall then).
+#[inline(always)]
 pub fn current_vcpu_index() -> usize {
-    0
+    crate::arch::percpu::current().sched.current_vcpu()
 }
 
 /// Runs `f` on the vCPU on this CPU: the one place that knows which of

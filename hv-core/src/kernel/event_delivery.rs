@@ -154,10 +154,11 @@ pub fn timer_fired(d: &Domain, vcpu: u32) {
 /// Bytes typed on COM1, waiting for dom0's `console_io` read.
 static CONSOLE_INPUT: IrqMutex<heapless::Deque<u8, 1024>> = IrqMutex::new(heapless::Deque::new());
 
-/// Domains whose vCPU waits for room in COM1's transmit ring, in the
-/// order they came.
-static CONSOLE_WRITERS: IrqMutex<heapless::Vec<DomId, { domain::MAX_DOMAINS }>> =
-    IrqMutex::new(heapless::Vec::new());
+/// The vCPUs (domain, index) waiting for room in COM1's transmit ring,
+/// in the order they came.
+static CONSOLE_WRITERS: IrqMutex<
+    heapless::Vec<(DomId, usize), { domain::MAX_DOMAINS * domain::MAX_VCPUS }>,
+> = IrqMutex::new(heapless::Vec::new());
 
 fn queue_input(byte: u8) {
     CONSOLE_INPUT.with(|q| {
@@ -199,11 +200,11 @@ pub fn serial_interrupt() {
 /// the ring, then re-issues the rest of its write (the caller has set the
 /// continuation). Nothing is dropped; the writer goes at the UART's speed.
 pub fn wait_for_console_room() {
-    let id = domain::current_id();
+    let writer = (domain::current_id(), domain::current_vcpu_index());
     CONSOLE_WRITERS.with(|w| {
-        if !w.contains(&id) {
-            // One entry per domain: the table has room for all of them.
-            let _ = w.push(id);
+        if !w.contains(&writer) {
+            // One entry per vCPU: the table has room for all of them.
+            let _ = w.push(writer);
         }
     });
     // A poll of no ports without a deadline: only the wake below ends it.
@@ -225,7 +226,7 @@ fn wake_console_writers() {
     if writers.is_empty() {
         return;
     }
-    for id in writers {
+    for (id, v) in writers {
         // A domain destroyed meanwhile is gone from the table; a vCPU
         // waiting for something else keeps waiting.
         domain::with(id, |d| {
@@ -233,10 +234,10 @@ fn wake_console_writers() {
                 count: 0,
                 deadline: deadline @ None,
                 ..
-            } = &mut d.vcpus[0].wait
+            } = &mut d.vcpus[v].wait
             {
                 *deadline = Some(0);
-                crate::scheduler::notify(d, 0);
+                crate::scheduler::notify(d, v);
             }
         });
     }

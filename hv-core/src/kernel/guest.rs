@@ -295,7 +295,7 @@ const fn has_error_code(vector: u8) -> bool {
 /// An exception raised by guest code.
 pub fn exception(frame: &mut TrapFrame, cr2: u64) {
     let vector = frame.vector as u8;
-    let v = 0;
+    let v = domain::current_vcpu_index();
     let result = domain::with_current(|d| {
         match vector {
             6 if emulate_forced_cpuid(d, frame) => return Ok(()),
@@ -428,7 +428,7 @@ const TWO_BYTE_INSN: u64 = 2;
 
 /// A `syscall` from the guest.
 pub fn syscall(frame: &mut TrapFrame) {
-    let v = 0;
+    let v = domain::current_vcpu_index();
     // The scheduler keeps the held vCPU's mode in this CPU's block: a
     // hypercall takes no lock to learn it.
     let from_kernel = crate::arch::percpu::current().guest_kernel_mode();
@@ -458,7 +458,7 @@ pub fn syscall(frame: &mut TrapFrame) {
 /// for a 64-bit PV guest it is never a hypercall: in either guest mode it
 /// goes to the syscall32 callback.
 pub fn syscall32(frame: &mut TrapFrame) {
-    let v = 0;
+    let v = domain::current_vcpu_index();
     let result = domain::with_current(|d| {
         let callbacks = d.vcpus[v].callbacks;
         bounce_system_call(
@@ -500,7 +500,7 @@ fn bounce_system_call(
 /// neither RIP nor RSP, so the frame holds zeros and a null ring-3 CS, as
 /// on Xen; it goes to the sysenter callback, or raises #GP(0) without one.
 pub fn sysenter(frame: &mut TrapFrame) {
-    let v = 0;
+    let v = domain::current_vcpu_index();
     let result = domain::with_current(|d| {
         let callbacks = d.vcpus[v].callbacks;
         if callbacks.sysenter == 0 {
@@ -532,7 +532,7 @@ fn advance_rip(frame: &TrapFrame, delta: u64) -> u64 {
 
 /// `HYPERVISOR_iret`: return from a bounce, to guest kernel or user mode.
 pub fn iret(frame: &mut TrapFrame) {
-    let v = 0;
+    let v = domain::current_vcpu_index();
     let context: abi::xen::IretContext = match read(frame.rsp) {
         Ok(c) => c,
         Err(_) => kill_current(
@@ -579,7 +579,7 @@ pub fn iret(frame: &mut TrapFrame) {
 /// make sure the frame can be returned to (else the failsafe callback).
 pub fn exit_to_guest(frame: &mut TrapFrame) {
     crate::scheduler::schedule(frame);
-    let v = 0;
+    let v = domain::current_vcpu_index();
     // The common case without the domain table's lock: Xen's selectors, a
     // return address the CPU takes, and no upcall to deliver (the flags
     // are in the shared_info page, read through this CPU's block).
@@ -659,8 +659,9 @@ fn selectors_ok(frame: &TrapFrame) -> bool {
 /// toolstack while the other domains run on. Never returns to the guest.
 pub fn kill_current(frame: &TrapFrame, reason: core::fmt::Arguments) -> ! {
     let id = domain::current_id();
+    let v = domain::current_vcpu_index();
     log::error!(
-        "d{id}v0 killed: {reason}; RIP {:#x} RSP {:#x} CS {:#x} RFLAGS {:#x}",
+        "d{id}v{v} killed: {reason}; RIP {:#x} RSP {:#x} CS {:#x} RFLAGS {:#x}",
         frame.rip,
         frame.rsp,
         frame.cs,
@@ -674,7 +675,11 @@ pub fn kill_current(frame: &TrapFrame, reason: core::fmt::Arguments) -> ! {
 /// for the toolstack, which hears of it through VIRQ_DOM_EXC.
 pub fn shutdown_current(reason: u32) -> ! {
     let id = domain::current_id();
-    domain::with(id, |d| d.state = State::Shutdown(reason));
+    domain::with(id, |d| {
+        d.state = State::Shutdown(reason);
+        // Its other vCPUs leave their CPUs at their next exit.
+        (0..d.max_vcpus).for_each(|v| crate::scheduler::notify(d, v));
+    });
     if id != 0 {
         let what = match reason {
             abi::ops::SHUTDOWN_POWEROFF => "poweroff",

@@ -44,7 +44,7 @@ pub enum CreateError {
 
 /// Creates a paused, unprivileged domain with no memory and no vCPU
 /// context yet; returns its id.
-pub fn create(wanted: DomId, handle: [u8; 16]) -> Result<DomId, CreateError> {
+pub fn create(wanted: DomId, max_vcpus: usize, handle: [u8; 16]) -> Result<DomId, CreateError> {
     let id = if wanted == 0 {
         domain::next_free_id().ok_or(CreateError::NoRoom)?
     } else if wanted >= abi::xen::DOMID_FIRST_RESERVED || domain::with(wanted, |_| ()).is_some() {
@@ -54,25 +54,30 @@ pub fn create(wanted: DomId, handle: [u8; 16]) -> Result<DomId, CreateError> {
     };
     let shared_info = alloc_shared_info(id).ok_or(CreateError::NoMemory)?;
     // A refused create drops (frees) the page.
-    if domain::create(id, false, shared_info).is_err() {
+    if domain::create(id, false, max_vcpus, shared_info).is_err() {
         return Err(CreateError::NoRoom);
     }
     domain::with(id, |d| {
         d.paused = true;
         d.handle = handle;
-        d.vcpus[0].runstate = hv_core::runstate::Runstate::new(crate::vtime::now_ns());
+        let now = crate::vtime::now_ns();
+        for v in d.vcpus_mut() {
+            v.runstate = hv_core::runstate::Runstate::new(now);
+        }
     });
     log::info!("d{id} created");
     Ok(id)
 }
 
 /// A zeroed shared_info page for domain `id` (dom0's builder and
-/// `createdomain` alike): shared with the domain, vCPU 0's events masked
-/// as on Xen.
+/// `createdomain` alike): shared with the domain, every vCPU's events
+/// masked as on Xen.
 pub fn alloc_shared_info(id: DomId) -> Option<SharedPage> {
     let page = SharedPage::alloc(id)?;
-    page.u8(UPCALL_MASK)
-        .store(1, core::sync::atomic::Ordering::SeqCst);
+    for v in 0..domain::MAX_VCPUS {
+        page.u8(v * crate::guest::VCPU_INFO_SIZE + UPCALL_MASK)
+            .store(1, core::sync::atomic::Ordering::SeqCst);
+    }
     Some(page)
 }
 
@@ -87,7 +92,7 @@ pub fn destroy(id: DomId) -> bool {
     };
     if state != State::Dying {
         // Off every CPU first: its page tables go below.
-        domain::with(id, |d| d.vcpus[0].online = false);
+        domain::with(id, |d| d.vcpus.iter_mut().for_each(|v| v.online = false));
         crate::scheduler::take_off_cpus(id);
         close_channels(id);
         release_mapped_grants(id);
@@ -95,8 +100,10 @@ pub fn destroy(id: DomId) -> bool {
         DYING.fetch_add(1, Relaxed);
         domain::with(id, |d| {
             d.state = State::Dying;
-            d.vcpus[0].wait = Wait::None;
-            d.vcpus[0].online = false;
+            for v in d.vcpus.iter_mut() {
+                v.wait = Wait::None;
+                v.online = false;
+            }
         });
         log::info!("d{id} destroyed");
     }
@@ -137,20 +144,22 @@ fn release_mapped_grants(id: DomId) {
 /// Drops the vCPU's page-table roots (what their release does not cover
 /// is left to [`release_page_tables`]).
 fn drop_roots(id: DomId) {
-    let Some((kernel, user)) = domain::with(id, |d| {
-        let v = &mut d.vcpus[0];
-        (v.kernel_root.take(), v.user_root.take())
-    }) else {
-        return;
-    };
-    let mut mem = MachinePageTables;
-    memory::with_frame_table(|ft| {
-        crate::hypercall::with_budget(|b| {
-            for root in [kernel, user].into_iter().flatten() {
-                ft.put_page_type_within(&mut mem, root.into_reference(), b);
-            }
+    for v in 0..domain::MAX_VCPUS {
+        let Some((kernel, user)) = domain::with(id, |d| {
+            let v = &mut d.vcpus[v];
+            (v.kernel_root.take(), v.user_root.take())
+        }) else {
+            return;
+        };
+        let mut mem = MachinePageTables;
+        memory::with_frame_table(|ft| {
+            crate::hypercall::with_budget(|b| {
+                for root in [kernel, user].into_iter().flatten() {
+                    ft.put_page_type_within(&mut mem, root.into_reference(), b);
+                }
+            });
         });
-    });
+    }
     crate::page_tables::flush_all();
 }
 

@@ -46,15 +46,39 @@ pub const SLICE_NS: u64 = 10_000_000;
 /// (on any CPU: the run queue is one).
 static MIN_VRUNTIME: AtomicU64 = AtomicU64::new(0);
 
-/// No domain: the CPU holds no vCPU.
+/// No vCPU: the CPU holds none.
 const NONE: u32 = u32::MAX;
+
+/// One vCPU: its domain and its index there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuRef {
+    pub dom: DomId,
+    pub vcpu: usize,
+}
+
+impl VcpuRef {
+    /// Domain in the high bits, so ordering packed values orders by
+    /// domain first (the chooser's tie-break).
+    const fn pack(self) -> u32 {
+        (self.dom as u32) << 8 | self.vcpu as u32
+    }
+
+    const fn unpack(packed: u32) -> Self {
+        Self {
+            dom: (packed >> 8) as DomId,
+            vcpu: (packed & 0xff) as usize,
+        }
+    }
+}
+
+const _: () = assert!(domain::MAX_VCPUS <= 256);
 
 /// One CPU's scheduling state (in its `percpu` block).
 pub struct CpuState {
     need_resched: AtomicBool,
     /// When the running vCPU's slice ends (system time, ns).
     slice_end: AtomicU64,
-    /// The domain whose vCPU this CPU holds, or [`NONE`].
+    /// The vCPU this CPU holds ([`VcpuRef::pack`]), or [`NONE`].
     current: AtomicU32,
     /// Halted (or about to halt) for want of work.
     idle: AtomicBool,
@@ -70,16 +94,29 @@ impl CpuState {
         }
     }
 
-    /// The domain whose vCPU this CPU holds.
-    pub fn current(&self) -> Option<DomId> {
+    /// The vCPU this CPU holds.
+    #[inline(always)]
+    pub fn held(&self) -> Option<VcpuRef> {
         match self.current.load(Relaxed) {
             NONE => None,
-            id => Some(id as DomId),
+            packed => Some(VcpuRef::unpack(packed)),
         }
     }
 
-    fn set_current(&self, id: Option<DomId>) {
-        self.current.store(id.map_or(NONE, u32::from), Relaxed);
+    /// The domain whose vCPU this CPU holds.
+    #[inline(always)]
+    pub fn current(&self) -> Option<DomId> {
+        self.held().map(|v| v.dom)
+    }
+
+    /// The index of the vCPU this CPU holds (0 for none).
+    #[inline(always)]
+    pub fn current_vcpu(&self) -> usize {
+        self.held().map_or(0, |v| v.vcpu)
+    }
+
+    fn set_current(&self, held: Option<VcpuRef>) {
+        self.current.store(held.map_or(NONE, VcpuRef::pack), Relaxed);
     }
 }
 
@@ -150,7 +187,7 @@ pub fn start(now: u64) {
         d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now);
         percpu::current().set_guest(d.vcpus[0].kernel_mode, d.shared_page().mfn());
     });
-    this_cpu().set_current(Some(0));
+    this_cpu().set_current(Some(VcpuRef { dom: 0, vcpu: 0 }));
     this_cpu().slice_end.store(now + SLICE_NS, Relaxed);
 }
 
@@ -199,17 +236,20 @@ fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
 
 /// The vCPU CPU `cpu` should run next, among the runnable ones no other
 /// CPU holds (the choice itself is `hv_core::sched_policy`, host-tested).
-fn pick(now: u64, cpu: usize) -> Option<DomId> {
-    let mut candidates: heapless::Vec<Candidate, { domain::MAX_DOMAINS }> = heapless::Vec::new();
+fn pick(now: u64, cpu: usize) -> Option<VcpuRef> {
+    let mut candidates: heapless::Vec<Candidate, { domain::MAX_DOMAINS * domain::MAX_VCPUS }> =
+        heapless::Vec::new();
     domain::for_each(|d| {
-        if free_for(&d.vcpus[0], cpu) && runnable(d, 0, now) {
-            let vcpu = &d.vcpus[0];
-            // The table holds at most MAX_DOMAINS domains.
-            let _ = candidates.push(Candidate {
-                id: d.id,
-                woken: vcpu.woken,
-                vruntime: vcpu.vruntime,
-            });
+        for v in 0..d.max_vcpus {
+            if free_for(&d.vcpus[v], cpu) && runnable(d, v, now) {
+                let vcpu = &d.vcpus[v];
+                // The table holds at most MAX_DOMAINS domains.
+                let _ = candidates.push(Candidate {
+                    id: VcpuRef { dom: d.id, vcpu: v }.pack(),
+                    woken: vcpu.woken,
+                    vruntime: vcpu.vruntime,
+                });
+            }
         }
     });
     let mut floor = MIN_VRUNTIME.load(Relaxed);
@@ -217,7 +257,7 @@ fn pick(now: u64, cpu: usize) -> Option<DomId> {
         floor = floor.max(least);
         MIN_VRUNTIME.fetch_max(floor, Relaxed);
     }
-    sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS)
+    sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS).map(VcpuRef::unpack)
 }
 
 /// Whether CPU `cpu` may take `vcpu`: its hard affinity allows `cpu`, and
@@ -228,11 +268,11 @@ fn free_for(vcpu: &crate::domain::Vcpu, cpu: usize) -> bool {
 
 /// [`pick`], and the chosen vCPU held for `cpu` (another CPU may have
 /// taken it between the choice and the claim: then choose again).
-fn claim(now: u64, cpu: usize) -> Option<DomId> {
+fn claim(now: u64, cpu: usize) -> Option<VcpuRef> {
     loop {
         let next = pick(now, cpu)?;
-        let taken = domain::with(next, |d| {
-            let vcpu = &mut d.vcpus[0];
+        let taken = domain::with(next.dom, |d| {
+            let vcpu = &mut d.vcpus[next.vcpu];
             if free_for(vcpu, cpu) {
                 vcpu.on_cpu = Some(cpu);
                 true
@@ -252,9 +292,14 @@ pub fn is_running(d: &Domain, v: usize) -> bool {
     d.vcpus[v].on_cpu.is_some() && d.vcpus[v].runstate.state == RUNSTATE_RUNNING
 }
 
-/// The CPU time vCPU 0 of `d` has used, up to now.
+/// The CPU time vCPU `v` of `d` has used, up to now.
+pub fn vcpu_cpu_time(d: &Domain, v: usize) -> u64 {
+    d.vcpus[v].runstate.totals(vtime::now_ns())[RUNSTATE_RUNNING]
+}
+
+/// The CPU time all of `d`'s vCPUs have used, up to now.
 pub fn running_cpu_time(d: &Domain) -> u64 {
-    d.vcpus[0].runstate.totals(vtime::now_ns())[RUNSTATE_RUNNING]
+    (0..d.max_vcpus).map(|v| vcpu_cpu_time(d, v)).sum()
 }
 
 /// The state a vCPU that is not on the CPU is in.
@@ -279,14 +324,14 @@ pub fn schedule(frame: &mut TrapFrame) {
     state.need_resched.store(false, Relaxed);
     let cpu = me.index();
     let mut now = vtime::now_ns();
-    let mut held = state.current();
+    let mut held = state.held();
     // The held vCPU leaves the CPU for the decision (and comes straight
     // back if it is chosen again); the stretch it ran since entering the
     // running state is charged to its virtual runtime.
     if let Some(current) = held {
-        domain::with(current, |d| {
-            let resting = resting_state(d, 0);
-            let vcpu = &mut d.vcpus[0];
+        domain::with(current.dom, |d| {
+            let resting = resting_state(d, current.vcpu);
+            let vcpu = &mut d.vcpus[current.vcpu];
             if vcpu.runstate.state == RUNSTATE_RUNNING {
                 vcpu.vruntime += now.saturating_sub(vcpu.runstate.entry);
             }
@@ -319,11 +364,11 @@ pub fn schedule(frame: &mut TrapFrame) {
         }
         load(frame, next);
         state.set_current(Some(next));
-        log::trace!("cpu {cpu}: d{next} in");
+        log::trace!("cpu {cpu}: d{}v{} in", next.dom, next.vcpu);
     }
-    domain::with(next, |d| {
-        d.vcpus[0].woken = false;
-        d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now);
+    domain::with(next.dom, |d| {
+        d.vcpus[next.vcpu].woken = false;
+        d.vcpus[next.vcpu].runstate.enter(RUNSTATE_RUNNING, now);
     });
     state.slice_end.store(now + SLICE_NS, Relaxed);
     vtime::check_timers();
@@ -336,9 +381,9 @@ pub fn abandon_current() -> ! {
     // Only where the incoming vCPU's registers are loaded: `release` keeps
     // nothing of a vCPU that cannot run again.
     let mut frame = TrapFrame::ZERO;
-    let dead = domain::current_id();
+    let dead = this_cpu().held();
     schedule(&mut frame);
-    if domain::current_id() == dead {
+    if this_cpu().held() == dead {
         unreachable!("a domain that is not running was chosen to run");
     }
     crate::guest::exit_to_guest(&mut frame);
@@ -358,9 +403,9 @@ pub fn run_secondary() -> ! {
 /// Gives back the vCPU of `from` this CPU holds: its registers (still the
 /// CPU's, `frame` the guest's) go into the vCPU in the same critical
 /// section that lets other CPUs take it.
-fn release(frame: &TrapFrame, from: DomId, cpu: usize) {
-    let runnable = domain::with(from, |d| {
-        let vcpu = &mut d.vcpus[0];
+fn release(frame: &TrapFrame, from: VcpuRef, cpu: usize) {
+    let runnable = domain::with(from.dom, |d| {
+        let vcpu = &mut d.vcpus[from.vcpu];
         // A dead vCPU's last registers stay as they were (the kill report
         // has printed those at the crash).
         if d.state == State::Running {
@@ -371,7 +416,7 @@ fn release(frame: &TrapFrame, from: DomId, cpu: usize) {
         vcpu.on_cpu = None;
         vcpu.last_cpu = cpu;
         percpu::current().set_guest(false, 0);
-        resting_state(d, 0) == RUNSTATE_RUNNABLE
+        resting_state(d, from.vcpu) == RUNSTATE_RUNNABLE
     });
     // Work for an idle CPU: a preempted vCPU, or one this CPU may no
     // longer run (its affinity changed).
@@ -395,9 +440,9 @@ pub fn affinity_changed(d: &Domain, v: usize) {
 }
 
 /// Loads the vCPU of `to` (held by this CPU) onto the CPU.
-fn load(frame: &mut TrapFrame, to: DomId) {
-    domain::with(to, |d| {
-        let vcpu = &d.vcpus[0];
+fn load(frame: &mut TrapFrame, to: VcpuRef) {
+    domain::with(to.dom, |d| {
+        let vcpu = &d.vcpus[to.vcpu];
         vcpu.fpu.restore();
         *frame = vcpu.frame;
         vcpu.load_root();
@@ -416,8 +461,14 @@ fn load(frame: &mut TrapFrame, to: DomId) {
 pub fn take_off_cpus(id: DomId) {
     let me = percpu::current().index();
     loop {
-        match domain::with(id, |d| d.vcpus[0].on_cpu).flatten() {
-            Some(cpu) if cpu != me => {
+        let elsewhere = domain::with(id, |d| {
+            d.vcpus()
+                .iter()
+                .find_map(|v| v.on_cpu.filter(|&cpu| cpu != me))
+        })
+        .flatten();
+        match elsewhere {
+            Some(cpu) => {
                 request_on(cpu);
                 for _ in 0..1000 {
                     percpu::serve_flush();

@@ -54,6 +54,10 @@ pub struct Options {
     /// At most this many CPUs are brought up, the boot CPU included
     /// (`maxcpus=`, Xen's spelling); all the MADT lists when not given.
     pub max_cpus: Option<usize>,
+    /// dom0's vCPUs (`dom0_max_vcpus=`, Xen's spelling, a count): vCPU 0
+    /// starts, dom0 brings up the others with `VCPUOP_up`. At most
+    /// [`crate::event_channel::MAX_VCPUS`]; 1 when not given.
+    pub dom0_max_vcpus: usize,
 }
 
 /// dom0's memory when `dom0_mem=` is not given.
@@ -67,6 +71,7 @@ impl Default for Options {
             crash: None,
             dom0_mem: DEFAULT_DOM0_MEM,
             max_cpus: None,
+            dom0_max_vcpus: 1,
         }
     }
 }
@@ -132,6 +137,12 @@ impl Options {
                 },
                 "maxcpus" => match value.and_then(|v| v.parse::<usize>().ok()) {
                     Some(n) if n >= 1 => options.max_cpus = Some(n),
+                    _ => on_error(bad()),
+                },
+                "dom0_max_vcpus" => match value.and_then(|v| v.parse::<usize>().ok()) {
+                    Some(n) if (1..=crate::event_channel::MAX_VCPUS).contains(&n) => {
+                        options.dom0_max_vcpus = n
+                    }
                     _ => on_error(bad()),
                 },
                 "crash" => match value.and_then(parse_crash) {
@@ -257,6 +268,19 @@ mod tests {
             assert_eq!(o.dom0_mem, DEFAULT_DOM0_MEM);
         }
         assert_eq!(errors, 4);
+    }
+
+    #[test]
+    fn dom0_max_vcpus_is_a_count_up_to_the_limit() {
+        assert_eq!(parse("").0.dom0_max_vcpus, 1);
+        assert_eq!(parse("dom0_max_vcpus=4").0.dom0_max_vcpus, 4);
+        let max = crate::event_channel::MAX_VCPUS;
+        assert_eq!(parse(&format!("dom0_max_vcpus={max}")).0.dom0_max_vcpus, max);
+        for bad in [format!("dom0_max_vcpus={}", max + 1), "dom0_max_vcpus=0".into(), "dom0_max_vcpus=x".into()] {
+            let (options, errors) = parse(&bad);
+            assert_eq!(options.dom0_max_vcpus, 1, "{bad}");
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
     }
 
     #[test]

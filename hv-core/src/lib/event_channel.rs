@@ -186,6 +186,21 @@ impl EventChannels {
         self.allocate(Binding::Ipi { vcpu }, vcpu)
     }
 
+    /// `EVTCHNOP_bind_vcpu`: `port` notifies `vcpu` from now on. As on
+    /// Xen, for interdomain and unbound ports and global VIRQs; a
+    /// per-vCPU VIRQ, an IPI or a free port is `Invalid`, a vCPU the
+    /// domain does not have `NoVcpu` (checked first).
+    pub fn bind_vcpu(&mut self, port: Port, vcpu: u32) -> Result<(), EventError> {
+        self.check_vcpu(vcpu)?;
+        match self.binding(port) {
+            Binding::Virq { virq, .. } if !virq_is_per_vcpu(virq) => {}
+            Binding::Unbound { .. } | Binding::Interdomain { .. } => {}
+            _ => return Err(EventError::Invalid),
+        }
+        self.notify_vcpu[port as usize] = vcpu as u8;
+        Ok(())
+    }
+
     /// `EVTCHNOP_alloc_unbound` (the local half).
     pub fn alloc_unbound(&mut self, remote: u16) -> Result<Port, EventError> {
         self.allocate(Binding::Unbound { remote }, 0)
@@ -482,6 +497,31 @@ mod tests {
         ch.close(timer0).unwrap();
         assert_eq!(ch.virq_port(0, 0), None);
         assert!(ch.bind_virq(0, 0).is_ok());
+    }
+
+    #[test]
+    fn bind_vcpu_moves_channels_and_global_virqs_only() {
+        let mut ch = EventChannels::new(2);
+        let unbound = ch.alloc_unbound(3).unwrap();
+        let inter = ch.bind_interdomain(4, 9).unwrap();
+        let console = ch.bind_virq(2, 0).unwrap();
+        let timer = ch.bind_virq(0, 0).unwrap();
+        let ipi = ch.bind_ipi(0).unwrap();
+        for port in [unbound, inter, console] {
+            assert_eq!(ch.notify_vcpu(port), 0);
+            assert_eq!(ch.bind_vcpu(port, 1), Ok(()));
+            assert_eq!(ch.notify_vcpu(port), 1);
+        }
+        // A global VIRQ is still found by its vCPU-0 binding.
+        assert_eq!(ch.virq_port(2, 1), Some(console));
+        for port in [timer, ipi, 0, 7, NR_PORTS as Port] {
+            assert_eq!(ch.bind_vcpu(port, 1), Err(EventError::Invalid), "port {port}");
+            assert_eq!(ch.notify_vcpu(port), 0);
+        }
+        // The vCPU is checked first, whatever the port.
+        assert_eq!(ch.bind_vcpu(unbound, 2), Err(EventError::NoVcpu));
+        assert_eq!(ch.bind_vcpu(timer, 2), Err(EventError::NoVcpu));
+        assert_eq!(ch.notify_vcpu(unbound), 1);
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! entries are reached through [`GrantEntries`], so host tests run the
 //! state machine over ordinary memory.
 
+use crate::slot::Slot;
 use core::sync::atomic::AtomicU32;
 use core::sync::atomic::Ordering::SeqCst;
 
@@ -72,7 +73,9 @@ pub struct GrantTable {
     frames: [Mfn; MAX_GRANT_FRAMES],
     nr_frames: usize,
     pins: [Pins; MAX_ENTRIES],
-    maps: [Option<Mapping>; MAX_MAPS],
+    /// Slots, not `Option`s: an empty table is zeros (a vacant domain's
+    /// table sits in `.bss`).
+    maps: [Slot<Mapping>; MAX_MAPS],
 }
 
 /// A grant entry as read, after the checks a mapper or copier needs.
@@ -103,7 +106,7 @@ impl GrantTable {
                 readonly: 0,
                 writable: 0,
             }; MAX_ENTRIES],
-            maps: [None; MAX_MAPS],
+            maps: [const { Slot::Empty }; MAX_MAPS],
         }
     }
 
@@ -203,13 +206,13 @@ impl GrantTable {
             .maps
             .iter_mut()
             .enumerate()
-            .find(|(_, s)| s.is_none())?;
-        *slot = Some(mapping);
+            .find(|(_, s)| s.is_empty())?;
+        *slot = Slot::Full(mapping);
         Some(handle as u32)
     }
 
     pub fn mapping(&self, handle: u32) -> Option<Mapping> {
-        *self.maps.get(handle as usize)?
+        self.maps.get(handle as usize)?.as_ref().copied()
     }
 
     pub fn untrack(&mut self, handle: u32) -> Option<Mapping> {
@@ -218,7 +221,7 @@ impl GrantTable {
 
     /// Every mapping this domain holds, forgotten (teardown).
     pub fn drain_maps(&mut self) -> impl Iterator<Item = Mapping> + '_ {
-        self.maps.iter_mut().filter_map(Option::take)
+        self.maps.iter_mut().filter_map(Slot::take)
     }
 }
 

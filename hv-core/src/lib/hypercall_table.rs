@@ -84,7 +84,10 @@ macro_rules! hypercall_table {
                 "GNTTABOP_copy": Implemented,
             ];
             Iret() => iret_in_batch();
-            VcpuOp(cmd: u32, vcpu: u32, arg: u64) => sched::VcpuOp::handle(cmd, arg, sched::Vcpu::of_caller(vcpu)?), ops [
+            VcpuOp(cmd: u32, vcpu: u32, arg: u64) => sched::vcpu_op(cmd, vcpu, arg), ops [
+                "VCPUOP_initialise": Implemented,
+                "VCPUOP_up": Implemented,
+                "VCPUOP_down": Implemented,
                 "VCPUOP_set_singleshot_timer": Implemented,
                 "VCPUOP_stop_singleshot_timer": Implemented,
                 "VCPUOP_set_periodic_timer": Implemented,
@@ -118,6 +121,7 @@ macro_rules! hypercall_table {
             EventChannelOp(cmd: u32, arg: u64) => event_channel_op::EventChannelOp::handle(cmd, arg, domain::current_id()), ops [
                 "EVTCHNOP_bind_virq": Implemented,
                 "EVTCHNOP_bind_ipi": Implemented,
+                "EVTCHNOP_bind_vcpu": Implemented,
                 "EVTCHNOP_alloc_unbound (dom0: in any domain)": Implemented,
                 "EVTCHNOP_bind_interdomain": Implemented,
                 "EVTCHNOP_send": Implemented,

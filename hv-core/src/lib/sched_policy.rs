@@ -4,12 +4,13 @@
 //! Among runnable vCPUs: first one just woken from a wait, unless it has
 //! run more than a slice beyond the least virtual runtime (so waking up
 //! often buys no more than a fair share); else the least virtual runtime;
-//! ties go to the lowest domain id.
+//! ties go to the lowest id (domain, then vCPU).
 
 /// One runnable vCPU as the chooser sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate {
-    pub id: u16,
+    /// The vCPU, packed so that lower ids win ties.
+    pub id: u32,
     pub woken: bool,
     pub vruntime: u64,
 }
@@ -20,7 +21,7 @@ pub fn choose(
     candidates: impl IntoIterator<Item = Candidate>,
     floor: u64,
     slice: u64,
-) -> Option<u16> {
+) -> Option<u32> {
     candidates
         .into_iter()
         .map(|c| {
@@ -37,7 +38,7 @@ mod tests {
 
     const SLICE: u64 = 10;
 
-    fn c(id: u16, woken: bool, vruntime: u64) -> Candidate {
+    fn c(id: u32, woken: bool, vruntime: u64) -> Candidate {
         Candidate {
             id,
             woken,

@@ -1383,6 +1383,53 @@ pub mod hc {
         }
     }
 
+    /// `VCPUOP_initialise` of `vcpu` with `context`.
+    pub fn vcpu_initialise(vcpu: u32, context: &abi::domctl::VcpuGuestContext) -> i64 {
+        #[allow(unsafe_code)]
+        // SAFETY: the context is live plain data the hypervisor only reads.
+        unsafe {
+            hypercall(
+                Hypercall::VcpuOp as u32,
+                [abi::ops::VCPUOP_INITIALISE as u64, vcpu as u64, addr(context), 0, 0],
+            )
+        }
+    }
+
+    /// `EVTCHNOP_bind_vcpu` of our `port` to `vcpu`.
+    pub fn bind_vcpu(port: Port, vcpu: u32) -> i64 {
+        evtchn_op(evtchn::EVTCHNOP_BIND_VCPU, addr(&evtchn::BindVcpu { port, vcpu }))
+    }
+
+    /// `EVTCHNOP_bind_virq` of `virq` on `vcpu`: the new port, or the raw
+    /// error.
+    pub fn bind_virq(virq: u32, vcpu: u32) -> Result<Port, i64> {
+        let mut arg = evtchn::BindVirq { virq, vcpu, port: 0 };
+        match evtchn_op(evtchn::EVTCHNOP_BIND_VIRQ, addr_mut(&mut arg)) {
+            0 => Ok(arg.port),
+            err => Err(err),
+        }
+    }
+
+    /// `SCHEDOP_poll` on `ports` until one is pending or system time
+    /// `timeout` (0: no timeout).
+    pub fn poll(ports: &[Port], timeout: u64) -> i64 {
+        let arg = abi::ops::SchedPoll {
+            ports: ports.as_ptr() as u64,
+            nr_ports: ports.len() as u32,
+            _pad: 0,
+            timeout,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: the port list and the request are live plain data the
+        // hypervisor only reads.
+        unsafe {
+            hypercall(
+                Hypercall::SchedOp as u32,
+                [abi::ops::SCHEDOP_POLL as u64, addr(&arg), 0, 0, 0],
+            )
+        }
+    }
+
     /// `HYPERVISOR_sched_op(cmd, NULL)` for a command without argument or
     /// an unknown one.
     pub fn sched_op_null(cmd: u32) -> i64 {

@@ -127,10 +127,12 @@ pub fn sysctl(arg: u64) -> Result<i64, Errno> {
 }
 
 fn create_domain(create: &mut CreateDomain, target: &mut DomId) -> Result<i64, Errno> {
-    if create.flags & XEN_DOMCTL_CDF_HVM_GUEST != 0 || create.max_vcpus > 1 {
+    // Xen's limits: at least one vCPU, at most what the host allows.
+    let vcpus = create.max_vcpus as usize;
+    if create.flags & XEN_DOMCTL_CDF_HVM_GUEST != 0 || !(1..=domain::MAX_VCPUS).contains(&vcpus) {
         return Err(Errno::Inval);
     }
-    *target = lifecycle::create(*target, create.handle).map_err(|e| match e {
+    *target = lifecycle::create(*target, vcpus, create.handle).map_err(|e| match e {
         CreateError::NoRoom => Errno::NoSpc,
         CreateError::IdTaken => Errno::Exist,
         CreateError::NoMemory => Errno::NoMem,
@@ -158,12 +160,18 @@ fn set_paused(id: DomId, pause: bool) -> Result<i64, Errno> {
         if d.state == State::Dying {
             return Err(Errno::Inval);
         }
-        if d.paused && !pause {
-            scheduler::catch_up(&mut d.vcpus[0]);
-        }
+        let unpause = d.paused && !pause;
         d.paused = pause;
-        let state = scheduler::resting_state(d, 0);
-        d.vcpus[0].runstate.enter(state, vtime::now_ns());
+        let now = vtime::now_ns();
+        for v in 0..d.max_vcpus {
+            if unpause {
+                scheduler::catch_up(&mut d.vcpus[v]);
+            }
+            if d.vcpus[v].on_cpu.is_none() {
+                let state = scheduler::resting_state(d, v);
+                d.vcpus[v].runstate.enter(state, now);
+            }
+        }
         Ok(())
     })
     .ok_or(Errno::Srch)??;
@@ -171,7 +179,7 @@ fn set_paused(id: DomId, pause: bool) -> Result<i64, Errno> {
         // As Xen's domain_pause: done only once no CPU runs it.
         scheduler::take_off_cpus(id);
     } else {
-        domain::with(id, |d| scheduler::notify(d, 0));
+        domain::with(id, |d| (0..d.max_vcpus).for_each(|v| scheduler::notify(d, v)));
     }
     scheduler::request();
     Ok(0)
@@ -198,16 +206,21 @@ fn max_vcpus(max: &mut MaxVcpus, target: &mut DomId) -> Result<i64, Errno> {
 
 fn set_vcpu_context_op(ctl: &mut VcpuContext, target: &mut DomId) -> Result<i64, Errno> {
     other_domain(*target)?;
-    if ctl.vcpu as usize >= domain::MAX_VCPUS {
+    if ctl.vcpu as usize >= vcpus_of(*target)? {
         return Err(Errno::Inval);
     }
     let ctxt: VcpuGuestContext = guest::read(ctl.ctxt)?;
-    set_vcpu_context(*target, &ctxt)?;
+    set_vcpu_context(*target, ctl.vcpu as usize, &ctxt, ContextFrom::Toolstack)?;
     Ok(0)
 }
 
+/// How many vCPUs domain `id` has (`-ESRCH` for no such domain).
+fn vcpus_of(id: DomId) -> Result<usize, Errno> {
+    domain::with(id, |d| d.max_vcpus).ok_or(Errno::Srch)
+}
+
 fn get_vcpu_info(info: &mut VcpuInfoCtl, target: &mut DomId) -> Result<i64, Errno> {
-    if info.vcpu as usize >= domain::MAX_VCPUS {
+    if info.vcpu as usize >= vcpus_of(*target)? {
         return Err(Errno::Inval);
     }
     domain::with(*target, |d| {
@@ -215,7 +228,7 @@ fn get_vcpu_info(info: &mut VcpuInfoCtl, target: &mut DomId) -> Result<i64, Errn
         info.online = v.online as u8;
         info.blocked = !matches!(v.wait, Wait::None) as u8;
         info.running = scheduler::is_running(d, info.vcpu as usize) as u8;
-        info.cpu_time = scheduler::running_cpu_time(d);
+        info.cpu_time = scheduler::vcpu_cpu_time(d, info.vcpu as usize);
         info.cpu = v.on_cpu.unwrap_or(v.last_cpu) as u32;
     })
     .ok_or(Errno::Srch)?;
@@ -224,10 +237,13 @@ fn get_vcpu_info(info: &mut VcpuInfoCtl, target: &mut DomId) -> Result<i64, Errn
 
 /// The vCPU a `vcpuaffinity` call names, and what it asks for (hard,
 /// soft or both: neither is `-EINVAL`, as on Xen).
-fn affinity_request(aff: &VcpuAffinity) -> Result<(usize, bool, bool), Errno> {
+fn affinity_request(aff: &VcpuAffinity, target: DomId) -> Result<(usize, bool, bool), Errno> {
+    if aff.vcpu as usize >= vcpus_of(target)? {
+        return Err(Errno::Inval);
+    }
     let hard = aff.flags & XEN_VCPUAFFINITY_HARD != 0;
     let soft = aff.flags & XEN_VCPUAFFINITY_SOFT != 0;
-    if aff.vcpu as usize >= domain::MAX_VCPUS || !(hard || soft) {
+    if !(hard || soft) {
         return Err(Errno::Inval);
     }
     for map in [&aff.cpumap_hard, &aff.cpumap_soft] {
@@ -286,7 +302,7 @@ fn write_cpumaps(
 /// once. The maps written back are the affinity in effect: hard ANDed with
 /// the CPUs up, soft ANDed with that.
 fn set_vcpu_affinity(aff: &mut VcpuAffinity, target: &mut DomId) -> Result<i64, Errno> {
-    let (v, hard, soft) = affinity_request(aff)?;
+    let (v, hard, soft) = affinity_request(aff, *target)?;
     domain::with(*target, |_| ()).ok_or(Errno::Srch)?;
     let online = percpu::online_mask();
     let new_hard = hard.then(|| read_cpumap(&aff.cpumap_hard)).transpose()?;
@@ -314,7 +330,7 @@ fn set_vcpu_affinity(aff: &mut VcpuAffinity, target: &mut DomId) -> Result<i64, 
 /// `XEN_DOMCTL_getvcpuaffinity`: the maps `flags` names, as set (hard
 /// ANDed with the CPUs up, as Xen reports it).
 fn get_vcpu_affinity(aff: &mut VcpuAffinity, target: &mut DomId) -> Result<i64, Errno> {
-    let (v, hard, soft) = affinity_request(aff)?;
+    let (v, hard, soft) = affinity_request(aff, *target)?;
     let online = percpu::online_mask();
     let (h, s) = domain::with(*target, |d| {
         let vcpu = &d.vcpus[v];
@@ -345,9 +361,14 @@ fn info_of(d: &Domain) -> DomainInfo {
     if d.paused {
         flags |= XEN_DOMINF_PAUSED;
     }
-    if scheduler::is_running(d, 0) {
+    // As Xen: running if any vCPU is, blocked if any is (and none runs).
+    if (0..d.max_vcpus).any(|v| scheduler::is_running(d, v)) {
         flags |= XEN_DOMINF_RUNNING;
-    } else if !matches!(d.vcpus[0].wait, Wait::None) {
+    } else if d
+        .vcpus()
+        .iter()
+        .any(|v| v.online && !matches!(v.wait, Wait::None))
+    {
         flags |= XEN_DOMINF_BLOCKED;
     }
     let overhead = 1 + d.grants.nr_frames() as u64;
@@ -359,28 +380,48 @@ fn info_of(d: &Domain) -> DomainInfo {
         shared_info_frame: d.shared_page().mfn(),
         cpu_time: scheduler::running_cpu_time(d),
         nr_online_vcpus: d.vcpus.iter().filter(|v| v.online).count() as u32,
-        max_vcpu_id: domain::MAX_VCPUS as u32 - 1,
+        max_vcpu_id: d.max_vcpus as u32 - 1,
         handle: d.handle,
         gpaddr_bits: 52,
         ..DomainInfo::default()
     }
 }
 
-/// `XEN_DOMCTL_setvcpucontext`: the domain builder's last step before
-/// unpausing. The kernel L4 (`ctrlreg[3]`) is validated as a page table of
-/// the domain, as on Xen; the registers are sanitised to ring 3.
-fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
+/// Who sets a vCPU's context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContextFrom {
+    /// `XEN_DOMCTL_setvcpucontext`: the domain is paused (or not running).
+    Toolstack,
+    /// `VCPUOP_initialise`: the domain itself, for a vCPU that has none
+    /// yet (`-EEXIST` otherwise, as on Xen).
+    Guest,
+}
+
+/// `XEN_DOMCTL_setvcpucontext` (the domain builder's last step before
+/// unpausing) and `VCPUOP_initialise`: vCPU `vcpu` of domain `id` gets
+/// context `c`. The kernel L4 (`ctrlreg[3]`) is validated as a page table
+/// of the domain, as on Xen; the registers are sanitised to ring 3.
+pub fn set_vcpu_context(
+    id: DomId,
+    vcpu: usize,
+    c: &VcpuGuestContext,
+    from: ContextFrom,
+) -> Result<(), Errno> {
     let l4 = c.ctrlreg[3] >> 12;
     if l4 == 0 {
         return Err(Errno::Inval);
     }
-    let (state, paused) = domain::with(id, |d| (d.state, d.paused)).ok_or(Errno::Srch)?;
+    let (state, paused, initialised) =
+        domain::with(id, |d| (d.state, d.paused, d.vcpus[vcpu].initialised))
+            .ok_or(Errno::Srch)?;
     if state == State::Dying {
         return Err(Errno::Srch);
     }
-    if state == State::Running && !paused {
+    match from {
         // The context of a running vCPU is its own business.
-        return Err(Errno::Busy);
+        ContextFrom::Toolstack if state == State::Running && !paused => return Err(Errno::Busy),
+        ContextFrom::Guest if initialised => return Err(Errno::Exist),
+        _ => {}
     }
     let addresses = [
         c.user_regs.rip,
@@ -406,7 +447,7 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
         })?;
     let r = &c.user_regs;
     let old_root = domain::with(id, |d| {
-        let v = &mut d.vcpus[0];
+        let v = &mut d.vcpus[vcpu];
         v.frame = TrapFrame {
             r15: r.r15,
             r14: r.r14,
@@ -465,6 +506,7 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
         v.fs_base = c.fs_base;
         v.gs_base_kernel = c.gs_base_kernel;
         v.gs_base_user = c.gs_base_user;
+        v.initialised = true;
         v.online = c.flags & VGCF_ONLINE != 0;
         v.wait = Wait::None;
         scheduler::catch_up(v);
@@ -473,9 +515,12 @@ fn set_vcpu_context(id: DomId, c: &VcpuGuestContext) -> Result<(), Errno> {
             vtime::now_ns() + vtime::DEFAULT_PERIOD_NS,
         ));
         let old = v.kernel_root.replace(root);
-        let state = scheduler::resting_state(d, 0);
-        d.vcpus[0].runstate.enter(state, vtime::now_ns());
+        let state = scheduler::resting_state(d, vcpu);
+        d.vcpus[vcpu].runstate.enter(state, vtime::now_ns());
         vtime::publish(d);
+        if d.vcpus[vcpu].online {
+            scheduler::notify(d, vcpu);
+        }
         old
     })
     .ok_or(Errno::Srch)?;

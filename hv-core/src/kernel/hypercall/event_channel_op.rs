@@ -5,8 +5,9 @@
 
 use abi::Errno;
 use abi::event_channel::{
-    AllocUnbound, BindInterdomain, BindIpi, BindVirq, EVTCHNOP_ALLOC_UNBOUND,
-    EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE,
+    AllocUnbound, BindInterdomain, BindIpi, BindVcpu, BindVirq, EVTCHNOP_ALLOC_UNBOUND,
+    EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VCPU, EVTCHNOP_BIND_VIRQ,
+    EVTCHNOP_CLOSE,
     EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNOP_UNMASK, EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN,
     EVTCHNSTAT_IPI, EVTCHNSTAT_UNBOUND, EVTCHNSTAT_VIRQ, PortOp, Status,
 };
@@ -21,6 +22,7 @@ super::op_family! {
     EventChannelOp(DomId) {
         EVTCHNOP_BIND_VIRQ => BindVirq(BindVirq), inout => bind_virq;
         EVTCHNOP_BIND_IPI => BindIpi(BindIpi), inout => bind_ipi;
+        EVTCHNOP_BIND_VCPU => BindVcpu(BindVcpu), in => bind_vcpu;
         EVTCHNOP_ALLOC_UNBOUND => AllocUnbound(AllocUnbound), inout => alloc_unbound;
         EVTCHNOP_BIND_INTERDOMAIN => BindInterdomain(BindInterdomain), inout => bind_interdomain;
         EVTCHNOP_CLOSE => Close(PortOp), in => close;
@@ -116,6 +118,11 @@ fn bind_interdomain(op: &mut BindInterdomain, caller: DomId) -> Result<i64, Errn
 fn close(op: &mut PortOp, caller: DomId) -> Result<i64, Errno> {
     close_port(caller, op.port).map_err(errno)?;
     event_delivery::clear_pending(op.port);
+    Ok(0)
+}
+
+fn bind_vcpu(op: &mut BindVcpu, _caller: DomId) -> Result<i64, Errno> {
+    domain::with_current(|d| d.events.bind_vcpu(op.port, op.vcpu)).map_err(errno)?;
     Ok(0)
 }
 

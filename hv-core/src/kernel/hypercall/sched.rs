@@ -8,7 +8,7 @@
 use abi::Errno;
 use abi::ops::{
     SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
-    VCPUOP_GET_RUNSTATE_INFO, VCPUOP_IS_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
+    VCPUOP_DOWN, VCPUOP_GET_RUNSTATE_INFO, VCPUOP_INITIALISE, VCPUOP_IS_UP, VCPUOP_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
     VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuRunstateInfo,
     VcpuSetSingleshotTimer,
 };
@@ -121,11 +121,28 @@ pub struct Vcpu(usize);
 impl Vcpu {
     pub fn of_caller(index: u32) -> Result<Self, Errno> {
         let index = index as usize;
-        if index >= domain::MAX_VCPUS {
+        if index >= domain::with_current(|d| d.max_vcpus) {
             return Err(Errno::NoEnt);
         }
         Ok(Self(index))
     }
+}
+
+/// `vcpu_op(cmd, vcpu, arg)`. `VCPUOP_initialise` is taken apart: its
+/// context is 5 KiB, too large to ride in every op's request.
+pub fn vcpu_op(cmd: u32, vcpu: u32, arg: u64) -> Result<i64, Errno> {
+    let vcpu = Vcpu::of_caller(vcpu)?;
+    if cmd == VCPUOP_INITIALISE {
+        let context: abi::domctl::VcpuGuestContext = guest::read(arg)?;
+        super::domctl::set_vcpu_context(
+            domain::current_id(),
+            vcpu.0,
+            &context,
+            super::domctl::ContextFrom::Guest,
+        )?;
+        return Ok(0);
+    }
+    VcpuOp::handle(cmd, arg, vcpu)
 }
 
 super::op_family! {
@@ -135,6 +152,8 @@ super::op_family! {
         VCPUOP_STOP_SINGLESHOT_TIMER => StopSingleshotTimer(()), none => stop_singleshot_timer;
         VCPUOP_SET_PERIODIC_TIMER => SetPeriodicTimer(u64), in => set_periodic_timer;
         VCPUOP_STOP_PERIODIC_TIMER => StopPeriodicTimer(()), none => stop_periodic_timer;
+        VCPUOP_UP => Up(()), none => up;
+        VCPUOP_DOWN => Down(()), none => down;
         VCPUOP_IS_UP => IsUp(()), none => is_up;
         VCPUOP_GET_RUNSTATE_INFO => GetRunstateInfo(VcpuRunstateInfo), out => runstate_info;
     }
@@ -171,8 +190,57 @@ fn stop_periodic_timer(_: &mut (), vcpu: Vcpu) -> Result<i64, Errno> {
     Ok(0)
 }
 
-fn is_up(_: &mut (), _vcpu: Vcpu) -> Result<i64, Errno> {
-    Ok(1)
+/// `VCPUOP_up`: a vCPU with a context (`-EINVAL` without) becomes
+/// runnable; one that is up already stays so.
+fn up(_: &mut (), vcpu: Vcpu) -> Result<i64, Errno> {
+    domain::with_current(|d| {
+        let v = &mut d.vcpus[vcpu.0];
+        if !v.initialised {
+            return Err(Errno::Inval);
+        }
+        if !v.online {
+            v.online = true;
+            v.wait = Wait::None;
+            scheduler::catch_up(v);
+            let state = scheduler::resting_state(d, vcpu.0);
+            d.vcpus[vcpu.0].runstate.enter(state, vtime::now_ns());
+            scheduler::notify(d, vcpu.0);
+        }
+        Ok(0)
+    })
+}
+
+/// `VCPUOP_down`: the vCPU stops (at once if it is the caller, at its
+/// CPU's next exit if another CPU runs it). As on Xen, taking down the
+/// last vCPU that is up shuts the domain down (`SHUTDOWN_poweroff`).
+fn down(_: &mut (), vcpu: Vcpu) -> Result<i64, Errno> {
+    let last = domain::with_current(|d| {
+        let others_up = (0..d.max_vcpus).any(|i| i != vcpu.0 && d.vcpus[i].online);
+        if !others_up {
+            return true;
+        }
+        let v = &mut d.vcpus[vcpu.0];
+        if v.online {
+            v.online = false;
+            v.wait = Wait::None;
+            if v.on_cpu.is_none() {
+                v.runstate.enter(abi::ops::RUNSTATE_OFFLINE, vtime::now_ns());
+            }
+            scheduler::notify(d, vcpu.0);
+        }
+        false
+    });
+    if last {
+        guest::shutdown_current(abi::ops::SHUTDOWN_POWEROFF);
+    }
+    if vcpu.0 == domain::current_vcpu_index() {
+        scheduler::request();
+    }
+    Ok(0)
+}
+
+fn is_up(_: &mut (), vcpu: Vcpu) -> Result<i64, Errno> {
+    Ok(domain::with_current(|d| d.vcpus[vcpu.0].online) as i64)
 }
 
 fn runstate_info(info: &mut VcpuRunstateInfo, vcpu: Vcpu) -> Result<i64, Errno> {

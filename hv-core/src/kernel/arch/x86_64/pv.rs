@@ -405,6 +405,9 @@ impl FpuState {
         Self(image)
     };
 
+    /// All zeros: a vacant domain slot's (it sits in `.bss`); never loaded.
+    pub const ZERO: Self = Self([0; 512]);
+
     /// Saves this CPU's floating-point registers here.
     pub fn save(&mut self) {
         // SAFETY: the buffer is 512 bytes, 16-byte aligned and ours;
