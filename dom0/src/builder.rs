@@ -4,7 +4,8 @@
 //! 1. Parse the image and check its notes and ABI version, and lay out its
 //!    start of day (`domain_builder::start_of_day`, role domU): nothing is created for
 //!    an image that would be refused.
-//! 2. `createdomain` (it starts paused), `max_vcpus` 1, `max_mem`.
+//! 2. `createdomain` (it starts paused) with the vCPU count, `max_vcpus`,
+//!    `max_mem`.
 //! 3. `populate_physmap` for every guest frame; the hypervisor hands back
 //!    the machine frames, which become the p2m list.
 //! 4. Map the frames the start of day writes (foreign `mmu_update`), zero
@@ -41,6 +42,8 @@ pub struct Spec<'a> {
     pub image: &'a [u8],
     pub memory_mib: u64,
     pub cmdline: &'a str,
+    /// vCPUs the domain gets (vCPU 0 is given the start-of-day context).
+    pub vcpus: u32,
 }
 
 /// A domain that is built, still paused.
@@ -110,7 +113,7 @@ pub fn plan<'a>(spec: &Spec<'a>) -> Result<(PvImage<'a>, StartOfDay), BuildError
 /// Builds a domain and leaves it paused.
 pub fn build(window: &mut Window, spec: &Spec<'_>) -> Result<Built, BuildError> {
     let (image, plan) = plan(spec)?;
-    let id = create_domain()?;
+    let id = create_domain(spec.vcpus)?;
     match fill_domain(window, id, &image, &plan, spec) {
         Ok(built) => Ok(built),
         Err(e) => {
@@ -120,9 +123,9 @@ pub fn build(window: &mut Window, spec: &Spec<'_>) -> Result<Built, BuildError> 
     }
 }
 
-fn create_domain() -> Result<DomId, BuildError> {
+fn create_domain(vcpus: u32) -> Result<DomId, BuildError> {
     let create = CreateDomain {
-        max_vcpus: 1,
+        max_vcpus: vcpus,
         max_evtchn_port: 1023,
         max_grant_frames: 4,
         max_maptrack_frames: 128,
@@ -143,7 +146,7 @@ fn fill_domain(
     plan: &StartOfDay,
     spec: &Spec<'_>,
 ) -> Result<Built, BuildError> {
-    privcmd::set_max_vcpus(id, 1).map_err(refused("max_vcpus"))?;
+    privcmd::set_max_vcpus(id, spec.vcpus).map_err(refused("max_vcpus"))?;
     privcmd::set_max_mem(id, spec.memory_mib * 1024).map_err(refused("max_mem"))?;
 
     // Every guest frame, in order; populate_physmap writes the machine

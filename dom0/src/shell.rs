@@ -15,6 +15,8 @@ use abi::xen::{DOMID_FIRST_RESERVED, DomId};
 pub const DEFAULT_MEMORY_MIB: u64 = 16;
 /// The most `memory=` may ask for: the SDK's physmap reaches 2 GiB.
 pub const MAX_MEMORY_MIB: u64 = 2048;
+/// The most vCPUs `create` gives a domain (hv-core's limit per domain).
+pub const MAX_DOMAIN_VCPUS: u32 = 8;
 
 /// A command the shell understands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +46,8 @@ pub struct CreateArgs {
     pub name: Option<String>,
     pub memory_mib: u64,
     pub cmdline: String,
+    /// vCPUs (`vcpus=`): vCPU 0 starts, the guest brings up the others.
+    pub vcpus: u32,
 }
 
 /// What `vcpu-pin` was asked for.
@@ -89,7 +93,7 @@ pub const COMMANDS: [(&str, &str); 13] = [
     ("images", "the guest images that can be created"),
     (
         "create",
-        "create <image> [name=..] [memory=MiB] [cmdline=\"..\"]: build and start a domain",
+        "create <image> [name=..] [memory=MiB] [vcpus=N] [cmdline=\"..\"]: build and start a domain",
     ),
     ("destroy", "destroy <id|name>: end a domain now"),
     ("pause", "pause <id|name>: stop scheduling a domain"),
@@ -131,6 +135,7 @@ pub enum ParseError {
     UnknownOption(String),
     DuplicateOption(&'static str),
     BadMemory(String),
+    BadVcpus(String),
     BadName(String),
     BadTarget(String),
     BadVcpu(String),
@@ -151,6 +156,10 @@ impl fmt::Display for ParseError {
                 "create: unknown option `{word}` (name=, memory=, cmdline=)"
             ),
             Self::DuplicateOption(key) => write!(f, "create: `{key}=` is given twice"),
+            Self::BadVcpus(value) => write!(
+                f,
+                "create: vcpus= takes a count from 1 to {MAX_DOMAIN_VCPUS}, not `{value}`"
+            ),
             Self::BadMemory(value) => write!(
                 f,
                 "create: memory= takes MiB from 1 to {MAX_MEMORY_MIB}, not `{value}`"
@@ -250,8 +259,9 @@ fn parse_create(words: &[String]) -> Result<CreateArgs, ParseError> {
         name: None,
         memory_mib: DEFAULT_MEMORY_MIB,
         cmdline: String::new(),
+        vcpus: 1,
     };
-    let (mut seen_memory, mut seen_cmdline) = (false, false);
+    let (mut seen_memory, mut seen_cmdline, mut seen_vcpus) = (false, false, false);
     for word in options {
         let Some((key, value)) = word.split_once('=') else {
             return Err(ParseError::UnknownOption(word.clone()));
@@ -273,12 +283,21 @@ fn parse_create(words: &[String]) -> Result<CreateArgs, ParseError> {
                 args.cmdline = value.into();
                 core::mem::replace(&mut seen_cmdline, true)
             }
+            "vcpus" => {
+                args.vcpus = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_DOMAIN_VCPUS).contains(n))
+                    .ok_or_else(|| ParseError::BadVcpus(value.into()))?;
+                core::mem::replace(&mut seen_vcpus, true)
+            }
             _ => return Err(ParseError::UnknownOption(word.clone())),
         };
         if seen {
             let key = match key {
                 "name" => "name",
                 "memory" => "memory",
+                "vcpus" => "vcpus",
                 _ => "cmdline",
             };
             return Err(ParseError::DuplicateOption(key));
@@ -438,7 +457,30 @@ mod tests {
             name: None,
             memory_mib: DEFAULT_MEMORY_MIB,
             cmdline: String::new(),
+            vcpus: 1,
         }
+    }
+
+    #[test]
+    fn create_takes_a_vcpu_count() {
+        assert_eq!(
+            Command::parse("create spin vcpus=4"),
+            Ok(Command::Create(CreateArgs {
+                vcpus: 4,
+                ..create("spin")
+            }))
+        );
+        for bad in ["0", "9", "two", ""] {
+            assert_eq!(
+                Command::parse(&format!("create spin vcpus={bad}")),
+                Err(ParseError::BadVcpus(bad.into())),
+                "vcpus={bad}"
+            );
+        }
+        assert_eq!(
+            Command::parse("create spin vcpus=2 vcpus=2"),
+            Err(ParseError::DuplicateOption("vcpus"))
+        );
     }
 
     #[test]

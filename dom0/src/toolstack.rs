@@ -156,6 +156,7 @@ impl Toolstack {
             image: image_bytes,
             memory_mib: args.memory_mib,
             cmdline: &args.cmdline,
+            vcpus: args.vcpus,
         };
         let built = match builder::build(window, &spec) {
             Ok(built) => built,

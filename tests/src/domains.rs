@@ -576,7 +576,53 @@ pub const SCENARIOS: &[Scenario] = &[
             },
         )
     },
+    // A domain with three vCPUs: vCPU 0 starts, the other two wait (down)
+    // for the guest to bring them up; `vcpu-list` shows all three. A count
+    // past hv-core's limit is refused before anything is built.
+    session(
+        "create-vcpus",
+        &[
+            Type("create spin name=s vcpus=3"),
+            Type("vcpu-list s"),
+            Type("create spin vcpus=9"),
+            Type("destroy s"),
+            Type("poweroff"),
+        ],
+        120,
+        Judge::Shell {
+            expect: &[
+                "created domain 1 (s)",
+                "create: vcpus= takes a count from 1 to 8, not `9`",
+                POWERED_OFF,
+            ],
+            anywhere: &[],
+            check: three_vcpus_one_up,
+            ending: Ending::PowerOff,
+        },
+    ),
 ];
+
+/// `create-vcpus`: the `vcpu-list` of a 3-vCPU domain whose guest brought
+/// up only vCPU 0.
+fn three_vcpus_one_up(console: &str) -> Result<(), String> {
+    let tables = vcpu_lists(console);
+    let rows = tables.first().ok_or("no `vcpu-list` table")?;
+    let vcpus: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .filter(|r| r[0] == "s")
+        .map(|r| (r[2].as_str(), r[3].as_str(), r[4].as_str()))
+        .collect();
+    match vcpus[..] {
+        [("0", cpu0, state0), ("1", "-", "--p"), ("2", "-", "--p")]
+            if cpu0.parse::<u32>().is_ok() && !state0.contains('p') =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "`vcpu-list s` should show vCPU 0 up and vCPUs 1 and 2 down, got {vcpus:?}"
+        )),
+    }
+}
 
 /// Two CPU-bound guests `a` and `b`, started together: each is paused
 /// while the other is built, so neither has a head start.

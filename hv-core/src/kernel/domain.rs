@@ -386,10 +386,7 @@ pub fn create(
         if table.iter().filter_map(live_ref).any(|d| d.id == id) {
             return Err(());
         }
-        let d = table
-            .iter_mut()
-            .find(|d| !d.occupied)
-            .ok_or(())?;
+        let d = table.iter_mut().find(|d| !d.occupied).ok_or(())?;
         d.occupy(id, privileged, max_vcpus, shared_info);
         Ok(())
     })

@@ -19,6 +19,13 @@
 //! ([`flush_all`]). (A release the budget cuts short goes on in later
 //! operations, but the tables it releases were unlinked, and the
 //! translations through them flushed, when it began.)
+//!
+//! On several CPUs both flushes are shootdowns: every CPU's TLB, waited
+//! for (`percpu::flush_other_cpus`). A stale entry may sit on any CPU (a
+//! vCPU of the same domain elsewhere, or dom0 having mapped the frame),
+//! and `STALE` is one flag for all of them, so clearing it promises that
+//! no CPU holds one. The guest's `*_LOCAL` flushes flush this CPU only
+//! and leave `STALE` as it is.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,14 +46,32 @@ static STALE: AtomicBool = AtomicBool::new(false);
 /// become a page table.
 pub fn flush_if_stale() {
     if STALE.swap(false, Ordering::SeqCst) {
-        pv::flush_tlb_local();
+        flush_every_cpu();
     }
 }
 
-/// Flushes every non-global translation: nothing cached is stale after it.
+/// Flushes every non-global translation on every CPU: nothing cached
+/// anywhere is stale after it.
 pub fn flush_all() {
     STALE.store(false, Ordering::SeqCst);
+    flush_every_cpu();
+}
+
+/// The guest's `MMUEXT_INVLPG_MULTI/ALL`, `UVMF_INVLPG | UVMF_ALL`: `va`
+/// here, and a whole flush on the other CPUs (which may run the domain's
+/// other vCPUs).
+pub fn invlpg_all(va: u64) {
+    pv::invlpg(va);
+    if crate::arch::percpu::online_count() > 1 {
+        crate::arch::percpu::flush_other_cpus();
+    }
+}
+
+fn flush_every_cpu() {
     pv::flush_tlb_local();
+    if crate::arch::percpu::online_count() > 1 {
+        crate::arch::percpu::flush_other_cpus();
+    }
 }
 
 /// What a refused frame-table request becomes for the guest: budget

@@ -116,7 +116,8 @@ impl CpuState {
     }
 
     fn set_current(&self, held: Option<VcpuRef>) {
-        self.current.store(held.map_or(NONE, VcpuRef::pack), Relaxed);
+        self.current
+            .store(held.map_or(NONE, VcpuRef::pack), Relaxed);
     }
 }
 

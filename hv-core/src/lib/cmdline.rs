@@ -275,8 +275,15 @@ mod tests {
         assert_eq!(parse("").0.dom0_max_vcpus, 1);
         assert_eq!(parse("dom0_max_vcpus=4").0.dom0_max_vcpus, 4);
         let max = crate::event_channel::MAX_VCPUS;
-        assert_eq!(parse(&format!("dom0_max_vcpus={max}")).0.dom0_max_vcpus, max);
-        for bad in [format!("dom0_max_vcpus={}", max + 1), "dom0_max_vcpus=0".into(), "dom0_max_vcpus=x".into()] {
+        assert_eq!(
+            parse(&format!("dom0_max_vcpus={max}")).0.dom0_max_vcpus,
+            max
+        );
+        for bad in [
+            format!("dom0_max_vcpus={}", max + 1),
+            "dom0_max_vcpus=0".into(),
+            "dom0_max_vcpus=x".into(),
+        ] {
             let (options, errors) = parse(&bad);
             assert_eq!(options.dom0_max_vcpus, 1, "{bad}");
             assert_eq!(errors.len(), 1, "{bad}");

@@ -515,7 +515,11 @@ mod tests {
         // A global VIRQ is still found by its vCPU-0 binding.
         assert_eq!(ch.virq_port(2, 1), Some(console));
         for port in [timer, ipi, 0, 7, NR_PORTS as Port] {
-            assert_eq!(ch.bind_vcpu(port, 1), Err(EventError::Invalid), "port {port}");
+            assert_eq!(
+                ch.bind_vcpu(port, 1),
+                Err(EventError::Invalid),
+                "port {port}"
+            );
             assert_eq!(ch.notify_vcpu(port), 0);
         }
         // The vCPU is checked first, whatever the port.

@@ -1390,20 +1390,33 @@ pub mod hc {
         unsafe {
             hypercall(
                 Hypercall::VcpuOp as u32,
-                [abi::ops::VCPUOP_INITIALISE as u64, vcpu as u64, addr(context), 0, 0],
+                [
+                    abi::ops::VCPUOP_INITIALISE as u64,
+                    vcpu as u64,
+                    addr(context),
+                    0,
+                    0,
+                ],
             )
         }
     }
 
     /// `EVTCHNOP_bind_vcpu` of our `port` to `vcpu`.
     pub fn bind_vcpu(port: Port, vcpu: u32) -> i64 {
-        evtchn_op(evtchn::EVTCHNOP_BIND_VCPU, addr(&evtchn::BindVcpu { port, vcpu }))
+        evtchn_op(
+            evtchn::EVTCHNOP_BIND_VCPU,
+            addr(&evtchn::BindVcpu { port, vcpu }),
+        )
     }
 
     /// `EVTCHNOP_bind_virq` of `virq` on `vcpu`: the new port, or the raw
     /// error.
     pub fn bind_virq(virq: u32, vcpu: u32) -> Result<Port, i64> {
-        let mut arg = evtchn::BindVirq { virq, vcpu, port: 0 };
+        let mut arg = evtchn::BindVirq {
+            virq,
+            vcpu,
+            port: 0,
+        };
         match evtchn_op(evtchn::EVTCHNOP_BIND_VIRQ, addr_mut(&mut arg)) {
             0 => Ok(arg.port),
             err => Err(err),

@@ -179,7 +179,9 @@ fn set_paused(id: DomId, pause: bool) -> Result<i64, Errno> {
         // As Xen's domain_pause: done only once no CPU runs it.
         scheduler::take_off_cpus(id);
     } else {
-        domain::with(id, |d| (0..d.max_vcpus).for_each(|v| scheduler::notify(d, v)));
+        domain::with(id, |d| {
+            (0..d.max_vcpus).for_each(|v| scheduler::notify(d, v))
+        });
     }
     scheduler::request();
     Ok(0)
@@ -412,8 +414,7 @@ pub fn set_vcpu_context(
         return Err(Errno::Inval);
     }
     let (state, paused, initialised) =
-        domain::with(id, |d| (d.state, d.paused, d.vcpus[vcpu].initialised))
-            .ok_or(Errno::Srch)?;
+        domain::with(id, |d| (d.state, d.paused, d.vcpus[vcpu].initialised)).ok_or(Errno::Srch)?;
     if state == State::Dying {
         return Err(Errno::Srch);
     }

@@ -155,9 +155,14 @@ impl UpdateVaMapping {
         let root = domain::with_current_vcpu(|v| v.current_root_mfn());
         let slot = page_tables::l1_slot(root, self.va, dom)?;
         page_tables::install_l1(dom, slot, self.pte, dom)?;
-        match self.flags & UVMF_FLUSHTYPE_MASK {
-            UVMF_TLB_FLUSH => page_tables::flush_all(),
-            UVMF_INVLPG => pv::invlpg(self.va),
+        // UVMF_ALL, or a vCPU mask (UVMF_MULTI), reaches the other CPUs
+        // (every one: they may run this domain's other vCPUs).
+        let everywhere = self.flags & !UVMF_FLUSHTYPE_MASK != 0;
+        match (self.flags & UVMF_FLUSHTYPE_MASK, everywhere) {
+            (UVMF_TLB_FLUSH, true) => page_tables::flush_all(),
+            (UVMF_TLB_FLUSH, false) => pv::flush_tlb_local(),
+            (UVMF_INVLPG, true) => page_tables::invlpg_all(self.va),
+            (UVMF_INVLPG, false) => pv::invlpg(self.va),
             _ => {}
         }
         Ok(0)
@@ -192,12 +197,20 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
         }
         MMUEXT_NEW_BASEPTR => new_baseptr(op.arg1, dom, false),
         MMUEXT_NEW_USER_BASEPTR => new_baseptr(op.arg1, dom, true),
-        MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
+        MMUEXT_TLB_FLUSH_LOCAL => {
+            pv::flush_tlb_local();
+            Ok(())
+        }
+        MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
             page_tables::flush_all();
             Ok(())
         }
-        MMUEXT_INVLPG_LOCAL | MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {
+        MMUEXT_INVLPG_LOCAL => {
             pv::invlpg(op.arg1);
+            Ok(())
+        }
+        MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {
+            page_tables::invlpg_all(op.arg1);
             Ok(())
         }
         // nr_ents is a 32-bit field in Xen's union.

@@ -8,9 +8,9 @@
 use abi::Errno;
 use abi::ops::{
     SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
-    VCPUOP_DOWN, VCPUOP_GET_RUNSTATE_INFO, VCPUOP_INITIALISE, VCPUOP_IS_UP, VCPUOP_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
-    VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuRunstateInfo,
-    VcpuSetSingleshotTimer,
+    VCPUOP_DOWN, VCPUOP_GET_RUNSTATE_INFO, VCPUOP_INITIALISE, VCPUOP_IS_UP,
+    VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER, VCPUOP_STOP_PERIODIC_TIMER,
+    VCPUOP_STOP_SINGLESHOT_TIMER, VCPUOP_UP, VcpuRunstateInfo, VcpuSetSingleshotTimer,
 };
 use abi::xen::DomId;
 
@@ -224,7 +224,8 @@ fn down(_: &mut (), vcpu: Vcpu) -> Result<i64, Errno> {
             v.online = false;
             v.wait = Wait::None;
             if v.on_cpu.is_none() {
-                v.runstate.enter(abi::ops::RUNSTATE_OFFLINE, vtime::now_ns());
+                v.runstate
+                    .enter(abi::ops::RUNSTATE_OFFLINE, vtime::now_ns());
             }
             scheduler::notify(d, vcpu.0);
         }

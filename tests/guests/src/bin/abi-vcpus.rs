@@ -7,6 +7,10 @@
 //! - vCPU 1 runs its entry on its own stack and sees itself running;
 //! - IPIs both ways (`EVTCHNOP_bind_ipi` for each vCPU, `SCHEDOP_poll`
 //!   on each side): 100 round trips;
+//! - TLB shootdown: vCPU 1 writes through a mapping, vCPU 0 moves the
+//!   mapping to another frame and asks for `MMUEXT_TLB_FLUSH_ALL`; vCPU
+//!   1's next write lands in the new frame (on two CPUs a flush of vCPU
+//!   0's CPU alone leaves vCPU 1 writing the old one);
 //! - vCPU 1's own timer: VIRQ_TIMER bound on vCPU 1 and its singleshot
 //!   timer wake its poll, not before the deadline;
 //! - `EVTCHNOP_bind_vcpu`: an unbound port moves to vCPU 1 (status says
@@ -30,13 +34,19 @@ mod kernel {
     use abi::domctl::{VGCF_IN_KERNEL, VcpuGuestContext};
     use abi::event_channel::{Port, VIRQ_TIMER};
     use abi::ops::{
-        RUNSTATE_OFFLINE, RUNSTATE_RUNNING, VCPUOP_DOWN, VCPUOP_IS_UP,
-        VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_UP,
+        RUNSTATE_OFFLINE, RUNSTATE_RUNNING, VCPUOP_DOWN, VCPUOP_IS_UP, VCPUOP_STOP_PERIODIC_TIMER,
+        VCPUOP_UP,
     };
-    use abi::xen::{DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
+    use abi::xen::{
+        DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, MMU_NORMAL_PT_UPDATE, MMUEXT_TLB_FLUSH_ALL,
+        MmuUpdate, MmuextOp,
+    };
+    use pv_guest_sdk::mm::pte;
     use pv_guest_sdk::shared::shared_info;
     use pv_guest_sdk::time::now_ns;
     use pv_guest_sdk::{StartInfo, hypercall, mm, println};
+    use test_guests::frame;
+    use test_guests::scratch::Window;
     use test_guests::verdict::{Outcome, finish};
     use test_guests::{ensure, ensure_eq, fail, hc};
 
@@ -66,6 +76,14 @@ mod kernel {
     static TIMER_RESULT: AtomicI64 = AtomicI64::new(i64::MIN);
     static TIMER_LATE_NS: AtomicU64 = AtomicU64::new(0);
     static FINISHED: AtomicU32 = AtomicU32::new(0);
+    /// The TLB step: the address vCPU 1 writes through, and where the two
+    /// vCPUs are (1: write and keep the mapping cached, 2: cached, 3:
+    /// remapped and flushed, 4: written after the flush).
+    static TLB_VA: AtomicU64 = AtomicU64::new(0);
+    static TLB_STEP: AtomicU32 = AtomicU32::new(0);
+    /// What vCPU 1 writes before and after the remap.
+    const BEFORE: u64 = 0x1111;
+    const AFTER: u64 = 0x2222;
 
     pub fn main(_start: &'static StartInfo) -> ! {
         finish(NAME, run())
@@ -99,10 +117,18 @@ mod kernel {
     fn run() -> Outcome {
         // vCPU 1 exists and is down; vCPU 2 does not exist.
         ensure_eq!(hc::vcpu_op_null(VCPUOP_IS_UP, 0), 1, "VCPUOP_is_up(0)");
-        ensure_eq!(hc::vcpu_op_null(VCPUOP_IS_UP, 1), 0, "VCPUOP_is_up(1) at start");
+        ensure_eq!(
+            hc::vcpu_op_null(VCPUOP_IS_UP, 1),
+            0,
+            "VCPUOP_is_up(1) at start"
+        );
         ensure_eq!(hc::vcpu_op_null(VCPUOP_IS_UP, 2), ENOENT, "VCPUOP_is_up(2)");
         ensure_eq!(hc::vcpu_op_null(VCPUOP_UP, 2), ENOENT, "VCPUOP_up(2)");
-        ensure_eq!(hc::vcpu_op_null(VCPUOP_UP, 1), EINVAL, "VCPUOP_up(1) before a context");
+        ensure_eq!(
+            hc::vcpu_op_null(VCPUOP_UP, 1),
+            EINVAL,
+            "VCPUOP_up(1) before a context"
+        );
 
         let port0 = match hc::bind_ipi(0) {
             Ok(p) => p,
@@ -120,9 +146,17 @@ mod kernel {
         PORT1.store(port1, SeqCst);
 
         let context = context_for_vcpu1();
-        ensure_eq!(hc::vcpu_initialise(2, &context), ENOENT, "VCPUOP_initialise(2)");
+        ensure_eq!(
+            hc::vcpu_initialise(2, &context),
+            ENOENT,
+            "VCPUOP_initialise(2)"
+        );
         ensure_eq!(hc::vcpu_initialise(1, &context), 0, "VCPUOP_initialise(1)");
-        ensure_eq!(hc::vcpu_initialise(1, &context), EEXIST, "VCPUOP_initialise(1) again");
+        ensure_eq!(
+            hc::vcpu_initialise(1, &context),
+            EEXIST,
+            "VCPUOP_initialise(1) again"
+        );
         ensure_eq!(
             hc::vcpu_op_null(VCPUOP_IS_UP, 1),
             0,
@@ -130,7 +164,11 @@ mod kernel {
         );
         ensure_eq!(STARTED.load(SeqCst), 0, "vCPU 1 ran before VCPUOP_up");
         ensure_eq!(hc::vcpu_op_null(VCPUOP_UP, 1), 0, "VCPUOP_up(1)");
-        ensure_eq!(hc::vcpu_op_null(VCPUOP_IS_UP, 1), 1, "VCPUOP_is_up(1) after up");
+        ensure_eq!(
+            hc::vcpu_op_null(VCPUOP_IS_UP, 1),
+            1,
+            "VCPUOP_is_up(1) after up"
+        );
         ensure_eq!(hc::vcpu_op_null(VCPUOP_UP, 1), 0, "VCPUOP_up(1) again");
         wait_for("its entry", || STARTED.load(SeqCst) == 1)?;
         ensure_eq!(
@@ -154,6 +192,8 @@ mod kernel {
         wait_for("the last pong", || PONGS.load(SeqCst) == ROUNDS)?;
         println!("{NAME}: {ROUNDS} IPI round trips between vCPU 0 and vCPU 1");
 
+        tlb_shootdown()?;
+
         // vCPU 1's own timer.
         wait_for("its timer", || TIMER_RESULT.load(SeqCst) != i64::MIN)?;
         ensure_eq!(TIMER_RESULT.load(SeqCst), 0, "vCPU 1's timer test");
@@ -167,18 +207,34 @@ mod kernel {
             Ok(p) => p,
             Err(e) => fail!("EVTCHNOP_alloc_unbound: {e}"),
         };
-        ensure_eq!(hc::bind_vcpu(unbound, 1), 0, "EVTCHNOP_bind_vcpu(unbound, 1)");
+        ensure_eq!(
+            hc::bind_vcpu(unbound, 1),
+            0,
+            "EVTCHNOP_bind_vcpu(unbound, 1)"
+        );
         match hc::evtchn_status(unbound) {
             Ok(status) => ensure_eq!(status.vcpu, 1, "EVTCHNOP_status vcpu after bind_vcpu"),
             Err(e) => fail!("EVTCHNOP_status: {e}"),
         }
-        ensure_eq!(hc::bind_vcpu(port0, 1), EINVAL, "EVTCHNOP_bind_vcpu(ipi, 1)");
-        ensure_eq!(hc::bind_vcpu(unbound, 2), ENOENT, "EVTCHNOP_bind_vcpu(unbound, 2)");
+        ensure_eq!(
+            hc::bind_vcpu(port0, 1),
+            EINVAL,
+            "EVTCHNOP_bind_vcpu(ipi, 1)"
+        );
+        ensure_eq!(
+            hc::bind_vcpu(unbound, 2),
+            ENOENT,
+            "EVTCHNOP_bind_vcpu(unbound, 2)"
+        );
 
         // Down: vCPU 1 sits in its last poll.
         wait_for("its last poll", || FINISHED.load(SeqCst) == 1)?;
         ensure_eq!(hc::vcpu_op_null(VCPUOP_DOWN, 1), 0, "VCPUOP_down(1)");
-        ensure_eq!(hc::vcpu_op_null(VCPUOP_IS_UP, 1), 0, "VCPUOP_is_up(1) after down");
+        ensure_eq!(
+            hc::vcpu_op_null(VCPUOP_IS_UP, 1),
+            0,
+            "VCPUOP_is_up(1) after down"
+        );
         wait_for("the offline state", || {
             hypercall::vcpu_runstate_info(1).is_ok_and(|r| r.state == RUNSTATE_OFFLINE as i32)
         })?;
@@ -195,27 +251,114 @@ mod kernel {
         Ok(())
     }
 
+    /// vCPU 0's side of the TLB step.
+    fn tlb_shootdown() -> Outcome {
+        let (w, old, new) = match (Window::new(), mm::alloc_frame(), mm::alloc_frame()) {
+            (Ok(w), Ok(a), Ok(b)) => (w, a, b),
+            _ => fail!("setting up the TLB step's window and frames"),
+        };
+        let map = |frame: &mm::Frame| MmuUpdate {
+            ptr: w.entry_maddr(0) | MMU_NORMAL_PT_UPDATE,
+            val: pte::entry(frame.mfn, pte::KERNEL_RW),
+        };
+        ensure_eq!(
+            hc::mmu_update(&[map(&old)], DOMID_SELF),
+            (0, 1),
+            "mapping the old frame"
+        );
+        TLB_VA.store(w.va(0), SeqCst);
+        TLB_STEP.store(1, SeqCst);
+        wait_for("writing through the mapping", || TLB_STEP.load(SeqCst) == 2)?;
+        ensure_eq!(
+            hc::mmu_update(&[map(&new)], DOMID_SELF),
+            (0, 1),
+            "remapping to the new frame"
+        );
+        let flush = MmuextOp {
+            cmd: MMUEXT_TLB_FLUSH_ALL,
+            _pad: 0,
+            arg1: 0,
+            arg2: 0,
+        };
+        ensure_eq!(hc::mmuext_op(&[flush]), (0, 1), "MMUEXT_TLB_FLUSH_ALL");
+        TLB_STEP.store(3, SeqCst);
+        wait_for("writing after the flush", || TLB_STEP.load(SeqCst) == 4)?;
+        let (in_old, in_new) = (frame::read_word(&old, 0), frame::read_word(&new, 0));
+        ensure!(
+            in_old == BEFORE && in_new == AFTER,
+            "after the remap and MMUEXT_TLB_FLUSH_ALL, vCPU 1's write went to the old frame \
+             (old frame {in_old:#x}, new frame {in_new:#x}): a stale TLB entry on its CPU"
+        );
+        let unmap = MmuUpdate {
+            ptr: w.entry_maddr(0) | MMU_NORMAL_PT_UPDATE,
+            val: 0,
+        };
+        ensure_eq!(
+            hc::mmu_update(&[unmap], DOMID_SELF),
+            (0, 1),
+            "unmapping the window page"
+        );
+        println!("{NAME}: a remap flushed with MMUEXT_TLB_FLUSH_ALL reached vCPU 1");
+        Ok(())
+    }
+
+    /// vCPU 1's side of the TLB step: write, keep the translation cached
+    /// (reading it, no hypercall) until the remap, write again.
+    fn vcpu1_tlb() {
+        while TLB_STEP.load(SeqCst) != 1 {
+            core::hint::spin_loop();
+        }
+        let va = TLB_VA.load(SeqCst);
+        for _ in 0..100 {
+            #[allow(unsafe_code)]
+            // SAFETY: vCPU 0 mapped a frame of ours writable at `va`, in
+            // the scratch window no Rust object occupies.
+            unsafe {
+                test_guests::arch::write_volatile_u64(va, BEFORE)
+            };
+        }
+        TLB_STEP.store(2, SeqCst);
+        while TLB_STEP.load(SeqCst) != 3 {
+            #[allow(unsafe_code)]
+            // SAFETY: as above; the page stays mapped (to one frame or
+            // the other) until step 4.
+            let _ = unsafe { test_guests::arch::read_volatile_u64(va) };
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: as above.
+        unsafe {
+            test_guests::arch::write_volatile_u64(va, AFTER)
+        };
+        TLB_STEP.store(4, SeqCst);
+    }
+
     /// vCPU 1 starts in guest kernel mode at [`vcpu1_entry`] on [`STACK`],
     /// on our page tables, with events masked and no trap table.
     fn context_for_vcpu1() -> VcpuGuestContext {
-        let mut c = VcpuGuestContext::default();
-        c.flags = VGCF_IN_KERNEL;
         let top = STACK.0.as_ptr() as u64 + STACK.0.len() as u64;
+        let mut ctrlreg = [0; 8];
+        ctrlreg[3] = mm::kernel_l4() << 12;
+        let mut c = VcpuGuestContext {
+            flags: VGCF_IN_KERNEL,
+            kernel_ss: FLAT_KERNEL_SS64 as u64,
+            kernel_sp: top,
+            ctrlreg,
+            ..VcpuGuestContext::default()
+        };
         // As after a call: RSP + 8 is 16-aligned at the entry.
         c.user_regs.rsp = top - 8;
         c.user_regs.rip = vcpu1_entry as *const () as u64;
         c.user_regs.cs = FLAT_KERNEL_CS64;
         c.user_regs.ss = FLAT_KERNEL_SS64;
         c.user_regs.rflags = 0x202;
-        c.kernel_ss = FLAT_KERNEL_SS64 as u64;
-        c.kernel_sp = top;
-        c.ctrlreg[3] = mm::kernel_l4() << 12;
         c
     }
 
     extern "C" fn vcpu1_entry() -> ! {
         let result = vcpu1();
-        TIMER_RESULT.compare_exchange(i64::MIN, result, SeqCst, SeqCst).ok();
+        TIMER_RESULT
+            .compare_exchange(i64::MIN, result, SeqCst, SeqCst)
+            .ok();
         FINISHED.store(1, SeqCst);
         // Wait to be taken down: a poll that nothing ends.
         let port1 = PORT1.load(SeqCst);
@@ -238,6 +381,7 @@ mod kernel {
             PONGS.fetch_add(1, SeqCst);
             let _ = hc::evtchn_send(port0);
         }
+        vcpu1_tlb();
         // Its own VIRQ_TIMER, its own singleshot timer.
         if hc::vcpu_op_null(VCPUOP_STOP_PERIODIC_TIMER, 1) != 0 {
             return 1;

@@ -63,7 +63,10 @@ pub fn held_vcpu_shared_pair(offset: usize) -> Option<[u8; 2]> {
     // live; the direct map covers it, hv-core reaches it only through
     // atomics, and the two bytes are inside the page and 2-aligned.
     let pair = unsafe { AtomicU16::from_ptr(byte_of(mfn, offset).cast()) };
-    Some(pair.load(core::sync::atomic::Ordering::SeqCst).to_le_bytes())
+    Some(
+        pair.load(core::sync::atomic::Ordering::SeqCst)
+            .to_le_bytes(),
+    )
 }
 
 impl SharedPage {
