@@ -15,7 +15,10 @@
 //!   timer wake its poll, not before the deadline;
 //! - `EVTCHNOP_bind_vcpu`: an unbound port moves to vCPU 1 (status says
 //!   so), an IPI port is `-EINVAL`, vCPU 2 `-ENOENT`;
-//! - `VCPUOP_down` of vCPU 1: `is_up` 0 and its runstate offline.
+//! - `VCPUOP_down` of vCPU 1: `is_up` 0 and its runstate offline;
+//! - and the guest powers off by taking down vCPU 0, its last vCPU up
+//!   (which shuts the domain down with `SHUTDOWN_poweroff`, as on Xen):
+//!   were that not so, it would not power off and the run would fail.
 //!
 //! vCPU 1 touches only atomics and hypercalls (the SDK's console and event
 //! layer are vCPU 0's).
@@ -47,7 +50,7 @@ mod kernel {
     use pv_guest_sdk::{StartInfo, hypercall, mm, println};
     use test_guests::frame;
     use test_guests::scratch::Window;
-    use test_guests::verdict::{Outcome, finish};
+    use test_guests::verdict::{Outcome, finish, result_line};
     use test_guests::{ensure, ensure_eq, fail, hc};
 
     const NAME: &str = "abi-vcpus";
@@ -86,7 +89,17 @@ mod kernel {
     const AFTER: u64 = 0x2222;
 
     pub fn main(_start: &'static StartInfo) -> ! {
-        finish(NAME, run())
+        let outcome = run();
+        if outcome.is_err() {
+            finish(NAME, outcome)
+        }
+        println!("{}", result_line(NAME, &outcome));
+        let ret = hc::vcpu_op_null(VCPUOP_DOWN, 0);
+        // A second result line fails the run.
+        println!(
+            "FAIL {NAME}: VCPUOP_down of the last vCPU up returned {ret} instead of shutting down"
+        );
+        pv_guest_sdk::sched::crash()
     }
 
     fn clear_pending(port: Port) {
