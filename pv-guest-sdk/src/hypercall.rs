@@ -176,6 +176,32 @@ pub fn vcpu_stop_periodic_timer(vcpu: u32) -> Result<()> {
     Error::check(ret).map(drop)
 }
 
+/// `VCPUOP_initialise`: vCPU `vcpu` (down, never initialised) gets
+/// `context` (`Err(Exist)` if it has one, `Err(NoEnt)` if the domain has
+/// no such vCPU).
+pub fn vcpu_initialise(vcpu: u32, context: &abi::domctl::VcpuGuestContext) -> Result<()> {
+    let ret = call(
+        Hypercall::VcpuOp,
+        [
+            ops::VCPUOP_INITIALISE as u64,
+            vcpu as u64,
+            ptr(context),
+            0,
+            0,
+        ],
+    );
+    Error::check(ret).map(drop)
+}
+
+/// `VCPUOP_up`: starts vCPU `vcpu`, which must have a context.
+pub fn vcpu_up(vcpu: u32) -> Result<()> {
+    let ret = call(
+        Hypercall::VcpuOp,
+        [ops::VCPUOP_UP as u64, vcpu as u64, 0, 0, 0],
+    );
+    Error::check(ret).map(drop)
+}
+
 /// `VCPUOP_is_up`: whether vCPU `vcpu` exists and is up (`Err(NoEnt)`
 /// when the domain has no such vCPU).
 pub fn vcpu_is_up(vcpu: u32) -> Result<bool> {

@@ -77,6 +77,8 @@ pub mod sched;
 #[cfg(target_os = "none")]
 pub mod shared;
 #[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
 mod start;
 
 pub use abi::{HV_ABI_VERSION, XEN_INTERFACE_VERSION};

@@ -576,13 +576,14 @@ pub const SCENARIOS: &[Scenario] = &[
             },
         )
     },
-    // A domain with three vCPUs: vCPU 0 starts, the other two wait (down)
-    // for the guest to bring them up; `vcpu-list` shows all three. A count
+    // A domain with three vCPUs whose guest uses one: vCPU 0 starts, the
+    // other two stay down; `vcpu-list` shows all three. A count
     // past hv-core's limit is refused before anything is built.
     session(
         "create-vcpus",
         &[
-            Type("create spin name=s vcpus=3"),
+            // A server waiting for its client: alive, on vCPU 0 only.
+            Type("create pingpong name=s vcpus=3 cmdline=\"peer=5\""),
             Type("vcpu-list s"),
             Type("create spin vcpus=9"),
             Type("destroy s"),
@@ -600,7 +601,67 @@ pub const SCENARIOS: &[Scenario] = &[
             ending: Ending::PowerOff,
         },
     ),
+    // One domain with two vCPUs on two CPUs: `spin` brings up its second
+    // vCPU, and the domain's CPU time grows at about twice the time that
+    // passes; `vcpu-list` shows both vCPUs up.
+    Scenario {
+        cpus: 2,
+        ..session(
+            "smp-domain-spin",
+            &[
+                Type("create spin name=s vcpus=2"),
+                WaitFor("[s] spin: spinning on 2 vCPUs"),
+                Type("info"),
+                Repeat(3, &[WaitFor("iterations")]),
+                Type("info"),
+                Type("list"),
+                Type("vcpu-list s"),
+                Type("poweroff"),
+            ],
+            240,
+            Judge::Shell {
+                expect: &["created domain 1 (s)", POWERED_OFF],
+                anywhere: &[],
+                check: two_vcpus_run_in_parallel,
+                ending: Ending::PowerOff,
+            },
+        )
+    },
 ];
+
+/// `smp-domain-spin`: the two-vCPU domain ran on both CPUs at once.
+fn two_vcpus_run_in_parallel(console: &str) -> Result<(), String> {
+    let [start, end, ..] = uptimes(console)[..] else {
+        return Err("`info` did not print two uptimes".into());
+    };
+    let table = last_table(console)?;
+    let row = table
+        .iter()
+        .find(|r| r.name == "s")
+        .ok_or("`list` has no row for s")?;
+    if row.vcpus != 2 {
+        return Err(format!("`list` shows {} vCPUs up for s, not 2", row.vcpus));
+    }
+    let elapsed = end - start;
+    if row.cpu_secs < 1.5 * elapsed {
+        return Err(format!(
+            "s ran {:.1} CPU seconds in {elapsed:.1} s: its two vCPUs did not run at once",
+            row.cpu_secs
+        ));
+    }
+    let tables = vcpu_lists(console);
+    let rows = tables.first().ok_or("no `vcpu-list` table")?;
+    let up = rows
+        .iter()
+        .filter(|r| r[0] == "s" && r[3].parse::<u32>().is_ok() && !r[4].contains('p'))
+        .count();
+    if up != 2 {
+        return Err(format!(
+            "`vcpu-list s` shows {up} vCPUs up, not 2: {rows:?}"
+        ));
+    }
+    Ok(())
+}
 
 /// `create-vcpus`: the `vcpu-list` of a 3-vCPU domain whose guest brought
 /// up only vCPU 0.
