@@ -30,7 +30,17 @@ pub fn vcpu_count() -> u32 {
 /// Gives vCPU `vcpu` a context that runs `entry` on `stack` (given up
 /// for good: the vCPU runs on it until the domain ends), and starts it.
 pub fn start_vcpu(vcpu: u32, entry: extern "C" fn() -> !, stack: &'static mut [u8]) -> Result<()> {
-    let top = (stack.as_mut_ptr() as u64 + stack.len() as u64) & !0xf;
+    let top = stack.as_mut_ptr() as u64 + stack.len() as u64;
+    hypercall::vcpu_initialise(vcpu, &context(entry, top))?;
+    hypercall::vcpu_up(vcpu)
+}
+
+/// The `VCPUOP_initialise` context [`start_vcpu`] gives: guest kernel
+/// mode at `entry` on the domain's page tables, the stack below
+/// `stack_top` (rounded down to 16 bytes), events masked, no trap table
+/// or callbacks.
+pub fn context(entry: extern "C" fn() -> !, stack_top: u64) -> VcpuGuestContext {
+    let top = stack_top & !0xf;
     let mut ctrlreg = [0; 8];
     ctrlreg[3] = mm::kernel_l4() << 12;
     let mut context = VcpuGuestContext {
@@ -46,6 +56,5 @@ pub fn start_vcpu(vcpu: u32, entry: extern "C" fn() -> !, stack: &'static mut [u
     context.user_regs.cs = FLAT_KERNEL_CS64;
     context.user_regs.ss = FLAT_KERNEL_SS64;
     context.user_regs.rflags = 0x202;
-    hypercall::vcpu_initialise(vcpu, &context)?;
-    hypercall::vcpu_up(vcpu)
+    context
 }

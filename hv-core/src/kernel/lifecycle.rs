@@ -26,7 +26,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use abi::xen::DomId;
 use hv_core::frame_table::{Mfn, Owner};
 
-use crate::arch::pv::MachinePageTables;
+use crate::arch::pv::{self, MachinePageTables};
 use crate::arch::shared::SharedPage;
 use crate::domain::{self, State, Wait};
 use crate::guest::UPCALL_MASK;
@@ -144,22 +144,29 @@ fn release_mapped_grants(id: DomId) {
 /// Drops the vCPU's page-table roots (what their release does not cover
 /// is left to [`release_page_tables`]).
 fn drop_roots(id: DomId) {
-    for v in 0..domain::MAX_VCPUS {
-        let Some((kernel, user)) = domain::with(id, |d| {
-            let v = &mut d.vcpus[v];
-            (v.kernel_root.take(), v.user_root.take())
-        }) else {
-            return;
-        };
-        let mut mem = MachinePageTables;
-        memory::with_frame_table(|ft| {
-            crate::hypercall::with_budget(|b| {
-                for root in [kernel, user].into_iter().flatten() {
-                    ft.put_page_type_within(&mut mem, root.into_reference(), b);
+    let mut roots: heapless::Vec<pv::Root, { 2 * domain::MAX_VCPUS }> = heapless::Vec::new();
+    let Some(()) = domain::with(id, |d| {
+        for v in d.vcpus.iter_mut() {
+            for root in [v.kernel_root.take(), v.user_root.take()]
+                .into_iter()
+                .flatten()
+            {
+                if roots.push(root).is_err() {
+                    unreachable!("two roots per vCPU at most");
                 }
-            });
+            }
+        }
+    }) else {
+        return;
+    };
+    let mut mem = MachinePageTables;
+    memory::with_frame_table(|ft| {
+        crate::hypercall::with_budget(|b| {
+            for root in roots {
+                ft.put_page_type_within(&mut mem, root.into_reference(), b);
+            }
         });
-    }
+    });
     crate::page_tables::flush_all();
 }
 

@@ -140,9 +140,7 @@ pub fn alloc_frame() -> Option<u64> {
     let phys = ALLOCATOR.with(|a| a.as_mut()?.alloc())?;
     if FREED_SINCE_FLUSH.swap(false, Ordering::SeqCst) {
         crate::arch::pv::flush_tlb_local();
-        if crate::arch::percpu::online_count() > 1 {
-            crate::arch::percpu::flush_other_cpus();
-        }
+        crate::arch::percpu::flush_other_cpus();
     }
     let frame = FreshFrame { phys };
     crate::arch::zero_frame(&frame);

@@ -62,16 +62,12 @@ pub fn flush_all() {
 /// other vCPUs).
 pub fn invlpg_all(va: u64) {
     pv::invlpg(va);
-    if crate::arch::percpu::online_count() > 1 {
-        crate::arch::percpu::flush_other_cpus();
-    }
+    crate::arch::percpu::flush_other_cpus();
 }
 
 fn flush_every_cpu() {
     pv::flush_tlb_local();
-    if crate::arch::percpu::online_count() > 1 {
-        crate::arch::percpu::flush_other_cpus();
-    }
+    crate::arch::percpu::flush_other_cpus();
 }
 
 /// What a refused frame-table request becomes for the guest: budget

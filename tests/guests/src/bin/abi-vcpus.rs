@@ -34,20 +34,17 @@ mod kernel {
     use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::SeqCst};
 
     use abi::Errno;
-    use abi::domctl::{VGCF_IN_KERNEL, VcpuGuestContext};
     use abi::event_channel::{Port, VIRQ_TIMER};
     use abi::ops::{
         RUNSTATE_OFFLINE, RUNSTATE_RUNNING, VCPUOP_DOWN, VCPUOP_IS_UP, VCPUOP_STOP_PERIODIC_TIMER,
         VCPUOP_UP,
     };
-    use abi::xen::{
-        DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, MMU_NORMAL_PT_UPDATE, MMUEXT_TLB_FLUSH_ALL,
-        MmuUpdate, MmuextOp,
-    };
+    use abi::xen::{DOMID_SELF, MMU_NORMAL_PT_UPDATE, MMUEXT_TLB_FLUSH_ALL, MmuUpdate, MmuextOp};
+    use pv_guest_sdk::events::{is_pending, mask};
     use pv_guest_sdk::mm::pte;
     use pv_guest_sdk::shared::shared_info;
     use pv_guest_sdk::time::now_ns;
-    use pv_guest_sdk::{StartInfo, hypercall, mm, println};
+    use pv_guest_sdk::{StartInfo, hypercall, mm, println, smp};
     use test_guests::frame;
     use test_guests::scratch::Window;
     use test_guests::verdict::{Outcome, finish, result_line};
@@ -106,15 +103,6 @@ mod kernel {
         shared_info().evtchn_pending[port as usize / 64].fetch_and(!(1 << (port % 64)), SeqCst);
     }
 
-    fn is_pending(port: Port) -> bool {
-        shared_info().evtchn_pending[port as usize / 64].load(SeqCst) & 1 << (port % 64) != 0
-    }
-
-    /// Masked: the ports only wake polls, never raise an upcall.
-    fn mask(port: Port) {
-        shared_info().evtchn_mask[port as usize / 64].fetch_or(1 << (port % 64), SeqCst);
-    }
-
     /// Waits (yielding) until `done()` holds, at most [`STEP_LIMIT_NS`].
     fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> Outcome {
         let start = now_ns();
@@ -152,13 +140,17 @@ mod kernel {
             Err(e) => fail!("EVTCHNOP_bind_ipi(vcpu 1): {e}"),
         };
         ensure_eq!(hc::bind_ipi(2), Err(ENOENT), "EVTCHNOP_bind_ipi(vcpu 2)");
+        // Masked: the ports only wake polls, never raise an upcall.
         for port in [port0, port1] {
             mask(port);
         }
         PORT0.store(port0, SeqCst);
         PORT1.store(port1, SeqCst);
 
-        let context = context_for_vcpu1();
+        // vCPU 1 starts at `vcpu1_entry` on `STACK`, with events masked
+        // and no trap table.
+        let top = STACK.0.as_ptr() as u64 + STACK.0.len() as u64;
+        let context = smp::context(vcpu1_entry, top);
         ensure_eq!(
             hc::vcpu_initialise(2, &context),
             ENOENT,
@@ -343,28 +335,6 @@ mod kernel {
             test_guests::arch::write_volatile_u64(va, AFTER)
         };
         TLB_STEP.store(4, SeqCst);
-    }
-
-    /// vCPU 1 starts in guest kernel mode at [`vcpu1_entry`] on [`STACK`],
-    /// on our page tables, with events masked and no trap table.
-    fn context_for_vcpu1() -> VcpuGuestContext {
-        let top = STACK.0.as_ptr() as u64 + STACK.0.len() as u64;
-        let mut ctrlreg = [0; 8];
-        ctrlreg[3] = mm::kernel_l4() << 12;
-        let mut c = VcpuGuestContext {
-            flags: VGCF_IN_KERNEL,
-            kernel_ss: FLAT_KERNEL_SS64 as u64,
-            kernel_sp: top,
-            ctrlreg,
-            ..VcpuGuestContext::default()
-        };
-        // As after a call: RSP + 8 is 16-aligned at the entry.
-        c.user_regs.rsp = top - 8;
-        c.user_regs.rip = vcpu1_entry as *const () as u64;
-        c.user_regs.cs = FLAT_KERNEL_CS64;
-        c.user_regs.ss = FLAT_KERNEL_SS64;
-        c.user_regs.rflags = 0x202;
-        c
     }
 
     extern "C" fn vcpu1_entry() -> ! {

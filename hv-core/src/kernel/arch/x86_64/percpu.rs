@@ -217,6 +217,9 @@ pub fn kick(cpu: &PerCpu) {
 /// does ([`serve_flush`]), so two CPUs flushing at once do not wait on
 /// each other.
 pub fn flush_other_cpus() {
+    if online_count() == 1 {
+        return;
+    }
     let me = current().index();
     for cpu in online_cpus().filter(|c| c.index() != me) {
         cpu.flush_pending.store(true, Ordering::Release);
