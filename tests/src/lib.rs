@@ -792,6 +792,28 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("sdk-events"),
     on_both!("sdk-usermode"),
     // Security regressions (docs/security.md), one guest per finding.
+    // Finding 12: a preempted hypercall's continuation is its vCPU's
+    // (two vCPUs on two CPUs).
+    [
+        Scenario {
+            cmdline: "debug-exit=fatal dom0_max_vcpus=2",
+            cpus: 2,
+            ..guest_test(
+                "sec-smp-continuation@hv-core",
+                "sec-smp-continuation",
+                Hypervisor::HvCore,
+            )
+        },
+        Scenario {
+            cmdline: "dom0_max_vcpus=2",
+            cpus: 2,
+            ..guest_test(
+                "sec-smp-continuation@xen",
+                "sec-smp-continuation",
+                Hypervisor::Xen,
+            )
+        },
+    ],
     on_both!("sec-compat-syscall"),
     // Finding 3: a huge page-table validation is cut into passes, with
     // events delivered in between.

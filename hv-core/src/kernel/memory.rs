@@ -8,8 +8,7 @@
 //! them and each is reached by index through the direct map. The M2P is
 //! also mapped read-only for guests at `layout::M2P_BASE`.
 
-use core::sync::atomic::{AtomicBool, Ordering};
-
+use hv_core::flush_clock::FlushClock;
 use hv_core::frame_alloc::{FRAME_SIZE, FrameAllocator, UsableRanges};
 use hv_core::frame_table::{FrameInfo, FrameTable, Mfn, NotPresentRule};
 
@@ -108,10 +107,10 @@ pub fn m2p_range() -> (u64, u64) {
     })
 }
 
-/// A frame was freed since the TLB was last flushed: some vCPU may still
-/// hold a translation to it (a guest may unmap a page without flushing, as
-/// on Xen, and give the frame back at once).
-static FREED_SINCE_FLUSH: AtomicBool = AtomicBool::new(false);
+/// Frames freed, against the last completed flush: after a free some vCPU
+/// may still hold a translation to the frame (a guest may unmap a page
+/// without flushing, as on Xen, and give the frame back at once).
+static FREES: FlushClock = FlushClock::new();
 
 /// A frame the allocator has just handed out, on its way to its first
 /// owner: nothing refers to it yet. Only [`alloc_frame`] makes one (it has
@@ -138,10 +137,12 @@ impl FreshFrame {
 /// since a CPU waiting for a lock still answers (`sync::IrqMutex`).
 pub fn alloc_frame() -> Option<u64> {
     let phys = ALLOCATOR.with(|a| a.as_mut()?.alloc())?;
-    if FREED_SINCE_FLUSH.swap(false, Ordering::SeqCst) {
+    // Counted before the frame went back to the allocator, so this sees
+    // its free; a flush still in flight on another CPU does not count.
+    FREES.flush_if_owed(|| {
         crate::arch::pv::flush_tlb_local();
         crate::arch::percpu::flush_other_cpus();
-    }
+    });
     let frame = FreshFrame { phys };
     crate::arch::zero_frame(&frame);
     Some(frame.phys)
@@ -157,7 +158,7 @@ pub fn alloc_frame() -> Option<u64> {
 /// holds a handle to (`arch::shared::SharedPage`) is freed by dropping the
 /// handle, never here.
 pub fn free_frame(mfn: Mfn) {
-    FREED_SINCE_FLUSH.store(true, Ordering::Relaxed);
+    FREES.mark();
     set_m2p(mfn, INVALID_M2P_ENTRY);
     ALLOCATOR.with(|a| {
         if let Some(a) = a.as_mut()

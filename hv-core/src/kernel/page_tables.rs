@@ -23,13 +23,13 @@
 //! On several CPUs both flushes are shootdowns: every CPU's TLB, waited
 //! for (`percpu::flush_other_cpus`). A stale entry may sit on any CPU (a
 //! vCPU of the same domain elsewhere, or dom0 having mapped the frame),
-//! and `STALE` is one flag for all of them, so clearing it promises that
-//! no CPU holds one. The guest's `*_LOCAL` flushes flush this CPU only
+//! and `STALE` is one clock for all of them (`hv_core::flush_clock`): a
+//! completed flush that started after a change promises that no CPU holds
+//! an entry from before it. The guest's `*_LOCAL` flushes flush this CPU only
 //! and leave `STALE` as it is.
 
-use core::sync::atomic::{AtomicBool, Ordering};
-
 use abi::Errno;
+use hv_core::flush_clock::FlushClock;
 use hv_core::frame_table::{
     FrameTable, FrameType, L1Slot, Mfn, Owner, PageError, PageTableMemory, entry_mfn,
 };
@@ -39,22 +39,19 @@ use crate::{domain, memory};
 
 use abi::pte::{HUGE, PRESENT};
 
-/// Some present entry changed since the last flush.
-static STALE: AtomicBool = AtomicBool::new(false);
+/// Present entries changed, against the last completed flush.
+static STALE: FlushClock = FlushClock::new();
 
 /// Flushes if a changed entry may still be cached, before a frame can
 /// become a page table.
 pub fn flush_if_stale() {
-    if STALE.swap(false, Ordering::SeqCst) {
-        flush_every_cpu();
-    }
+    STALE.flush_if_owed(flush_every_cpu);
 }
 
 /// Flushes every non-global translation on every CPU: nothing cached
 /// anywhere is stale after it.
 pub fn flush_all() {
-    STALE.store(false, Ordering::SeqCst);
-    flush_every_cpu();
+    STALE.flush_now(flush_every_cpu);
 }
 
 /// The guest's `MMUEXT_INVLPG_MULTI/ALL`, `UVMF_INVLPG | UVMF_ALL`: `va`
@@ -208,7 +205,7 @@ fn write_entry_locked(
         // walk through them may survive.
         flush_all();
     } else if changed {
-        STALE.store(true, Ordering::SeqCst);
+        STALE.mark();
     }
     Ok(changed)
 }

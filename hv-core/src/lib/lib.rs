@@ -12,6 +12,7 @@ pub mod cmdline;
 pub mod console;
 pub mod cpus;
 pub mod event_channel;
+pub mod flush_clock;
 pub mod frame_alloc;
 pub mod frame_table;
 pub mod grant_table;

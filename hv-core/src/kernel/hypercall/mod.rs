@@ -20,14 +20,13 @@ mod traps;
 mod version;
 
 use core::sync::atomic::Ordering::Relaxed;
-use core::sync::atomic::{AtomicBool, AtomicU32};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 use abi::{Errno, Hypercall};
 
 use hv_core::frame_table::Budget;
 
 use crate::arch::TrapFrame;
-use crate::arch::sync::IrqMutex;
 use crate::{domain, guest};
 
 /// The six argument registers, in ABI order.
@@ -176,8 +175,9 @@ pub fn call(nr: u64, args: Args) -> i64 {
         Ok(value) => value,
         Err(errno) => errno.to_ret(),
     };
-    if RESTART.load(Relaxed) {
-        RESTART.store(false, Relaxed);
+    let restart = &this_call().restart;
+    if restart.load(Relaxed) {
+        restart.store(false, Relaxed);
         continue_with(args.0);
     }
     result
@@ -188,30 +188,59 @@ pub fn call(nr: u64, args: Args) -> i64 {
 /// hv-core, so unbounded work would stall every domain.
 const BUDGET: u32 = 1024;
 
-static WORK: AtomicU32 = AtomicU32::new(0);
-/// Arguments to resume a preempted hypercall with; `PREEMPTED` says they
-/// are set, so the common case reads one flag and takes no lock.
-static CONTINUATION: IrqMutex<Option<[u64; 6]>> = IrqMutex::new(None);
-static PREEMPTED: AtomicBool = AtomicBool::new(false);
-/// Set by [`restart`]; turned into a continuation by [`call`].
-static RESTART: AtomicBool = AtomicBool::new(false);
+/// The running hypercall's state, in the CPU's block: a hypercall runs to
+/// its end on the CPU it entered on (interrupts are off in hv-core), and
+/// two CPUs run two hypercalls at once, so none of this may be shared
+/// (security finding 12: one machine-wide continuation let one vCPU's
+/// preempted call be resumed by another vCPU, of any domain, with the
+/// first one's arguments).
+pub struct CallState {
+    /// Ops done by the running hypercall (its budget is [`BUDGET`]).
+    work: AtomicU32,
+    /// [`continue_with`] was called: `continuation` holds the arguments to
+    /// resume with, so the common case reads one flag.
+    preempted: AtomicBool,
+    continuation: [AtomicU64; 6],
+    /// Set by [`restart`]; turned into a continuation by [`call`].
+    restart: AtomicBool,
+}
+
+impl CallState {
+    pub const fn new() -> Self {
+        Self {
+            work: AtomicU32::new(0),
+            preempted: AtomicBool::new(false),
+            continuation: [const { AtomicU64::new(0) }; 6],
+            restart: AtomicBool::new(false),
+        }
+    }
+}
+
+/// This CPU's hypercall state. Only this CPU touches it, with interrupts
+/// off: plain loads and stores (relaxed atomics) suffice.
+#[inline(always)]
+fn this_call() -> &'static CallState {
+    &crate::arch::percpu::current().call
+}
 
 /// The continuation the last call asked for, if any.
 fn take_continuation() -> Option<[u64; 6]> {
-    if !PREEMPTED.load(Relaxed) {
+    let state = this_call();
+    if !state.preempted.load(Relaxed) {
         return None;
     }
-    PREEMPTED.store(false, Relaxed);
-    CONTINUATION.with(Option::take)
+    state.preempted.store(false, Relaxed);
+    Some(state.continuation.each_ref().map(|a| a.load(Relaxed)))
 }
 
 /// Counts one op of the running hypercall; false once its budget is
 /// spent, when the handler must stop and [`continue_with`] the rest.
 pub(super) fn spend() -> bool {
-    // One CPU with interrupts off: a plain load and store (no locked
-    // instruction on this hot path) cannot be torn.
-    let spent = WORK.load(Relaxed);
-    WORK.store(spent + 1, Relaxed);
+    // This CPU's own count, interrupts off: a plain load and store (no
+    // locked instruction on this hot path) cannot be torn.
+    let work = &this_call().work;
+    let spent = work.load(Relaxed);
+    work.store(spent + 1, Relaxed);
     spent < BUDGET
 }
 
@@ -219,12 +248,13 @@ pub(super) fn spend() -> bool {
 /// in page-table entries, and charges what it used: a (de)validation
 /// shares the budget with the batch it is part of.
 pub(crate) fn with_budget<R>(f: impl FnOnce(&mut Budget) -> R) -> R {
-    let spent = WORK.load(Relaxed);
+    let work = &this_call().work;
+    let spent = work.load(Relaxed);
     let mut budget = Budget::new(u64::from(BUDGET.saturating_sub(spent)));
     let before = budget.left();
     let result = f(&mut budget);
     let used = u32::try_from(before - budget.left()).unwrap_or(BUDGET);
-    WORK.store(spent.saturating_add(used), Relaxed);
+    work.store(spent.saturating_add(used), Relaxed);
     result
 }
 
@@ -270,15 +300,18 @@ pub(super) fn steps(
 /// pin's partial validation is kept in the frame table, a teardown's in
 /// the dying domain), as Xen's `-ERESTART`.
 pub(crate) fn restart() {
-    RESTART.store(true, Relaxed);
+    this_call().restart.store(true, Relaxed);
 }
 
 /// Ends the running hypercall early: the guest re-issues it (same number)
 /// with `args` as soon as it is back on the CPU, as Xen's
 /// `hypercall_create_continuation` does.
 pub(super) fn continue_with(args: [u64; 6]) {
-    CONTINUATION.with(|c| *c = Some(args));
-    PREEMPTED.store(true, Relaxed);
+    let state = this_call();
+    for (slot, arg) in state.continuation.iter().zip(args) {
+        slot.store(arg, Relaxed);
+    }
+    state.preempted.store(true, Relaxed);
 }
 
 /// A hypercall from guest kernel mode.
@@ -289,7 +322,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         return;
     }
     let args = Args(frame.hypercall_args());
-    WORK.store(0, Relaxed);
+    this_call().work.store(0, Relaxed);
     let result = call(nr, args);
     match take_continuation() {
         Some(rest) => frame.reissue_hypercall(nr, rest),

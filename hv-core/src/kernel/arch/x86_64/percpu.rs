@@ -36,6 +36,8 @@ pub struct PerCpu {
     index: AtomicU32,
     /// The scheduler's state for this CPU (`scheduler`).
     pub sched: crate::scheduler::CpuState,
+    /// The hypercall running on this CPU (`hypercall`).
+    pub call: crate::hypercall::CallState,
     /// Another CPU freed frames: this CPU's TLB must be flushed before
     /// it runs guest code again or the frames are handed out (see
     /// [`crate::memory`]'s flush rule).
@@ -64,6 +66,7 @@ impl PerCpu {
             online: AtomicBool::new(false),
             index: AtomicU32::new(0),
             sched: crate::scheduler::CpuState::new(),
+            call: crate::hypercall::CallState::new(),
             flush_pending: AtomicBool::new(false),
             guest_kernel_mode: AtomicBool::new(false),
             guest_shared_mfn: AtomicU64::new(0),
