@@ -10,11 +10,15 @@
 //! a vCPU no CPU holds keeps its registers in [`Vcpu::frame`], and the
 //! scheduler (`scheduler`) swaps frames on the way out to a guest.
 //!
-//! Lock order: the domain table's lock is never held while taking another
-//! lock that may in turn take it (event delivery takes the frame of the
-//! domain it was given, never the table).
+//! Locks: each domain has its own (its slot's), and a table lock
+//! serialises creation and removal. Lock order: the table lock, then
+//! domain locks in slot order (at most two: [`with_two`]), then the locks
+//! inside hv-core's services (frame table, allocator, console), never the
+//! reverse; a domain's lock is never held while taking another domain's
+//! except through [`with_two`] (event delivery works on the domain it was
+//! given).
 
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
 use abi::xen::DomId;
 use hv_core::event_channel::EventChannels;
@@ -22,7 +26,7 @@ use hv_core::frame_table::Mfn;
 
 use crate::arch::TrapFrame;
 use crate::arch::pv::SegmentBases;
-use crate::arch::shared::SharedPage;
+use crate::arch::shared::{SharedPage, VCPU_INFO_BYTES, VcpuInfo, VcpuInfoFrame};
 use crate::arch::sync::IrqMutex;
 
 /// Domains alive at once, dom0 included (dying ones count until their
@@ -128,6 +132,9 @@ pub struct Vcpu {
     /// The CPUs it prefers, as the toolstack set it (kept and reported;
     /// placement does not use it yet).
     pub soft_affinity: hv_core::cpus::CpuMask,
+    /// Where the guest moved its vcpu_info (`VCPUOP_register_vcpu_info`);
+    /// `None`: its slot in shared_info.
+    pub vcpu_info_frame: Option<VcpuInfoFrame>,
 }
 
 impl Vcpu {
@@ -175,6 +182,7 @@ impl Vcpu {
             last_cpu: 0,
             hard_affinity: hv_core::cpus::ALL_CPUS,
             soft_affinity: hv_core::cpus::ALL_CPUS,
+            vcpu_info_frame: None,
         }
     }
 
@@ -335,6 +343,16 @@ impl Domain {
         &mut self.vcpus[..self.max_vcpus]
     }
 
+    /// vCPU `v`'s vcpu_info: where it registered one, else its slot in
+    /// shared_info.
+    #[inline(always)]
+    pub fn vcpu_info(&self, v: usize) -> VcpuInfo<'_> {
+        match &self.vcpus[v].vcpu_info_frame {
+            Some(frame) => VcpuInfo::Frame(frame),
+            None => VcpuInfo::Slot(self.shared_page(), v * VCPU_INFO_BYTES),
+        }
+    }
+
     pub fn shared_page(&self) -> &SharedPage {
         self.shared_info
             .as_ref()
@@ -343,9 +361,34 @@ impl Domain {
 }
 
 /// Slots, not `Option`s: a table of empty slots is zeros, so it sits in
-/// `.bss` rather than in the image (`hv_core::slot`).
-static DOMAINS: IrqMutex<[Domain; MAX_DOMAINS]> =
-    IrqMutex::new([const { Domain::VACANT }; MAX_DOMAINS]);
+/// `.bss` rather than in the image (`hv_core::slot`). Each slot has its own
+/// lock: a hypercall takes its own domain's (and, for interdomain events,
+/// grant maps and copies, the peer's too), never a lock over all domains.
+static DOMAINS: [IrqMutex<Domain>; MAX_DOMAINS] =
+    [const { IrqMutex::new(Domain::VACANT) }; MAX_DOMAINS];
+
+/// Which domain each slot holds (its id + 1; 0: vacant), read without a
+/// lock to find a domain's slot. Only a hint: the slot's own lock
+/// confirms it (`Domain::occupied`, `Domain::id`), since the domain may go
+/// between the look and the lock.
+static SLOT_IDS: [AtomicU32; MAX_DOMAINS] = [const { AtomicU32::new(0) }; MAX_DOMAINS];
+
+/// Serialises what changes which slot holds which domain: creation,
+/// removal, the choice of a new id. Taken before a slot's lock, never
+/// inside one.
+static TABLE: IrqMutex<()> = IrqMutex::new(());
+
+const fn slot_tag(id: DomId) -> u32 {
+    id as u32 + 1
+}
+
+/// The slot that holds domain `id`, by the hint.
+#[inline(always)]
+fn slot_of(id: DomId) -> Option<usize> {
+    SLOT_IDS
+        .iter()
+        .position(|tag| tag.load(Ordering::Acquire) == slot_tag(id))
+}
 
 /// The domain whose vCPU runs on this CPU (`DOMID_INVALID` on a CPU
 /// that holds none: it runs no hypercall then).
@@ -367,11 +410,6 @@ fn live(slot: &mut Domain) -> Option<&mut Domain> {
     Some(slot).filter(|d| d.occupied)
 }
 
-/// [`live`], shared.
-fn live_ref(slot: &Domain) -> Option<&Domain> {
-    Some(slot).filter(|d| d.occupied)
-}
-
 /// Creates domain `id` in the table (in place: a `Domain` is large);
 /// fails when the table is full or the id is taken (and then the
 /// shared_info page is freed).
@@ -382,30 +420,33 @@ pub fn create(
     shared_info: SharedPage,
 ) -> Result<(), ()> {
     assert!((1..=MAX_VCPUS).contains(&max_vcpus));
-    DOMAINS.with(|table| {
-        if table.iter().filter_map(live_ref).any(|d| d.id == id) {
+    TABLE.with(|_| {
+        if slot_of(id).is_some() {
             return Err(());
         }
-        let d = table.iter_mut().find(|d| !d.occupied).ok_or(())?;
-        d.occupy(id, privileged, max_vcpus, shared_info);
+        let slot = SLOT_IDS
+            .iter()
+            .position(|tag| tag.load(Ordering::Relaxed) == 0)
+            .ok_or(())?;
+        DOMAINS[slot].with(|d| d.occupy(id, privileged, max_vcpus, shared_info));
+        SLOT_IDS[slot].store(slot_tag(id), Ordering::Release);
         Ok(())
     })
 }
 
-/// Runs `f` on domain `id`, if it exists.
+/// Runs `f` on domain `id`, if it exists, with its lock held.
 pub fn with<R>(id: DomId, f: impl FnOnce(&mut Domain) -> R) -> Option<R> {
-    DOMAINS.with(|table| {
-        table
-            .iter_mut()
-            .filter_map(live)
-            .find(|d| d.id == id)
-            .map(f)
-    })
+    DOMAINS[slot_of(id)?].with(|slot| live(slot).filter(|d| d.id == id).map(f))
 }
 
-/// Runs `f` on every domain, in one pass over the table.
+/// Runs `f` on every domain, one at a time, each with its lock held (not
+/// a snapshot of all at once: domains may come and go meanwhile).
 pub fn for_each(mut f: impl FnMut(&mut Domain)) {
-    DOMAINS.with(|table| table.iter_mut().filter_map(live).for_each(&mut f));
+    for (slot, tag) in DOMAINS.iter().zip(&SLOT_IDS) {
+        if tag.load(Ordering::Acquire) != 0 {
+            slot.with(|d| live(d).map(&mut f));
+        }
+    }
 }
 
 /// Runs `f` on the running domain.
@@ -428,32 +469,34 @@ pub fn with_current_vcpu<R>(f: impl FnOnce(&mut Vcpu) -> R) -> R {
 
 /// Runs `f` on two distinct domains at once (interdomain events, grant
 /// maps and copies); `None` if either does not exist or they are the same.
+/// Lock order: the two slots' locks in slot order.
 pub fn with_two<R>(a: DomId, b: DomId, f: impl FnOnce(&mut Domain, &mut Domain) -> R) -> Option<R> {
     if a == b {
         return None;
     }
-    DOMAINS.with(|table| {
-        let mut first = None;
-        let mut second = None;
-        for d in table.iter_mut().filter_map(live) {
-            if d.id == a {
-                first = Some(d);
-            } else if d.id == b {
-                second = Some(d);
-            }
-        }
-        Some(f(first?, second?))
+    let (sa, sb) = (slot_of(a)?, slot_of(b)?);
+    let (first, second) = if sa < sb { (sa, sb) } else { (sb, sa) };
+    DOMAINS[first].with(|x| {
+        DOMAINS[second].with(|y| {
+            let (da, db) = if sa < sb { (x, y) } else { (y, x) };
+            let da = live(da).filter(|d| d.id == a)?;
+            let db = live(db).filter(|d| d.id == b)?;
+            Some(f(da, db))
+        })
     })
 }
 
 /// Removes domain `id` from the table. Its shared_info and grant-table
 /// pages are freed with it, so nothing may map them any more.
 pub fn remove(id: DomId) {
-    DOMAINS.with(|table| {
-        for d in table.iter_mut().filter_map(live) {
-            if d.id == id {
-                d.vacate();
-            }
+    TABLE.with(|_| {
+        if let Some(slot) = slot_of(id) {
+            SLOT_IDS[slot].store(0, Ordering::Release);
+            DOMAINS[slot].with(|d| {
+                if let Some(d) = live(d).filter(|d| d.id == id) {
+                    d.vacate();
+                }
+            });
         }
     });
 }
@@ -484,11 +527,10 @@ pub fn current_is_privileged() -> bool {
 /// reserved range.
 pub fn next_free_id() -> Option<DomId> {
     static LAST: AtomicU16 = AtomicU16::new(0);
-    DOMAINS.with(|table| {
-        if table.iter().all(|slot| live_ref(slot).is_some()) {
+    TABLE.with(|_| {
+        if SLOT_IDS.iter().all(|tag| tag.load(Ordering::Relaxed) != 0) {
             return None;
         }
-        let taken = |id: DomId| table.iter().filter_map(live_ref).any(|d| d.id == id);
         let mut id = LAST.load(Ordering::Relaxed);
         loop {
             id = if id + 1 >= abi::xen::DOMID_FIRST_RESERVED {
@@ -496,7 +538,7 @@ pub fn next_free_id() -> Option<DomId> {
             } else {
                 id + 1
             };
-            if !taken(id) {
+            if slot_of(id).is_none() {
                 LAST.store(id, Ordering::Relaxed);
                 return Some(id);
             }
