@@ -102,6 +102,19 @@ pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u32 = 13;
 
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
+/// `VCPUOP_register_vcpu_info` argument (`struct vcpu_register_vcpu_info`):
+/// the vCPU's vcpu_info moves to byte `offset` of frame `mfn`.
+pub struct VcpuRegisterVcpuInfo {
+    /// The frame (for a PV guest, a machine frame it owns).
+    pub mfn: u64,
+    /// Where in it; the vcpu_info must fit inside the page.
+    pub offset: u32,
+    /// Unused (Xen 4.17 does not look at it).
+    pub rsvd: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
 /// `VCPUOP_set_singleshot_timer` argument.
 pub struct VcpuSetSingleshotTimer {
     /// Absolute system time in ns.

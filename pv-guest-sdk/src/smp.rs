@@ -58,3 +58,11 @@ pub fn context(entry: extern "C" fn() -> !, stack_top: u64) -> VcpuGuestContext 
     context.user_regs.rflags = 0x202;
     context
 }
+
+/// Gives the calling vCPU the SDK's trap table. vCPU 0 has it from the
+/// start of day; a vCPU started with [`start_vcpu`] has none until it asks
+/// (a trap table is per vCPU). Its exceptions then reach the handlers
+/// `traps::set_handler` installed, which every vCPU shares.
+pub fn install_trap_table() -> Result<()> {
+    crate::arch::entry::install_trap_table()
+}

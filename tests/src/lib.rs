@@ -786,6 +786,33 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
             ..guest_test("abi-vcpus@xen", "abi-vcpus", Hypervisor::Xen)
         },
     ],
+    [
+        Scenario {
+            cmdline: "debug-exit=fatal dom0_max_vcpus=2",
+            ..guest_test("abi-vcpu-info@hv-core", "abi-vcpu-info", Hypervisor::HvCore)
+        },
+        Scenario {
+            cmdline: "dom0_max_vcpus=2",
+            ..guest_test("abi-vcpu-info@xen", "abi-vcpu-info", Hypervisor::Xen)
+        },
+    ],
+    // Four vCPUs at work at once: counter, IPIs all to all, TLB races
+    // (on four CPUs here; its @smp2 twin does not exist, the scenario
+    // is not a one-CPU one).
+    [
+        Scenario {
+            cmdline: "debug-exit=fatal dom0_max_vcpus=4",
+            cpus: 4,
+            timeout: Duration::from_secs(120),
+            ..guest_test("smp-vcpus@hv-core", "smp-vcpus", Hypervisor::HvCore)
+        },
+        Scenario {
+            cmdline: "dom0_max_vcpus=4",
+            cpus: 2,
+            timeout: Duration::from_secs(120),
+            ..guest_test("smp-vcpus@xen", "smp-vcpus", Hypervisor::Xen)
+        },
+    ],
     // The SDK's safe layers over it.
     on_both!("sdk-traps"),
     on_both!("sdk-memory"),

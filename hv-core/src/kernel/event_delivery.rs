@@ -15,15 +15,16 @@ use abi::xen::{DomId, SharedInfo};
 use hv_core::event_channel::{self, Binding, EventBits, NR_PORTS, Port};
 
 use crate::arch::serial;
-use crate::arch::shared::SharedPage;
 use crate::arch::sync::IrqMutex;
 use crate::domain::{self, Domain, MAX_POLL_PORTS, Wait};
-use crate::guest::{PENDING_SEL, UPCALL_MASK, UPCALL_PENDING, VCPU_INFO_SIZE};
+use crate::guest::{PENDING_SEL, UPCALL_MASK, UPCALL_PENDING};
 
 const EVTCHN_PENDING: usize = offset_of!(SharedInfo, evtchn_pending);
 const EVTCHN_MASK: usize = offset_of!(SharedInfo, evtchn_mask);
 
-struct Bits<'a>(&'a SharedPage);
+/// A domain's event bits: the pending and mask words in its shared_info,
+/// the selector and upcall flag in each vCPU's vcpu_info (wherever that is).
+struct Bits<'a>(&'a Domain);
 
 impl Bits<'_> {
     fn word(offset: usize, port: Port) -> (usize, u64) {
@@ -34,28 +35,35 @@ impl Bits<'_> {
 impl EventBits for Bits<'_> {
     fn test_and_set_pending(&mut self, port: Port) -> bool {
         let (at, bit) = Self::word(EVTCHN_PENDING, port);
-        self.0.u64(at).fetch_or(bit, SeqCst) & bit != 0
+        self.0.shared_page().u64(at).fetch_or(bit, SeqCst) & bit != 0
     }
     fn is_pending(&self, port: Port) -> bool {
         let (at, bit) = Self::word(EVTCHN_PENDING, port);
-        self.0.u64(at).load(SeqCst) & bit != 0
+        self.0.shared_page().u64(at).load(SeqCst) & bit != 0
     }
     fn is_masked(&self, port: Port) -> bool {
         let (at, bit) = Self::word(EVTCHN_MASK, port);
-        self.0.u64(at).load(SeqCst) & bit != 0
+        self.0.shared_page().u64(at).load(SeqCst) & bit != 0
     }
     fn test_and_clear_mask(&mut self, port: Port) -> bool {
         let (at, bit) = Self::word(EVTCHN_MASK, port);
-        self.0.u64(at).fetch_and(!bit, SeqCst) & bit != 0
+        self.0.shared_page().u64(at).fetch_and(!bit, SeqCst) & bit != 0
     }
     fn test_and_set_selector(&mut self, vcpu: u32, word: u32) -> bool {
-        let at = vcpu as usize * VCPU_INFO_SIZE + PENDING_SEL;
         let bit = 1u64 << word;
-        self.0.u64(at).fetch_or(bit, SeqCst) & bit != 0
+        self.0
+            .vcpu_info(vcpu as usize)
+            .u64(PENDING_SEL)
+            .fetch_or(bit, SeqCst)
+            & bit
+            != 0
     }
     fn test_and_set_upcall_pending(&mut self, vcpu: u32) -> bool {
-        let at = vcpu as usize * VCPU_INFO_SIZE + UPCALL_PENDING;
-        self.0.u8(at).swap(1, SeqCst) != 0
+        self.0
+            .vcpu_info(vcpu as usize)
+            .u8(UPCALL_PENDING)
+            .swap(1, SeqCst)
+            != 0
     }
 }
 
@@ -68,7 +76,7 @@ fn in_range(port: Port) -> bool {
 /// is interrupted so that it takes the upcall now.
 pub fn raise_in(d: &Domain, port: Port, vcpu: u32) {
     if in_range(port) {
-        event_channel::set_pending(&mut Bits(d.shared_page()), port, vcpu);
+        event_channel::set_pending(&mut Bits(d), port, vcpu);
         if (vcpu as usize) < d.vcpus.len() {
             crate::scheduler::notify(d, vcpu as usize);
         }
@@ -77,15 +85,12 @@ pub fn raise_in(d: &Domain, port: Port, vcpu: u32) {
 
 /// Whether vCPU `v` of `d` has an upcall pending.
 pub fn upcall_pending_in(d: &Domain, v: usize) -> bool {
-    d.shared_page()
-        .u8(v * VCPU_INFO_SIZE + UPCALL_PENDING)
-        .load(SeqCst)
-        != 0
+    d.vcpu_info(v).u8(UPCALL_PENDING).load(SeqCst) != 0
 }
 
 /// Whether `port` of `d` is pending.
 pub fn is_pending_in(d: &Domain, port: Port) -> bool {
-    in_range(port) && Bits(d.shared_page()).is_pending(port)
+    in_range(port) && Bits(d).is_pending(port)
 }
 
 /// Marks `port` of the running domain pending for `vcpu`.
@@ -104,7 +109,7 @@ pub fn send_virq(d: &Domain, virq: u32, vcpu: u32) {
 pub fn unmask(port: Port) {
     domain::with_current(|d| {
         let vcpu = d.events.notify_vcpu(port);
-        event_channel::unmask(&mut Bits(d.shared_page()), port, vcpu);
+        event_channel::unmask(&mut Bits(d), port, vcpu);
     });
 }
 
@@ -128,11 +133,7 @@ pub fn clear_pending(port: Port) {
 
 /// Clears the vCPU's upcall mask (what `SCHEDOP_block` does first).
 pub fn enable_delivery(vcpu: usize) {
-    domain::with_current(|d| {
-        d.shared_page()
-            .u8(vcpu * VCPU_INFO_SIZE + UPCALL_MASK)
-            .store(0, SeqCst)
-    });
+    domain::with_current(|d| d.vcpu_info(vcpu).u8(UPCALL_MASK).store(0, SeqCst));
 }
 
 /// Whether the vCPU has an upcall pending.

@@ -11,7 +11,7 @@
 //! A guest that cannot be bounced to (no handler, a bad stack, a bad return
 //! frame) is killed alone with a report naming domain, vCPU, RIP and why.
 
-use core::mem::{offset_of, size_of};
+use core::mem::offset_of;
 
 use abi::xen::{
     FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_SS64,
@@ -36,10 +36,8 @@ const RFLAGS_AC: u64 = 1 << 18;
 /// The #PF error-code bit for a user-mode access.
 const PFEC_USER: u64 = 1 << 2;
 
-/// vcpu_info field offsets inside shared_info, from `abi`'s
-/// [`SharedInfo`] and [`VcpuInfo`]: vCPU `v`'s field is at
-/// `v * VCPU_INFO_SIZE + FIELD`.
-pub const VCPU_INFO_SIZE: usize = size_of::<VcpuInfo>();
+/// vcpu_info field offsets, from `abi`'s [`VcpuInfo`] (reached through
+/// `Domain::vcpu_info`: a slot of [`SharedInfo`], or a registered frame).
 pub const UPCALL_PENDING: usize = offset_of!(VcpuInfo, evtchn_upcall_pending);
 pub const UPCALL_MASK: usize = offset_of!(VcpuInfo, evtchn_upcall_mask);
 // The exit path reads both flags in one 16-bit load.
@@ -233,13 +231,12 @@ fn create_bounce_frame(
     };
     let sp = sp & !0xf;
 
-    let info = d.shared_page();
-    let vcpu_info = v * VCPU_INFO_SIZE;
+    let info = d.vcpu_info(v);
     let saved_mask = info
-        .u8(vcpu_info + UPCALL_MASK)
+        .u8(UPCALL_MASK)
         .load(core::sync::atomic::Ordering::SeqCst);
     if bounce.mask_events {
-        info.u8(vcpu_info + UPCALL_MASK)
+        info.u8(UPCALL_MASK)
             .store(1, core::sync::atomic::Ordering::SeqCst);
     }
     let mut rflags = frame.rflags & !(RFLAGS_IF | RFLAGS_IOPL);
@@ -301,8 +298,8 @@ pub fn exception(frame: &mut TrapFrame, cr2: u64) {
             6 if emulate_forced_cpuid(d, frame) => return Ok(()),
             13 if bounce_software_interrupt(d, v, frame)? => return Ok(()),
             14 => {
-                let info = d.shared_page();
-                info.u64(v * VCPU_INFO_SIZE + ARCH_CR2)
+                d.vcpu_info(v)
+                    .u64(ARCH_CR2)
                     .store(cr2, core::sync::atomic::Ordering::SeqCst);
             }
             2 | 18 => return Err("machine check or NMI while the guest ran"),
@@ -565,8 +562,8 @@ pub fn iret(frame: &mut TrapFrame) {
         }
         frame.rax = context.rax;
         let mask = u8::from(context.rflags & RFLAGS_IF == 0);
-        d.shared_page()
-            .u8(v * VCPU_INFO_SIZE + UPCALL_MASK)
+        d.vcpu_info(v)
+            .u8(UPCALL_MASK)
             .store(mask, core::sync::atomic::Ordering::SeqCst);
         Ok(())
     });
@@ -582,12 +579,12 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
     let v = domain::current_vcpu_index();
     // The common case without the domain table's lock: Xen's selectors, a
     // return address the CPU takes, and no upcall to deliver (the flags
-    // are in the shared_info page, read through this CPU's block).
+    // are in the vCPU's vcpu_info, found through this CPU's block).
     let plain_frame = selectors_ok(frame)
         && !(frame.cs as u16 == FLAT_RING3_CS32 && frame.rip > u32::MAX as u64)
         && is_canonical(frame.rip)
         && is_canonical(frame.rsp);
-    let upcall = crate::arch::shared::held_vcpu_shared_pair(v * VCPU_INFO_SIZE + UPCALL_PENDING);
+    let upcall = crate::arch::shared::held_vcpu_info_pair(UPCALL_PENDING);
     if plain_frame && matches!(upcall, Some([pending, mask]) if pending == 0 || mask != 0) {
         return;
     }
@@ -619,12 +616,9 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
         if !is_canonical(frame.rip) || !is_canonical(frame.rsp) {
             return Err("return address or stack pointer is not canonical");
         }
-        let info = d.shared_page();
-        let vcpu_info = v * VCPU_INFO_SIZE;
+        let info = d.vcpu_info(v);
         use core::sync::atomic::Ordering::SeqCst;
-        if info.u8(vcpu_info + UPCALL_PENDING).load(SeqCst) != 0
-            && info.u8(vcpu_info + UPCALL_MASK).load(SeqCst) == 0
-        {
+        if info.u8(UPCALL_PENDING).load(SeqCst) != 0 && info.u8(UPCALL_MASK).load(SeqCst) == 0 {
             let callbacks = d.vcpus[v].callbacks;
             if callbacks.event != 0 {
                 create_bounce_frame(

@@ -75,7 +75,7 @@ pub fn create(wanted: DomId, max_vcpus: usize, handle: [u8; 16]) -> Result<DomId
 pub fn alloc_shared_info(id: DomId) -> Option<SharedPage> {
     let page = SharedPage::alloc(id)?;
     for v in 0..domain::MAX_VCPUS {
-        page.u8(v * crate::guest::VCPU_INFO_SIZE + UPCALL_MASK)
+        page.u8(v * crate::arch::shared::VCPU_INFO_BYTES + UPCALL_MASK)
             .store(1, core::sync::atomic::Ordering::SeqCst);
     }
     Some(page)
@@ -141,12 +141,20 @@ fn release_mapped_grants(id: DomId) {
     }
 }
 
-/// Drops the vCPU's page-table roots (what their release does not cover
-/// is left to [`release_page_tables`]).
+/// Drops the vCPUs' page-table roots (what their release does not cover
+/// is left to [`release_page_tables`]) and the references their
+/// registered vcpu_info frames hold.
 fn drop_roots(id: DomId) {
     let mut roots: heapless::Vec<pv::Root, { 2 * domain::MAX_VCPUS }> = heapless::Vec::new();
+    let mut infos: heapless::Vec<crate::arch::shared::VcpuInfoFrame, { domain::MAX_VCPUS }> =
+        heapless::Vec::new();
     let Some(()) = domain::with(id, |d| {
         for v in d.vcpus.iter_mut() {
+            if let Some(info) = v.vcpu_info_frame.take()
+                && infos.push(info).is_err()
+            {
+                unreachable!("one vcpu_info per vCPU");
+            }
             for root in [v.kernel_root.take(), v.user_root.take()]
                 .into_iter()
                 .flatten()
@@ -164,6 +172,11 @@ fn drop_roots(id: DomId) {
         crate::hypercall::with_budget(|b| {
             for root in roots {
                 ft.put_page_type_within(&mut mem, root.into_reference(), b);
+            }
+            for info in infos {
+                let mfn = info.into_reference();
+                ft.put_page_type_within(&mut mem, mfn, b);
+                ft.put_page(mfn);
             }
         });
     });

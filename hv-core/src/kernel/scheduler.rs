@@ -186,7 +186,7 @@ pub fn tick(now: u64) {
 pub fn start(now: u64) {
     domain::with(0, |d| {
         d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now);
-        percpu::current().set_guest(d.vcpus[0].kernel_mode, d.shared_page().mfn());
+        percpu::current().set_guest(d.vcpus[0].kernel_mode, d.vcpu_info(0).maddr());
     });
     this_cpu().set_current(Some(VcpuRef { dom: 0, vcpu: 0 }));
     this_cpu().slice_end.store(now + SLICE_NS, Relaxed);
@@ -450,7 +450,7 @@ fn load(frame: &mut TrapFrame, to: VcpuRef) {
         // Selectors first: loading FS and GS resets their bases.
         vcpu.selectors.load();
         pv::load_segment_bases(&vcpu.segment_bases());
-        percpu::current().set_guest(vcpu.kernel_mode, d.shared_page().mfn());
+        percpu::current().set_guest(vcpu.kernel_mode, d.vcpu_info(to.vcpu).maddr());
     })
     .expect("the chosen domain exists");
 }

@@ -19,7 +19,6 @@ use spin::Once;
 use crate::arch::{lapic, time};
 use crate::domain::{self, Domain};
 use crate::event_delivery;
-use crate::guest::VCPU_INFO_SIZE;
 
 static SCALE: Once<TscScale> = Once::new();
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
@@ -61,15 +60,16 @@ pub fn publish(d: &Domain) {
     let scale = scale();
     let boot = BOOT_TSC.load(Ordering::Relaxed);
     for v in 0..d.vcpus.len() {
-        let at = v * VCPU_INFO_SIZE + TIME_INFO;
-        let version = page.u32(at);
+        let info = d.vcpu_info(v);
+        let at = TIME_INFO;
+        let version = info.u32(at);
         version.fetch_add(1, SeqCst);
         // system_time at tsc_timestamp = boot is 0.
-        page.u64(at + 8).store(boot, SeqCst);
-        page.u64(at + 16).store(0, SeqCst);
-        page.u32(at + 24).store(scale.mul, SeqCst);
-        page.u8(at + 28).store(scale.shift as u8, SeqCst);
-        page.u8(at + 29)
+        info.u64(at + 8).store(boot, SeqCst);
+        info.u64(at + 16).store(0, SeqCst);
+        info.u32(at + 24).store(scale.mul, SeqCst);
+        info.u8(at + 28).store(scale.shift as u8, SeqCst);
+        info.u8(at + 29)
             .store(abi::xen::XEN_PVCLOCK_TSC_STABLE_BIT, SeqCst);
         version.fetch_add(1, SeqCst);
     }

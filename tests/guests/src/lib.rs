@@ -1401,6 +1401,31 @@ pub mod hc {
         }
     }
 
+    /// `VCPUOP_register_vcpu_info`: `vcpu`'s vcpu_info to byte `offset`
+    /// of frame `mfn`.
+    pub fn register_vcpu_info(vcpu: u32, mfn: u64, offset: u32) -> i64 {
+        let arg = abi::ops::VcpuRegisterVcpuInfo {
+            mfn,
+            offset,
+            rsvd: 0,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: the argument is live plain data the hypervisor only
+        // reads; the frame it names is checked by the hypervisor.
+        unsafe {
+            hypercall(
+                Hypercall::VcpuOp as u32,
+                [
+                    abi::ops::VCPUOP_REGISTER_VCPU_INFO as u64,
+                    vcpu as u64,
+                    addr(&arg),
+                    0,
+                    0,
+                ],
+            )
+        }
+    }
+
     /// `EVTCHNOP_bind_vcpu` of our `port` to `vcpu`.
     pub fn bind_vcpu(port: Port, vcpu: u32) -> i64 {
         evtchn_op(

@@ -9,8 +9,9 @@ use abi::Errno;
 use abi::ops::{
     SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
     VCPUOP_DOWN, VCPUOP_GET_RUNSTATE_INFO, VCPUOP_INITIALISE, VCPUOP_IS_UP,
-    VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER, VCPUOP_STOP_PERIODIC_TIMER,
-    VCPUOP_STOP_SINGLESHOT_TIMER, VCPUOP_UP, VcpuRunstateInfo, VcpuSetSingleshotTimer,
+    VCPUOP_REGISTER_VCPU_INFO, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
+    VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VCPUOP_UP, VcpuRegisterVcpuInfo,
+    VcpuRunstateInfo, VcpuSetSingleshotTimer,
 };
 use abi::xen::DomId;
 
@@ -156,6 +157,7 @@ super::op_family! {
         VCPUOP_DOWN => Down(()), none => down;
         VCPUOP_IS_UP => IsUp(()), none => is_up;
         VCPUOP_GET_RUNSTATE_INFO => GetRunstateInfo(VcpuRunstateInfo), out => runstate_info;
+        VCPUOP_REGISTER_VCPU_INFO => RegisterVcpuInfo(VcpuRegisterVcpuInfo), in => register_vcpu_info;
     }
 }
 
@@ -257,4 +259,51 @@ fn runstate_info(info: &mut VcpuRunstateInfo, vcpu: Vcpu) -> Result<i64, Errno> 
         time,
     };
     Ok(0)
+}
+
+/// `VCPUOP_register_vcpu_info`: the vCPU's vcpu_info moves from its slot in
+/// shared_info to a frame of the guest's own, with Xen 4.17's checks: the
+/// vcpu_info must fit in the page and be 8-aligned (`-ENXIO`); then, each
+/// `-EINVAL`: only once per vCPU, for the caller itself or a vCPU that is
+/// down, in a frame the domain owns (not hv-core's shared_info page,
+/// which Xen would take: `docs/abi.md`) that can take a writable type
+/// (never a page table; held so until the domain is destroyed). The current contents are
+/// copied over, and then, as on Xen, every selector bit and the upcall
+/// flag are set so that no event raised meanwhile is missed.
+fn register_vcpu_info(request: &mut VcpuRegisterVcpuInfo, vcpu: Vcpu) -> Result<i64, Errno> {
+    use core::sync::atomic::Ordering::SeqCst;
+
+    use crate::arch::shared::{VCPU_INFO_BYTES, VcpuInfoFrame};
+    let offset = request.offset as usize;
+    if offset > 4096 - VCPU_INFO_BYTES || !offset.is_multiple_of(8) {
+        return Err(Errno::NxIo);
+    }
+    let me = domain::current_vcpu_index();
+    domain::with_current(|d| {
+        let v = &d.vcpus[vcpu.0];
+        if v.vcpu_info_frame.is_some() || (vcpu.0 != me && v.online) {
+            return Err(Errno::Inval);
+        }
+        let frame = crate::memory::with_frame_table(|ft| {
+            VcpuInfoFrame::take(ft, request.mfn, offset, d.id)
+        })
+        .map_err(|e| {
+            log::debug!("d{}: VCPUOP_register_vcpu_info refused: {e}", d.id);
+            Errno::Inval
+        })?;
+        let old = d.vcpu_info(vcpu.0);
+        for word in (0..VCPU_INFO_BYTES).step_by(8) {
+            frame.u64(word).store(old.u64(word).load(SeqCst), SeqCst);
+        }
+        d.vcpus[vcpu.0].vcpu_info_frame = Some(frame);
+        let new = d.vcpu_info(vcpu.0);
+        new.u64(guest::PENDING_SEL).store(u64::MAX, SeqCst);
+        new.u8(guest::UPCALL_PENDING).store(1, SeqCst);
+        if vcpu.0 == me {
+            // The exit path reads the upcall flags through this CPU's block.
+            crate::arch::percpu::current().set_guest(d.vcpus[me].kernel_mode, new.maddr());
+        }
+        scheduler::notify(d, vcpu.0);
+        Ok(0)
+    })
 }

@@ -43,12 +43,12 @@ pub struct PerCpu {
     /// [`crate::memory`]'s flush rule).
     flush_pending: AtomicBool,
     /// While this CPU holds a vCPU: its guest mode (kernel or user) and
-    /// its domain's shared_info frame (0 when it holds none). Kept by the
+    /// the machine address of its vcpu_info (0 when it holds none). Kept by the
     /// scheduler when it loads and gives back a vCPU, and by the mode
     /// switch, so a hypercall's entry and exit read them without the
     /// domain table's lock.
     guest_kernel_mode: AtomicBool,
-    guest_shared_mfn: AtomicU64,
+    guest_vcpu_info: AtomicU64,
 }
 
 /// `gs:` offsets the entry assembly uses.
@@ -69,7 +69,7 @@ impl PerCpu {
             call: crate::hypercall::CallState::new(),
             flush_pending: AtomicBool::new(false),
             guest_kernel_mode: AtomicBool::new(false),
-            guest_shared_mfn: AtomicU64::new(0),
+            guest_vcpu_info: AtomicU64::new(0),
         }
     }
 
@@ -82,16 +82,17 @@ impl PerCpu {
         self.guest_kernel_mode.store(kernel, Ordering::Relaxed);
     }
 
-    /// The held vCPU's shared_info frame (0: no vCPU held).
-    pub fn guest_shared_mfn(&self) -> u64 {
-        self.guest_shared_mfn.load(Ordering::Relaxed)
+    /// The held vCPU's vcpu_info, by machine address (0: no vCPU held).
+    #[inline(always)]
+    pub fn guest_vcpu_info(&self) -> u64 {
+        self.guest_vcpu_info.load(Ordering::Relaxed)
     }
 
-    /// What this CPU now holds: a vCPU in `kernel` mode of the domain
-    /// whose shared_info is frame `shared_mfn`, or (0) nothing.
-    pub fn set_guest(&self, kernel: bool, shared_mfn: u64) {
+    /// What this CPU now holds: a vCPU in `kernel` mode whose vcpu_info
+    /// is at machine address `vcpu_info`, or (0) nothing.
+    pub fn set_guest(&self, kernel: bool, vcpu_info: u64) {
         self.guest_kernel_mode.store(kernel, Ordering::Relaxed);
-        self.guest_shared_mfn.store(shared_mfn, Ordering::Relaxed);
+        self.guest_vcpu_info.store(vcpu_info, Ordering::Relaxed);
     }
 
     /// This CPU's number (0 is the boot CPU).

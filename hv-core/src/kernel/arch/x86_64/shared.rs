@@ -17,7 +17,7 @@
 
 use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 
-use hv_core::frame_table::{DomId, FrameInfo, Mfn, Owner};
+use hv_core::frame_table::{DomId, FrameInfo, FrameTable, FrameType, Mfn, Owner, PageError};
 
 use super::paging;
 
@@ -44,29 +44,166 @@ pub struct SharedPage {
     mfn: Mfn,
 }
 
-/// The two bytes at `offset` and `offset + 1` (one aligned 16-bit load:
-/// a vCPU's upcall-pending and upcall-mask flags) of the shared_info page
-/// of the vCPU this CPU holds, or `None` when it holds none. For the exit
-/// path's look at the upcall flags without the domain table's lock.
+/// The two bytes at `field` and `field + 1` (one aligned 16-bit load: a
+/// vCPU's upcall-pending and upcall-mask flags) of the vcpu_info of the
+/// vCPU this CPU holds, or `None` when it holds none. For the exit path's
+/// look at the upcall flags without the domain's lock.
 #[inline(always)]
-pub fn held_vcpu_shared_pair(offset: usize) -> Option<[u8; 2]> {
-    let mfn = super::percpu::current().guest_shared_mfn();
-    if mfn == 0 {
+pub fn held_vcpu_info_pair(field: usize) -> Option<[u8; 2]> {
+    let maddr = super::percpu::current().guest_vcpu_info();
+    if maddr == 0 {
         return None;
     }
-    assert!(offset.is_multiple_of(2) && offset + 2 <= PAGE);
-    // SAFETY: the frame is the shared_info page of the domain whose
-    // vCPU this CPU holds (the scheduler sets it when it loads the
-    // vCPU and clears it when it gives it back). A domain's page is
-    // freed only after it is destroyed, and destroying waits until no
-    // CPU holds its vCPU (`scheduler::take_off_cpus`), so the page is
-    // live; the direct map covers it, hv-core reaches it only through
-    // atomics, and the two bytes are inside the page and 2-aligned.
-    let pair = unsafe { AtomicU16::from_ptr(byte_of(mfn, offset).cast()) };
+    assert!(field.is_multiple_of(2) && field + 2 <= VCPU_INFO_BYTES);
+    // SAFETY: `maddr` is the vcpu_info of the vCPU this CPU holds (the
+    // scheduler sets it when it loads the vCPU, the registration when the
+    // vCPU moves it, and clears it when it gives the vCPU back): a slot
+    // of the domain's shared_info page or a registered frame
+    // ([`VcpuInfoFrame`]). Both live until the domain is destroyed, and
+    // destroying waits until no CPU holds its vCPUs
+    // (`scheduler::take_off_cpus`) before either goes. The direct map
+    // covers them, hv-core reaches them only through atomics, and the
+    // two bytes are inside the 8-aligned vcpu_info, 2-aligned.
+    let pair = unsafe {
+        AtomicU16::from_ptr(byte_of(maddr >> 12, (maddr & 0xfff) as usize + field).cast())
+    };
     Some(
         pair.load(core::sync::atomic::Ordering::SeqCst)
             .to_le_bytes(),
     )
+}
+
+/// The size of a vcpu_info (Xen's `struct vcpu_info`).
+pub const VCPU_INFO_BYTES: usize = size_of::<abi::xen::VcpuInfo>();
+
+/// A vcpu_info a guest placed in a frame of its own
+/// (`VCPUOP_register_vcpu_info`): the frame, the offset, and the plain and
+/// writable-type references this handle owns. Only [`VcpuInfoFrame::take`]
+/// makes one (taking both references under the frame-table lock) and only
+/// [`VcpuInfoFrame::into_reference`] ends one (its caller then puts
+/// them); it is neither `Clone` nor `Copy`. While it exists the frame
+/// stays the domain's plain memory: it cannot be freed, given back or
+/// become a page table.
+#[derive(Debug)]
+pub struct VcpuInfoFrame {
+    /// Never 0 (frame 0 is never a domain's): `Option<VcpuInfoFrame>`
+    /// is then all zeros when `None`, as a vacant vCPU must be.
+    maddr: core::num::NonZeroU64,
+}
+
+impl VcpuInfoFrame {
+    /// Takes the references on `mfn`, which `dom` must own, for a
+    /// vcpu_info at `offset`: 8-aligned and inside the page.
+    pub fn take(
+        ft: &mut FrameTable<'_>,
+        mfn: Mfn,
+        offset: usize,
+        dom: DomId,
+    ) -> Result<Self, PageError> {
+        assert!(offset.is_multiple_of(8) && offset + VCPU_INFO_BYTES <= PAGE);
+        if !matches!(ft.info(mfn), Some(f) if f.owner == Owner::Domain(dom)) {
+            return Err(PageError::NotOwner {
+                mfn,
+                owner: ft.info(mfn).map_or(Owner::Free, |f| f.owner),
+            });
+        }
+        let maddr =
+            core::num::NonZeroU64::new(mfn << 12 | offset as u64).ok_or(PageError::NotOwner {
+                mfn,
+                owner: Owner::Hypervisor,
+            })?;
+        ft.get_page(mfn, dom)?;
+        if let Err(e) = ft.get_page_type(
+            &mut super::pv::MachinePageTables,
+            mfn,
+            dom,
+            FrameType::Writable,
+        ) {
+            ft.put_page(mfn);
+            return Err(e);
+        }
+        Ok(Self { maddr })
+    }
+
+    /// The vcpu_info's machine address.
+    pub fn maddr(&self) -> u64 {
+        self.maddr.get()
+    }
+
+    /// Ends the handle: the caller owns its references on the returned
+    /// frame now and must put the writable type and then the page.
+    pub fn into_reference(self) -> Mfn {
+        self.maddr() >> 12
+    }
+
+    fn at(&self, field: usize, align: usize) -> *mut u8 {
+        assert!(field.is_multiple_of(align) && field + align <= VCPU_INFO_BYTES);
+        let maddr = self.maddr();
+        byte_of(maddr >> 12, (maddr & 0xfff) as usize + field)
+    }
+
+    #[inline(always)]
+    pub fn u8(&self, field: usize) -> &AtomicU8 {
+        // SAFETY: while the handle lives its references keep the frame
+        // the domain's plain memory (see the type); hv-core reaches it
+        // only through atomics and the direct map covers it; the field is
+        // inside the vcpu_info, itself inside the page.
+        unsafe { AtomicU8::from_ptr(self.at(field, 1)) }
+    }
+
+    #[inline(always)]
+    pub fn u32(&self, field: usize) -> &AtomicU32 {
+        // SAFETY: as for `u8`; the vcpu_info is 8-aligned, the field 4.
+        unsafe { AtomicU32::from_ptr(self.at(field, 4).cast()) }
+    }
+
+    #[inline(always)]
+    pub fn u64(&self, field: usize) -> &AtomicU64 {
+        // SAFETY: as for `u8`; the vcpu_info is 8-aligned, the field 8.
+        unsafe { AtomicU64::from_ptr(self.at(field, 8).cast()) }
+    }
+}
+
+/// One vCPU's vcpu_info, wherever it is: its slot in the domain's
+/// shared_info page, or the frame it registered.
+#[derive(Clone, Copy)]
+pub enum VcpuInfo<'a> {
+    Slot(&'a SharedPage, usize),
+    Frame(&'a VcpuInfoFrame),
+}
+
+impl VcpuInfo<'_> {
+    #[inline(always)]
+    pub fn u8(&self, field: usize) -> &AtomicU8 {
+        match self {
+            Self::Slot(page, base) => page.u8(base + field),
+            Self::Frame(frame) => frame.u8(field),
+        }
+    }
+
+    #[inline(always)]
+    pub fn u32(&self, field: usize) -> &AtomicU32 {
+        match self {
+            Self::Slot(page, base) => page.u32(base + field),
+            Self::Frame(frame) => frame.u32(field),
+        }
+    }
+
+    #[inline(always)]
+    pub fn u64(&self, field: usize) -> &AtomicU64 {
+        match self {
+            Self::Slot(page, base) => page.u64(base + field),
+            Self::Frame(frame) => frame.u64(field),
+        }
+    }
+
+    /// Its machine address (what the CPU's block keeps for the exit path).
+    pub fn maddr(&self) -> u64 {
+        match self {
+            Self::Slot(page, base) => page.mfn() << 12 | *base as u64,
+            Self::Frame(frame) => frame.maddr(),
+        }
+    }
 }
 
 impl SharedPage {
