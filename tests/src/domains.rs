@@ -59,6 +59,9 @@ const fn on_xen(name: &'static str, scenario: Scenario) -> Scenario {
 pub const PINGPONG_ROUNDS: u32 = 100_000;
 /// Create/destroy cycles in `create-destroy-500`.
 pub const CYCLES: u32 = 500;
+/// Cycles in `smp-destroy-running`, each destroying a guest running on
+/// two CPUs.
+pub const RUNNING_CYCLES: u32 = 100;
 /// How far apart two spin guests' CPU times may be, as a fraction of the
 /// larger.
 pub const FAIRNESS: f64 = 0.10;
@@ -512,6 +515,36 @@ pub const SCENARIOS: &[Scenario] = &[
             ending: Ending::PowerOff,
         },
     ),
+    // Destroying a domain whose two vCPUs are running on two CPUs (it
+    // has just printed that it spins on both), 100 times: no CPU picks a
+    // vCPU up while its domain is taken off the CPUs and torn down, and
+    // the memory comes back.
+    Scenario {
+        cpus: 2,
+        ..session(
+            "smp-destroy-running",
+            &[
+                Type("info"),
+                Repeat(
+                    RUNNING_CYCLES,
+                    &[
+                        Type("create spin name=cycle memory=4 vcpus=2"),
+                        WaitFor("spinning on 2 vCPUs"),
+                        Type("destroy cycle"),
+                    ],
+                ),
+                Type("info"),
+                Type("poweroff"),
+            ],
+            300,
+            Judge::Shell {
+                expect: &["free memory: # pages", "free memory: # pages", POWERED_OFF],
+                anywhere: &[],
+                check: memory_returns_after_running,
+                ending: Ending::PowerOff,
+            },
+        )
+    },
     // Two CPU-bound guests get the same share. Both are paused while the
     // other is built, so neither has a head start.
     session(
@@ -604,6 +637,43 @@ pub const SCENARIOS: &[Scenario] = &[
     // One domain with two vCPUs on two CPUs: `spin` brings up its second
     // vCPU, and the domain's CPU time grows at about twice the time that
     // passes; `vcpu-list` shows both vCPUs up.
+    // Four CPU-bound guests on two CPUs: each gets a quarter to a half of
+    // a CPU (a half each, less dom0's share), within 10% of the others:
+    // two run queues, kept even by pulling.
+    Scenario {
+        cpus: 2,
+        ..session(
+            "smp-four-spins",
+            &[
+                Type("create spin name=a"),
+                Type("pause a"),
+                Type("create spin name=b"),
+                Type("pause b"),
+                Type("create spin name=c"),
+                Type("pause c"),
+                Type("create spin name=d"),
+                Type("pause d"),
+                Type("unpause a"),
+                Type("unpause b"),
+                Type("unpause c"),
+                Type("unpause d"),
+                Repeat(1, &[WaitFor("[d] spin: ")]),
+                Type("info"),
+                Type("list"),
+                Repeat(4, &[WaitFor("[d] spin: ")]),
+                Type("info"),
+                Type("list"),
+                Type("poweroff"),
+            ],
+            240,
+            Judge::Shell {
+                expect: &["created domain 4 (d)", POWERED_OFF],
+                anywhere: &[],
+                check: four_spins_share_two_cpus,
+                ending: Ending::PowerOff,
+            },
+        )
+    },
     Scenario {
         cpus: 2,
         ..session(
@@ -628,6 +698,51 @@ pub const SCENARIOS: &[Scenario] = &[
         )
     },
 ];
+
+/// `smp-four-spins`: between the two `info`s each of the four spin guests
+/// ran a quarter to a half of the time that passed (10% slack either
+/// way), and no two are more than [`FAIRNESS`] apart.
+fn four_spins_share_two_cpus(console: &str) -> Result<(), String> {
+    let [start, end, ..] = uptimes(console)[..] else {
+        return Err("`info` did not print two uptimes".into());
+    };
+    let tables = list_tables(console);
+    let [first, .., last] = &tables[..] else {
+        return Err("`list` did not print two tables".into());
+    };
+    let elapsed = end - start;
+    if elapsed < 2.0 {
+        return Err(format!("only {elapsed:.1} s between the two `info`s"));
+    }
+    let mut shares = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let secs = |table: &[ListRow]| {
+            table
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.cpu_secs)
+                .ok_or_else(|| format!("`list` has no row for spin guest {name}"))
+        };
+        let share = (secs(last)? - secs(first)?) / elapsed;
+        if !(0.25 * 0.9..=0.5 * 1.1).contains(&share) {
+            return Err(format!(
+                "{name} ran {share:.2} of a CPU over {elapsed:.1} s (want a quarter to a half)"
+            ));
+        }
+        shares.push(share);
+    }
+    let (low, high) = shares
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), &s| (l.min(s), h.max(s)));
+    if high - low > FAIRNESS * high {
+        return Err(format!(
+            "unfair: shares {shares:.2?} of a CPU ({:.0}% apart, at most {:.0}% allowed)",
+            (high - low) / high * 100.0,
+            FAIRNESS * 100.0
+        ));
+    }
+    Ok(())
+}
 
 /// `smp-domain-spin`: the two-vCPU domain ran on both CPUs at once.
 fn two_vcpus_run_in_parallel(console: &str) -> Result<(), String> {
@@ -930,17 +1045,28 @@ fn hostile_passed(console: &str) -> Result<(), String> {
 }
 
 fn memory_returns(console: &str) -> Result<(), String> {
+    memory_returns_after(console, CYCLES)
+}
+
+/// [`memory_returns`] for `smp-destroy-running`'s cycles.
+fn memory_returns_after_running(console: &str) -> Result<(), String> {
+    memory_returns_after(console, RUNNING_CYCLES)
+}
+
+/// `cycles` creates of `cycle` succeeded and the free memory `info`
+/// reported before them is what it reported after.
+fn memory_returns_after(console: &str, cycles: u32) -> Result<(), String> {
     let created = console
         .lines()
         .filter(|line| crate::line_matches(line, "created domain # (cycle)"))
         .count();
-    if created != CYCLES as usize {
-        return Err(format!("{created} of {CYCLES} creates succeeded"));
+    if created != cycles as usize {
+        return Err(format!("{created} of {cycles} creates succeeded"));
     }
     match free_memory_reports(console).as_slice() {
         [before, .., after] if before == after => Ok(()),
         [before, .., after] => Err(format!(
-            "free memory {before} pages before {CYCLES} create/destroy cycles, {after} after ({:+})",
+            "free memory {before} pages before {cycles} create/destroy cycles, {after} after ({:+})",
             *after as i64 - *before as i64
         )),
         _ => Err("`info` did not report free memory twice".into()),

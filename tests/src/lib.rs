@@ -819,6 +819,19 @@ pub const GUEST_TESTS: &[[Scenario; 2]] = &[
     on_both!("sdk-events"),
     on_both!("sdk-usermode"),
     // Security regressions (docs/security.md), one guest per finding.
+    // Finding 14: two vCPUs racing on one hypercall get Xen's answers.
+    [
+        Scenario {
+            cmdline: "debug-exit=fatal dom0_max_vcpus=8",
+            cpus: 2,
+            ..guest_test("sec-smp-races@hv-core", "sec-smp-races", Hypervisor::HvCore)
+        },
+        Scenario {
+            cmdline: "dom0_max_vcpus=8",
+            cpus: 2,
+            ..guest_test("sec-smp-races@xen", "sec-smp-races", Hypervisor::Xen)
+        },
+    ],
     // Finding 12: a preempted hypercall's continuation is its vCPU's
     // (two vCPUs on two CPUs).
     [

@@ -126,11 +126,15 @@ pub struct Vcpu {
     pub on_cpu: Option<usize>,
     /// The CPU it last ran on.
     pub last_cpu: usize,
+    /// The CPU whose run queue it waits in (`scheduler`): where it last
+    /// ran, or where it was placed when it woke. An atomic: placement
+    /// happens where the domain is only read (event delivery).
+    pub queue: core::sync::atomic::AtomicU32,
     /// The CPUs it may run on (`setvcpuaffinity`'s hard affinity; the
     /// CPUs that are up among them is never empty).
     pub hard_affinity: hv_core::cpus::CpuMask,
-    /// The CPUs it prefers, as the toolstack set it (kept and reported;
-    /// placement does not use it yet).
+    /// The CPUs it prefers, as the toolstack set it: an idle one of them
+    /// comes first when it wakes (`sched_policy::place`).
     pub soft_affinity: hv_core::cpus::CpuMask,
     /// Where the guest moved its vcpu_info (`VCPUOP_register_vcpu_info`);
     /// `None`: its slot in shared_info.
@@ -180,6 +184,7 @@ impl Vcpu {
             vruntime: 0,
             on_cpu: None,
             last_cpu: 0,
+            queue: core::sync::atomic::AtomicU32::new(0),
             hard_affinity: hv_core::cpus::ALL_CPUS,
             soft_affinity: hv_core::cpus::ALL_CPUS,
             vcpu_info_frame: None,
@@ -272,6 +277,11 @@ pub struct Domain {
     /// Paused by the toolstack (`XEN_DOMCTL_pausedomain`); domUs are
     /// created paused.
     pub paused: bool,
+    /// `destroydomain` has begun: no vCPU of it runs again, whatever the
+    /// guest or an unpause does meanwhile (set before its vCPUs are taken
+    /// off the CPUs; `state` becomes `Dying` later, once its channels,
+    /// grants and roots are gone).
+    pub destroying: bool,
     /// The reservation limit, in pages (`XEN_DOMCTL_max_mem`).
     pub max_pages: u64,
     /// The toolstack's handle (`xen_domain_handle_t`).
@@ -295,6 +305,7 @@ impl Domain {
             vcpus: [const { Vcpu::VACANT }; MAX_VCPUS],
             state: State::Running,
             paused: false,
+            destroying: false,
             max_pages: 0,
             handle: [0; 16],
             grants: crate::grant::GrantTable::new(),
@@ -315,6 +326,7 @@ impl Domain {
         }
         self.state = State::Running;
         self.paused = false;
+        self.destroying = false;
         self.max_pages = 0;
         self.handle = [0; 16];
         self.grants = crate::grant::GrantTable::new();

@@ -106,10 +106,14 @@ pub fn send_virq(d: &Domain, virq: u32, vcpu: u32) {
     }
 }
 
+/// `EVTCHNOP_unmask`: a pending port's upcall goes to its notify vCPU,
+/// which is woken (or interrupted on its CPU) like for any new event.
 pub fn unmask(port: Port) {
     domain::with_current(|d| {
         let vcpu = d.events.notify_vcpu(port);
-        event_channel::unmask(&mut Bits(d), port, vcpu);
+        if event_channel::unmask(&mut Bits(d), port, vcpu) && (vcpu as usize) < d.vcpus.len() {
+            crate::scheduler::notify(d, vcpu as usize);
+        }
     });
 }
 
@@ -202,12 +206,10 @@ pub fn serial_interrupt() {
 /// continuation). Nothing is dropped; the writer goes at the UART's speed.
 pub fn wait_for_console_room() {
     let writer = (domain::current_id(), domain::current_vcpu_index());
-    CONSOLE_WRITERS.with(|w| {
-        if !w.contains(&writer) {
-            // One entry per vCPU: the table has room for all of them.
-            let _ = w.push(writer);
-        }
-    });
+    // The wait first, then the listing, then a second look at the ring:
+    // the UART's interrupt (on another CPU, or before this hypercall
+    // began) may have drained the ring and woken the listed writers
+    // already, and would not come again for an empty ring.
     // A poll of no ports without a deadline: only the wake below ends it.
     domain::with_current_vcpu(|v| {
         v.wait = Wait::Poll {
@@ -216,6 +218,15 @@ pub fn wait_for_console_room() {
             deadline: None,
         }
     });
+    CONSOLE_WRITERS.with(|w| {
+        if !w.contains(&writer) {
+            // One entry per vCPU: the table has room for all of them.
+            let _ = w.push(writer);
+        }
+    });
+    if serial::writers_may_go_on() {
+        wake_console_writers();
+    }
     crate::scheduler::request();
 }
 

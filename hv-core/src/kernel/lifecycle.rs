@@ -90,8 +90,19 @@ pub fn destroy(id: DomId) -> bool {
     let Some(state) = domain::with(id, |d| d.state) else {
         return true;
     };
-    if state != State::Dying {
-        // Off every CPU first: its page tables go below.
+    // The first pass, once: a second `destroydomain` meanwhile (another
+    // vCPU of dom0) goes straight to waiting for the release.
+    let first = state != State::Dying
+        && domain::with(id, |d| !core::mem::replace(&mut d.destroying, true)) == Some(true);
+    if !first && state != State::Dying {
+        // Another CPU is in the first pass: come back when it is done.
+        crate::hypercall::restart();
+        return false;
+    }
+    if first {
+        // Off every CPU first: its page tables go below. `destroying`
+        // keeps it off: neither the guest (`VCPUOP_up` on a vCPU still
+        // running) nor an unpause can make it runnable again.
         domain::with(id, |d| d.vcpus.iter_mut().for_each(|v| v.online = false));
         crate::scheduler::take_off_cpus(id);
         close_channels(id);

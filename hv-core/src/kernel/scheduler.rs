@@ -3,15 +3,28 @@
 //! Every exit to a guest passes through [`schedule`]. Nothing happens there
 //! unless a reschedule was requested on this CPU: by a vCPU that blocked,
 //! polled, yielded or shut down, by the timer at the end of a 10 ms slice,
-//! or by another CPU (an event that woke a waiting vCPU, a pause). The
-//! run queue is one, every domain's vCPUs, and each CPU chooses from the
-//! vCPUs no other CPU holds. The choice is then:
+//! or by another CPU (an event that woke a vCPU queued here, a pause).
+//!
+//! Every vCPU belongs to one CPU's run queue (`Vcpu::queue`: the CPU it
+//! last ran on, or where it was placed when it woke). A CPU chooses among
+//! the runnable vCPUs of its own queue, and pulls one from another queue
+//! when its own has none or when one waiting elsewhere lags its choice by
+//! more than a slice (`hv_core::sched_policy`, host-tested):
 //! 1. a vCPU just woken from a wait (it is usually an event handler that
 //!    runs briefly: dom0 answering the console, one side of a ping-pong),
 //!    unless it has run more than a slice ahead of the others;
 //! 2. else the runnable vCPU with the least virtual runtime, so CPU-bound
 //!    vCPUs share the CPU evenly. Virtual runtime is CPU time, raised on
-//!    wake-up to the least among runnable vCPUs so a sleeper earns no burst.
+//!    wake-up to the least among runnable vCPUs so a sleeper earns no
+//!    burst; it is one clock for every queue, which is what makes pulling
+//!    by it fair across CPUs.
+//!
+//! A vCPU that wakes waits on its own CPU unless that CPU is busy and
+//! another it may use is idle, which is then woken to run it
+//! ([`notify`]); a vCPU preempted while others are idle moves to one of
+//! them ([`release`]). The queues are the vCPUs' `queue` fields, read in
+//! one walk over the domains (no list to keep in step; at hv-core's 16
+//! domains of 8 vCPUs the walk is short).
 //!
 //! A CPU holds the vCPU it runs (`Vcpu::on_cpu`) from the moment it
 //! chooses it until it gives it back: only then are the registers in the
@@ -20,9 +33,8 @@
 //! load a vCPU whose registers are still on a CPU. With nothing runnable a
 //! CPU gives its vCPU back, switches to hv-core's own page tables (a
 //! domain's may be freed while the CPU sleeps) and halts with interrupts
-//! on; idle time is charged to nobody. A CPU that makes a vCPU runnable
-//! kicks the idle CPUs ([`notify`]); one that pauses or destroys a domain
-//! waits until no CPU holds its vCPU ([`take_off_cpus`]).
+//! on; idle time is charged to nobody. One that pauses or destroys a
+//! domain waits until no CPU holds its vCPU ([`take_off_cpus`]).
 
 use core::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64,
@@ -138,33 +150,57 @@ fn request_on(cpu: usize) {
     percpu::kick(target);
 }
 
-/// Wakes every idle CPU but this one to look for work.
-fn kick_idle_cpus() {
-    let me = percpu::current().index();
-    for cpu in percpu::online_cpus() {
-        if cpu.index() != me && cpu.sched.idle.load(SeqCst) {
-            request_on(cpu.index());
-        }
+/// The CPUs halted for want of work.
+fn idle_cpus() -> hv_core::cpus::CpuMask {
+    percpu::online_cpus()
+        .filter(|cpu| cpu.sched.idle.load(SeqCst))
+        .fold(0, |mask, cpu| mask | 1 << cpu.index())
+}
+
+/// The CPUs vCPU `vcpu` may run on now.
+fn allowed(vcpu: &crate::domain::Vcpu) -> hv_core::cpus::CpuMask {
+    vcpu.hard_affinity & percpu::online_mask()
+}
+
+/// Queues runnable vCPU `vcpu`, which no CPU holds, where it should wait
+/// (`sched_policy::place`: its own CPU unless another it may use is idle,
+/// one of its soft affinity first) and asks that CPU to choose again;
+/// returns the CPU.
+fn place_and_ask(vcpu: &crate::domain::Vcpu) -> usize {
+    let home = vcpu.queue.load(Relaxed) as usize;
+    let target = sched_policy::place(home, allowed(vcpu), vcpu.soft_affinity, idle_cpus());
+    vcpu.queue.store(target as u32, Relaxed);
+    if target == percpu::current().index() {
+        request();
+    } else {
+        request_on(target);
     }
+    target
 }
 
 /// Something happened to vCPU `v` of `d` that may change what runs: an
-/// event for it, the end of its wait. The CPU that holds it is asked
-/// (interrupted, if it is another: a running vCPU gets its upcall at
-/// once); a vCPU no CPU holds may now be runnable, so this CPU looks
-/// again and the idle CPUs are woken.
+/// event for it, the end of its wait, a context or an unpause. The CPU
+/// that holds it is asked (interrupted, if it is another: a running vCPU
+/// gets its upcall at once); one that waits (or has just become able to
+/// run) is queued by [`place_and_ask`]; one that is runnable and queued
+/// already is left for its queue's CPU, unless that CPU is idle.
 pub fn notify(d: &Domain, v: usize) {
     let me = percpu::current().index();
-    match d.vcpus[v].on_cpu {
+    let vcpu = &d.vcpus[v];
+    match vcpu.on_cpu {
         Some(cpu) if cpu != me => request_on(cpu),
         Some(_) => {
-            if !matches!(d.vcpus[v].wait, Wait::None) {
+            if !matches!(vcpu.wait, Wait::None) {
                 request();
             }
         }
+        None if !may_run(d, v) => {}
         None => {
-            request();
-            kick_idle_cpus();
+            let queue = vcpu.queue.load(Relaxed) as usize;
+            let queue_idle = percpu::is_online(queue) && percpu::cpu(queue).sched.idle.load(SeqCst);
+            if !matches!(vcpu.wait, Wait::None) || queue_idle || allowed(vcpu) & 1 << queue == 0 {
+                place_and_ask(vcpu);
+            }
         }
     }
 }
@@ -200,9 +236,9 @@ pub fn catch_up(vcpu: &mut crate::domain::Vcpu) {
 }
 
 /// Whether vCPU `v` of `d` may run at all: up, in a live domain, not
-/// paused (waits aside).
+/// paused nor being destroyed (waits aside).
 fn may_run(d: &Domain, v: usize) -> bool {
-    d.state == State::Running && !d.paused && d.vcpus[v].online
+    d.state == State::Running && !d.paused && !d.destroying && d.vcpus[v].online
 }
 
 /// Whether vCPU `v` of `d` can run now. A satisfied wait ends here: the
@@ -236,29 +272,46 @@ fn runnable(d: &mut Domain, v: usize, now: u64) -> bool {
 }
 
 /// The vCPU CPU `cpu` should run next, among the runnable ones no other
-/// CPU holds (the choice itself is `hv_core::sched_policy`, host-tested).
+/// CPU holds: from its own queue, or pulled from another (the choice
+/// itself is `hv_core::sched_policy`, host-tested). A vCPU whose queue's
+/// CPU it may no longer use (its affinity changed) is in every allowed
+/// CPU's queue.
 fn pick(now: u64, cpu: usize) -> Option<VcpuRef> {
-    let mut candidates: heapless::Vec<Candidate, { domain::MAX_DOMAINS * domain::MAX_VCPUS }> =
-        heapless::Vec::new();
+    const MAX: usize = domain::MAX_DOMAINS * domain::MAX_VCPUS;
+    let mut local: heapless::Vec<Candidate, MAX> = heapless::Vec::new();
+    let mut remote: heapless::Vec<Candidate, MAX> = heapless::Vec::new();
     domain::for_each(|d| {
         for v in 0..d.max_vcpus {
             if free_for(&d.vcpus[v], cpu) && runnable(d, v, now) {
                 let vcpu = &d.vcpus[v];
-                // The table holds at most MAX_DOMAINS domains.
-                let _ = candidates.push(Candidate {
+                let queue = vcpu.queue.load(Relaxed) as usize;
+                let candidate = Candidate {
                     id: VcpuRef { dom: d.id, vcpu: v }.pack(),
                     woken: vcpu.woken,
                     vruntime: vcpu.vruntime,
-                });
+                };
+                let homeless = allowed(vcpu) & 1 << queue == 0;
+                // At most MAX_DOMAINS * MAX_VCPUS of either.
+                let _ = if queue == cpu || homeless {
+                    local.push(candidate)
+                } else {
+                    remote.push(candidate)
+                };
             }
         }
     });
     let mut floor = MIN_VRUNTIME.load(Relaxed);
-    if let Some(least) = candidates.iter().map(|c| c.vruntime).min() {
+    if let Some(least) = local.iter().chain(&remote).map(|c| c.vruntime).min() {
         floor = floor.max(least);
         MIN_VRUNTIME.fetch_max(floor, Relaxed);
     }
-    sched_policy::choose(candidates.iter().copied(), floor, SLICE_NS).map(VcpuRef::unpack)
+    sched_policy::choose_across(
+        local.iter().copied(),
+        remote.iter().copied(),
+        floor,
+        SLICE_NS,
+    )
+    .map(|(id, _pulled)| VcpuRef::unpack(id))
 }
 
 /// Whether CPU `cpu` may take `vcpu`: its hard affinity allows `cpu`, and
@@ -272,10 +325,16 @@ fn free_for(vcpu: &crate::domain::Vcpu, cpu: usize) -> bool {
 fn claim(now: u64, cpu: usize) -> Option<VcpuRef> {
     loop {
         let next = pick(now, cpu)?;
+        // Checked again under the domain's lock: since `pick` looked, the
+        // domain may have been paused or its vCPU taken down (and the CPU
+        // that did so, finding no holder, gone on to free its tables).
         let taken = domain::with(next.dom, |d| {
+            let runnable = resting_state(d, next.vcpu) == RUNSTATE_RUNNABLE;
             let vcpu = &mut d.vcpus[next.vcpu];
-            if free_for(vcpu, cpu) {
+            if runnable && free_for(vcpu, cpu) {
                 vcpu.on_cpu = Some(cpu);
+                // Its queue is this CPU's now (it may have been pulled).
+                vcpu.queue.store(cpu as u32, Relaxed);
                 true
             } else {
                 false
@@ -405,7 +464,7 @@ pub fn run_secondary() -> ! {
 /// CPU's, `frame` the guest's) go into the vCPU in the same critical
 /// section that lets other CPUs take it.
 fn release(frame: &TrapFrame, from: VcpuRef, cpu: usize) {
-    let runnable = domain::with(from.dom, |d| {
+    domain::with(from.dom, |d| {
         let vcpu = &mut d.vcpus[from.vcpu];
         // A dead vCPU's last registers stay as they were (the kill report
         // has printed those at the crash).
@@ -417,13 +476,16 @@ fn release(frame: &TrapFrame, from: VcpuRef, cpu: usize) {
         vcpu.on_cpu = None;
         vcpu.last_cpu = cpu;
         percpu::current().set_guest(false, 0);
-        resting_state(d, from.vcpu) == RUNSTATE_RUNNABLE
+        // Work for an idle CPU: a preempted vCPU, or one this CPU may no
+        // longer run (its affinity changed), moves to one.
+        if resting_state(d, from.vcpu) == RUNSTATE_RUNNABLE {
+            let vcpu = &d.vcpus[from.vcpu];
+            let idle = idle_cpus() & allowed(vcpu);
+            if idle != 0 || allowed(vcpu) & 1 << cpu == 0 {
+                place_and_ask(vcpu);
+            }
+        }
     });
-    // Work for an idle CPU: a preempted vCPU, or one this CPU may no
-    // longer run (its affinity changed).
-    if runnable == Some(true) {
-        kick_idle_cpus();
-    }
 }
 
 /// The hard affinity of vCPU `v` of `d` changed: a CPU that holds it and

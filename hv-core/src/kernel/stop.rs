@@ -5,7 +5,7 @@
 //! success from failure; otherwise power-off is ACPI S5 and a fatal error
 //! halts with its report on the console.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use hv_core::cmdline::DebugExit;
 
@@ -16,6 +16,14 @@ pub const EXIT_SUCCESS: u32 = 0x10;
 pub const EXIT_FAILURE: u32 = 0x11;
 
 static MODE: AtomicU8 = AtomicU8::new(0);
+/// A fatal stop is under way: the NMI every other CPU gets then halts it.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the machine is stopping after a fatal error (an NMI then
+/// halts the CPU that takes it).
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
 static SOFT_OFF: spin::Once<Option<SoftOff>> = spin::Once::new();
 
 fn mode() -> DebugExit {
@@ -60,6 +68,12 @@ pub fn power_off() -> ! {
 /// Stops the machine after a fatal error, whose report is already printed
 /// (the forced console drains queued output before it writes).
 pub fn fatal(reason: &str) -> ! {
+    // Every other CPU halts first: left running it would go on with
+    // guests and wait for ever on this one (a TLB shootdown it never
+    // answers). Only the first CPU to get here sends.
+    if !STOPPING.swap(true, Ordering::SeqCst) && arch::percpu::online_count() > 1 {
+        arch::lapic::send_nmi_to_others();
+    }
     arch::serial::report_then(
         |out| {
             out.write(b"(hv) hv-core stopped: ");

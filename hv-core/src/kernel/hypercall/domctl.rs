@@ -157,7 +157,7 @@ fn unpause_domain(_: &mut (), target: &mut DomId) -> Result<i64, Errno> {
 fn set_paused(id: DomId, pause: bool) -> Result<i64, Errno> {
     other_domain(id)?;
     domain::with(id, |d| {
-        if d.state == State::Dying {
+        if d.state == State::Dying || d.destroying {
             return Err(Errno::Inval);
         }
         let unpause = d.paused && !pause;
@@ -448,7 +448,30 @@ pub fn set_vcpu_context(
             Errno::Inval
         })?;
     let r = &c.user_regs;
-    let old_root = domain::with(id, |d| {
+    let mut root = Some(root);
+    let applied = domain::with(id, |d| {
+        // Checked again under the lock: the checks above were made
+        // under an earlier one, and meanwhile another vCPU of the domain
+        // may have initialised this one and started it, dom0 may have
+        // unpaused it, or it may be being destroyed. A vCPU a CPU holds
+        // keeps its context (its root is that CPU's CR3).
+        let v = &d.vcpus[vcpu];
+        let refused = if d.state == State::Dying || d.destroying {
+            Some(Errno::Srch)
+        } else {
+            match from {
+                ContextFrom::Toolstack
+                    if (d.state == State::Running && !d.paused) || v.on_cpu.is_some() =>
+                {
+                    Some(Errno::Busy)
+                }
+                ContextFrom::Guest if v.initialised || v.on_cpu.is_some() => Some(Errno::Exist),
+                _ => None,
+            }
+        };
+        if let Some(errno) = refused {
+            return Err(errno);
+        }
         let v = &mut d.vcpus[vcpu];
         v.frame = TrapFrame {
             r15: r.r15,
@@ -516,22 +539,30 @@ pub fn set_vcpu_context(
             vtime::DEFAULT_PERIOD_NS,
             vtime::now_ns() + vtime::DEFAULT_PERIOD_NS,
         ));
-        let old = v.kernel_root.replace(root);
+        let old = core::mem::replace(&mut v.kernel_root, root.take());
         let state = scheduler::resting_state(d, vcpu);
         d.vcpus[vcpu].runstate.enter(state, vtime::now_ns());
         vtime::publish(d);
         if d.vcpus[vcpu].online {
             scheduler::notify(d, vcpu);
         }
-        old
-    })
-    .ok_or(Errno::Srch)?;
+        Ok(old)
+    });
+    // The root taken above, if it was not used, and the one it replaced.
+    let unused = root.take();
+    let (result, old_root) = match applied {
+        Some(Ok(old)) => (Ok(()), old),
+        Some(Err(errno)) => (Err(errno), unused),
+        None => (Err(Errno::Srch), unused),
+    };
     if let Some(old_root) = old_root {
         let old_root = old_root.into_reference();
         memory::with_frame_table(|ft| ft.put_page_type(&mut mem, old_root));
-        pv::flush_tlb_local();
+        // No CPU holds the vCPU, but others may still cache what the
+        // tree mapped: once devalidated its frames may become writable.
+        crate::page_tables::flush_all();
     }
-    Ok(())
+    result
 }
 
 fn phys_info(info: &mut PhysInfo, _: &mut DomId) -> Result<i64, Errno> {

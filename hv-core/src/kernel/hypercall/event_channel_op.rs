@@ -50,7 +50,9 @@ fn connect(own: DomId, remote_dom: DomId, remote_port: Port) -> Result<Port, Err
         .map_err(errno);
     }
     domain::with_two(own, remote_dom, |me, peer| {
-        if peer.state != State::Running {
+        // A domain being destroyed takes no new channels: its teardown
+        // closes its ports domain by domain (`lifecycle::close_channels`).
+        if peer.state != State::Running || peer.destroying {
             return Err(Errno::Srch);
         }
         let peer = Peer::Other(&mut peer.events);
@@ -125,7 +127,7 @@ fn bind_vcpu(op: &mut BindVcpu, _caller: DomId) -> Result<i64, Errno> {
     Ok(0)
 }
 
-fn send(op: &mut PortOp, _caller: DomId) -> Result<i64, Errno> {
+fn send(op: &mut PortOp, caller: DomId) -> Result<i64, Errno> {
     let delivery = domain::with_current(|d| d.events.send(op.port)).map_err(errno)?;
     match delivery {
         Delivery::Local { port, vcpu } => event_delivery::raise(port, vcpu),
@@ -133,9 +135,15 @@ fn send(op: &mut PortOp, _caller: DomId) -> Result<i64, Errno> {
             let vcpu = domain::with_current(|d| d.events.notify_vcpu(port));
             event_delivery::raise(port, vcpu);
         }
-        Delivery::Remote { dom, port } => {
-            domain::with(dom, |peer| {
-                if peer.state == State::Running {
+        Delivery::Remote { dom, .. } => {
+            // Read again with both ends locked: the peer may have closed
+            // the channel (and bound its port anew) since the look above,
+            // which a close does to both ends under both locks.
+            domain::with_two(caller, dom, |me, peer| {
+                if let Ok(Delivery::Remote { dom, port }) = me.events.send(op.port)
+                    && dom == peer.id
+                    && peer.state == State::Running
+                {
                     let vcpu = peer.events.notify_vcpu(port);
                     event_delivery::raise_in(peer, port, vcpu);
                 }

@@ -122,16 +122,27 @@ fn setup_table(op: &SetupTable) -> Result<i16, Errno> {
     if wanted > MAX_GRANT_FRAMES {
         return Ok(GNTST_GENERAL_ERROR);
     }
-    let Some(have) = domain::with(dom, |d| d.grants.nr_frames()) else {
-        return Ok(GNTST_BAD_DOMAIN);
-    };
-    for _ in have..wanted {
+    // One frame at a time, the size re-read under the lock each time:
+    // another vCPU of the domain (or dom0) may grow the table meanwhile.
+    loop {
+        let Some(have) = domain::with(dom, |d| d.grants.nr_frames()) else {
+            return Ok(GNTST_BAD_DOMAIN);
+        };
+        if have >= wanted {
+            break;
+        }
         let Some(page) = SharedPage::alloc(dom) else {
             return Ok(GNTST_NO_SPACE);
         };
-        domain::with(dom, |d| {
-            d.grants.add_frame(page.mfn());
-            d.grant_frames.push(page);
+        // Spare if the table grew since the look above: dropped, so freed.
+        let _spare = domain::with(dom, |d| {
+            if d.grants.nr_frames() < wanted {
+                d.grants.add_frame(page.mfn());
+                d.grant_frames.push(page);
+                None
+            } else {
+                Some(page)
+            }
         });
     }
     let mut frames = [0u64; MAX_GRANT_FRAMES];

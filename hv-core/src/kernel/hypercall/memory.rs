@@ -54,17 +54,25 @@ fn reservation(r: &MemoryReservation, call: MemoryCall, change: Change) -> Resul
                 } else {
                     0
                 };
-                let room = domain::with(dom, |d| d.nr_pages < d.max_pages).unwrap_or(false);
+                // The page is counted in the same step that finds room for
+                // it: two vCPUs increasing at once cannot both take the
+                // last one.
+                let room = domain::with(dom, |d| {
+                    let room = d.nr_pages < d.max_pages;
+                    d.nr_pages += u64::from(room);
+                    room
+                })
+                .unwrap_or(false);
                 if !room {
                     return Ok(Step::Stop);
                 }
                 let Some(phys) = memory::alloc_frame() else {
+                    domain::with(dom, |d| d.nr_pages -= 1);
                     return Ok(Step::Stop);
                 };
                 let mfn = phys >> 12;
                 memory::with_frame_table(|ft| ft.assign(mfn, Owner::Domain(dom)))
                     .expect("a fresh frame has no references");
-                domain::with(dom, |d| d.nr_pages += 1);
                 if change == Change::Populate {
                     memory::set_m2p(mfn, gpfn);
                 }

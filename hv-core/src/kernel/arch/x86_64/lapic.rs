@@ -139,6 +139,14 @@ pub fn send_fixed(apic_id: u32, vector: u8) {
     send_command(apic_id, ICR_ASSERT | vector as u32);
 }
 
+/// Sends an NMI to every CPU but this one (the fatal stop: an NMI gets
+/// through where hv-core runs with interrupts off).
+pub fn send_nmi_to_others() {
+    const ICR_NMI: u32 = 0b100 << 8 | ICR_ASSERT;
+    const ICR_ALL_BUT_SELF: u32 = 0b11 << 18;
+    send_command(0, ICR_NMI | ICR_ALL_BUT_SELF);
+}
+
 /// Sends INIT to the CPU with APIC id `apic_id`: it resets and waits for
 /// a start-up IPI.
 pub fn send_init(apic_id: u32) {

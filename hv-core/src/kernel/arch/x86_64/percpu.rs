@@ -38,10 +38,15 @@ pub struct PerCpu {
     pub sched: crate::scheduler::CpuState,
     /// The hypercall running on this CPU (`hypercall`).
     pub call: crate::hypercall::CallState,
-    /// Another CPU freed frames: this CPU's TLB must be flushed before
-    /// it runs guest code again or the frames are handed out (see
+    /// TLB flushes other CPUs asked of this one, counted (each asker
+    /// waits for its own number in `flush_done`): this CPU's TLB must be
+    /// flushed before it runs guest code again or the asker goes on (see
     /// [`crate::memory`]'s flush rule).
-    flush_pending: AtomicBool,
+    flush_requests: AtomicU64,
+    /// The requests this CPU's last completed flush answered (all those
+    /// counted before it began): a request made while a flush is under
+    /// way is answered by the next one, not by that one.
+    flush_done: AtomicU64,
     /// While this CPU holds a vCPU: its guest mode (kernel or user) and
     /// the machine address of its vcpu_info (0 when it holds none). Kept by the
     /// scheduler when it loads and gives back a vCPU, and by the mode
@@ -67,7 +72,8 @@ impl PerCpu {
             index: AtomicU32::new(0),
             sched: crate::scheduler::CpuState::new(),
             call: crate::hypercall::CallState::new(),
-            flush_pending: AtomicBool::new(false),
+            flush_requests: AtomicU64::new(0),
+            flush_done: AtomicU64::new(0),
             guest_kernel_mode: AtomicBool::new(false),
             guest_vcpu_info: AtomicU64::new(0),
         }
@@ -225,12 +231,13 @@ pub fn flush_other_cpus() {
         return;
     }
     let me = current().index();
+    let mut tickets = [0u64; MAX_CPUS];
     for cpu in online_cpus().filter(|c| c.index() != me) {
-        cpu.flush_pending.store(true, Ordering::Release);
+        tickets[cpu.index()] = cpu.flush_requests.fetch_add(1, Ordering::SeqCst) + 1;
         kick(cpu);
     }
     for cpu in online_cpus().filter(|c| c.index() != me) {
-        while cpu.flush_pending.load(Ordering::Acquire) {
+        while cpu.flush_done.load(Ordering::Acquire) < tickets[cpu.index()] {
             serve_flush();
             core::hint::spin_loop();
         }
@@ -244,9 +251,10 @@ pub fn serve_flush() {
     // GS may not be hv-core's in an IST handler; this is never called
     // from one.
     let me = current();
-    if me.flush_pending.load(Ordering::Acquire) {
+    let requests = me.flush_requests.load(Ordering::SeqCst);
+    if me.flush_done.load(Ordering::Relaxed) < requests {
         super::pv::flush_tlb_local();
-        me.flush_pending.store(false, Ordering::Release);
+        me.flush_done.fetch_max(requests, Ordering::Release);
     }
 }
 

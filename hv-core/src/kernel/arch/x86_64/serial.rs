@@ -324,6 +324,13 @@ pub fn transmit_interrupt(mut each: impl FnMut(u8)) -> bool {
     })
 }
 
+/// Whether the ring has drained enough for waiting writers to go on (the
+/// test [`transmit_interrupt`] makes), for a writer that has just listed
+/// itself as waiting: the interrupt may have come before it did.
+pub fn writers_may_go_on() -> bool {
+    PORT.with(|com1| com1.ring.len() <= LOW_WATER)
+}
+
 /// Takes every byte waiting in COM1's receiver.
 pub fn drain_input(mut each: impl FnMut(u8)) {
     PORT.with(|com1| com1.receive(&mut each));

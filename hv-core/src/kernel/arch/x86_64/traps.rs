@@ -16,6 +16,10 @@ pub static TIMER_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 pub static LAST_TIMER_TSC: AtomicU64 = AtomicU64::new(0);
 
 pub fn dispatch(frame: &mut TrapFrame) {
+    // Another CPU stopped the machine (`stop::fatal`): this one halts.
+    if frame.vector == 2 && crate::stop::stopping() {
+        super::power::halt_forever();
+    }
     let from_guest = frame.cs & 3 == 3;
     match frame.vector {
         SYSCALL_VECTOR => crate::guest::syscall(frame),
