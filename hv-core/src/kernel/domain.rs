@@ -193,7 +193,7 @@ impl Vcpu {
 
     /// A vacant domain slot's vCPU: all zeros, so that the domain table
     /// sits in `.bss` (an occupied domain's vCPUs start as [`Vcpu::new`]).
-    const VACANT: Self = {
+    const fn vacant() -> Self {
         let mut v = Self::new();
         v.kernel_mode = false;
         v.fpu = crate::arch::pv::FpuState::ZERO;
@@ -201,7 +201,7 @@ impl Vcpu {
         v.soft_affinity = 0;
         v.runstate.state = 0;
         v
-    };
+    }
 
     /// The segment bases to load for the current guest mode.
     pub fn segment_bases(&self) -> SegmentBases {
@@ -253,7 +253,7 @@ pub enum State {
 }
 
 /// A domain's state and resources. The table's slots are vacant domains
-/// from the start (all zeros, in `.bss`: [`Domain::VACANT`]), occupied
+/// from the start (all zeros, in `.bss`: [`Domain::vacant`]), occupied
 /// and vacated in place, field by field, because a whole `Domain` (72 KiB
 /// with eight vCPUs) is too large to pass through any stack as a
 /// temporary (the compiler may keep two copies of one: at `opt-level =
@@ -293,7 +293,7 @@ pub struct Domain {
 
 impl Domain {
     /// An empty slot's domain: all zeros.
-    const VACANT: Self = {
+    const fn vacant() -> Self {
         Self {
             occupied: false,
             id: 0,
@@ -302,7 +302,7 @@ impl Domain {
             shared_info: None,
             events: EventChannels::new(0),
             max_vcpus: 0,
-            vcpus: [const { Vcpu::VACANT }; MAX_VCPUS],
+            vcpus: [const { Vcpu::vacant() }; MAX_VCPUS],
             state: State::Running,
             paused: false,
             destroying: false,
@@ -311,7 +311,7 @@ impl Domain {
             grants: crate::grant::GrantTable::new(),
             grant_frames: crate::grant::GrantFrames::new(),
         }
-    };
+    }
 
     /// Makes this vacant slot domain `id`, as new, in place.
     fn occupy(&mut self, id: DomId, privileged: bool, max_vcpus: usize, shared_info: SharedPage) {
@@ -377,7 +377,7 @@ impl Domain {
 /// lock: a hypercall takes its own domain's (and, for interdomain events,
 /// grant maps and copies, the peer's too), never a lock over all domains.
 static DOMAINS: [IrqMutex<Domain>; MAX_DOMAINS] =
-    [const { IrqMutex::new(Domain::VACANT) }; MAX_DOMAINS];
+    [const { IrqMutex::new(Domain::vacant()) }; MAX_DOMAINS];
 
 /// Which domain each slot holds (its id + 1; 0: vacant), read without a
 /// lock to find a domain's slot. Only a hint: the slot's own lock
