@@ -12,6 +12,12 @@
 //! beside memcpy (both as the guests report them), and the time from
 //! typing `create hello` to hello's first line on the serial console
 //! (host clock, see [`create_to_first_line`]).
+//!
+//! Last, the same on two CPUs ([`smp_session_script`]): the event-channel
+//! round trip with ping and pong pinned to different CPUs, and the
+//! aggregate throughput of one spin guest, then of two (their iterations
+//! per second of host time, from the console lines' arrival times): the
+//! scaling from one guest to two is what two CPUs buy.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -314,6 +320,22 @@ pub fn run(args: &[String]) -> Result<i32> {
     println!("many domains: a dom0 shell session, the same dom0 and guests on each host");
     let titles: Vec<&str> = hosts.iter().map(|h| h.title.as_str()).collect();
     print!("{}", format_value_table(&titles, &columns));
+    let mut smp_columns = Vec::new();
+    for host in &hosts {
+        eprintln!("xtask: two-CPU session on {}", host.title);
+        let rows = match smp_rows(host, accel) {
+            Ok(rows) => rows,
+            Err(Failure(why)) => {
+                eprintln!("xtask: two-CPU session on {}: {why}", host.title);
+                domains_clean = false;
+                Vec::new()
+            }
+        };
+        smp_columns.push(rows);
+    }
+    println!();
+    println!("two CPUs (-smp 2): the same dom0 and guests on each host");
+    print!("{}", format_value_table(&titles, &smp_columns));
     Ok(if clean && domains_clean { 0 } else { 1 })
 }
 
@@ -476,6 +498,135 @@ fn session_script() -> Vec<String> {
     }
     lines.push("poweroff".to_string());
     lines
+}
+
+/// The two-CPU session's script: the pingpong pair with pong pinned to
+/// CPU 0 and ping to CPU 1, then one spin guest for [`SPIN_REPORTS`]
+/// reports, then a second beside it for as many.
+pub fn smp_session_script() -> Vec<String> {
+    let mut lines = vec![
+        "create pingpong name=pong cmdline=\"peer=2\"".to_string(),
+        "vcpu-pin pong all 0".to_string(),
+        "create pingpong name=ping cmdline=\"peer=1\"".to_string(),
+        "vcpu-pin ping all 1".to_string(),
+        format!("{WAIT_PREFIX}domain # (ping) #"),
+        format!("{WAIT_PREFIX}domain # (pong) #"),
+        "create spin name=s1".to_string(),
+    ];
+    lines.extend((0..SPIN_REPORTS).map(|_| format!("{WAIT_PREFIX}[s1] spin: ")));
+    lines.push("create spin name=s2".to_string());
+    lines.extend((0..SPIN_REPORTS).map(|_| format!("{WAIT_PREFIX}[s2] spin: ")));
+    lines.push("poweroff".to_string());
+    lines
+}
+
+/// Reports each spin phase waits for (spin reports once per second of its
+/// own CPU time).
+const SPIN_REPORTS: usize = 5;
+
+/// Boots dom0 on two CPUs, runs [`smp_session_script`] and reads the rows.
+fn smp_rows(host: &Host, accel: Accel) -> Result<Vec<(String, String)>> {
+    let hv_core = host.hv_core.as_deref();
+    let kind = host.kind;
+    let domain = InitialDomain {
+        kernel: Kernel::Dom0,
+        cmdline: "",
+    };
+    let cmdline = match kind {
+        Hypervisor::HvCore => "debug-exit=fatal",
+        Hypervisor::Xen => "",
+    };
+    let iso = image::boot_image_with(hv_core, kind, cmdline, Some(domain), Vec::new(), &[], false)?;
+    let script = smp_session_script();
+    let stop_on: Vec<&str> = kind.terminal_lines().iter().map(|(l, _)| *l).collect();
+    let outcome = Machine::new(&iso, Firmware::Bios, accel)
+        .cpus(2)
+        .typing(&script, tests::DOM0_PROMPT)
+        .run_captured(SESSION_TIMEOUT, &stop_on)?;
+    eprintln!(
+        "xtask: two-CPU session: {} ({:.1} s)",
+        outcome.end,
+        outcome.elapsed.as_secs_f64()
+    );
+    let rows = smp_session_rows(&outcome.console, &outcome.line_started);
+    if rows.is_err() || Ending::of(kind, &outcome.end) != Some(Ending::PowerOff) {
+        let lines: Vec<&str> = outcome.console.lines().collect();
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            eprintln!("{line}");
+        }
+    }
+    rows.map_err(Failure)
+}
+
+/// `spin: <n> iterations`: the total so far.
+pub fn spin_iterations(text: &str) -> Option<u64> {
+    text.strip_prefix("spin: ")?
+        .strip_suffix(" iterations")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Iterations per second of host time between the first and the last of
+/// `reports` (arrival time, running total); `None` with fewer than two.
+fn iteration_rate(reports: &[(Duration, u64)]) -> Option<f64> {
+    let (first, last) = (reports.first()?, reports.last()?);
+    let secs = last.0.checked_sub(first.0)?.as_secs_f64();
+    (secs > 0.0 && last.1 > first.1).then(|| (last.1 - first.1) as f64 / secs)
+}
+
+/// The rows of a finished two-CPU session: the pingpong round trip, then
+/// the spin rates: s1's reports before s2's first, and each guest's after
+/// it (summed).
+pub fn smp_session_rows(
+    console: &str,
+    line_started: &[Duration],
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let lines: Vec<&str> = console.lines().collect();
+    let round_trip = lines
+        .iter()
+        .filter_map(|l| domu_text(l, "ping"))
+        .find_map(round_trip_ns)
+        .ok_or("ping printed no mean round-trip time")?;
+    let reports = |name: &str| -> Vec<(usize, Duration, u64)> {
+        lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let n = spin_iterations(domu_text(l, name)?)?;
+                Some((i, *line_started.get(i)?, n))
+            })
+            .collect()
+    };
+    let (s1, s2) = (reports("s1"), reports("s2"));
+    let split = s2.first().map(|r| r.0).ok_or("s2 printed no iterations")?;
+    let before: Vec<_> = s1
+        .iter()
+        .filter(|r| r.0 < split)
+        .map(|r| (r.1, r.2))
+        .collect();
+    let after = |all: &[(usize, Duration, u64)]| -> Vec<(Duration, u64)> {
+        all.iter()
+            .filter(|r| r.0 >= split)
+            .map(|r| (r.1, r.2))
+            .collect()
+    };
+    let one = iteration_rate(&before).ok_or("s1 alone: fewer than two reports")?;
+    let two = iteration_rate(&after(&s1)).ok_or("s1 beside s2: fewer than two reports")?
+        + iteration_rate(&after(&s2)).ok_or("s2: fewer than two reports")?;
+    let millions = |rate: f64| format!("{:.1} M iterations/s", rate / 1e6);
+    Ok(vec![
+        (
+            "evtchn-pingpong-round-trip (ping, pong on CPUs 1, 0)".to_string(),
+            format!("mean {round_trip} ns"),
+        ),
+        ("spin, 1 guest (2 CPUs)".to_string(), millions(one)),
+        ("spin, 2 guests (2 CPUs)".to_string(), millions(two)),
+        (
+            "spin scaling, 2 guests / 1".to_string(),
+            format!("{:.2}x", two / one),
+        ),
+    ])
 }
 
 /// Boots dom0 on hv-core, runs [`session_script`] and reads the rows.
@@ -882,6 +1033,43 @@ mod many_domains {
         );
         let err = create_to_first_line(&lines[..3], &started, &script, &typed).unwrap_err();
         assert!(err.contains("hello2 printed nothing"), "{err}");
+    }
+
+    #[test]
+    fn the_two_cpu_session_reads_round_trip_and_spin_rates() {
+        let console = "\
+(d0) [ping] pingpong: mean round trip 50000 ns over 1000 rounds
+(d0) [s1] spin: 1000000 iterations
+(d0) [s1] spin: 2000000 iterations
+(d0) [s1] spin: 3000000 iterations
+(d0) [s2] spin: 1000000 iterations
+(d0) [s1] spin: 4000000 iterations
+(d0) [s2] spin: 2000000 iterations
+(d0) [s1] spin: 5000000 iterations
+(d0) [s2] spin: 3000000 iterations
+";
+        let at = [0, 10, 11, 12, 20, 21, 21, 22, 22];
+        let started: Vec<Duration> = at.iter().map(|&s| secs(s * 1000)).collect();
+        let rows = smp_session_rows(console, &started).unwrap();
+        let value = |name: &str| {
+            rows.iter()
+                .find(|r| r.0.starts_with(name))
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(value("evtchn-pingpong"), "mean 50000 ns");
+        // s1 alone: 2 M in 2 s; then s1 1 M/s (21 to 22 s) and s2 2 M in 2 s.
+        assert_eq!(value("spin, 1 guest"), "1.0 M iterations/s");
+        assert_eq!(value("spin, 2 guests"), "2.0 M iterations/s");
+        assert_eq!(value("spin scaling"), "2.00x");
+        assert!(smp_session_rows("(d0) [s1] spin: 5 iterations\n", &started).is_err());
+    }
+
+    #[test]
+    fn spin_reports_parse() {
+        assert_eq!(spin_iterations("spin: 1234 iterations"), Some(1234));
+        assert_eq!(spin_iterations("spin: spinning on 2 vCPUs"), None);
     }
 
     #[test]

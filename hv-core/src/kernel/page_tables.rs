@@ -25,10 +25,14 @@
 //! vCPU of the same domain elsewhere, or dom0 having mapped the frame),
 //! and `STALE` is one clock for all of them (`hv_core::flush_clock`): a
 //! completed flush that started after a change promises that no CPU holds
-//! an entry from before it. The guest's `*_LOCAL` flushes flush this CPU only
-//! and leave `STALE` as it is.
+//! an entry from before it. The guest's own flush requests concern its own
+//! translations, which only CPUs with its tables loaded may cache (guest
+//! entries are never global, and loading another root flushes them):
+//! `*_LOCAL` flushes this CPU, `*_ALL`/`*_MULTI` those CPUs too
+//! (`percpu::flush_cpus_of`), and neither touches `STALE`.
 
 use abi::Errno;
+use abi::xen::DomId;
 use hv_core::flush_clock::FlushClock;
 use hv_core::frame_table::{
     FrameTable, FrameType, L1Slot, Mfn, Owner, PageError, PageTableMemory, entry_mfn,
@@ -54,12 +58,31 @@ pub fn flush_all() {
     STALE.flush_now(flush_every_cpu);
 }
 
-/// The guest's `MMUEXT_INVLPG_MULTI/ALL`, `UVMF_INVLPG | UVMF_ALL`: `va`
-/// here, and a whole flush on the other CPUs (which may run the domain's
-/// other vCPUs).
-pub fn invlpg_all(va: u64) {
+/// The guest's `MMUEXT_INVLPG_MULTI/ALL`, `UVMF_INVLPG | UVMF_ALL` on the
+/// tables of `dom`: `va` here, and a whole flush on the other CPUs that
+/// have `dom`'s (or the caller's) tables loaded (they may run its other
+/// vCPUs).
+pub fn invlpg_all(va: u64, dom: DomId) {
     pv::invlpg(va);
-    crate::arch::percpu::flush_other_cpus();
+    flush_cpus_of_both(dom);
+}
+
+/// The guest's `MMUEXT_TLB_FLUSH_MULTI/ALL`, `UVMF_TLB_FLUSH | UVMF_ALL`
+/// on the tables of `dom`: this CPU and the others that have `dom`'s (or
+/// the caller's) tables loaded. Those translations only: the stale-entry
+/// clock (which may concern other domains' CPUs, through foreign
+/// mappings) is left as it is.
+pub fn flush_domain(dom: DomId) {
+    pv::flush_tlb_local();
+    flush_cpus_of_both(dom);
+}
+
+fn flush_cpus_of_both(dom: DomId) {
+    let caller = domain::current_id();
+    crate::arch::percpu::flush_cpus_of(dom);
+    if caller != dom {
+        crate::arch::percpu::flush_cpus_of(caller);
+    }
 }
 
 fn flush_every_cpu() {

@@ -223,6 +223,8 @@ pub fn start(now: u64) {
     domain::with(0, |d| {
         d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now);
         percpu::current().set_guest(d.vcpus[0].kernel_mode, d.vcpu_info(0).maddr());
+        // dom0's builder loaded its tables (`dom0::build`).
+        percpu::current().set_root_domain(Some(0));
     });
     this_cpu().set_current(Some(VcpuRef { dom: 0, vcpu: 0 }));
     this_cpu().slice_end.store(now + SLICE_NS, Relaxed);
@@ -508,6 +510,7 @@ fn load(frame: &mut TrapFrame, to: VcpuRef) {
         let vcpu = &d.vcpus[to.vcpu];
         vcpu.fpu.restore();
         *frame = vcpu.frame;
+        percpu::current().set_root_domain(Some(to.dom));
         vcpu.load_root();
         // Selectors first: loading FS and GS resets their bases.
         vcpu.selectors.load();
@@ -549,6 +552,7 @@ fn idle(state: &CpuState) {
     state.slice_end.store(u64::MAX, Relaxed);
     // No domain's page tables while halted: they may be freed meanwhile.
     pv::load_hypervisor_root();
+    percpu::current().set_root_domain(None);
     vtime::check_timers();
     // A timer that just fired may have woken someone: look again first.
     if !state.need_resched.swap(false, SeqCst) {

@@ -156,12 +156,13 @@ impl UpdateVaMapping {
         let slot = page_tables::l1_slot(root, self.va, dom)?;
         page_tables::install_l1(dom, slot, self.pte, dom)?;
         // UVMF_ALL, or a vCPU mask (UVMF_MULTI), reaches the other CPUs
-        // (every one: they may run this domain's other vCPUs).
+        // that have this domain's tables loaded (they may run its other
+        // vCPUs).
         let everywhere = self.flags & !UVMF_FLUSHTYPE_MASK != 0;
         match (self.flags & UVMF_FLUSHTYPE_MASK, everywhere) {
-            (UVMF_TLB_FLUSH, true) => page_tables::flush_all(),
+            (UVMF_TLB_FLUSH, true) => page_tables::flush_domain(dom),
             (UVMF_TLB_FLUSH, false) => pv::flush_tlb_local(),
-            (UVMF_INVLPG, true) => page_tables::invlpg_all(self.va),
+            (UVMF_INVLPG, true) => page_tables::invlpg_all(self.va, dom),
             (UVMF_INVLPG, false) => pv::invlpg(self.va),
             _ => {}
         }
@@ -202,7 +203,7 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
             Ok(())
         }
         MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
-            page_tables::flush_all();
+            page_tables::flush_domain(dom);
             Ok(())
         }
         MMUEXT_INVLPG_LOCAL => {
@@ -210,7 +211,7 @@ fn one_ext(op: abi::xen::MmuextOp, dom: u16) -> Result<(), Errno> {
             Ok(())
         }
         MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {
-            page_tables::invlpg_all(op.arg1);
+            page_tables::invlpg_all(op.arg1, dom);
             Ok(())
         }
         // nr_ents is a 32-bit field in Xen's union.

@@ -53,6 +53,13 @@ pub struct PerCpu {
     /// switch, so a hypercall's entry and exit read them without the
     /// domain table's lock.
     guest_kernel_mode: AtomicBool,
+    /// The domain whose page tables are in this CPU's CR3 (its id + 1; 0:
+    /// hv-core's own): the only domain whose translations its TLB may
+    /// hold, guest entries never being global. Set before the CR3 write
+    /// that loads a domain's root, so a CPU that flushes for a domain
+    /// after changing its tables reaches every CPU that may cache them
+    /// (Xen's dirty-CPU mask, kept per CPU).
+    root_domain: AtomicU32,
     guest_vcpu_info: AtomicU64,
 }
 
@@ -75,6 +82,7 @@ impl PerCpu {
             flush_requests: AtomicU64::new(0),
             flush_done: AtomicU64::new(0),
             guest_kernel_mode: AtomicBool::new(false),
+            root_domain: AtomicU32::new(0),
             guest_vcpu_info: AtomicU64::new(0),
         }
     }
@@ -99,6 +107,13 @@ impl PerCpu {
     pub fn set_guest(&self, kernel: bool, vcpu_info: u64) {
         self.guest_kernel_mode.store(kernel, Ordering::Relaxed);
         self.guest_vcpu_info.store(vcpu_info, Ordering::Relaxed);
+    }
+
+    /// Records whose page tables this CPU is about to load (`None`:
+    /// hv-core's own), before the CR3 write.
+    pub fn set_root_domain(&self, dom: Option<u16>) {
+        self.root_domain
+            .store(dom.map_or(0, |d| u32::from(d) + 1), Ordering::SeqCst);
     }
 
     /// This CPU's number (0 is the boot CPU).
@@ -237,6 +252,33 @@ pub fn flush_other_cpus() {
         kick(cpu);
     }
     for cpu in online_cpus().filter(|c| c.index() != me) {
+        while cpu.flush_done.load(Ordering::Acquire) < tickets[cpu.index()] {
+            serve_flush();
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// [`flush_other_cpus`] for the CPUs that have domain `dom`'s page
+/// tables loaded, the only ones whose TLBs may hold its translations: a
+/// guest's own `*_ALL`/`*_MULTI` flush requests (a CPU that loads its
+/// tables later flushes by loading them).
+pub fn flush_cpus_of(dom: u16) {
+    if online_count() == 1 {
+        return;
+    }
+    let me = current().index();
+    let mark = u32::from(dom) + 1;
+    let mut tickets = [0u64; MAX_CPUS];
+    let targets = || {
+        online_cpus()
+            .filter(move |c| c.index() != me && c.root_domain.load(Ordering::SeqCst) == mark)
+    };
+    for cpu in targets() {
+        tickets[cpu.index()] = cpu.flush_requests.fetch_add(1, Ordering::SeqCst) + 1;
+        kick(cpu);
+    }
+    for cpu in online_cpus().filter(|c| tickets[c.index()] != 0) {
         while cpu.flush_done.load(Ordering::Acquire) < tickets[cpu.index()] {
             serve_flush();
             core::hint::spin_loop();
