@@ -344,6 +344,10 @@ pub struct FrameTable<'a> {
     not_present: NotPresentRule,
     /// Devalidations left for their owner's next operation.
     deferred: [Option<(DomId, Mfn)>; DEFERRED_SLOTS],
+    /// The occupied slots of `deferred`: every budgeted operation asks
+    /// whether its domain has work waiting, and the answer is nearly
+    /// always no, which this says without a walk over the slots.
+    deferred_count: usize,
 }
 
 impl<'a> FrameTable<'a> {
@@ -355,6 +359,7 @@ impl<'a> FrameTable<'a> {
             frames: storage,
             not_present: NotPresentRule::for_address_bits(52),
             deferred: [None; DEFERRED_SLOTS],
+            deferred_count: 0,
         }
     }
 
@@ -789,6 +794,7 @@ impl<'a> FrameTable<'a> {
         match self.deferred.iter().position(Option::is_none) {
             Some(slot) => {
                 self.deferred[slot] = Some((dom, mfn));
+                self.deferred_count += 1;
                 let _ = self.finish_deferred(mem, dom, budget);
             }
             // More domains with work left than slots: cannot happen with
@@ -802,7 +808,7 @@ impl<'a> FrameTable<'a> {
 
     /// Whether devalidation work of `dom`'s is waiting.
     pub fn has_deferred(&self, dom: DomId) -> bool {
-        self.deferred.iter().flatten().any(|&(d, _)| d == dom)
+        self.deferred_count != 0 && self.deferred.iter().flatten().any(|&(d, _)| d == dom)
     }
 
     /// Finishes the devalidations left for `dom` (an unpin or a dropped
@@ -815,6 +821,9 @@ impl<'a> FrameTable<'a> {
         dom: DomId,
         budget: &mut Budget,
     ) -> Result<(), PageError> {
+        if self.deferred_count == 0 {
+            return Ok(());
+        }
         while let Some(slot) = self
             .deferred
             .iter()
@@ -827,6 +836,7 @@ impl<'a> FrameTable<'a> {
                 return Err(PageError::Preempted(at));
             }
             self.deferred[slot] = None;
+            self.deferred_count -= 1;
         }
         Ok(())
     }
