@@ -88,31 +88,52 @@ enter_guest_frame:
     mov %rdi, %rsp
     jmp trap_exit
 
-    /* guest_copy(dst, src, len) -> bytes not copied. A fault on the
-       copy resumes after it (the exception table entry), with RCX the
-       bytes left. */
+    /* guest_copy(dst, src, len) -> bytes not copied: whole qwords, then
+       the tail bytes (a rep movs goes round once per element, so bytes
+       only where they must be; under emulation each round costs about
+       as much as a whole short copy). A fault on either copy resumes
+       after it (the exception table entries), with RCX the bytes left:
+       for the qword copy, the qwords left times 8 plus the tail. */
     .global guest_copy_smap
 guest_copy_smap:
     mov %rdx, %rcx
+    shr $3, %rcx
     stac
-1:  rep movsb
-2:  clac
+1:  rep movsq
+    mov %rdx, %rcx
+    and $7, %rcx
+2:  rep movsb
+3:  clac
     mov %rcx, %rax
     ret
+4:  shl $3, %rcx
+    and $7, %rdx
+    add %rdx, %rcx
+    jmp 3b
     .pushsection .ex_table, "a"
     .balign 8
-    .quad 1b, 2b
+    .quad 1b, 4b
+    .quad 2b, 3b
     .popsection
 
     .global guest_copy_plain
 guest_copy_plain:
     mov %rdx, %rcx
-1:  rep movsb
-2:  mov %rcx, %rax
+    shr $3, %rcx
+1:  rep movsq
+    mov %rdx, %rcx
+    and $7, %rcx
+2:  rep movsb
+3:  mov %rcx, %rax
     ret
+4:  shl $3, %rcx
+    and $7, %rdx
+    add %rdx, %rcx
+    jmp 3b
     .pushsection .ex_table, "a"
     .balign 8
-    .quad 1b, 2b
+    .quad 1b, 4b
+    .quad 2b, 3b
     .popsection
 
     "#,
