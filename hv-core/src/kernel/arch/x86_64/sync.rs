@@ -1,6 +1,13 @@
-//! Locks that disable interrupts while held, so an interrupt handler on the
-//! same CPU can never spin on a lock its own CPU holds.
-
+//! Locks that are only ever taken with interrupts off, so an interrupt
+//! handler on the same CPU can never spin on a lock its own CPU holds.
+//!
+//! hv-core runs with interrupts off everywhere: every entry from a guest
+//! clears IF (interrupt gates, `syscall`'s flag mask), interrupt handlers
+//! run with it clear, and the one `sti` is the idle halt's
+//! (`power::wait_for_interrupt`, which clears it again before it returns).
+//! So taking a lock saves and restores nothing (reading RFLAGS is a
+//! `pushf`, dear under emulation, and hv-core takes locks on most paths);
+//! debug builds check the rule.
 use spin::Mutex;
 use x86_64::instructions::interrupts;
 
@@ -15,25 +22,37 @@ impl<T> IrqMutex<T> {
         }
     }
 
-    /// Runs `f` with the lock held and interrupts off, restoring the
-    /// interrupt flag afterwards. While it waits for the lock the CPU
-    /// answers other CPUs' TLB-flush requests (`percpu::serve_flush`): the
-    /// holder may be waiting for this CPU's flush.
+    /// Runs `f` with the lock held (interrupts are off: see the module
+    /// documentation). While it waits for the lock the CPU answers other
+    /// CPUs' TLB-flush requests (`percpu::serve_flush`): the holder may be
+    /// waiting for this CPU's flush.
+    #[inline(always)]
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        interrupts::without_interrupts(|| {
-            let mut guard = loop {
-                if let Some(guard) = self.inner.try_lock() {
-                    break guard;
-                }
-                // Only once there are other CPUs to ask: before that GS
-                // may not yet hold this CPU's block.
-                if super::percpu::online_count() > 1 {
-                    super::percpu::serve_flush();
-                }
-                core::hint::spin_loop();
-            };
-            f(&mut guard)
-        })
+        debug_assert!(
+            !interrupts::are_enabled(),
+            "a lock taken with interrupts on"
+        );
+        let mut guard = match self.inner.try_lock() {
+            Some(guard) => guard,
+            None => self.wait(),
+        };
+        f(&mut guard)
+    }
+
+    /// The contended case of [`Self::with`], out of line.
+    #[inline(never)]
+    fn wait(&self) -> spin::MutexGuard<'_, T> {
+        loop {
+            if let Some(guard) = self.inner.try_lock() {
+                return guard;
+            }
+            // Only once there are other CPUs to ask: before that GS may
+            // not yet hold this CPU's block.
+            if super::percpu::online_count() > 1 {
+                super::percpu::serve_flush();
+            }
+            core::hint::spin_loop();
+        }
     }
 
     /// Runs `f` with the lock taken even if this CPU died holding it, for
