@@ -93,11 +93,6 @@ pub fn is_pending_in(d: &Domain, port: Port) -> bool {
     in_range(port) && Bits(d).is_pending(port)
 }
 
-/// Marks `port` of the running domain pending for `vcpu`.
-pub fn raise(port: Port, vcpu: u32) {
-    domain::with_current(|d| raise_in(d, port, vcpu));
-}
-
 /// Raises `virq` in domain `d` on `vcpu`, if the domain bound it.
 pub fn send_virq(d: &Domain, virq: u32, vcpu: u32) {
     if let Some(port) = d.events.virq_port(virq, vcpu) {

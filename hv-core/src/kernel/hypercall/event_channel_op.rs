@@ -128,28 +128,37 @@ fn bind_vcpu(op: &mut BindVcpu, _caller: DomId) -> Result<i64, Errno> {
 }
 
 fn send(op: &mut PortOp, caller: DomId) -> Result<i64, Errno> {
-    let delivery = domain::with_current(|d| d.events.send(op.port)).map_err(errno)?;
-    match delivery {
-        Delivery::Local { port, vcpu } => event_delivery::raise(port, vcpu),
-        Delivery::Remote { dom, port } if is_self(dom) => {
-            let vcpu = domain::with_current(|d| d.events.notify_vcpu(port));
-            event_delivery::raise(port, vcpu);
-        }
-        Delivery::Remote { dom, .. } => {
-            // Read again with both ends locked: the peer may have closed
-            // the channel (and bound its port anew) since the look above,
-            // which a close does to both ends under both locks.
-            domain::with_two(caller, dom, |me, peer| {
-                if let Ok(Delivery::Remote { dom, port }) = me.events.send(op.port)
-                    && dom == peer.id
-                    && peer.state == State::Running
-                {
-                    let vcpu = peer.events.notify_vcpu(port);
-                    event_delivery::raise_in(peer, port, vcpu);
-                }
-            });
-        }
-        Delivery::Dropped => {}
+    // A port of the caller's own (an IPI, a loopback channel) is raised
+    // under the one lock that looked it up.
+    let remote = domain::with_current(|d| {
+        Ok(match d.events.send(op.port)? {
+            Delivery::Local { port, vcpu } => {
+                event_delivery::raise_in(d, port, vcpu);
+                None
+            }
+            Delivery::Remote { dom, port } if dom == d.id => {
+                let vcpu = d.events.notify_vcpu(port);
+                event_delivery::raise_in(d, port, vcpu);
+                None
+            }
+            Delivery::Remote { dom, .. } => Some(dom),
+            Delivery::Dropped => None,
+        })
+    })
+    .map_err(errno)?;
+    if let Some(dom) = remote {
+        // Read again with both ends locked: the peer may have closed the
+        // channel (and bound its port anew) since the look above, which a
+        // close does to both ends under both locks.
+        domain::with_two(caller, dom, |me, peer| {
+            if let Ok(Delivery::Remote { dom, port }) = me.events.send(op.port)
+                && dom == peer.id
+                && peer.state == State::Running
+            {
+                let vcpu = peer.events.notify_vcpu(port);
+                event_delivery::raise_in(peer, port, vcpu);
+            }
+        });
     }
     Ok(0)
 }
