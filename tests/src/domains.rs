@@ -637,6 +637,35 @@ pub const SCENARIOS: &[Scenario] = &[
     // One domain with two vCPUs on two CPUs: `spin` brings up its second
     // vCPU, and the domain's CPU time grows at about twice the time that
     // passes; `vcpu-list` shows both vCPUs up.
+    // Four vCPUs of one domain hammer the same page tables at once
+    // (updates, pins, unpins) on four CPUs; afterwards every count is
+    // balanced: the guest's own check, and the hypervisor's free memory
+    // back where it was once the domain is gone.
+    Scenario {
+        cpus: 4,
+        ..session(
+            "smp-pt-stress",
+            &[
+                Type("info"),
+                Type("create domu-pt-stress vcpus=4"),
+                WaitFor("domain # (domu-pt-stress) #"),
+                Type("info"),
+                Type("poweroff"),
+            ],
+            240,
+            Judge::Shell {
+                expect: &[
+                    "created domain 1 (domu-pt-stress)",
+                    "free memory: # pages",
+                    "free memory: # pages",
+                    POWERED_OFF,
+                ],
+                anywhere: &[],
+                check: pt_stress_passed,
+                ending: Ending::PowerOff,
+            },
+        )
+    },
     // Four CPU-bound guests on two CPUs: each gets a quarter to a half of
     // a CPU (a half each, less dom0's share), within 10% of the others:
     // two run queues, kept even by pulling.
@@ -1042,6 +1071,23 @@ fn hostile_passed(console: &str) -> Result<(), String> {
         Verdict::Skip(why) => return Err(format!("skipped: {why}")),
     }
     last_table(console).map(drop)
+}
+
+/// `smp-pt-stress`: the guest passed and the free memory came back.
+fn pt_stress_passed(console: &str) -> Result<(), String> {
+    match domu_verdict(console, "domu-pt-stress", "domu-pt-stress")? {
+        Verdict::Pass => {}
+        Verdict::Fail(why) => return Err(why),
+        Verdict::Skip(why) => return Err(format!("skipped: {why}")),
+    }
+    match free_memory_reports(console).as_slice() {
+        [before, .., after] if before == after => Ok(()),
+        [before, .., after] => Err(format!(
+            "free memory {before} pages before the stress, {after} after the domain went ({:+})",
+            *after as i64 - *before as i64
+        )),
+        _ => Err("`info` did not report free memory twice".into()),
+    }
 }
 
 fn memory_returns(console: &str) -> Result<(), String> {

@@ -54,9 +54,14 @@ trap_common:
 trap_common_swapped:
     push_registers
     /* A guest may have left AC set (which would switch SMAP off in
-       hv-core) or DF: start from clean flags (IF stays clear). */
-    pushq $2
-    popfq
+       hv-core) or DF; the gate has cleared IF, TF, NT and RF. So: cld,
+       and clac where SMAP is on (without SMAP the instruction does not
+       exist, and AC means nothing in ring 0). Narrower than a popf of
+       clean flags, which is an emulator helper under TCG. */
+    cld
+    testb $1, {smap}(%rip)
+    jz 1f
+    clac
     jmp 1f
     /* The syscall entries (GS swapped): SFMASK has cleared IF, DF, TF,
        AC and NT already, so no popf. */
@@ -131,6 +136,7 @@ trap_exit:
     cs64 = const super::cpu::GUEST_CS64,
     ds = const super::cpu::GUEST_DS,
     hv_ds = const super::cpu::HV_DS,
+    smap = sym super::pv::SMAP,
     options(att_syntax)
 );
 

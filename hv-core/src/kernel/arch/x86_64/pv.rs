@@ -157,7 +157,8 @@ unsafe extern "C" {
     fn guest_copy_plain(dst: *mut u8, src: *const u8, len: usize) -> usize;
 }
 
-static SMAP: AtomicBool = AtomicBool::new(false);
+/// SMAP is on (the entry path tests it before its `clac`).
+pub(super) static SMAP: AtomicBool = AtomicBool::new(false);
 
 const MSR_CSTAR: u32 = 0xc000_0083;
 const MSR_SYSENTER_CS: u32 = 0x174;
