@@ -340,6 +340,18 @@ pub mod arch {
     tg_probe_read_resume:
         ret
 
+        # The read with the direction flag set (cleared again on the way
+        # out): the hypervisor must not take the guest's DF into its own
+        # copies of the bounce frame.
+        tg_probe tg_probe_read_df
+    tg_probe_read_df:
+        std
+    tg_probe_read_df_fault:
+        mov (%rdi), %rax
+    tg_probe_read_df_resume:
+        cld
+        ret
+
         tg_probe tg_probe_write
     tg_probe_write:
         xor %eax, %eax
@@ -491,6 +503,7 @@ pub mod arch {
 
     probes! {
         Read => tg_probe_read, tg_probe_read_fault, tg_probe_read_resume;
+        ReadDf => tg_probe_read_df, tg_probe_read_df_fault, tg_probe_read_df_resume;
         Write => tg_probe_write, tg_probe_write_fault, tg_probe_write_resume;
         Exec => tg_probe_exec, tg_probe_exec_fault, tg_probe_exec_resume;
         Ud2 => tg_probe_ud2, tg_probe_ud2_fault, tg_probe_ud2_resume;

@@ -105,6 +105,24 @@ mod kernel {
             PageFaultCode(t.error_code)
         );
 
+        // The same with DF set: the bounce frame arrives whole (a copy
+        // run backwards would put it below the stack pointer), and its
+        // RFLAGS keeps the guest's DF, as on Xen.
+        let t = expect(
+            "read of an unmapped page with DF set",
+            Probe::ReadDf,
+            unmapped,
+            0,
+            traps::PAGE_FAULT,
+        )?;
+        ensure_eq!(t.cr2, Some(unmapped), "read with DF set: CR2");
+        ensure_eq!(t.error_code, 0, "read with DF set: error code");
+        ensure!(
+            t.rflags & (1 << 10) != 0,
+            "read with DF set: the frame's RFLAGS {:#x} lost DF",
+            t.rflags
+        );
+
         // Write to a read-only mapping of an ordinary frame.
         let frame = alloc_frame()?;
         let ro = window.va(1);
