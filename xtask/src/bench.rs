@@ -526,7 +526,23 @@ const SPIN_REPORTS: usize = 5;
 
 /// Boots dom0 on two CPUs, runs [`smp_session_script`] and reads the rows.
 fn smp_rows(host: &Host, accel: Accel) -> Result<Vec<(String, String)>> {
-    let hv_core = host.hv_core.as_deref();
+    let script = smp_session_script();
+    dom0_session(host, accel, 2, "two-CPU session", &script, |outcome| {
+        smp_session_rows(&outcome.console, &outcome.line_started)
+    })
+}
+
+/// Boots dom0 on `host` with `cpus` CPUs, types `script` at its shell and
+/// reads the rows with `rows`; on a failure (or a session that did not
+/// end in power-off) the console's last lines go to stderr.
+fn dom0_session(
+    host: &Host,
+    accel: Accel,
+    cpus: u8,
+    what: &str,
+    script: &[String],
+    rows: impl FnOnce(&qemu::Outcome) -> std::result::Result<Vec<(String, String)>, String>,
+) -> Result<Vec<(String, String)>> {
     let kind = host.kind;
     let domain = InitialDomain {
         kernel: Kernel::Dom0,
@@ -536,19 +552,26 @@ fn smp_rows(host: &Host, accel: Accel) -> Result<Vec<(String, String)>> {
         Hypervisor::HvCore => "debug-exit=fatal",
         Hypervisor::Xen => "",
     };
-    let iso = image::boot_image_with(hv_core, kind, cmdline, Some(domain), Vec::new(), &[], false)?;
-    let script = smp_session_script();
+    let iso = image::boot_image_with(
+        host.hv_core.as_deref(),
+        kind,
+        cmdline,
+        Some(domain),
+        Vec::new(),
+        &[],
+        false,
+    )?;
     let stop_on: Vec<&str> = kind.terminal_lines().iter().map(|(l, _)| *l).collect();
     let outcome = Machine::new(&iso, Firmware::Bios, accel)
-        .cpus(2)
-        .typing(&script, tests::DOM0_PROMPT)
+        .cpus(cpus)
+        .typing(script, tests::DOM0_PROMPT)
         .run_captured(SESSION_TIMEOUT, &stop_on)?;
     eprintln!(
-        "xtask: two-CPU session: {} ({:.1} s)",
+        "xtask: {what}: {} ({:.1} s)",
         outcome.end,
         outcome.elapsed.as_secs_f64()
     );
-    let rows = smp_session_rows(&outcome.console, &outcome.line_started);
+    let rows = rows(&outcome);
     if rows.is_err() || Ending::of(kind, &outcome.end) != Some(Ending::PowerOff) {
         let lines: Vec<&str> = outcome.console.lines().collect();
         for line in &lines[lines.len().saturating_sub(40)..] {
@@ -629,42 +652,17 @@ pub fn smp_session_rows(
     ])
 }
 
-/// Boots dom0 on hv-core, runs [`session_script`] and reads the rows.
+/// Boots dom0 on one CPU, runs [`session_script`] and reads the rows.
 fn domain_rows(host: &Host, accel: Accel) -> Result<Vec<(String, String)>> {
-    let hv_core = host.hv_core.as_deref();
-    let host = host.kind;
-    let domain = InitialDomain {
-        kernel: Kernel::Dom0,
-        cmdline: "",
-    };
-    let cmdline = match host {
-        Hypervisor::HvCore => "debug-exit=fatal",
-        Hypervisor::Xen => "",
-    };
-    let iso = image::boot_image_with(hv_core, host, cmdline, Some(domain), Vec::new(), &[], false)?;
     let script = session_script();
-    let stop_on: Vec<&str> = host.terminal_lines().iter().map(|(l, _)| *l).collect();
-    let outcome = Machine::new(&iso, Firmware::Bios, accel)
-        .typing(&script, tests::DOM0_PROMPT)
-        .run_captured(SESSION_TIMEOUT, &stop_on)?;
-    eprintln!(
-        "xtask: many-domains session: {} ({:.1} s)",
-        outcome.end,
-        outcome.elapsed.as_secs_f64()
-    );
-    let rows = session_rows(
-        &outcome.console,
-        &outcome.line_started,
-        &script,
-        &outcome.typed_at,
-    );
-    if rows.is_err() || Ending::of(host, &outcome.end) != Some(Ending::PowerOff) {
-        let lines: Vec<&str> = outcome.console.lines().collect();
-        for line in &lines[lines.len().saturating_sub(40)..] {
-            eprintln!("{line}");
-        }
-    }
-    rows.map_err(Failure)
+    dom0_session(host, accel, 1, "many-domains session", &script, |outcome| {
+        session_rows(
+            &outcome.console,
+            &outcome.line_started,
+            &script,
+            &outcome.typed_at,
+        )
+    })
 }
 
 /// The rows of a finished session: `console` with the time each of its

@@ -242,21 +242,7 @@ pub fn kick(cpu: &PerCpu) {
 /// does ([`serve_flush`]), so two CPUs flushing at once do not wait on
 /// each other.
 pub fn flush_other_cpus() {
-    if online_count() == 1 {
-        return;
-    }
-    let me = current().index();
-    let mut tickets = [0u64; MAX_CPUS];
-    for cpu in online_cpus().filter(|c| c.index() != me) {
-        tickets[cpu.index()] = cpu.flush_requests.fetch_add(1, Ordering::SeqCst) + 1;
-        kick(cpu);
-    }
-    for cpu in online_cpus().filter(|c| c.index() != me) {
-        while cpu.flush_done.load(Ordering::Acquire) < tickets[cpu.index()] {
-            serve_flush();
-            core::hint::spin_loop();
-        }
-    }
+    flush_cpus_where(|_| true);
 }
 
 /// [`flush_other_cpus`] for the CPUs that have domain `dom`'s page
@@ -264,17 +250,19 @@ pub fn flush_other_cpus() {
 /// guest's own `*_ALL`/`*_MULTI` flush requests (a CPU that loads its
 /// tables later flushes by loading them).
 pub fn flush_cpus_of(dom: u16) {
+    let mark = u32::from(dom) + 1;
+    flush_cpus_where(|cpu| cpu.root_domain.load(Ordering::SeqCst) == mark);
+}
+
+/// Asks every other CPU that is up and `chosen` to flush its TLB, and
+/// waits until each has (a flush that began after the request).
+fn flush_cpus_where(chosen: impl Fn(&PerCpu) -> bool) {
     if online_count() == 1 {
         return;
     }
     let me = current().index();
-    let mark = u32::from(dom) + 1;
     let mut tickets = [0u64; MAX_CPUS];
-    let targets = || {
-        online_cpus()
-            .filter(move |c| c.index() != me && c.root_domain.load(Ordering::SeqCst) == mark)
-    };
-    for cpu in targets() {
+    for cpu in online_cpus().filter(|c| c.index() != me && chosen(c)) {
         tickets[cpu.index()] = cpu.flush_requests.fetch_add(1, Ordering::SeqCst) + 1;
         kick(cpu);
     }
