@@ -577,7 +577,7 @@ pub fn iret(frame: &mut TrapFrame) {
 pub fn exit_to_guest(frame: &mut TrapFrame) {
     crate::scheduler::schedule(frame);
     let v = domain::current_vcpu_index();
-    // The common case without the domain table's lock: Xen's selectors, a
+    // The common case without the domain's lock: Xen's selectors, a
     // return address the CPU takes, and no upcall to deliver (the flags
     // are in the vCPU's vcpu_info, found through this CPU's block).
     let plain_frame = selectors_ok(frame)

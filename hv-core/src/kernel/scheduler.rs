@@ -55,7 +55,7 @@ use crate::{event_delivery, vtime};
 pub const SLICE_NS: u64 = 10_000_000;
 
 /// The least virtual runtime among runnable vCPUs at the last decision
-/// (on any CPU: the run queue is one).
+/// (on any CPU: virtual runtime is one clock for every run queue).
 static MIN_VRUNTIME: AtomicU64 = AtomicU64::new(0);
 
 /// No vCPU: the CPU holds none.

@@ -51,7 +51,7 @@ pub struct PerCpu {
     /// the machine address of its vcpu_info (0 when it holds none). Kept by the
     /// scheduler when it loads and gives back a vCPU, and by the mode
     /// switch, so a hypercall's entry and exit read them without the
-    /// domain table's lock.
+    /// domain's lock.
     guest_kernel_mode: AtomicBool,
     /// The domain whose page tables are in this CPU's CR3 (its id + 1; 0:
     /// hv-core's own): the only domain whose translations its TLB may
