@@ -1080,14 +1080,7 @@ fn pt_stress_passed(console: &str) -> Result<(), String> {
         Verdict::Fail(why) => return Err(why),
         Verdict::Skip(why) => return Err(format!("skipped: {why}")),
     }
-    match free_memory_reports(console).as_slice() {
-        [before, .., after] if before == after => Ok(()),
-        [before, .., after] => Err(format!(
-            "free memory {before} pages before the stress, {after} after the domain went ({:+})",
-            *after as i64 - *before as i64
-        )),
-        _ => Err("`info` did not report free memory twice".into()),
-    }
+    free_memory_unchanged(console, "the stress")
 }
 
 fn memory_returns(console: &str) -> Result<(), String> {
@@ -1109,10 +1102,16 @@ fn memory_returns_after(console: &str, cycles: u32) -> Result<(), String> {
     if created != cycles as usize {
         return Err(format!("{created} of {cycles} creates succeeded"));
     }
+    free_memory_unchanged(console, &format!("{cycles} create/destroy cycles"))
+}
+
+/// The first and last free-memory figures `info` printed are the same:
+/// `what` happened between them and left nothing behind.
+fn free_memory_unchanged(console: &str, what: &str) -> Result<(), String> {
     match free_memory_reports(console).as_slice() {
         [before, .., after] if before == after => Ok(()),
         [before, .., after] => Err(format!(
-            "free memory {before} pages before {cycles} create/destroy cycles, {after} after ({:+})",
+            "free memory {before} pages before {what}, {after} after ({:+})",
             *after as i64 - *before as i64
         )),
         _ => Err("`info` did not report free memory twice".into()),

@@ -302,42 +302,34 @@ pub fn run(args: &[String]) -> Result<i32> {
     print!("{}", format_ratio_table(&per_round[0], &pairs));
     // The same dom0 and guests run on every host: our toolstack uses only
     // Xen's domctl/sysctl and memory, event-channel and grant-table ABI.
-    let mut columns = Vec::new();
     let mut domains_clean = true;
-    for host in &hosts {
-        eprintln!("xtask: many-domains session on {}", host.title);
-        let rows = match domain_rows(host, accel) {
-            Ok(rows) => rows,
-            Err(Failure(why)) => {
-                eprintln!("xtask: many-domains session on {}: {why}", host.title);
-                domains_clean = false;
-                Vec::new()
-            }
-        };
-        columns.push(rows);
-    }
+    let titles: Vec<&str> = hosts.iter().map(|h| h.title.as_str()).collect();
+    let mut columns_of = |what: &str, rows: SessionRows| {
+        hosts
+            .iter()
+            .map(|host| {
+                eprintln!("xtask: {what} on {}", host.title);
+                rows(host, accel).unwrap_or_else(|Failure(why)| {
+                    eprintln!("xtask: {what} on {}: {why}", host.title);
+                    domains_clean = false;
+                    Vec::new()
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let columns = columns_of("many-domains session", domain_rows);
     println!();
     println!("many domains: a dom0 shell session, the same dom0 and guests on each host");
-    let titles: Vec<&str> = hosts.iter().map(|h| h.title.as_str()).collect();
     print!("{}", format_value_table(&titles, &columns));
-    let mut smp_columns = Vec::new();
-    for host in &hosts {
-        eprintln!("xtask: two-CPU session on {}", host.title);
-        let rows = match smp_rows(host, accel) {
-            Ok(rows) => rows,
-            Err(Failure(why)) => {
-                eprintln!("xtask: two-CPU session on {}: {why}", host.title);
-                domains_clean = false;
-                Vec::new()
-            }
-        };
-        smp_columns.push(rows);
-    }
+    let smp_columns = columns_of("two-CPU session", smp_rows);
     println!();
     println!("two CPUs (-smp 2): the same dom0 and guests on each host");
     print!("{}", format_value_table(&titles, &smp_columns));
     Ok(if clean && domains_clean { 0 } else { 1 })
 }
+
+/// One dom0 session's rows on one host (`domain_rows`, `smp_rows`).
+type SessionRows = fn(&Host, Accel) -> Result<Vec<(String, String)>>;
 
 /// Builds hv-core as it was at git revision `rev`, in a worktree of its
 /// own under `target/baseline/`; returns the revision's short name and

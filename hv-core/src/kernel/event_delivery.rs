@@ -93,11 +93,15 @@ pub fn is_pending_in(d: &Domain, port: Port) -> bool {
     in_range(port) && Bits(d).is_pending(port)
 }
 
+/// Marks `port` of domain `d` pending for the vCPU the port notifies.
+pub fn raise_bound(d: &Domain, port: Port) {
+    raise_in(d, port, d.events.notify_vcpu(port));
+}
+
 /// Raises `virq` in domain `d` on `vcpu`, if the domain bound it.
 pub fn send_virq(d: &Domain, virq: u32, vcpu: u32) {
     if let Some(port) = d.events.virq_port(virq, vcpu) {
-        let target = d.events.notify_vcpu(port);
-        raise_in(d, port, target);
+        raise_bound(d, port);
     }
 }
 

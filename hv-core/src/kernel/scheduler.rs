@@ -162,6 +162,11 @@ fn allowed(vcpu: &crate::domain::Vcpu) -> hv_core::cpus::CpuMask {
     vcpu.hard_affinity & percpu::online_mask()
 }
 
+/// Whether vCPU `vcpu` may run on CPU `cpu` now.
+fn may_use(vcpu: &crate::domain::Vcpu, cpu: usize) -> bool {
+    allowed(vcpu) & 1 << cpu != 0
+}
+
 /// Queues runnable vCPU `vcpu`, which no CPU holds, where it should wait
 /// (`sched_policy::place`: its own CPU unless another it may use is idle,
 /// one of its soft affinity first) and asks that CPU to choose again;
@@ -198,7 +203,7 @@ pub fn notify(d: &Domain, v: usize) {
         None => {
             let queue = vcpu.queue.load(Relaxed) as usize;
             let queue_idle = percpu::is_online(queue) && percpu::cpu(queue).sched.idle.load(SeqCst);
-            if !matches!(vcpu.wait, Wait::None) || queue_idle || allowed(vcpu) & 1 << queue == 0 {
+            if !matches!(vcpu.wait, Wait::None) || queue_idle || !may_use(vcpu, queue) {
                 place_and_ask(vcpu);
             }
         }
@@ -292,9 +297,8 @@ fn pick(now: u64, cpu: usize) -> Option<VcpuRef> {
                     woken: vcpu.woken,
                     vruntime: vcpu.vruntime,
                 };
-                let homeless = allowed(vcpu) & 1 << queue == 0;
                 // At most MAX_DOMAINS * MAX_VCPUS of either.
-                let _ = if queue == cpu || homeless {
+                let _ = if queue == cpu || !may_use(vcpu, queue) {
                     local.push(candidate)
                 } else {
                     remote.push(candidate)
@@ -307,13 +311,8 @@ fn pick(now: u64, cpu: usize) -> Option<VcpuRef> {
         floor = floor.max(least);
         MIN_VRUNTIME.fetch_max(floor, Relaxed);
     }
-    sched_policy::choose_across(
-        local.iter().copied(),
-        remote.iter().copied(),
-        floor,
-        SLICE_NS,
-    )
-    .map(|(id, _pulled)| VcpuRef::unpack(id))
+    sched_policy::choose_across(&local, &remote, floor, SLICE_NS)
+        .map(|(id, _pulled)| VcpuRef::unpack(id))
 }
 
 /// Whether CPU `cpu` may take `vcpu`: its hard affinity allows `cpu`, and
@@ -482,8 +481,7 @@ fn release(frame: &TrapFrame, from: VcpuRef, cpu: usize) {
         // longer run (its affinity changed), moves to one.
         if resting_state(d, from.vcpu) == RUNSTATE_RUNNABLE {
             let vcpu = &d.vcpus[from.vcpu];
-            let idle = idle_cpus() & allowed(vcpu);
-            if idle != 0 || allowed(vcpu) & 1 << cpu == 0 {
+            if idle_cpus() & allowed(vcpu) != 0 || !may_use(vcpu, cpu) {
                 place_and_ask(vcpu);
             }
         }

@@ -45,20 +45,18 @@ pub fn choose(
 /// runnable vCPUs waiting in other queues that it may run (`remote`): the
 /// id, and whether it is pulled from another queue.
 pub fn choose_across(
-    local: impl IntoIterator<Item = Candidate>,
-    remote: impl IntoIterator<Item = Candidate>,
+    local: &[Candidate],
+    remote: &[Candidate],
     floor: u64,
     slice: u64,
 ) -> Option<(u32, bool)> {
-    let local: heapless::Vec<Candidate, 128> = local.into_iter().take(128).collect();
-    let neediest = remote.into_iter().min_by_key(|c| (c.vruntime, c.id));
+    let neediest = remote.iter().min_by_key(|c| (c.vruntime, c.id));
     let Some(mine) = choose(local.iter().copied(), floor, slice) else {
         return neediest.map(|c| (c.id, true));
     };
     let mine = local
         .iter()
         .find(|c| c.id == mine)
-        .copied()
         .expect("the choice is a candidate");
     let boosted = mine.woken && mine.vruntime <= floor.saturating_add(slice);
     match neediest {
@@ -173,12 +171,12 @@ mod tests {
     fn a_cpu_runs_its_own_queue_first() {
         // Local 40 against a remote 45: the local one.
         assert_eq!(
-            choose_across([c(1, false, 40)], [c(2, false, 45)], 40, SLICE),
+            choose_across(&[c(1, false, 40)], &[c(2, false, 45)], 40, SLICE),
             Some((1, false))
         );
         // A remote one behind by no more than a slice stays where it is.
         assert_eq!(
-            choose_across([c(1, false, 50)], [c(2, false, 40)], 40, SLICE),
+            choose_across(&[c(1, false, 50)], &[c(2, false, 40)], 40, SLICE),
             Some((1, false))
         );
     }
@@ -186,21 +184,21 @@ mod tests {
     #[test]
     fn an_idle_cpu_pulls_the_neediest() {
         assert_eq!(
-            choose_across([], [c(3, false, 70), c(2, false, 60)], 60, SLICE),
+            choose_across(&[], &[c(3, false, 70), c(2, false, 60)], 60, SLICE),
             Some((2, true))
         );
-        assert_eq!(choose_across([], [], 0, SLICE), None);
+        assert_eq!(choose_across(&[], &[], 0, SLICE), None);
     }
 
     #[test]
     fn a_vcpu_lagging_by_more_than_a_slice_is_pulled() {
         assert_eq!(
-            choose_across([c(1, false, 100)], [c(2, false, 80)], 80, SLICE),
+            choose_across(&[c(1, false, 100)], &[c(2, false, 80)], 80, SLICE),
             Some((2, true))
         );
         // Unless the local choice was just woken (its latency comes first).
         assert_eq!(
-            choose_across([c(1, true, 85)], [c(2, false, 70)], 80, SLICE),
+            choose_across(&[c(1, true, 85)], &[c(2, false, 70)], 80, SLICE),
             Some((1, false))
         );
     }
@@ -229,7 +227,7 @@ mod tests {
                     .map(|v| c(v as u32, false, vr[v]))
                     .collect();
                 floor = floor.max(*vr.iter().min().unwrap());
-                if let Some((id, _)) = choose_across(local, remote, floor, SLICE) {
+                if let Some((id, _)) = choose_across(&local, &remote, floor, SLICE) {
                     queue[id as usize] = cpu;
                     running[cpu] = Some(id as usize);
                 }

@@ -137,8 +137,7 @@ fn send(op: &mut PortOp, caller: DomId) -> Result<i64, Errno> {
                 None
             }
             Delivery::Remote { dom, port } if dom == d.id => {
-                let vcpu = d.events.notify_vcpu(port);
-                event_delivery::raise_in(d, port, vcpu);
+                event_delivery::raise_bound(d, port);
                 None
             }
             Delivery::Remote { dom, .. } => Some(dom),
@@ -155,8 +154,7 @@ fn send(op: &mut PortOp, caller: DomId) -> Result<i64, Errno> {
                 && dom == peer.id
                 && peer.state == State::Running
             {
-                let vcpu = peer.events.notify_vcpu(port);
-                event_delivery::raise_in(peer, port, vcpu);
+                event_delivery::raise_bound(peer, port);
             }
         });
     }
