@@ -203,7 +203,7 @@ fn toggle_guest_mode(d: &mut Domain, v: usize) {
     vcpu.kernel_mode = !vcpu.kernel_mode;
     crate::arch::percpu::current().set_guest_kernel_mode(vcpu.kernel_mode);
     vcpu.load_root();
-    pv::load_segment_bases(&vcpu.segment_bases());
+    pv::load_gs_base(vcpu.segment_bases().gs);
 }
 
 /// Writes a bounce frame on the guest kernel stack and points `frame` at
@@ -232,12 +232,15 @@ fn create_bounce_frame(
     let sp = sp & !0xf;
 
     let info = d.vcpu_info(v);
+    // Plain loads and stores (as Xen's): the guest reads these on this
+    // CPU after the bounce, and a sender elsewhere sets the pending flag
+    // and kicks this CPU whatever the mask says, so no fence is needed.
     let saved_mask = info
         .u8(UPCALL_MASK)
-        .load(core::sync::atomic::Ordering::SeqCst);
+        .load(core::sync::atomic::Ordering::Relaxed);
     if bounce.mask_events {
         info.u8(UPCALL_MASK)
-            .store(1, core::sync::atomic::Ordering::SeqCst);
+            .store(1, core::sync::atomic::Ordering::Relaxed);
     }
     let mut rflags = frame.rflags & !(RFLAGS_IF | RFLAGS_IOPL);
     if saved_mask == 0 {
@@ -298,9 +301,10 @@ pub fn exception(frame: &mut TrapFrame, cr2: u64) {
             6 if emulate_forced_cpuid(d, frame) => return Ok(()),
             13 if bounce_software_interrupt(d, v, frame)? => return Ok(()),
             14 => {
+                // Read by the guest on this CPU once bounced: no fence.
                 d.vcpu_info(v)
                     .u64(ARCH_CR2)
-                    .store(cr2, core::sync::atomic::Ordering::SeqCst);
+                    .store(cr2, core::sync::atomic::Ordering::Relaxed);
             }
             2 | 18 => return Err("machine check or NMI while the guest ran"),
             _ => {}
@@ -424,15 +428,22 @@ fn inject_exception(
 const TWO_BYTE_INSN: u64 = 2;
 
 /// A `syscall` from the guest.
+#[inline(always)]
 pub fn syscall(frame: &mut TrapFrame) {
-    let v = domain::current_vcpu_index();
     // The scheduler keeps the held vCPU's mode in this CPU's block: a
     // hypercall takes no lock to learn it.
     let from_kernel = crate::arch::percpu::current().guest_kernel_mode();
     if from_kernel {
         hypercall::dispatch(frame);
-        return;
+    } else {
+        syscall_from_user(frame);
     }
+}
+
+/// A `syscall` from guest user mode: to the guest kernel's callback.
+#[inline(never)]
+fn syscall_from_user(frame: &mut TrapFrame) {
+    let v = domain::current_vcpu_index();
     let result = domain::with_current(|d| {
         let callbacks = d.vcpus[v].callbacks;
         bounce_system_call(
@@ -537,8 +548,18 @@ pub fn iret(frame: &mut TrapFrame) {
             format_args!("iret: the return frame is not readable"),
         ),
     };
+    let to_user = context.cs & 3 == 3;
+    if !to_user {
+        // Within guest kernel mode (a return from an exception or event
+        // handler): nothing of the domain's but this vCPU's upcall mask,
+        // reached through this CPU's block, so no lock.
+        let mask = restore_iret_frame(frame, &context);
+        if crate::arch::shared::store_held_vcpu_info_u8(UPCALL_MASK, mask) {
+            return;
+        }
+    }
     let result = domain::with_current(|d| {
-        if context.cs & 3 == 3 {
+        if to_user {
             if d.vcpus[v].user_root.is_none() {
                 return Err("iret to user mode without user page tables");
             }
@@ -546,22 +567,9 @@ pub fn iret(frame: &mut TrapFrame) {
                 toggle_guest_mode(d, v);
             }
         }
-        frame.rip = context.rip;
-        frame.cs = context.cs | 3;
-        frame.rflags = (context.rflags & !(RFLAGS_IOPL | RFLAGS_VM)) | RFLAGS_IF;
-        frame.rsp = context.rsp;
-        frame.ss = context.ss | 3;
-        if context.flags & abi::xen::VGCF_IN_SYSCALL == 0 {
-            frame.r11 = context.r11;
-            frame.rcx = context.rcx;
-        } else {
-            // Xen returns with sysret here: the guest sees RCX and R11 as
-            // a `syscall` leaves them.
-            frame.rcx = frame.rip;
-            frame.r11 = frame.rflags;
-        }
-        frame.rax = context.rax;
-        let mask = u8::from(context.rflags & RFLAGS_IF == 0);
+        let mask = restore_iret_frame(frame, &context);
+        // Ordered before the exit's look at the pending flag (a sender
+        // elsewhere sets that flag, then reads the mask).
         d.vcpu_info(v)
             .u8(UPCALL_MASK)
             .store(mask, core::sync::atomic::Ordering::SeqCst);
@@ -572,14 +580,39 @@ pub fn iret(frame: &mut TrapFrame) {
     }
 }
 
+/// Loads the registers `HYPERVISOR_iret` returns with into `frame`;
+/// returns the upcall mask its RFLAGS.IF restores (the caller stores it,
+/// sequentially consistent: before the exit's look at the pending flag,
+/// which a sender elsewhere sets before it reads the mask).
+#[inline(always)]
+fn restore_iret_frame(frame: &mut TrapFrame, context: &abi::xen::IretContext) -> u8 {
+    frame.rip = context.rip;
+    frame.cs = context.cs | 3;
+    frame.rflags = (context.rflags & !(RFLAGS_IOPL | RFLAGS_VM)) | RFLAGS_IF;
+    frame.rsp = context.rsp;
+    frame.ss = context.ss | 3;
+    if context.flags & abi::xen::VGCF_IN_SYSCALL == 0 {
+        frame.r11 = context.r11;
+        frame.rcx = context.rcx;
+    } else {
+        // Xen returns with sysret here: the guest sees RCX and R11 as
+        // a `syscall` leaves them.
+        frame.rcx = frame.rip;
+        frame.r11 = frame.rflags;
+    }
+    frame.rax = context.rax;
+    u8::from(context.rflags & RFLAGS_IF == 0)
+}
+
 /// The last step before `iretq` to a guest: deliver a pending upcall, and
 /// make sure the frame can be returned to (else the failsafe callback).
+/// The common case is inlined into every entry path and takes no lock:
+/// no switch due, Xen's selectors, a return address the CPU takes, and no
+/// upcall to deliver (the flags are in the vCPU's vcpu_info, found
+/// through this CPU's block). Anything else is [`exit_slow`]'s.
+#[inline(always)]
 pub fn exit_to_guest(frame: &mut TrapFrame) {
     crate::scheduler::schedule(frame);
-    let v = domain::current_vcpu_index();
-    // The common case without the domain's lock: Xen's selectors, a
-    // return address the CPU takes, and no upcall to deliver (the flags
-    // are in the vCPU's vcpu_info, found through this CPU's block).
     let plain_frame = selectors_ok(frame)
         && !(frame.cs as u16 == FLAT_RING3_CS32 && frame.rip > u32::MAX as u64)
         && is_canonical(frame.rip)
@@ -588,6 +621,13 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
     if plain_frame && matches!(upcall, Some([pending, mask]) if pending == 0 || mask != 0) {
         return;
     }
+    exit_slow(frame);
+}
+
+/// [`exit_to_guest`] when the frame needs fixing or an upcall is due.
+#[inline(never)]
+fn exit_slow(frame: &mut TrapFrame) {
+    let v = domain::current_vcpu_index();
     let result = domain::with_current(|d| {
         if !selectors_ok(frame) {
             let callbacks = d.vcpus[v].callbacks;

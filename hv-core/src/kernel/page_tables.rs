@@ -35,7 +35,7 @@ use abi::Errno;
 use abi::xen::DomId;
 use hv_core::flush_clock::FlushClock;
 use hv_core::frame_table::{
-    FrameTable, FrameType, L1Slot, Mfn, Owner, PageError, PageTableMemory, entry_mfn,
+    Budget, FrameTable, FrameType, L1Slot, Mfn, Owner, PageError, PageTableMemory, entry_mfn,
 };
 
 use crate::arch::pv::{self, MachinePageTables};
@@ -167,22 +167,25 @@ pub fn clear_l1(dom: u16, slot: L1Slot, expected: Mfn, pg_owner: u16) -> Result<
 /// `FrameTable::finish_deferred`) is finished first, in the same
 /// critical section, since the tables it releases may be what this entry
 /// maps. That work or an L2-L4 entry may end in `Errno::Restart` (the
-/// budget ran out): the caller repeats the request.
-pub fn write_entry(
+/// budget ran out): the caller repeats the request. Inside the caller's
+/// frame-table critical section (`mmu_update` holds it for its batch).
+#[inline(always)]
+pub fn write_entry_in(
+    ft: &mut FrameTable,
     table: Mfn,
     index: usize,
     value: u64,
     dom: u16,
     pg_owner: u16,
 ) -> Result<bool, Errno> {
-    memory::with_frame_table(|ft| {
+    if ft.has_deferred_work() {
         crate::hypercall::with_budget(|b| ft.finish_deferred(&mut MachinePageTables, dom, b))
             .map_err(refused)?;
-        write_entry_locked(ft, table, index, value, dom, pg_owner)
-    })
+    }
+    write_entry_locked(ft, table, index, value, dom, pg_owner)
 }
 
-/// [`write_entry`] inside the caller's frame-table critical section.
+/// [`write_entry_in`] without the deferred work.
 fn write_entry_locked(
     ft: &mut FrameTable,
     table: Mfn,
@@ -210,7 +213,20 @@ fn write_entry_locked(
         // The new entry may validate (type) further tables.
         flush_if_stale();
     }
-    if is_table {
+    if is_table && info.ty == FrameType::L1 {
+        // An L1 entry validates nothing (it maps a data frame), so it
+        // spends no budget: none to account for.
+        ft.update_entry_within(
+            &mut mem,
+            table,
+            index,
+            value,
+            dom,
+            pg_owner,
+            &mut Budget::unlimited(),
+        )
+        .map_err(refused)?;
+    } else if is_table {
         crate::hypercall::with_budget(|b| {
             ft.update_entry_within(&mut mem, table, index, value, dom, pg_owner, b)
         })

@@ -375,13 +375,20 @@ pub fn resting_state(d: &Domain, v: usize) -> usize {
 }
 
 /// On the way out to a guest: switches vCPUs if a decision is due.
+/// Every exit passes here, so the test is inlined (a plain load, not a
+/// locked exchange) and the decision is a call only when one is due.
+#[inline(always)]
 pub fn schedule(frame: &mut TrapFrame) {
+    if percpu::current().sched.need_resched.load(Relaxed) {
+        reschedule(frame);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reschedule(frame: &mut TrapFrame) {
     let me = percpu::current();
     let state = &me.sched;
-    // Every exit passes here: a plain load, not a locked exchange.
-    if !state.need_resched.load(Relaxed) {
-        return;
-    }
     state.need_resched.store(false, Relaxed);
     let cpu = me.index();
     let mut now = vtime::now_ns();

@@ -806,6 +806,13 @@ impl<'a> FrameTable<'a> {
         }
     }
 
+    /// Whether any domain's devalidation work is waiting (one load: the
+    /// answer on nearly every call is no).
+    #[inline(always)]
+    pub fn has_deferred_work(&self) -> bool {
+        self.deferred_count != 0
+    }
+
     /// Whether devalidation work of `dom`'s is waiting.
     pub fn has_deferred(&self, dom: DomId) -> bool {
         self.deferred_count != 0 && self.deferred.iter().flatten().any(|&(d, _)| d == dom)

@@ -20,7 +20,7 @@ use abi::xen::{
     MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI,
     MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
-use hv_core::frame_table::{FrameType, Mfn, Owner};
+use hv_core::frame_table::{FrameTable, FrameType, Mfn, Owner};
 use hv_core::layout::{HOLE_END, HOLE_START};
 
 use zerocopy::{FromBytes, IntoBytes};
@@ -55,12 +55,14 @@ pub struct Batch {
 impl Batch {
     /// Applies `each` to the requests in order, stopping at the first
     /// error, and reports how many succeeded (if the guest asked).
+    /// `pg_owner` is Xen's: whose frames the requests map or pin
+    /// (`domain::resolve` of `foreigndom`, taken by the caller before
+    /// any service lock).
     fn run<T: FromBytes + IntoBytes>(
         self,
+        pg_owner: u16,
         mut each: impl FnMut(T, u16) -> Result<(), Errno>,
     ) -> Result<i64, Errno> {
-        // Xen's `pg_owner`: whose frames the requests map or pin.
-        let pg_owner = domain::resolve(self.foreigndom)?;
         // A batch resumed after preemption carries Xen's flag in `count`
         // and adds to the `done` the earlier part wrote.
         let resumed = self.count & PREEMPTED != 0;
@@ -92,9 +94,18 @@ impl Batch {
     }
 
     /// `mmu_update(reqs, count, done, foreigndom)`.
+    ///
+    /// The whole batch is one frame-table critical section: the lock is
+    /// taken once, not once per entry (the batch is bounded by the
+    /// hypercall's budget, so other CPUs wait at most that long).
     pub fn mmu_update(self) -> Result<i64, Errno> {
         let caller = domain::current_id();
-        let result = self.run(|req, pg_owner| mmu_update_one(req, caller, pg_owner));
+        let pg_owner = domain::resolve(self.foreigndom)?;
+        let result = memory::with_frame_table(|ft| {
+            self.run(pg_owner, |req, pg_owner| {
+                mmu_update_one(ft, req, caller, pg_owner)
+            })
+        });
         // dom0 unmapping its window may release a dying domain (one load
         // when none is dying).
         crate::lifecycle::reap_all();
@@ -103,26 +114,33 @@ impl Batch {
 
     /// `mmuext_op(ops, count, done, foreigndom)`.
     pub fn mmuext_op(self) -> Result<i64, Errno> {
-        self.run(one_ext)
+        let pg_owner = domain::resolve(self.foreigndom)?;
+        self.run(pg_owner, one_ext)
     }
 }
 
 /// One `mmu_update` request; page tables are the caller's, mapped frames
 /// and M2P entries `pg_owner`'s.
-fn mmu_update_one(req: abi::xen::MmuUpdate, caller: u16, pg_owner: u16) -> Result<(), Errno> {
+/// Inside the batch's frame-table critical section (`ft`).
+#[inline(always)]
+fn mmu_update_one(
+    ft: &mut FrameTable,
+    req: abi::xen::MmuUpdate,
+    caller: u16,
+    pg_owner: u16,
+) -> Result<(), Errno> {
     let dom = pg_owner;
     match req.ptr & 3 {
         MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
             let table = req.ptr >> 12;
             let index = ((req.ptr & 0xfff) >> 3) as usize;
             // (Finishes what earlier requests left to release first.)
-            page_tables::write_entry(table, index, req.val, caller, pg_owner).map(drop)
+            page_tables::write_entry_in(ft, table, index, req.val, caller, pg_owner).map(drop)
         }
         MMU_MACHPHYS_UPDATE => {
             let mfn = req.ptr >> 12;
-            let owned = memory::with_frame_table(|ft| {
-                ft.info(mfn).is_some_and(|f| f.owner == Owner::Domain(dom))
-            });
+            let owned = ft.info(mfn).is_some_and(|f| f.owner == Owner::Domain(dom));
+            // (The M2P's lock inside the frame table's.)
             if !owned || !memory::set_m2p(mfn, req.val) {
                 return Err(Errno::Inval);
             }

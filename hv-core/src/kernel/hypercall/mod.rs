@@ -224,6 +224,7 @@ fn this_call() -> &'static CallState {
 }
 
 /// The continuation the last call asked for, if any.
+#[inline(always)]
 fn take_continuation() -> Option<[u64; 6]> {
     let state = this_call();
     if !state.preempted.load(Relaxed) {
@@ -314,7 +315,8 @@ pub(super) fn continue_with(args: [u64; 6]) {
     state.preempted.store(true, Relaxed);
 }
 
-/// A hypercall from guest kernel mode.
+/// A hypercall from guest kernel mode (inlined into the syscall entry).
+#[inline(always)]
 pub fn dispatch(frame: &mut TrapFrame) {
     let nr = frame.hypercall_number();
     if nr == Hypercall::Iret as u64 {

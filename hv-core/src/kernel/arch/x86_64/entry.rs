@@ -67,6 +67,9 @@ trap_common_swapped:
        AC and NT already, so no popf. */
 syscall_common:
     push_registers
+    mov %rsp, %rdi
+    call syscall_dispatch
+    jmp trap_exit
 1:  mov %rsp, %rdi
     call trap_dispatch
     .global trap_exit
@@ -246,4 +249,18 @@ pub fn stub_address(vector: u8) -> u64 {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     super::traps::dispatch(frame);
+}
+
+/// The `syscall` entries' way in: a 64-bit `syscall` (a hypercall, or a
+/// system call to bounce) goes straight to its handler and the exit,
+/// without the vector match every other entry takes; the compat-mode one
+/// takes that match.
+#[unsafe(no_mangle)]
+extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == SYSCALL_VECTOR {
+        crate::guest::syscall(frame);
+        crate::guest::exit_to_guest(frame);
+    } else {
+        super::traps::dispatch(frame);
+    }
 }

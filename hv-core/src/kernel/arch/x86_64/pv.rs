@@ -569,6 +569,19 @@ pub fn load_segment_bases(bases: &SegmentBases) {
     }
 }
 
+/// Loads only the GS base for the next return to the guest (a switch
+/// between guest kernel and user mode changes nothing else: FS is the
+/// same in both, and with CR4.FSGSBASE off the guest cannot have moved
+/// it). One `wrmsr` instead of [`load_segment_bases`]' two.
+pub fn load_gs_base(gs: u64) {
+    assert!(is_canonical(gs), "non-canonical GS base {gs:#x}");
+    // SAFETY: as in `load_segment_bases`: the guest's GS base waits in
+    // KERNEL_GS_BASE for the return's swapgs; canonical, so no fault.
+    unsafe {
+        Msr::new(MSR_KERNEL_GS_BASE).write(gs);
+    }
+}
+
 /// The real CPUID leaf, which the forced-emulation prefix filters.
 pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);

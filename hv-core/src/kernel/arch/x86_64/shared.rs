@@ -73,6 +73,28 @@ pub fn held_vcpu_info_pair(field: usize) -> Option<[u8; 2]> {
     )
 }
 
+/// Stores `value` (sequentially consistent) in the byte at `field` of the
+/// vcpu_info of the vCPU this CPU holds; false when it holds none. For
+/// the held vCPU's paths that need nothing else of its domain (an iret
+/// within guest kernel mode restoring the upcall mask).
+#[inline(always)]
+pub fn store_held_vcpu_info_u8(field: usize, value: u8) -> bool {
+    let maddr = super::percpu::current().guest_vcpu_info();
+    if maddr == 0 {
+        return false;
+    }
+    assert!(field < VCPU_INFO_BYTES);
+    // SAFETY: as in `held_vcpu_info_pair`: `maddr` is the held vCPU's
+    // vcpu_info (a shared_info slot or a registered frame), which lives
+    // until the domain is destroyed, and destroying waits until no CPU
+    // holds its vCPUs. The byte is inside the vcpu_info, reached only as
+    // an atomic, and no reference outlives this store.
+    let byte =
+        unsafe { AtomicU8::from_ptr(byte_of(maddr >> 12, (maddr & 0xfff) as usize + field)) };
+    byte.store(value, core::sync::atomic::Ordering::SeqCst);
+    true
+}
+
 /// The size of a vcpu_info (Xen's `struct vcpu_info`).
 pub const VCPU_INFO_BYTES: usize = size_of::<abi::xen::VcpuInfo>();
 

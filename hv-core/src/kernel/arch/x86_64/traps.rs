@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
 
-use super::entry::{SYSCALL_VECTOR, SYSCALL32_VECTOR, SYSENTER_VECTOR, TrapFrame};
+use super::entry::{SYSCALL32_VECTOR, SYSENTER_VECTOR, TrapFrame};
 use super::{cpu, lapic, pv, serial, time};
 
 const RFLAGS_TF: u64 = 1 << 8;
@@ -21,8 +21,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         super::power::halt_forever();
     }
     let from_guest = frame.cs & 3 == 3;
+    // (A 64-bit `syscall` never comes here: `entry::syscall_dispatch`
+    // takes it.)
     match frame.vector {
-        SYSCALL_VECTOR => crate::guest::syscall(frame),
         SYSCALL32_VECTOR => crate::guest::syscall32(frame),
         SYSENTER_VECTOR => crate::guest::sysenter(frame),
         0..=31 if from_guest => crate::guest::exception(frame, Cr2::read_raw()),
