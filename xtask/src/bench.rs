@@ -250,6 +250,9 @@ pub fn run(args: &[String]) -> Result<i32> {
     // round each time (A B C, C B A, ...), so a machine that slows down
     // or speeds up during the run does not favour one column.
     let mut per_round: Vec<Vec<Rows>> = vec![Vec::new(); hosts.len()];
+    // The contended rows (two CPUs) in the same rounds, right after each
+    // host's micro run.
+    let mut contended: Vec<Vec<Rows>> = vec![Vec::new(); hosts.len()];
     let mut clean = true;
     for round in 0..rounds {
         let order: Vec<usize> = if round % 2 == 0 {
@@ -264,9 +267,19 @@ pub fn run(args: &[String]) -> Result<i32> {
                 host.title,
                 round + 1
             );
-            let rows = bench_on(host, &guest, accel)?;
+            let rows = bench_on(host, &guest, accel, Variant::Micro)?;
             clean &= rows.1;
             per_round[h].push(rows.0);
+            if guest == DEFAULT_GUEST {
+                eprintln!(
+                    "xtask: bench `{guest}` contended (2 CPUs) on {} (round {} of {rounds})",
+                    host.title,
+                    round + 1
+                );
+                let rows = bench_on(host, &guest, accel, Variant::Contended)?;
+                clean &= rows.1;
+                contended[h].push(rows.0);
+            }
         }
     }
     let combined: Vec<Rows> = per_round.iter().map(|r| combine(r)).collect();
@@ -300,6 +313,31 @@ pub fn run(args: &[String]) -> Result<i32> {
     println!();
     println!("ratios of the rounds' min ns: median [least - most] over {rounds} rounds");
     print!("{}", format_ratio_table(&per_round[0], &pairs));
+    if guest == DEFAULT_GUEST {
+        let combined: Vec<Rows> = contended.iter().map(|r| combine(r)).collect();
+        let groups: Vec<Column> = hosts
+            .iter()
+            .zip(&combined)
+            .map(|(host, rows)| Column {
+                title: &host.title,
+                rows,
+            })
+            .collect();
+        println!();
+        println!(
+            "hypercall cost under concurrency: two CPUs, a domain of two vCPUs; \
+             vCPU 0 times the call while vCPU 1 spins in the guest or makes the same call"
+        );
+        print!("{}", format_table(&groups));
+        let pairs: Vec<(String, Vec<Rows>)> = hosts[1..]
+            .iter()
+            .zip(&contended[1..])
+            .map(|(host, rounds)| (format!("hv-core / {}", host.title), rounds.clone()))
+            .collect();
+        println!();
+        println!("ratios of the rounds' min ns: median [least - most] over {rounds} rounds");
+        print!("{}", format_ratio_table(&contended[0], &pairs));
+    }
     // The same dom0 and guests run on every host: our toolstack uses only
     // Xen's domctl/sysctl and memory, event-channel and grant-table ABI.
     let mut domains_clean = true;
@@ -864,21 +902,41 @@ pub fn format_value_table(titles: &[&str], columns: &[Vec<(String, String)>]) ->
 
 /// Boots the bench guest on `host`: its rows, and whether the run was
 /// clean (some rows, then power-off).
-fn bench_on(host: &Host, guest: &str, accel: Accel) -> Result<(Vec<(String, Measurement)>, bool)> {
+/// How the bench guest runs: the micro rows on one CPU, or the
+/// `contended` rows (a hypercall's cost while the domain's other vCPU,
+/// on the other CPU, spins or makes the same call) on two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Micro,
+    Contended,
+}
+
+fn bench_on(
+    host: &Host,
+    guest: &str,
+    accel: Accel,
+    variant: Variant,
+) -> Result<(Vec<(String, Measurement)>, bool)> {
     let hv_core = host.hv_core.as_deref();
     let title = &host.title;
     let host = host.kind;
-    let cmdline = match host {
-        Hypervisor::HvCore => "debug-exit=fatal",
-        Hypervisor::Xen => "",
+    let (cmdline, guest_cmdline, cpus) = match (host, variant) {
+        (Hypervisor::HvCore, Variant::Micro) => ("debug-exit=fatal", "", 1),
+        (Hypervisor::Xen, Variant::Micro) => ("", "", 1),
+        (Hypervisor::HvCore, Variant::Contended) => {
+            ("debug-exit=fatal dom0_max_vcpus=2", "contended", 2)
+        }
+        (Hypervisor::Xen, Variant::Contended) => ("dom0_max_vcpus=2", "contended", 2),
     };
     let domain = InitialDomain {
         kernel: Kernel::Guest(leak(guest)),
-        cmdline: "",
+        cmdline: guest_cmdline,
     };
     let iso = image::boot_image_with(hv_core, host, cmdline, Some(domain), Vec::new(), &[], false)?;
     let stop_on: Vec<&str> = host.terminal_lines().iter().map(|(l, _)| *l).collect();
-    let outcome = Machine::new(&iso, Firmware::Bios, accel).run_captured(TIMEOUT, &stop_on)?;
+    let outcome = Machine::new(&iso, Firmware::Bios, accel)
+        .cpus(cpus)
+        .run_captured(TIMEOUT, &stop_on)?;
     let mut rows = Vec::new();
     for text in outcome.console.lines().filter_map(|l| guest_text(host, l)) {
         match parse_bench_line(text) {

@@ -18,7 +18,7 @@ use abi::xen::{
     MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_MULTI, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR,
     MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE,
     MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI,
-    MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
+    MMUEXT_UNPIN_TABLE, MmuUpdate, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use hv_core::frame_table::{FrameTable, FrameType, Mfn, Owner};
 use hv_core::layout::{HOLE_END, HOLE_START};
@@ -31,6 +31,10 @@ use crate::{domain, guest, memory};
 
 /// Xen's `MMU_UPDATE_PREEMPTED`: set in `count` of a resumed batch.
 const PREEMPTED: u32 = 1 << 31;
+
+/// `mmu_update` requests copied in before one frame-table critical
+/// section applies them.
+const CHUNK: u64 = 16;
 
 /// Finishes devalidation work `dom`'s earlier requests left (see
 /// `FrameTable::finish_deferred`) before a request that may need the frames
@@ -95,17 +99,70 @@ impl Batch {
 
     /// `mmu_update(reqs, count, done, foreigndom)`.
     ///
-    /// The whole batch is one frame-table critical section: the lock is
-    /// taken once, not once per entry (the batch is bounded by the
-    /// hypercall's budget, so other CPUs wait at most that long).
+    /// The requests are copied in [`CHUNK`] at a time, outside the frame
+    /// table's lock, and each chunk is applied in one critical section:
+    /// the lock taken once per chunk rather than per entry, and never
+    /// held across a guest copy (another CPU's page-table update waits at
+    /// most one chunk). Results and continuations are the generic
+    /// batch's (`hv_core::batch::run`): a request that cannot be read
+    /// ends the batch with `-EFAULT` after the ones before it are done.
     pub fn mmu_update(self) -> Result<i64, Errno> {
         let caller = domain::current_id();
         let pg_owner = domain::resolve(self.foreigndom)?;
-        let result = memory::with_frame_table(|ft| {
-            self.run(pg_owner, |req, pg_owner| {
-                mmu_update_one(ft, req, caller, pg_owner)
-            })
-        });
+        let resumed = self.count & PREEMPTED != 0;
+        let count = u64::from(self.count & !PREEMPTED);
+        let mut done = if resumed && self.done != 0 {
+            guest::read::<u32>(self.done)?
+        } else {
+            0
+        };
+        let requests = guest::GuestArray::<MmuUpdate>::new(self.base, count);
+        let mut result = Ok(0);
+        let mut start = 0;
+        while start < count {
+            let end = (start + CHUNK).min(count);
+            let mut chunk = [MmuUpdate::default(); CHUNK as usize];
+            let mut read = 0;
+            let mut fault = false;
+            for i in start..end {
+                match requests.at(i).and_then(|at| at.read()) {
+                    Ok(req) => chunk[(i - start) as usize] = req,
+                    Err(_) => {
+                        fault = true;
+                        break;
+                    }
+                }
+                read += 1;
+            }
+            let ended = memory::with_frame_table(|ft| {
+                hv_core::batch::run(start, start + read, super::spend, |i| {
+                    mmu_update_one(ft, chunk[(i - start) as usize], caller, pg_owner)?;
+                    done += 1;
+                    Ok(super::Step::Next)
+                })
+            });
+            match ended {
+                Ok(super::Ended::Complete { .. }) if !fault => start = end,
+                Ok(super::Ended::Complete { .. }) => {
+                    result = Err(Errno::Fault);
+                    break;
+                }
+                Ok(super::Ended::Preempted { at }) => {
+                    // The rest of the batch, from the request not done.
+                    let rest = (count - at) | u64::from(PREEMPTED);
+                    let from = requests.at(at)?.va();
+                    super::continue_with([from, rest, self.done, self.foreigndom.into(), 0, 0]);
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if self.done != 0 {
+            guest::write(self.done, &done)?;
+        }
         // dom0 unmapping its window may release a dying domain (one load
         // when none is dying).
         crate::lifecycle::reap_all();

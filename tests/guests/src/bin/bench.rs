@@ -19,6 +19,14 @@
 //! - `update-va-mapping-invlpg`: `update_va_mapping` with `UVMF_INVLPG`;
 //! - `event-self-upcall`: `EVTCHNOP_send` on an IPI port bound to the
 //!   guest's own vCPU; the upcall handler runs before the send returns.
+//!
+//! With `contended` on its command line (two vCPUs, two CPUs) it times
+//! instead what a hypercall costs while another vCPU of the same domain,
+//! on the other CPU, is in the hypervisor too: `null-hypercall` and
+//! `mmu-update-1` (on one entry of the scratch window's L1) with vCPU 1
+//! spinning in the guest (`/other-spinning`), then with vCPU 1 issuing the
+//! same hypercall in a loop (`/other-same-call`; for `mmu_update`, on
+//! another entry of the same L1 table).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -106,9 +114,13 @@ mod kernel {
         report(row, cycles)
     }
 
-    pub fn main(_start: &'static StartInfo) -> ! {
+    pub fn main(start: &'static StartInfo) -> ! {
         probe::install();
-        finish(NAME, run())
+        if start.cmdline().split_whitespace().any(|w| w == "contended") {
+            finish(NAME, contended::run())
+        } else {
+            finish(NAME, run())
+        }
     }
 
     fn alloc() -> Result<Frame, Stop> {
@@ -299,5 +311,128 @@ mod kernel {
             let before = UPCALLS.load(Ordering::SeqCst);
             hc::evtchn_send(port) == 0 && UPCALLS.load(Ordering::SeqCst) == before + 1
         })
+    }
+
+    /// The `contended` rows: vCPU 1 on the other CPU, spinning in the
+    /// guest or issuing the same hypercall, while vCPU 0 times it.
+    mod contended {
+        use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+
+        use abi::ops::XENVER_VERSION;
+        use abi::xen::{DOMID_SELF, MMU_NORMAL_PT_UPDATE, MmuUpdate};
+        use pv_guest_sdk::smp;
+        use test_guests::scratch::Window;
+        use test_guests::verdict::Outcome;
+        use test_guests::{ensure, ensure_eq, fail, hc};
+
+        use super::{alloc, clear, mapping, time_each};
+
+        /// What vCPU 1 does: spin in the guest, or loop on a hypercall.
+        const SPIN: u32 = 0;
+        const NULL_CALLS: u32 = 1;
+        const MMU_CALLS: u32 = 2;
+        static MODE: AtomicU32 = AtomicU32::new(SPIN);
+        /// The mode vCPU 1 last took up (stored between two calls).
+        static ACK: AtomicU32 = AtomicU32::new(u32::MAX);
+        /// vCPU 1's hypercalls so far (it is really in them), and its
+        /// failures (which fail the run).
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        static FAILED: AtomicU64 = AtomicU64::new(0);
+        /// vCPU 1's `mmu_update`: the entry's machine address and the two
+        /// values it alternates between.
+        static ENTRY: AtomicU64 = AtomicU64::new(0);
+        static VALUES: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+        extern "C" fn other_vcpu() -> ! {
+            let mut i = 0usize;
+            loop {
+                // Between calls: what it does from here on is `mode`.
+                let mode = MODE.load(SeqCst);
+                ACK.store(mode, SeqCst);
+                let ok = match mode {
+                    NULL_CALLS => hc::xen_version_null(XENVER_VERSION) > 0,
+                    MMU_CALLS => {
+                        let req = MmuUpdate {
+                            ptr: ENTRY.load(SeqCst),
+                            val: VALUES[i % 2].load(SeqCst),
+                        };
+                        hc::mmu_update(&[req], DOMID_SELF) == (0, 1)
+                    }
+                    _ => {
+                        core::hint::spin_loop();
+                        continue;
+                    }
+                };
+                if !ok {
+                    FAILED.fetch_add(1, SeqCst);
+                }
+                CALLS.fetch_add(1, SeqCst);
+                i += 1;
+            }
+        }
+
+        /// Puts vCPU 1 in `mode` and waits until it is in it (for a
+        /// hypercall loop: until it has made a few calls in that mode).
+        fn set_mode(mode: u32) -> Outcome {
+            MODE.store(mode, SeqCst);
+            let mut spins = 0u64;
+            let mut wait = |done: &dyn Fn() -> bool| {
+                while !done() {
+                    spins += 1;
+                    if spins > 1 << 32 {
+                        return false;
+                    }
+                    core::hint::spin_loop();
+                }
+                true
+            };
+            ensure!(
+                wait(&|| ACK.load(SeqCst) == mode),
+                "vCPU 1 did not take up mode {mode}"
+            );
+            let before = CALLS.load(SeqCst);
+            ensure!(
+                mode == SPIN || wait(&|| CALLS.load(SeqCst) >= before + 10),
+                "vCPU 1 made no hypercalls in mode {mode}"
+            );
+            Ok(())
+        }
+
+        pub fn run() -> Outcome {
+            ensure!(
+                smp::vcpu_count() >= 2,
+                "contended: the domain has one vCPU (dom0_max_vcpus=2 on the host's command line)"
+            );
+            let w = match Window::new() {
+                Ok(w) => w,
+                Err(e) => fail!("setting up the scratch window: {e}"),
+            };
+            let (a, b) = (alloc()?, alloc()?);
+            ENTRY.store(w.entry_maddr(3) | MMU_NORMAL_PT_UPDATE, SeqCst);
+            VALUES[0].store(mapping(&a), SeqCst);
+            VALUES[1].store(mapping(&b), SeqCst);
+            let stack = alloc::vec![0u8; 16 * 1024].leak();
+            if let Err(e) = smp::start_vcpu(1, other_vcpu, stack) {
+                fail!("starting vCPU 1: {e}");
+            }
+            let version = hc::xen_version_null(XENVER_VERSION);
+            let null = || hc::xen_version_null(XENVER_VERSION) == version;
+            let ptr = w.entry_maddr(1) | MMU_NORMAL_PT_UPDATE;
+            let mmu = |i: usize| {
+                let val = mapping(if i.is_multiple_of(2) { &a } else { &b });
+                hc::mmu_update(&[MmuUpdate { ptr, val }], DOMID_SELF) == (0, 1)
+            };
+            set_mode(SPIN)?;
+            time_each("null-hypercall/other-spinning", |_| null())?;
+            time_each("mmu-update-1/other-spinning", mmu)?;
+            set_mode(NULL_CALLS)?;
+            time_each("null-hypercall/other-same-call", |_| null())?;
+            set_mode(MMU_CALLS)?;
+            time_each("mmu-update-1/other-same-call", mmu)?;
+            set_mode(SPIN)?;
+            ensure_eq!(FAILED.load(SeqCst), 0, "vCPU 1's failed hypercalls");
+            clear(&w, 1, 1)?;
+            clear(&w, 3, 1)
+        }
     }
 }
