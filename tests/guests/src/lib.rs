@@ -1227,6 +1227,28 @@ pub mod hc {
         }
     }
 
+    /// `mmu_update` of `count` requests at `va`, an address in the
+    /// scratch window (`crate::scratch`), where the requests may run into
+    /// an unmapped page.
+    pub fn mmu_update_at(va: u64, count: u32) -> (i64, u32) {
+        assert!(
+            crate::scratch::contains(va),
+            "{va:#x} is not in the scratch window"
+        );
+        let mut done = u32::MAX;
+        #[allow(unsafe_code)]
+        // SAFETY: the requests lie in the scratch window, which no Rust
+        // object occupies; `done` is live. The tests' requests target the
+        // scratch window's L1.
+        let ret = unsafe {
+            hypercall(
+                Hypercall::MmuUpdate as u32,
+                [va, count.into(), addr_mut(&mut done), DOMID_SELF as u64, 0],
+            )
+        };
+        (ret, done)
+    }
+
     /// `update_va_mapping` of an address in the hypervisor's hole, which
     /// the guest does not own (the hypervisor must refuse).
     pub fn update_va_mapping_in_hole(va: u64, pte: u64) -> i64 {

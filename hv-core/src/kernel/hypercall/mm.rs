@@ -121,19 +121,8 @@ impl Batch {
         let mut start = 0;
         while start < count {
             let end = (start + CHUNK).min(count);
-            let mut chunk = [MmuUpdate::default(); CHUNK as usize];
-            let mut read = 0;
-            let mut fault = false;
-            for i in start..end {
-                match requests.at(i).and_then(|at| at.read()) {
-                    Ok(req) => chunk[(i - start) as usize] = req,
-                    Err(_) => {
-                        fault = true;
-                        break;
-                    }
-                }
-                read += 1;
-            }
+            let (chunk, fault) = read_chunk(requests, start, end);
+            let read = chunk.len() as u64;
             let ended = memory::with_frame_table(|ft| {
                 hv_core::batch::run(start, start + read, super::spend, |i| {
                     mmu_update_one(ft, chunk[(i - start) as usize], caller, pg_owner)?;
@@ -178,6 +167,36 @@ impl Batch {
 
 /// One `mmu_update` request; page tables are the caller's, mapped frames
 /// and M2P entries `pg_owner`'s.
+/// Requests `start..end` of `requests`, copied in with one guest copy;
+/// if that faults, one at a time up to the first that cannot be read
+/// (`true`: the batch ends there with `-EFAULT`, after those before it).
+fn read_chunk(
+    requests: guest::GuestArray<MmuUpdate>,
+    start: u64,
+    end: u64,
+) -> (heapless::Vec<MmuUpdate, { CHUNK as usize }>, bool) {
+    let mut chunk = heapless::Vec::new();
+    // Zeroes only the requests of this chunk (one, for a single update).
+    let _ = chunk.resize_default((end - start) as usize);
+    let whole = requests
+        .at(start)
+        .and_then(|first| requests.at(end - 1).map(|_| first))
+        .and_then(|first| guest::read_bytes(chunk.as_mut_bytes(), first.va()));
+    if whole.is_ok() {
+        return (chunk, false);
+    }
+    chunk.clear();
+    for i in start..end {
+        match requests.at(i).and_then(|at| at.read()) {
+            Ok(req) => {
+                let _ = chunk.push(req);
+            }
+            Err(_) => return (chunk, true),
+        }
+    }
+    (chunk, false)
+}
+
 /// Inside the batch's frame-table critical section (`ft`).
 #[inline(always)]
 fn mmu_update_one(

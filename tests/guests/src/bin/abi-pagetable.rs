@@ -20,7 +20,8 @@
 //!   ways), written and read through that mapping and the physmap, then
 //!   unmapped (the next access faults);
 //! - a batch with a good request and a bad one: the good one applied,
-//!   `done` = 1;
+//!   `done` = 1; the same when the second request cannot be read (it lies
+//!   in an unmapped page): -EFAULT after the first;
 //! - read-only mappings of its own page tables;
 //! - an L1 built by the guest, pinned, and unpinned (after which a
 //!   writable mapping is fine again).
@@ -276,6 +277,57 @@ mod kernel {
             "unmapping the good request's page"
         );
         mm::free_frame(f);
+        unreadable_request(w)
+    }
+
+    /// A batch whose first request is the last 16 bytes of a mapped page
+    /// and whose second lies in the unmapped page after it: the first is
+    /// applied, then -EFAULT with `done` = 1 (Xen copies each request in
+    /// on its own; hv-core copies a chunk at once and, when that faults,
+    /// one at a time to find where).
+    fn unreadable_request(w: &Window) -> Outcome {
+        let (requests, data) = (alloc()?, alloc()?);
+        if frame::write_word(&data, 0, 0xbeef).is_err() {
+            fail!("writing a fresh frame through the physmap faulted");
+        }
+        // (Not page 21: Xen reads each request after applying the one
+        // before, so mapping 21 would make the second readable there.)
+        let first = [w.entry_maddr(22), pte::entry(data.mfn, pte::KERNEL_RO)];
+        for (i, word) in first.into_iter().enumerate() {
+            if frame::write_word(&requests, 510 + i, word).is_err() {
+                fail!("writing the request frame through the physmap faulted");
+            }
+        }
+        ensure_eq!(
+            hc::update_va_mapping(
+                w.va(20),
+                pte::entry(requests.mfn, pte::KERNEL_RO),
+                UVMF_INVLPG
+            ),
+            0,
+            "mapping the request page"
+        );
+        ensure!(
+            probe::read(w.va(21)).is_err(),
+            "the page after the requests is mapped"
+        );
+        let (ret, done) = hc::mmu_update_at(w.va(20) + 4096 - 16, 2);
+        ensure_eq!(ret, EFAULT, "mmu_update [good, unreadable]");
+        ensure_eq!(done, 1, "mmu_update [good, unreadable]: done");
+        ensure_eq!(
+            probe::read(w.va(22)).ok(),
+            Some(0xbeef),
+            "the good request's mapping"
+        );
+        for page in [22, 20] {
+            ensure_eq!(
+                hc::update_va_mapping(w.va(page), 0, UVMF_INVLPG),
+                0,
+                "unmapping scratch page {page}"
+            );
+        }
+        mm::free_frame(requests);
+        mm::free_frame(data);
         Ok(())
     }
 
