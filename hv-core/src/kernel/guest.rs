@@ -229,8 +229,6 @@ fn create_bounce_frame(
         toggle_guest_mode(d, v);
         d.vcpus[v].kernel_sp
     };
-    let sp = sp & !0xf;
-
     let info = d.vcpu_info(v);
     // Plain loads and stores (as Xen's): the guest reads these on this
     // CPU after the bounce, and a sender elsewhere sets the pending flag
@@ -242,6 +240,21 @@ fn create_bounce_frame(
         info.u8(UPCALL_MASK)
             .store(1, core::sync::atomic::Ordering::Relaxed);
     }
+    write_bounce_frame(frame, sp, cs, saved_mask, bounce)
+}
+
+/// The frame-writing half of [`create_bounce_frame`]: the frame on the
+/// guest kernel stack below `sp`, with `cs` as the saved CS and
+/// `saved_mask` the upcall mask before the bounce.
+#[inline(always)]
+fn write_bounce_frame(
+    frame: &mut TrapFrame,
+    sp: u64,
+    cs: u64,
+    saved_mask: u8,
+    bounce: Bounce,
+) -> Result<(), &'static str> {
+    let sp = sp & !0xf;
     let mut rflags = frame.rflags & !(RFLAGS_IF | RFLAGS_IOPL);
     if saved_mask == 0 {
         rflags |= RFLAGS_IF;
@@ -624,9 +637,56 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
     exit_slow(frame);
 }
 
+/// The commonest upcall, without the domain's lock: to a vCPU in guest
+/// kernel mode (no switch of page tables or stacks) on a plain frame,
+/// with events unmasked and a callback registered. Everything it needs is
+/// in this CPU's block: the mode, the vcpu_info's address and the event
+/// callback (`percpu::set_guest`, kept by the scheduler and by the
+/// callback registrations of the held vCPU itself). False: the slow path
+/// decides (and kills the guest if its stack cannot take the frame).
+#[inline(always)]
+fn upcall_in_kernel_mode(frame: &mut TrapFrame) -> bool {
+    let me = crate::arch::percpu::current();
+    let target = me.guest_event_callback();
+    let plain = selectors_ok(frame)
+        && frame.cs as u16 == FLAT_RING3_CS64
+        && is_canonical(frame.rip)
+        && is_canonical(frame.rsp);
+    if !plain || target == 0 || !me.guest_kernel_mode() {
+        return false;
+    }
+    let Some([pending, mask]) = crate::arch::shared::held_vcpu_info_pair(UPCALL_PENDING) else {
+        return false;
+    };
+    if pending == 0 || mask != 0 {
+        return false;
+    }
+    // The mask goes up before the frame is written, as in
+    // `create_bounce_frame`; should the write fail, the slow path finds
+    // the mask up, delivers nothing and the guest goes on masked (it
+    // would be killed anyway for the stack it cannot bounce on).
+    let _ = crate::arch::shared::store_held_vcpu_info_u8(UPCALL_MASK, 1);
+    let bounce = Bounce {
+        target,
+        error_code: None,
+        mask_events: true,
+        failsafe: false,
+    };
+    let cs = frame.cs & !3;
+    let sp = frame.rsp;
+    if write_bounce_frame(frame, sp, cs, 0, bounce).is_ok() {
+        return true;
+    }
+    let _ = crate::arch::shared::store_held_vcpu_info_u8(UPCALL_MASK, 0);
+    false
+}
+
 /// [`exit_to_guest`] when the frame needs fixing or an upcall is due.
 #[inline(never)]
 fn exit_slow(frame: &mut TrapFrame) {
+    if upcall_in_kernel_mode(frame) {
+        return;
+    }
     let v = domain::current_vcpu_index();
     let result = domain::with_current(|d| {
         if !selectors_ok(frame) {

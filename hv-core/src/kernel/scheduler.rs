@@ -227,7 +227,11 @@ pub fn tick(now: u64) {
 pub fn start(now: u64) {
     domain::with(0, |d| {
         d.vcpus[0].runstate.enter(RUNSTATE_RUNNING, now);
-        percpu::current().set_guest(d.vcpus[0].kernel_mode, d.vcpu_info(0).maddr());
+        percpu::current().set_guest(
+            d.vcpus[0].kernel_mode,
+            d.vcpu_info(0).maddr(),
+            d.vcpus[0].callbacks.event,
+        );
         // dom0's builder loaded its tables (`dom0::build`).
         percpu::current().set_root_domain(Some(0));
     });
@@ -483,7 +487,7 @@ fn release(frame: &TrapFrame, from: VcpuRef, cpu: usize) {
         }
         vcpu.on_cpu = None;
         vcpu.last_cpu = cpu;
-        percpu::current().set_guest(false, 0);
+        percpu::current().set_guest(false, 0, 0);
         // Work for an idle CPU: a preempted vCPU, or one this CPU may no
         // longer run (its affinity changed), moves to one.
         if resting_state(d, from.vcpu) == RUNSTATE_RUNNABLE {
@@ -520,7 +524,11 @@ fn load(frame: &mut TrapFrame, to: VcpuRef) {
         // Selectors first: loading FS and GS resets their bases.
         vcpu.selectors.load();
         pv::load_segment_bases(&vcpu.segment_bases());
-        percpu::current().set_guest(vcpu.kernel_mode, d.vcpu_info(to.vcpu).maddr());
+        percpu::current().set_guest(
+            vcpu.kernel_mode,
+            d.vcpu_info(to.vcpu).maddr(),
+            vcpu.callbacks.event,
+        );
     })
     .expect("the chosen domain exists");
 }

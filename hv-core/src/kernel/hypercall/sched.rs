@@ -301,7 +301,11 @@ fn register_vcpu_info(request: &mut VcpuRegisterVcpuInfo, vcpu: Vcpu) -> Result<
         new.u8(guest::UPCALL_PENDING).store(1, SeqCst);
         if vcpu.0 == me {
             // The exit path reads the upcall flags through this CPU's block.
-            crate::arch::percpu::current().set_guest(d.vcpus[me].kernel_mode, new.maddr());
+            crate::arch::percpu::current().set_guest(
+                d.vcpus[me].kernel_mode,
+                new.maddr(),
+                d.vcpus[me].callbacks.event,
+            );
         }
         scheduler::notify(d, vcpu.0);
         Ok(0)

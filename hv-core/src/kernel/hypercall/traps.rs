@@ -85,6 +85,9 @@ impl SetCallbacks {
             c.failsafe = self.failsafe;
             c.syscall = self.syscall;
         });
+        // The exit path reads the held vCPU's event callback from this
+        // CPU's block.
+        crate::arch::percpu::current().set_guest_event_callback(self.event);
         Ok(0)
     }
 }
@@ -117,7 +120,11 @@ fn set_callback(kind: u16, address: u64, mask_events: bool) -> Result<i64, Errno
     domain::with_current_vcpu(|v| {
         let c = &mut v.callbacks;
         match kind {
-            CALLBACKTYPE_EVENT => c.event = address,
+            CALLBACKTYPE_EVENT => {
+                c.event = address;
+                // As in `SetCallbacks::handle`: the exit path's copy.
+                crate::arch::percpu::current().set_guest_event_callback(address);
+            }
             CALLBACKTYPE_FAILSAFE => {
                 c.failsafe = address;
                 c.failsafe_masks_events = mask_events;

@@ -61,6 +61,9 @@ pub struct PerCpu {
     /// (Xen's dirty-CPU mask, kept per CPU).
     root_domain: AtomicU32,
     guest_vcpu_info: AtomicU64,
+    /// The held vCPU's event callback (see `set_guest`): an upcall to a
+    /// vCPU in guest kernel mode is bounced without its domain's lock.
+    guest_event_callback: AtomicU64,
 }
 
 /// `gs:` offsets the entry assembly uses.
@@ -84,6 +87,7 @@ impl PerCpu {
             guest_kernel_mode: AtomicBool::new(false),
             root_domain: AtomicU32::new(0),
             guest_vcpu_info: AtomicU64::new(0),
+            guest_event_callback: AtomicU64::new(0),
         }
     }
 
@@ -102,11 +106,26 @@ impl PerCpu {
         self.guest_vcpu_info.load(Ordering::Relaxed)
     }
 
+    /// The held vCPU's event callback (0: none registered, or no vCPU
+    /// held).
+    #[inline(always)]
+    pub fn guest_event_callback(&self) -> u64 {
+        self.guest_event_callback.load(Ordering::Relaxed)
+    }
+
+    /// The held vCPU registered `address` as its event callback.
+    pub fn set_guest_event_callback(&self, address: u64) {
+        self.guest_event_callback.store(address, Ordering::Relaxed);
+    }
+
     /// What this CPU now holds: a vCPU in `kernel` mode whose vcpu_info
-    /// is at machine address `vcpu_info`, or (0) nothing.
-    pub fn set_guest(&self, kernel: bool, vcpu_info: u64) {
+    /// is at machine address `vcpu_info` and whose event callback is
+    /// `event_callback`, or (0) nothing.
+    pub fn set_guest(&self, kernel: bool, vcpu_info: u64, event_callback: u64) {
         self.guest_kernel_mode.store(kernel, Ordering::Relaxed);
         self.guest_vcpu_info.store(vcpu_info, Ordering::Relaxed);
+        self.guest_event_callback
+            .store(event_callback, Ordering::Relaxed);
     }
 
     /// Records whose page tables this CPU is about to load (`None`:
