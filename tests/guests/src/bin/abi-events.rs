@@ -8,7 +8,12 @@
 //! - `EVTCHNOP_status` of IPI, VIRQ and closed ports; after `close`, `send`
 //!   and `status` of the port behave as for a closed port (-EINVAL and
 //!   EVTCHNSTAT_closed); ports past the 4096 of the 2-level ABI give
-//!   -EINVAL.
+//!   -EINVAL;
+//! - a newly registered event callback takes effect at once: after
+//!   `callback_op` puts a stub in front of the SDK's entry, the next upcall
+//!   (a one-shot timer already due, raised on the way out of the
+//!   `set_timer_op` that armed it) enters the stub (hv-core keeps a copy of the callback for upcalls without
+//!   the domain's lock: a stale copy would enter the old one).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -23,7 +28,9 @@ mod kernel {
     use abi::event_channel::{
         EVTCHNSTAT_CLOSED, EVTCHNSTAT_IPI, EVTCHNSTAT_VIRQ, Port, VIRQ_TIMER,
     };
+    use pv_guest_sdk::time::now_ns;
     use pv_guest_sdk::{StartInfo, events, hypercall, println};
+    use test_guests::preempt;
     use test_guests::verdict::{Outcome, finish};
     use test_guests::{ensure, ensure_eq, fail, hc};
 
@@ -88,7 +95,33 @@ mod kernel {
             !UNMASKED_IN_HANDLER.load(Ordering::SeqCst),
             "a handler ran with events unmasked"
         );
+        new_callback()?;
         println!("{NAME}: IPI port {port}: send, port mask, vCPU mask, status, close");
+        Ok(())
+    }
+
+    /// The upcall after a new `callback_op` registration enters the new
+    /// callback (the preempt probe's stub, which notes where it found the
+    /// guest and goes on into the SDK's entry).
+    fn new_callback() -> Outcome {
+        const MS: u64 = 1_000_000;
+        if let Err(what) = preempt::install() {
+            fail!("{what} failed");
+        }
+        // Due at once (a deadline already past, not 0, which cancels):
+        // the upcall comes on the way out of this very hypercall, before
+        // anything else could have refreshed a copy of the callback.
+        if let Err(what) = preempt::arm(now_ns()) {
+            fail!("{what} failed");
+        }
+        let start = now_ns();
+        while preempt::upcall().is_none() && now_ns() - start < 2_000 * MS {
+            core::hint::spin_loop();
+        }
+        ensure!(
+            preempt::upcall().is_some(),
+            "the timer's upcall did not enter the event callback registered last"
+        );
         Ok(())
     }
 
