@@ -249,10 +249,18 @@ pub fn run(args: &[String]) -> Result<i32> {
     // Interleaved: each round runs every host once, the order turned
     // round each time (A B C, C B A, ...), so a machine that slows down
     // or speeds up during the run does not favour one column.
-    let mut per_round: Vec<Vec<Rows>> = vec![Vec::new(); hosts.len()];
     // The contended rows (two CPUs) in the same rounds, right after each
-    // host's micro run.
-    let mut contended: Vec<Vec<Rows>> = vec![Vec::new(); hosts.len()];
+    // host's micro run (only the default guest has them).
+    let variants: &[(Variant, &str)] = if guest == DEFAULT_GUEST {
+        &[
+            (Variant::Micro, ""),
+            (Variant::Contended, " contended (2 CPUs)"),
+        ]
+    } else {
+        &[(Variant::Micro, "")]
+    };
+    // Per variant, per host, per round.
+    let mut results: Vec<Vec<Vec<Rows>>> = vec![vec![Vec::new(); hosts.len()]; variants.len()];
     let mut clean = true;
     for round in 0..rounds {
         let order: Vec<usize> = if round % 2 == 0 {
@@ -262,35 +270,18 @@ pub fn run(args: &[String]) -> Result<i32> {
         };
         for h in order {
             let host = &hosts[h];
-            eprintln!(
-                "xtask: bench `{guest}` on {} (round {} of {rounds})",
-                host.title,
-                round + 1
-            );
-            let rows = bench_on(host, &guest, accel, Variant::Micro)?;
-            clean &= rows.1;
-            per_round[h].push(rows.0);
-            if guest == DEFAULT_GUEST {
+            for (&(variant, label), per_host) in variants.iter().zip(&mut results) {
                 eprintln!(
-                    "xtask: bench `{guest}` contended (2 CPUs) on {} (round {} of {rounds})",
+                    "xtask: bench `{guest}`{label} on {} (round {} of {rounds})",
                     host.title,
                     round + 1
                 );
-                let rows = bench_on(host, &guest, accel, Variant::Contended)?;
+                let rows = bench_on(host, &guest, accel, variant)?;
                 clean &= rows.1;
-                contended[h].push(rows.0);
+                per_host[h].push(rows.0);
             }
         }
     }
-    let combined: Vec<Rows> = per_round.iter().map(|r| combine(r)).collect();
-    let groups: Vec<Column> = hosts
-        .iter()
-        .zip(&combined)
-        .map(|(host, rows)| Column {
-            title: &host.title,
-            rows,
-        })
-        .collect();
     println!(
         "bench `{guest}`: host CPU {}, {} ({}), {rounds} interleaved round{}: \
          min is the least of the rounds' minimums, median the median of their medians",
@@ -302,41 +293,14 @@ pub fn run(args: &[String]) -> Result<i32> {
         },
         if rounds == 1 { "" } else { "s" }
     );
-    print!("{}", format_table(&groups));
-    // Ratios of the first column to each other, round by round (a round's
-    // columns ran minutes apart at most), with their spread.
-    let pairs: Vec<(String, Vec<Rows>)> = hosts[1..]
-        .iter()
-        .zip(&per_round[1..])
-        .map(|(host, rounds)| (format!("hv-core / {}", host.title), rounds.clone()))
-        .collect();
-    println!();
-    println!("ratios of the rounds' min ns: median [least - most] over {rounds} rounds");
-    print!("{}", format_ratio_table(&per_round[0], &pairs));
-    if guest == DEFAULT_GUEST {
-        let combined: Vec<Rows> = contended.iter().map(|r| combine(r)).collect();
-        let groups: Vec<Column> = hosts
-            .iter()
-            .zip(&combined)
-            .map(|(host, rows)| Column {
-                title: &host.title,
-                rows,
-            })
-            .collect();
+    print_rounds(&hosts, &results[0], rounds);
+    if let Some(contended) = results.get(1) {
         println!();
         println!(
             "hypercall cost under concurrency: two CPUs, a domain of two vCPUs; \
              vCPU 0 times the call while vCPU 1 spins in the guest or makes the same call"
         );
-        print!("{}", format_table(&groups));
-        let pairs: Vec<(String, Vec<Rows>)> = hosts[1..]
-            .iter()
-            .zip(&contended[1..])
-            .map(|(host, rounds)| (format!("hv-core / {}", host.title), rounds.clone()))
-            .collect();
-        println!();
-        println!("ratios of the rounds' min ns: median [least - most] over {rounds} rounds");
-        print!("{}", format_ratio_table(&contended[0], &pairs));
+        print_rounds(&hosts, contended, rounds);
     }
     // The same dom0 and guests run on every host: our toolstack uses only
     // Xen's domctl/sysctl and memory, event-channel and grant-table ABI.
@@ -902,6 +866,30 @@ pub fn format_value_table(titles: &[&str], columns: &[Vec<(String, String)>]) ->
 
 /// Boots the bench guest on `host`: its rows, and whether the run was
 /// clean (some rows, then power-off).
+/// Prints the table of `per_round` (each host's rounds, combined) and the
+/// ratios of the first column to each other, round by round (a round's
+/// columns ran minutes apart at most), with their spread.
+fn print_rounds(hosts: &[Host], per_round: &[Vec<Rows>], rounds: usize) {
+    let combined: Vec<Rows> = per_round.iter().map(|r| combine(r)).collect();
+    let groups: Vec<Column> = hosts
+        .iter()
+        .zip(&combined)
+        .map(|(host, rows)| Column {
+            title: &host.title,
+            rows,
+        })
+        .collect();
+    print!("{}", format_table(&groups));
+    let pairs: Vec<(String, Vec<Rows>)> = hosts[1..]
+        .iter()
+        .zip(&per_round[1..])
+        .map(|(host, rounds)| (format!("hv-core / {}", host.title), rounds.clone()))
+        .collect();
+    println!();
+    println!("ratios of the rounds' min ns: median [least - most] over {rounds} rounds");
+    print!("{}", format_ratio_table(&per_round[0], &pairs));
+}
+
 /// How the bench guest runs: the micro rows on one CPU, or the
 /// `contended` rows (a hypercall's cost while the domain's other vCPU,
 /// on the other CPU, spins or makes the same call) on two.

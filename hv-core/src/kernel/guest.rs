@@ -634,37 +634,31 @@ pub fn exit_to_guest(frame: &mut TrapFrame) {
     if plain_frame && matches!(upcall, Some([pending, mask]) if pending == 0 || mask != 0) {
         return;
     }
-    exit_slow(frame);
+    exit_slow(frame, plain_frame, upcall);
 }
 
 /// The commonest upcall, without the domain's lock: to a vCPU in guest
-/// kernel mode (no switch of page tables or stacks) on a plain frame,
-/// with events unmasked and a callback registered. Everything it needs is
-/// in this CPU's block: the mode, the vcpu_info's address and the event
-/// callback (`percpu::set_guest`, kept by the scheduler and by the
-/// callback registrations of the held vCPU itself). False: the slow path
-/// decides (and kills the guest if its stack cannot take the frame).
+/// kernel mode (no switch of page tables or stacks) on a frame
+/// [`exit_to_guest`] found plain, 64-bit, with events unmasked (`upcall`:
+/// its look at the pending and mask flags) and a callback registered.
+/// Everything it needs is in this CPU's block: the mode, the vcpu_info's
+/// address and the event callback (`percpu::set_guest`, kept by the
+/// scheduler and by the callback registrations of the held vCPU itself).
+/// False: the slow path decides (and kills the guest if its stack cannot
+/// take the frame).
 #[inline(always)]
-fn upcall_in_kernel_mode(frame: &mut TrapFrame) -> bool {
+fn upcall_in_kernel_mode(frame: &mut TrapFrame, upcall: Option<[u8; 2]>) -> bool {
     let me = crate::arch::percpu::current();
     let target = me.guest_event_callback();
-    let plain = selectors_ok(frame)
-        && frame.cs as u16 == FLAT_RING3_CS64
-        && is_canonical(frame.rip)
-        && is_canonical(frame.rsp);
-    if !plain || target == 0 || !me.guest_kernel_mode() {
+    if frame.cs as u16 != FLAT_RING3_CS64 || target == 0 || !me.guest_kernel_mode() {
         return false;
     }
-    let Some([pending, mask]) = crate::arch::shared::held_vcpu_info_pair(UPCALL_PENDING) else {
-        return false;
-    };
-    if pending == 0 || mask != 0 {
+    if !matches!(upcall, Some([pending, 0]) if pending != 0) {
         return false;
     }
     // The mask goes up before the frame is written, as in
-    // `create_bounce_frame`; should the write fail, the slow path finds
-    // the mask up, delivers nothing and the guest goes on masked (it
-    // would be killed anyway for the stack it cannot bounce on).
+    // `create_bounce_frame`; should the write fail, it goes down again
+    // and the slow path decides (with the lock, as for any frame).
     let _ = crate::arch::shared::store_held_vcpu_info_u8(UPCALL_MASK, 1);
     let bounce = Bounce {
         target,
@@ -681,10 +675,11 @@ fn upcall_in_kernel_mode(frame: &mut TrapFrame) -> bool {
     false
 }
 
-/// [`exit_to_guest`] when the frame needs fixing or an upcall is due.
+/// [`exit_to_guest`] when the frame needs fixing or an upcall is due;
+/// `plain_frame` and `upcall` are what it found.
 #[inline(never)]
-fn exit_slow(frame: &mut TrapFrame) {
-    if upcall_in_kernel_mode(frame) {
+fn exit_slow(frame: &mut TrapFrame, plain_frame: bool, upcall: Option<[u8; 2]>) {
+    if plain_frame && upcall_in_kernel_mode(frame, upcall) {
         return;
     }
     let v = domain::current_vcpu_index();

@@ -168,7 +168,8 @@ pub fn clear_l1(dom: u16, slot: L1Slot, expected: Mfn, pg_owner: u16) -> Result<
 /// critical section, since the tables it releases may be what this entry
 /// maps. That work or an L2-L4 entry may end in `Errno::Restart` (the
 /// budget ran out): the caller repeats the request. Inside the caller's
-/// frame-table critical section (`mmu_update` holds it for its batch).
+/// frame-table critical section (`mmu_update` holds it for a chunk of
+/// requests).
 #[inline(always)]
 pub fn write_entry_in(
     ft: &mut FrameTable,

@@ -57,26 +57,44 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Applies `each` to the requests in order, stopping at the first
-    /// error, and reports how many succeeded (if the guest asked).
-    /// `pg_owner` is Xen's: whose frames the requests map or pin
-    /// (`domain::resolve` of `foreigndom`, taken by the caller before
-    /// any service lock).
-    fn run<T: FromBytes + IntoBytes>(
-        self,
-        pg_owner: u16,
-        mut each: impl FnMut(T, u16) -> Result<(), Errno>,
-    ) -> Result<i64, Errno> {
-        // A batch resumed after preemption carries Xen's flag in `count`
-        // and adds to the `done` the earlier part wrote.
+    /// The requests this pass covers and the `done` count so far: a batch
+    /// resumed after preemption carries Xen's flag in `count` and adds to
+    /// the `done` the earlier part wrote.
+    fn resume(self) -> Result<(u64, u32), Errno> {
         let resumed = self.count & PREEMPTED != 0;
-        let count = self.count & !PREEMPTED;
-        let mut done = if resumed && self.done != 0 {
+        let done = if resumed && self.done != 0 {
             guest::read::<u32>(self.done)?
         } else {
             0
         };
-        let requests = guest::GuestArray::<T>::new(self.base, count.into());
+        Ok((u64::from(self.count & !PREEMPTED), done))
+    }
+
+    /// The continuation's arguments: the rest of the `count` requests
+    /// from request `i`, which is at `va`.
+    fn rest(self, count: u64, i: u64, va: u64) -> [u64; 6] {
+        let rest = (count - i) | u64::from(PREEMPTED);
+        [va, rest, self.done, self.foreigndom.into(), 0, 0]
+    }
+
+    /// Writes how many requests succeeded, if the guest asked.
+    fn report(self, done: u32) -> Result<(), Errno> {
+        if self.done != 0 {
+            guest::write(self.done, &done)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `each` to the requests in order, stopping at the first
+    /// error, and reports how many succeeded (if the guest asked).
+    fn run<T: FromBytes + IntoBytes>(
+        self,
+        mut each: impl FnMut(T, u16) -> Result<(), Errno>,
+    ) -> Result<i64, Errno> {
+        // Xen's `pg_owner`: whose frames the requests map or pin.
+        let pg_owner = domain::resolve(self.foreigndom)?;
+        let (count, mut done) = self.resume()?;
+        let requests = guest::GuestArray::<T>::new(self.base, count);
         let result = super::batch(
             requests,
             0,
@@ -86,14 +104,9 @@ impl Batch {
                 Ok(super::Step::Next)
             },
             // The rest of the batch, from the request not done.
-            |i, at| {
-                let rest = (u64::from(count) - i) | u64::from(PREEMPTED);
-                [at.va(), rest, self.done, self.foreigndom.into(), 0, 0]
-            },
+            |i, at| self.rest(count, i, at.va()),
         );
-        if self.done != 0 {
-            guest::write(self.done, &done)?;
-        }
+        self.report(done)?;
         result.map(|_| 0)
     }
 
@@ -108,14 +121,9 @@ impl Batch {
     /// ends the batch with `-EFAULT` after the ones before it are done.
     pub fn mmu_update(self) -> Result<i64, Errno> {
         let caller = domain::current_id();
+        // Resolved before the frame table's lock (domain locks first).
         let pg_owner = domain::resolve(self.foreigndom)?;
-        let resumed = self.count & PREEMPTED != 0;
-        let count = u64::from(self.count & !PREEMPTED);
-        let mut done = if resumed && self.done != 0 {
-            guest::read::<u32>(self.done)?
-        } else {
-            0
-        };
+        let (count, mut done) = self.resume()?;
         let requests = guest::GuestArray::<MmuUpdate>::new(self.base, count);
         let mut result = Ok(0);
         let mut start = 0;
@@ -138,9 +146,7 @@ impl Batch {
                 }
                 Ok(super::Ended::Preempted { at }) => {
                     // The rest of the batch, from the request not done.
-                    let rest = (count - at) | u64::from(PREEMPTED);
-                    let from = requests.at(at)?.va();
-                    super::continue_with([from, rest, self.done, self.foreigndom.into(), 0, 0]);
+                    super::continue_with(self.rest(count, at, requests.at(at)?.va()));
                     break;
                 }
                 Err(e) => {
@@ -149,9 +155,7 @@ impl Batch {
                 }
             }
         }
-        if self.done != 0 {
-            guest::write(self.done, &done)?;
-        }
+        self.report(done)?;
         // dom0 unmapping its window may release a dying domain (one load
         // when none is dying).
         crate::lifecycle::reap_all();
@@ -160,13 +164,10 @@ impl Batch {
 
     /// `mmuext_op(ops, count, done, foreigndom)`.
     pub fn mmuext_op(self) -> Result<i64, Errno> {
-        let pg_owner = domain::resolve(self.foreigndom)?;
-        self.run(pg_owner, one_ext)
+        self.run(one_ext)
     }
 }
 
-/// One `mmu_update` request; page tables are the caller's, mapped frames
-/// and M2P entries `pg_owner`'s.
 /// Requests `start..end` of `requests`, copied in with one guest copy;
 /// if that faults, one at a time up to the first that cannot be read
 /// (`true`: the batch ends there with `-EFAULT`, after those before it).
@@ -197,7 +198,9 @@ fn read_chunk(
     (chunk, false)
 }
 
-/// Inside the batch's frame-table critical section (`ft`).
+/// One `mmu_update` request; page tables are the caller's, mapped frames
+/// and M2P entries `pg_owner`'s. Inside the chunk's frame-table critical
+/// section (`ft`).
 #[inline(always)]
 fn mmu_update_one(
     ft: &mut FrameTable,

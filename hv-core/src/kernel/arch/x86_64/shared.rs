@@ -44,29 +44,38 @@ pub struct SharedPage {
     mfn: Mfn,
 }
 
+/// The direct-map address of bytes `field..field + len` of the vcpu_info
+/// of the vCPU this CPU holds, or `None` when it holds none: for the
+/// held vCPU's paths that need nothing else of its domain, so take no
+/// lock. What it points at: the vcpu_info of the vCPU this CPU holds (the
+/// scheduler sets the address when it loads the vCPU, the registration
+/// when the vCPU moves it, and clears it when it gives the vCPU back), a
+/// slot of the domain's shared_info page or a registered frame
+/// ([`VcpuInfoFrame`]). Both live until the domain is destroyed, and
+/// destroying waits until no CPU holds its vCPUs
+/// (`scheduler::take_off_cpus`) before either goes; the direct map covers
+/// them, and hv-core reaches them only through atomics.
+#[inline(always)]
+fn held_vcpu_info_field(field: usize, len: usize) -> Option<*mut u8> {
+    let maddr = super::percpu::current().guest_vcpu_info();
+    if maddr == 0 {
+        return None;
+    }
+    assert!(field.is_multiple_of(len) && field + len <= VCPU_INFO_BYTES);
+    Some(byte_of(maddr >> 12, (maddr & 0xfff) as usize + field))
+}
+
 /// The two bytes at `field` and `field + 1` (one aligned 16-bit load: a
 /// vCPU's upcall-pending and upcall-mask flags) of the vcpu_info of the
 /// vCPU this CPU holds, or `None` when it holds none. For the exit path's
 /// look at the upcall flags without the domain's lock.
 #[inline(always)]
 pub fn held_vcpu_info_pair(field: usize) -> Option<[u8; 2]> {
-    let maddr = super::percpu::current().guest_vcpu_info();
-    if maddr == 0 {
-        return None;
-    }
-    assert!(field.is_multiple_of(2) && field + 2 <= VCPU_INFO_BYTES);
-    // SAFETY: `maddr` is the vcpu_info of the vCPU this CPU holds (the
-    // scheduler sets it when it loads the vCPU, the registration when the
-    // vCPU moves it, and clears it when it gives the vCPU back): a slot
-    // of the domain's shared_info page or a registered frame
-    // ([`VcpuInfoFrame`]). Both live until the domain is destroyed, and
-    // destroying waits until no CPU holds its vCPUs
-    // (`scheduler::take_off_cpus`) before either goes. The direct map
-    // covers them, hv-core reaches them only through atomics, and the
-    // two bytes are inside the 8-aligned vcpu_info, 2-aligned.
-    let pair = unsafe {
-        AtomicU16::from_ptr(byte_of(maddr >> 12, (maddr & 0xfff) as usize + field).cast())
-    };
+    let at = held_vcpu_info_field(field, 2)?;
+    // SAFETY: the held vCPU's vcpu_info, live while this CPU holds the
+    // vCPU and reached only as atomics (`held_vcpu_info_field`); the two
+    // bytes are inside the 8-aligned vcpu_info, 2-aligned.
+    let pair = unsafe { AtomicU16::from_ptr(at.cast()) };
     Some(
         pair.load(core::sync::atomic::Ordering::SeqCst)
             .to_le_bytes(),
@@ -74,24 +83,18 @@ pub fn held_vcpu_info_pair(field: usize) -> Option<[u8; 2]> {
 }
 
 /// Stores `value` (sequentially consistent) in the byte at `field` of the
-/// vcpu_info of the vCPU this CPU holds; false when it holds none. For
-/// the held vCPU's paths that need nothing else of its domain (an iret
-/// within guest kernel mode restoring the upcall mask).
+/// vcpu_info of the vCPU this CPU holds; false when it holds none (an
+/// iret within guest kernel mode restoring the upcall mask, an upcall
+/// raising it).
 #[inline(always)]
 pub fn store_held_vcpu_info_u8(field: usize, value: u8) -> bool {
-    let maddr = super::percpu::current().guest_vcpu_info();
-    if maddr == 0 {
+    let Some(at) = held_vcpu_info_field(field, 1) else {
         return false;
-    }
-    assert!(field < VCPU_INFO_BYTES);
-    // SAFETY: as in `held_vcpu_info_pair`: `maddr` is the held vCPU's
-    // vcpu_info (a shared_info slot or a registered frame), which lives
-    // until the domain is destroyed, and destroying waits until no CPU
-    // holds its vCPUs. The byte is inside the vcpu_info, reached only as
-    // an atomic, and no reference outlives this store.
-    let byte =
-        unsafe { AtomicU8::from_ptr(byte_of(maddr >> 12, (maddr & 0xfff) as usize + field)) };
-    byte.store(value, core::sync::atomic::Ordering::SeqCst);
+    };
+    // SAFETY: the held vCPU's vcpu_info, live while this CPU holds the
+    // vCPU and reached only as atomics (`held_vcpu_info_field`); the
+    // byte is inside it, and no reference outlives this store.
+    unsafe { AtomicU8::from_ptr(at) }.store(value, core::sync::atomic::Ordering::SeqCst);
     true
 }
 
